@@ -1,0 +1,175 @@
+"""Compile validated statements into matchers, once, when a policy loads.
+
+A `CompiledStatement` answers "does this statement apply to (action, resource, context)?" with
+pre-built matchers: actions lower-cased into a `PatternSet`, resources into a segment-aware
+`PatternSet`, conditions into `Condition` objects. Only patterns holding policy variables are
+finished per request; their compiled form is cached by the substituted tokens.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pdp.condition import Condition
+from pdp.context import RequestContext
+from pdp.errors import Diagnostic
+from pdp.model import MatchedStatement
+from pdp.operators import EvaluationError, OperatorSyntaxError, parse_operator
+from pdp.validate import StatementNode
+from pdp.variables import Template, VariableSyntaxError, parse_template
+from pdp.wildcard import Matcher, PatternSet, Token, compile_glob, tokenize
+
+__all__ = ["CompiledStatement", "compile_statement"]
+
+
+@lru_cache(maxsize=8192)
+def _resource_matcher(tokens: tuple[Token, ...]) -> Matcher:
+    return compile_glob(tokens, dialect="resource")
+
+
+class CompiledStatement:
+    """One statement, ready to evaluate. `services` lists the action prefixes it can match
+    (lower-cased), or is None when it may match any service (`*`, `*:Get*`, NotAction)."""
+
+    __slots__ = (
+        "ref",
+        "deny",
+        "actions",
+        "not_action",
+        "resources",
+        "resource_templates",
+        "not_resource",
+        "conditions",
+        "services",
+    )
+
+    def __init__(
+        self,
+        ref: MatchedStatement,
+        actions: PatternSet,
+        not_action: bool,
+        resources: PatternSet,
+        resource_templates: tuple[Template, ...],
+        not_resource: bool,
+        conditions: tuple[Condition, ...],
+        services: frozenset[str] | None,
+    ) -> None:
+        self.ref = ref
+        self.deny = ref.effect == "Deny"
+        self.actions = actions
+        self.not_action = not_action
+        self.resources = resources
+        self.resource_templates = resource_templates
+        self.not_resource = not_resource
+        self.conditions = conditions
+        self.services = services
+
+    def applies(self, action: str, resource: str, ctx: RequestContext) -> bool:
+        """`action` must be lower-cased. Raises EvaluationError on an unreadable context value."""
+        if self.actions(action) is self.not_action:
+            return False
+        if self._resource_hit(resource, ctx) is self.not_resource:
+            return False
+        for condition in self.conditions:
+            if not condition(ctx):
+                return False
+        return True
+
+    def _resource_hit(self, resource: str, ctx: RequestContext) -> bool:
+        if self.resources(resource):
+            return True
+        for template in self.resource_templates:
+            tokens = template.tokens(ctx.single)
+            if tokens is None:
+                # A variable without value: the pattern names nothing. Under NotResource that
+                # would widen the statement, so an Allow stops applying and a Deny keeps its reach.
+                if self.not_resource and not self.deny:
+                    return True
+                continue
+            if _resource_matcher(tokens)(resource):
+                return True
+        return False
+
+
+def compile_statement(
+    node: StatementNode, *, policy: str, version: str | None, source: str | None
+) -> tuple[CompiledStatement | None, list[Diagnostic]]:
+    """Compile one validated statement; report operator and value problems as diagnostics."""
+    problems: list[Diagnostic] = []
+
+    def problem(code: str, path: str, message: str, hint: str | None = None) -> None:
+        problems.append(Diagnostic(code, path, message, source, hint))
+
+    substitute = version == "2012-10-17"
+    actions = PatternSet(
+        (tokenize(a.lower()) for a in node.actions), dialect="uniform", ignore_case=True
+    )
+    services: set[str] | None = set()
+    if node.not_action:
+        services = None
+    else:
+        for action in node.actions:
+            prefix = action.partition(":")[0].lower()
+            if action == "*" or "*" in prefix or "?" in prefix:
+                services = None
+                break
+            services.add(prefix)
+
+    static: list[tuple[Token, ...]] = []
+    templates: list[Template] = []
+    element = "NotResource" if node.not_resource else "Resource"
+    for resource in node.resources:
+        try:
+            template = parse_template(resource, substitute=substitute)
+        except VariableSyntaxError as exc:
+            problem("invalid_variable", f"{node.path}.{element}", str(exc))
+            continue
+        if template.has_variables:
+            templates.append(template)
+        else:
+            static.append(template.tokens() or ())
+
+    conditions: list[Condition] = []
+    for entry in node.conditions:
+        try:
+            operator = parse_operator(entry.operator)
+        except OperatorSyntaxError as exc:
+            problem("unknown_operator", f"{node.path}.Condition", str(exc), exc.hint)
+            continue
+        parsed: list[Template] = []
+        for i, value in enumerate(entry.values):
+            where = f"{entry.path}[{i}]" if len(entry.values) > 1 else entry.path
+            try:
+                template = parse_template(value, substitute=substitute)
+            except VariableSyntaxError as exc:
+                problem("invalid_variable", where, str(exc))
+                continue
+            family = operator.spec.family
+            if not template.has_variables and not family.wildcards:
+                try:
+                    family.parse(template.resolve(lambda _k: None) or "")
+                except ValueError as exc:
+                    problem("invalid_condition_value", where, f"{operator.text}: {exc}")
+                    continue
+            parsed.append(template)
+        try:
+            conditions.append(Condition(operator, entry.key, parsed))
+        except EvaluationError as exc:
+            problem("invalid_condition_value", entry.path, str(exc))
+
+    if problems or node.effect not in ("Allow", "Deny"):
+        return None, problems
+    effect: Literal["Allow", "Deny"] = "Deny" if node.effect == "Deny" else "Allow"
+    ref = MatchedStatement(policy=policy, statement=node.index, sid=node.sid, effect=effect)
+    compiled = CompiledStatement(
+        ref=ref,
+        actions=actions,
+        not_action=node.not_action,
+        resources=PatternSet(static, dialect="resource", ignore_case=False),
+        resource_templates=tuple(templates),
+        not_resource=node.not_resource,
+        conditions=tuple(conditions),
+        services=frozenset(services) if services is not None else None,
+    )
+    return compiled, problems

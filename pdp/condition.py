@@ -1,0 +1,93 @@
+"""One compiled condition (operator, key, values) and IAM's rules for absent and multi-valued keys.
+
+For a key absent from the request context (reference_policies_elements_condition_operators.html):
+- `...IfExists`: true;
+- `ForAllValues:`: true (also for an empty list); `ForAnyValue:`: false (also for an empty list);
+- no set prefix: a positive operator is false, a negated one (`StringNotEquals`, `NotIpAddress`,
+  `ArnNotLike`, ...) is true;
+- `Null`: true when the policy value is "true".
+
+For a present key, several policy values are ORed (NORed for negated operators). With a set
+prefix each value of the (multi-valued) context key is tested on its own and the results are
+combined with all/any; without one, a multi-valued key matches when any of its values does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pdp.context import MISSING, RequestContext, Scalar
+from pdp.operators import EvaluationError, Operator, Test
+from pdp.variables import Template
+
+__all__ = ["Condition"]
+
+
+def _no_value(_key: str) -> None:
+    return None
+
+
+class Condition:
+    """A compiled `"Operator": {"key": [values]}` entry; call it with a RequestContext."""
+
+    __slots__ = ("operator", "key", "key_text", "templates", "_test", "_null_values")
+
+    def __init__(self, operator: Operator, key_text: str, templates: Sequence[Template]) -> None:
+        self.operator = operator
+        self.key_text = key_text
+        self.key = key_text.lower()
+        self.templates = tuple(templates)
+        self._null_values: frozenset[bool] | None = None
+        self._test: Test | None = None
+        family = operator.spec.family
+        if family.name == "null":
+            self._null_values = frozenset(family.parse(t.text) for t in self.templates)
+        elif not any(t.has_variables for t in self.templates):
+            self._test = self._build(self.templates, None)
+
+    def _build(self, templates: Sequence[Template], ctx: RequestContext | None) -> Test:
+        family = self.operator.spec.family
+        values: list[Any] = []
+        for template in templates:
+            if family.wildcards:
+                tokens = template.tokens(ctx.single if ctx else None)
+                if tokens is not None:
+                    values.append(tokens)
+                continue
+            text = template.resolve(ctx.single if ctx else _no_value)
+            if text is None:
+                continue  # a variable with no value matches nothing
+            try:
+                values.append(family.parse(text))  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise EvaluationError(
+                    f"{self.operator.text} {self.key_text}: policy value {exc}"
+                ) from None
+        return family.build(self.operator.spec.kind, values)
+
+    def __call__(self, ctx: RequestContext) -> bool:
+        op = self.operator
+        value = ctx.get(self.key)
+        if isinstance(value, tuple) and not value:
+            value = MISSING  # an empty multi-valued key is an absent key
+        if self._null_values is not None:
+            return (value is MISSING) in self._null_values
+        if value is MISSING:
+            if op.if_exists or op.set_op == "all":
+                return True
+            if op.set_op == "any":
+                return False
+            return op.spec.negated
+        test = self._test or self._build(self.templates, ctx)
+        negated = op.spec.negated
+        values: tuple[Scalar, ...] = value if isinstance(value, tuple) else (value,)  # type: ignore[assignment]
+        try:
+            if op.set_op == "all":
+                return all(test(v) is not negated for v in values)
+            if op.set_op == "any":
+                return any(test(v) is not negated for v in values)
+            hit = any(test(v) for v in values)
+        except EvaluationError as exc:
+            raise EvaluationError(f'{op.text} on "{self.key_text}": {exc}') from None
+        return hit is not negated

@@ -1,0 +1,135 @@
+"""The decision: explicit Deny beats Allow, no Allow means implicit deny.
+
+(reference_policies_evaluation-logic.html) Statements are looked up by the action's service
+prefix through a `PolicySet` built once per set of policies, so a decision only visits the
+statements that can match. Evaluation never raises: a malformed request or an unreadable context
+value is a Deny that lists the error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+from pdp.compile import CompiledStatement
+from pdp.context import RequestContext
+from pdp.errors import RequestError
+from pdp.model import Decision, MatchedStatement, Principal
+from pdp.operators import EvaluationError
+from pdp.policy import Policy
+
+__all__ = ["PolicySet", "evaluate"]
+
+log = logging.getLogger(__name__)
+
+MAX_ACTION = 256
+MAX_RESOURCE = 4096
+
+
+class PolicySet:
+    """The policies that apply to one principal, indexed by action service prefix."""
+
+    __slots__ = ("policies", "_by_service", "_generic")
+
+    def __init__(self, policies: Iterable[Policy]) -> None:
+        self.policies = tuple(policies)
+        statements = [s for p in self.policies for s in p.statements]
+        services = {svc for s in statements for svc in (s.services or ())}
+        # Invariant: each tuple keeps document order, so `matched` lists statements as written.
+        self._by_service = {
+            svc: tuple(s for s in statements if s.services is None or svc in s.services)
+            for svc in services
+        }
+        self._generic = tuple(s for s in statements if s.services is None)
+
+    def candidates(self, service: str) -> tuple[CompiledStatement, ...]:
+        return self._by_service.get(service, self._generic)
+
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Mapping[str, object] | None = None,
+        now: float | None = None,
+    ) -> Decision:
+        """Decide one request; never raises."""
+        try:
+            return self._decide(principal, action, resource, context, now)
+        except RequestError as exc:
+            return Decision("Deny", "implicitDeny", errors=(str(exc),))
+        except Exception as exc:  # fail closed: an internal error is a Deny, never an Allow
+            log.exception("internal error while deciding")
+            return Decision(
+                "Deny", "implicitDeny", errors=(f"internal error: {type(exc).__name__}",)
+            )
+
+    def _decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Mapping[str, object] | None,
+        now: float | None,
+    ) -> Decision:
+        if not isinstance(principal, Principal):
+            raise RequestError("principal: must be a pdp.Principal")
+        if not isinstance(action, str) or not 0 < len(action) <= MAX_ACTION:
+            raise RequestError("action: must be a non-empty string of at most 256 characters")
+        service, colon, name = action.partition(":")
+        if not colon or not service or not name:
+            raise RequestError(f'action: "{action}" is not of the form "service:action"')
+        if not isinstance(resource, str) or not 0 < len(resource) <= MAX_RESOURCE:
+            raise RequestError("resource: must be a non-empty string of at most 4096 characters")
+        ctx = RequestContext(principal, context, now)
+        action = action.lower()
+        denies: list[MatchedStatement] = []
+        allows: list[MatchedStatement] = []
+        errors: list[str] = []
+        for statement in self.candidates(service.lower()):
+            try:
+                if statement.applies(action, resource, ctx):
+                    (denies if statement.deny else allows).append(statement.ref)
+            except EvaluationError as exc:
+                ref = statement.ref
+                errors.append(f"{ref.policy}: Statement[{ref.statement}]: {exc}")
+        if denies:
+            return Decision("Deny", "explicitDeny", tuple(denies), tuple(errors))
+        if errors:
+            return Decision("Deny", "implicitDeny", (), tuple(errors))
+        if allows:
+            return Decision("Allow", "allowed", tuple(allows))
+        return _IMPLICIT_DENY
+
+
+_IMPLICIT_DENY = Decision("Deny", "implicitDeny")
+
+
+@lru_cache(maxsize=256)
+def _policy_set(policies: tuple[Policy, ...]) -> PolicySet:
+    return PolicySet(policies)
+
+
+def evaluate(
+    policies: Iterable[Policy] | PolicySet,
+    principal: Principal,
+    *,
+    action: str,
+    resource: str,
+    context: Mapping[str, object] | None = None,
+    now: float | None = None,
+) -> Decision:
+    """Decide whether `principal` may perform `action` on `resource` under `policies`.
+
+    `policies` are all the identity policies that apply to the principal (or a prepared
+    `PolicySet`). `context` maps condition keys to strings, numbers, booleans or lists of them;
+    `now` (epoch seconds) evaluates "as of" a time when the context has no `aws:CurrentTime`.
+    Never raises: errors come back as a Deny with `errors` filled in.
+    """
+    if not isinstance(policies, PolicySet):
+        try:
+            policies = _policy_set(tuple(policies))
+        except Exception as exc:  # a non-Policy in the list, say: fail closed
+            return Decision("Deny", "implicitDeny", errors=(f"policies: {exc}",))
+    return policies.decide(principal, action, resource, context, now)

@@ -1,0 +1,58 @@
+"""Strict JSON reading for policy documents: duplicate keys and NaN are errors, not silence.
+
+`json.loads` keeps the last of two equal keys; IAM refuses such a document, so objects are built by
+a hook that remembers the keys it saw twice. The validator reports them with their JSON path.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["JsonObject", "MalformedJson", "load_json"]
+
+
+class JsonObject(dict[str, Any]):
+    """A JSON object that knows which of its keys appeared more than once."""
+
+    __slots__ = ("duplicates",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.duplicates: list[str] = []
+
+
+class MalformedJson(ValueError):
+    """The text is not one well-formed JSON value; the message says where."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> JsonObject:
+    obj = JsonObject()
+    for key, value in pairs:
+        if key in obj and key not in obj.duplicates:
+            obj.duplicates.append(key)
+        obj[key] = value
+    return obj
+
+
+def _no_constants(name: str) -> Any:
+    raise MalformedJson(f"malformed JSON: {name} is not a JSON value")
+
+
+def load_json(text: str | bytes) -> Any:
+    """Parse JSON text into Python values with `JsonObject` for objects."""
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise MalformedJson(f"malformed JSON: not UTF-8 text ({exc.reason})") from None
+    elif text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        return json.loads(text, object_pairs_hook=_object, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        raise MalformedJson(
+            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise MalformedJson("malformed JSON: nested too deeply") from None

@@ -1,0 +1,171 @@
+"""Values that cross pdp's boundary: who asks (`Principal`) and what was decided (`Decision`)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from pdp.errors import RequestError
+
+__all__ = ["Decision", "MatchedStatement", "Principal"]
+
+_ACCOUNT = re.compile(r"\d{12}")
+_USER_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+_PATH = re.compile(r"/(?:[\x21-\x7e]*/)?")
+
+# Keys IAM derives from the principal (lower-cased): a request may not set them.
+PRINCIPAL_KEYS = frozenset(
+    {"aws:username", "aws:userid", "aws:principalarn", "aws:principalaccount", "aws:principaltype"}
+)
+PRINCIPAL_TAG_PREFIX = "aws:principaltag/"
+
+
+def _unique_id(arn: str) -> str:
+    """A stable IAM-style unique id ("AIDA" + 17 base32 characters) derived from the ARN."""
+    digest = base64.b32encode(hashlib.sha256(arn.encode()).digest()).decode()
+    return "AIDA" + digest[:17]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who makes a request: an IAM user (or the account root), with the keys IAM derives from it.
+
+    Build one with `Principal.user(...)` or `Principal.root(...)`; `context_keys` holds the
+    request-context keys it supplies (lower-cased names), such as `aws:username`.
+    """
+
+    kind: Literal["user", "root"]
+    name: str
+    account: str
+    arn: str
+    user_id: str
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    context_keys: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
+
+    @classmethod
+    def user(
+        cls,
+        name: str,
+        *,
+        account: str,
+        tags: Mapping[str, str] | None = None,
+        path: str = "/",
+        user_id: str | None = None,
+    ) -> Principal:
+        """An IAM user `arn:aws:iam::<account>:user<path><name>` with its tags."""
+        if not isinstance(name, str) or not _USER_NAME.fullmatch(name):
+            raise RequestError(f"principal: invalid user name {name!r}")
+        if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
+            raise RequestError(f"principal: account must be 12 digits, got {account!r}")
+        if not isinstance(path, str) or not _PATH.fullmatch(path):
+            raise RequestError(f"principal: invalid path {path!r}")
+        clean_tags = _check_tags(tags or {})
+        arn = f"arn:aws:iam::{account}:user{path}{name}"
+        uid = user_id if user_id is not None else _unique_id(arn)
+        keys = {
+            "aws:username": name,
+            "aws:userid": uid,
+            "aws:principalarn": arn,
+            "aws:principalaccount": account,
+            "aws:principaltype": "User",
+        }
+        for key, value in clean_tags.items():
+            keys[PRINCIPAL_TAG_PREFIX + key.lower()] = value
+        return cls(
+            kind="user",
+            name=name,
+            account=account,
+            arn=arn,
+            user_id=uid,
+            tags=MappingProxyType(dict(clean_tags)),
+            context_keys=MappingProxyType(keys),
+        )
+
+    @classmethod
+    def root(cls, *, account: str) -> Principal:
+        """The account root user `arn:aws:iam::<account>:root`."""
+        if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
+            raise RequestError(f"principal: account must be 12 digits, got {account!r}")
+        arn = f"arn:aws:iam::{account}:root"
+        keys = {
+            "aws:userid": account,
+            "aws:principalarn": arn,
+            "aws:principalaccount": account,
+            "aws:principaltype": "Account",
+        }
+        return cls(
+            kind="root",
+            name="root",
+            account=account,
+            arn=arn,
+            user_id=account,
+            context_keys=MappingProxyType(keys),
+        )
+
+
+def _check_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    if not isinstance(tags, Mapping):
+        raise RequestError("principal: tags must be an object of strings")
+    seen: set[str] = set()
+    for key, value in tags.items():
+        if not isinstance(key, str) or not key or not isinstance(value, str):
+            raise RequestError(f"principal: tag {key!r} must map a non-empty string to a string")
+        if key.lower() in seen:
+            raise RequestError(f"principal: tag key {key!r} repeats (tag keys ignore case)")
+        seen.add(key.lower())
+    return dict(tags)
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedStatement:
+    """A statement that decided: its policy, its index in `Statement`, its Sid and its Effect."""
+
+    policy: str
+    statement: int
+    sid: str | None
+    effect: Literal["Allow", "Deny"]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "policy": self.policy,
+            "statement": self.statement,
+            "sid": self.sid,
+            "effect": self.effect,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to one request.
+
+    `decision` is "Allow" or "Deny"; `reason` uses the IAM policy simulator's words: "allowed",
+    "explicitDeny" or "implicitDeny". `matched` holds the statements that decided (the Deny
+    statements for an explicit deny, the Allow statements for an allow); `errors` is empty unless
+    something went wrong, in which case the decision is always Deny.
+    """
+
+    decision: Literal["Allow", "Deny"]
+    reason: Literal["allowed", "explicitDeny", "implicitDeny"]
+    matched: tuple[MatchedStatement, ...] = ()
+    errors: tuple[str, ...] = ()
+    policy_version: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "Allow"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "decision": self.decision,
+            "reason": self.reason,
+            "matched": [m.to_dict() for m in self.matched],
+            "errors": list(self.errors),
+            "policy_version": self.policy_version,
+        }

@@ -1,0 +1,340 @@
+"""IAM condition operators: their names, how policy values are read, and how one value is tested.
+
+Each base operator belongs to a family (string, numeric, date, bool, binary, ip, arn, null). A
+family knows how to read a policy value at load time (`parse`) and how to build the positive test
+"does this context value match any policy value" (`build`). Negated operators (`StringNotEquals`,
+`NotIpAddress`, `ArnNotLike`, ...) are the negation of that test, so several policy values act as
+OR for positive operators and as NOR for negated ones
+(reference_policies_multi-value-conditions.html#reference_policies_multiple-conditions-eval).
+
+A context value that cannot be read for the family (a word where a number is due) raises
+`EvaluationError`; the evaluator turns it into a Deny that lists the error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import ipaddress
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
+
+from pdp.context import Scalar, scalar_text
+from pdp.wildcard import Matcher, PatternSet, Token, compile_glob
+
+__all__ = [
+    "EvaluationError",
+    "Operator",
+    "OperatorSpec",
+    "parse_operator",
+]
+
+Test = Callable[[Scalar], bool]
+
+
+class EvaluationError(ValueError):
+    """A context value could not be compared as its operator requires."""
+
+
+class OperatorSyntaxError(ValueError):
+    """An operator name that IAM does not know; `hint` may suggest the intended one."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+# --- reading values -------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_EPOCH = re.compile(r"[+-]?\d+(?:\.\d+)?")
+
+
+def to_number(value: Scalar) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if _NUMBER.fullmatch(value):
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            pass
+    raise ValueError(f'"{value}" is not a number')
+
+
+@lru_cache(maxsize=4096)
+def _iso_date(text: str) -> float:
+    stamp = datetime.fromisoformat(text)
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+def to_date(value: Scalar) -> float:
+    """Seconds since the epoch, from ISO 8601 text or epoch seconds (number or digits)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a date")
+    if isinstance(value, int | float):
+        return float(value)
+    if _EPOCH.fullmatch(value):
+        return float(value)
+    try:
+        return _iso_date(value)
+    except ValueError:
+        raise ValueError(f'"{value}" is not an ISO 8601 date or epoch time') from None
+
+
+def to_bool(value: Scalar) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.lower()
+        if low == "true":
+            return True
+        if low == "false":
+            return False
+    raise ValueError(f'"{scalar_text(value)}" is not true or false')
+
+
+def to_binary(value: Scalar) -> bytes:
+    try:
+        return base64.b64decode(scalar_text(value), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f'"{scalar_text(value)}" is not base64') from None
+
+
+_Network = tuple[int, int, int]  # (version, network as int, mask as int)
+
+
+def to_network(value: Scalar) -> _Network:
+    try:
+        net = ipaddress.ip_network(scalar_text(value), strict=False)
+    except ValueError:
+        raise ValueError(f'"{scalar_text(value)}" is not an IP address or CIDR range') from None
+    return (net.version, int(net.network_address), int(net.netmask))
+
+
+@lru_cache(maxsize=4096)
+def to_address(text: str) -> tuple[int, int]:
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        try:
+            addr = ipaddress.ip_interface(text).ip
+        except ValueError:
+            raise ValueError(f'"{text}" is not an IP address') from None
+    return (addr.version, int(addr))
+
+
+# --- families -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """How an operator family reads policy values and builds its positive test."""
+
+    name: str
+    parse: Callable[[str], Any]  # policy value -> parsed value (raises ValueError)
+    build: Callable[[str, Sequence[Any]], Test]  # (kind, parsed values) -> positive test
+    wildcards: bool = False  # policy values are patterns (parsed from tokens, not text)
+
+
+def _string_test(kind: str, values: Sequence[Any]) -> Test:
+    if kind == "like":
+        patterns = PatternSet(values, dialect="uniform", ignore_case=False)
+        return lambda v: patterns(scalar_text(v))
+    if kind == "equalsignorecase":
+        lowered = frozenset(v.lower() for v in values)
+        return lambda v: scalar_text(v).lower() in lowered
+    exact = frozenset(values)
+    return lambda v: scalar_text(v) in exact
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: a == b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+}
+
+
+def _ordered_test(
+    convert: Callable[[Scalar], Any], what: str
+) -> Callable[[str, Sequence[Any]], Test]:
+    def build(kind: str, values: Sequence[Any]) -> Test:
+        compare = _COMPARE[kind]
+
+        def test(v: Scalar) -> bool:
+            try:
+                x = convert(v)
+            except ValueError as exc:
+                raise EvaluationError(f"{exc} ({what} expected)") from None
+            return any(compare(x, p) for p in values)
+
+        return test
+
+    return build
+
+
+def _bool_test(_kind: str, values: Sequence[Any]) -> Test:
+    wanted = frozenset(values)
+
+    def test(v: Scalar) -> bool:
+        try:
+            return to_bool(v) in wanted
+        except ValueError as exc:
+            raise EvaluationError(f"{exc} (Bool expected)") from None
+
+    return test
+
+
+def _binary_test(_kind: str, values: Sequence[Any]) -> Test:
+    wanted = frozenset(values)
+
+    def test(v: Scalar) -> bool:
+        try:
+            return to_binary(v) in wanted
+        except ValueError as exc:
+            raise EvaluationError(f"{exc} (base64 binary expected)") from None
+
+    return test
+
+
+def _ip_test(_kind: str, values: Sequence[Any]) -> Test:
+    networks = tuple(values)
+
+    def test(v: Scalar) -> bool:
+        try:
+            version, addr = to_address(scalar_text(v))
+        except ValueError as exc:
+            raise EvaluationError(str(exc)) from None
+        return any(ver == version and addr & mask == net for ver, net, mask in networks)
+
+    return test
+
+
+def _arn_test(_kind: str, values: Sequence[Any]) -> Test:
+    matchers: tuple[Matcher, ...] = tuple(compile_glob(t, dialect="arn") for t in values)
+    return lambda v: any(m(scalar_text(v)) for m in matchers)
+
+
+def _null_parse(text: str) -> bool:
+    return to_bool(text)
+
+
+def _tokens(text: Any) -> Any:
+    return text  # wildcard families receive tokens already
+
+
+FAMILIES = {
+    "string": Family("string", str, _string_test),
+    "like": Family("like", _tokens, _string_test, wildcards=True),
+    "numeric": Family("numeric", to_number, _ordered_test(to_number, "number")),
+    "date": Family("date", to_date, _ordered_test(to_date, "date")),
+    "bool": Family("bool", to_bool, _bool_test),
+    "binary": Family("binary", to_binary, _binary_test),
+    "ip": Family("ip", to_network, _ip_test),
+    "arn": Family("arn", _tokens, _arn_test, wildcards=True),
+    "null": Family("null", _null_parse, _bool_test),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSpec:
+    """A base operator: its family, the comparison kind, and whether it is negated."""
+
+    name: str
+    family: Family
+    kind: str
+    negated: bool
+
+
+def _specs() -> dict[str, OperatorSpec]:
+    table: list[tuple[str, str, str, bool]] = [
+        ("StringEquals", "string", "equals", False),
+        ("StringNotEquals", "string", "equals", True),
+        ("StringEqualsIgnoreCase", "string", "equalsignorecase", False),
+        ("StringNotEqualsIgnoreCase", "string", "equalsignorecase", True),
+        ("StringLike", "like", "like", False),
+        ("StringNotLike", "like", "like", True),
+        ("Bool", "bool", "eq", False),
+        ("BinaryEquals", "binary", "eq", False),
+        ("IpAddress", "ip", "in", False),
+        ("NotIpAddress", "ip", "in", True),
+        ("ArnEquals", "arn", "like", False),
+        ("ArnLike", "arn", "like", False),
+        ("ArnNotEquals", "arn", "like", True),
+        ("ArnNotLike", "arn", "like", True),
+        ("Null", "null", "eq", False),
+    ]
+    for family in ("Numeric", "Date"):
+        for suffix, kind in (
+            ("Equals", "eq"),
+            ("LessThan", "lt"),
+            ("LessThanEquals", "le"),
+            ("GreaterThan", "gt"),
+            ("GreaterThanEquals", "ge"),
+        ):
+            table.append((family + suffix, family.lower(), kind, False))
+        table.append((family + "NotEquals", family.lower(), "eq", True))
+    return {name: OperatorSpec(name, FAMILIES[fam], kind, neg) for name, fam, kind, neg in table}
+
+
+SPECS = _specs()
+SET_PREFIXES = ("ForAllValues:", "ForAnyValue:")
+ALL_OPERATOR_NAMES = sorted(
+    [n for n in SPECS]
+    + [n + "IfExists" for n in SPECS if n != "Null"]
+    + [p + n for p in SET_PREFIXES for n in SPECS if n != "Null"]
+    + [p + n + "IfExists" for p in SET_PREFIXES for n in SPECS if n != "Null"]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """A full condition operator: optional set prefix, base operator, optional IfExists."""
+
+    text: str
+    spec: OperatorSpec
+    set_op: str | None  # "all", "any" or None
+    if_exists: bool
+
+
+def parse_operator(text: str) -> Operator:
+    """Read `ForAnyValue:StringLikeIfExists` and the like; raise OperatorSyntaxError if unknown."""
+    rest = text
+    set_op = None
+    for prefix, name in (("ForAllValues:", "all"), ("ForAnyValue:", "any")):
+        if rest.startswith(prefix):
+            rest = rest[len(prefix) :]
+            set_op = name
+            break
+    if_exists = rest.endswith("IfExists") and rest != "IfExists"
+    base = rest[: -len("IfExists")] if if_exists else rest
+    spec = SPECS.get(base)
+    if spec is None or (spec.name == "Null" and (if_exists or set_op)):
+        close = difflib.get_close_matches(text, ALL_OPERATOR_NAMES, n=1, cutoff=0.75)
+        if spec is not None and spec.name == "Null":
+            raise OperatorSyntaxError(
+                f'unknown operator "{text}": Null takes no IfExists and no set prefix'
+            )
+        raise OperatorSyntaxError(
+            f'unknown operator "{text}"',
+            f'did you mean "{close[0]}"?' if close else None,
+        )
+    return Operator(text, spec, set_op, if_exists)
+
+
+def parse_values(op: Operator, values: Sequence[str | tuple[Token, ...]]) -> list[Any]:
+    """Parse literal policy values for the operator's family (raises ValueError)."""
+    return [op.spec.family.parse(v) for v in values]  # type: ignore[arg-type]

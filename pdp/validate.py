@@ -1,0 +1,341 @@
+"""Structural validation of IAM identity-policy documents, after the IAM JSON policy grammar.
+
+`validate_document` walks the parsed JSON, records every problem as a `Diagnostic` with its JSON
+path (`Statement[1].Condition`), and returns a normalized tree (`PolicyNode`) for the compiler.
+It never stops at the first problem: a user fixing a policy wants the whole list.
+(reference_policies_grammar.html, reference_policies_elements_*.html)
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pdp.errors import Diagnostic
+from pdp.jsondoc import JsonObject
+
+__all__ = ["ConditionEntry", "PolicyNode", "StatementNode", "validate_document"]
+
+VERSIONS = ("2012-10-17", "2008-10-17")
+_TOP_KEYS = ("Version", "Id", "Statement")
+_STATEMENT_KEYS = (
+    "Sid",
+    "Effect",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Condition",
+    "Principal",
+    "NotPrincipal",
+)
+_SID = re.compile(r"[A-Za-z0-9]*")
+# "*" or "service:action" with wildcards (reference_policies_elements_action.html)
+_ACTION = re.compile(r"[A-Za-z0-9*?-]+:[A-Za-z0-9*?_-]+")
+_CONDITION_KEY = re.compile(r"[A-Za-z0-9*?-]+:\S+")
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionEntry:
+    """One `"Operator": {"key": values}` pair; values normalized to strings."""
+
+    operator: str
+    key: str
+    values: tuple[str, ...]
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatementNode:
+    """A statement's elements, normalized to tuples; `not_action`/`not_resource` mark Not* forms."""
+
+    index: int
+    path: str
+    sid: str | None
+    effect: str
+    actions: tuple[str, ...]
+    not_action: bool
+    resources: tuple[str, ...]
+    not_resource: bool
+    conditions: tuple[ConditionEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyNode:
+    version: str | None
+    id: str | None
+    statements: tuple[StatementNode, ...]
+
+
+class _Collector:
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+        self.items: list[Diagnostic] = []
+
+    def add(self, code: str, path: str, message: str, hint: str | None = None) -> None:
+        self.items.append(Diagnostic(code, path, message, self.source, hint))
+
+    def check_object(self, obj: dict[str, Any], path: str, allowed: Iterable[str]) -> None:
+        if isinstance(obj, JsonObject):
+            for key in obj.duplicates:
+                self.add("duplicate_key", path, f'duplicate key "{key}"')
+        allowed = tuple(allowed)
+        for key in obj:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+                if not close:
+                    close = [a for a in allowed if a.lower() == key.lower()]
+                self.add(
+                    "unknown_element",
+                    _join(path, key),
+                    f'unknown element "{key}"',
+                    f'did you mean "{close[0]}"?' if close else None,
+                )
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _scalar_text(value: Any) -> str | None:
+    """A condition value as text: JSON booleans and numbers are allowed unquoted."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def validate_document(
+    doc: Any, source: str | None = None
+) -> tuple[PolicyNode | None, list[Diagnostic]]:
+    """Check a parsed policy document; return its tree and every problem found.
+
+    The tree comes back even when there are problems (None only for a non-object), so that the
+    compiler can add what it finds (unknown operators, unreadable values) to the same list.
+    """
+    out = _Collector(source)
+    if not isinstance(doc, dict):
+        out.add("not_an_object", "", "a policy document must be a JSON object")
+        return None, out.items
+    out.check_object(doc, "", _TOP_KEYS)
+    version = doc.get("Version")
+    if "Version" in doc and version not in VERSIONS:
+        out.add(
+            "invalid_version",
+            "Version",
+            f"unsupported Version {_show(version)}",
+            'use "2012-10-17"',
+        )
+        version = None
+    policy_id = doc.get("Id")
+    if "Id" in doc and not isinstance(policy_id, str):
+        out.add("invalid_id", "Id", "Id must be a string")
+        policy_id = None
+    statements: list[StatementNode] = []
+    if "Statement" not in doc:
+        out.add("missing_statement", "", "missing Statement")
+    else:
+        raw = doc["Statement"]
+        if isinstance(raw, dict):
+            items: list[tuple[str, Any]] = [("Statement", raw)]
+        elif isinstance(raw, list):
+            if not raw:
+                out.add(
+                    "empty_statement", "Statement", "empty Statement: a policy needs a statement"
+                )
+            items = [(f"Statement[{i}]", s) for i, s in enumerate(raw)]
+        else:
+            out.add(
+                "invalid_statement", "Statement", "Statement must be an object or a list of objects"
+            )
+            items = []
+        sids: dict[str, str] = {}
+        for index, (path, stmt) in enumerate(items):
+            node = _statement(out, index, path, stmt)
+            if node is None:
+                continue
+            if node.sid:
+                if node.sid in sids:
+                    out.add(
+                        "duplicate_sid",
+                        _join(path, "Sid"),
+                        f'duplicate Sid "{node.sid}" (also in {sids[node.sid]})',
+                        "Sid values must be unique within a policy",
+                    )
+                sids.setdefault(node.sid, path)
+            statements.append(node)
+    return PolicyNode(version, policy_id, tuple(statements)), out.items
+
+
+def _show(value: Any) -> str:
+    return (
+        f'"{value}"'
+        if isinstance(value, str)
+        else (type(value).__name__ if value is not None else "null")
+    )
+
+
+def _statement(out: _Collector, index: int, path: str, stmt: Any) -> StatementNode | None:
+    if not isinstance(stmt, dict):
+        out.add("invalid_statement", path, "a statement must be a JSON object")
+        return None
+    out.check_object(stmt, path, _STATEMENT_KEYS)
+    for key in ("Principal", "NotPrincipal"):
+        if key in stmt:
+            out.add(
+                "principal_in_identity_policy",
+                _join(path, key),
+                f"{key} is not allowed in an identity-based policy",
+                "the principal is whoever the policy is attached to",
+            )
+    sid = stmt.get("Sid")
+    if "Sid" in stmt:
+        if not isinstance(sid, str):
+            out.add("invalid_sid", _join(path, "Sid"), "Sid must be a string")
+            sid = None
+        elif not _SID.fullmatch(sid):
+            out.add(
+                "invalid_sid",
+                _join(path, "Sid"),
+                f'Sid "{sid}" must be alphanumeric',
+                "only A-Z, a-z and 0-9 are allowed in IAM policies",
+            )
+    effect = stmt.get("Effect")
+    if "Effect" not in stmt:
+        out.add("missing_effect", path, "missing Effect")
+    elif effect not in ("Allow", "Deny"):
+        out.add(
+            "invalid_effect",
+            _join(path, "Effect"),
+            f"invalid Effect {_show(effect)}",
+            'Effect is "Allow" or "Deny" (case-sensitive)',
+        )
+    actions, not_action = _either(out, stmt, path, "Action", "NotAction")
+    for i, action in enumerate(actions):
+        if action != "*" and not _ACTION.fullmatch(action):
+            out.add(
+                "invalid_action",
+                _element_path(path, "NotAction" if not_action else "Action", i, len(actions)),
+                f'invalid action "{action}"',
+                'an action is "*" or "service:action", e.g. "s3:GetObject"',
+            )
+    resources, not_resource = _either(out, stmt, path, "Resource", "NotResource")
+    for i, resource in enumerate(resources):
+        if resource != "*" and not (
+            resource.startswith("arn:") and (resource.count(":") >= 5 or resource.endswith("*"))
+        ):
+            out.add(
+                "invalid_resource",
+                _element_path(
+                    path, "NotResource" if not_resource else "Resource", i, len(resources)
+                ),
+                f'invalid resource "{resource}"',
+                'a resource is "*" or an ARN, e.g. "arn:aws:s3:::bucket/*"',
+            )
+    conditions = _conditions(out, path, stmt["Condition"]) if "Condition" in stmt else ()
+    return StatementNode(
+        index=index,
+        path=path,
+        sid=sid if isinstance(sid, str) and sid else None,
+        effect=effect if isinstance(effect, str) else "",
+        actions=actions,
+        not_action=not_action,
+        resources=resources,
+        not_resource=not_resource,
+        conditions=conditions,
+    )
+
+
+def _element_path(path: str, key: str, i: int, count: int) -> str:
+    return _join(path, f"{key}[{i}]") if count > 1 else _join(path, key)
+
+
+def _either(
+    out: _Collector, stmt: dict[str, Any], path: str, name: str, not_name: str
+) -> tuple[tuple[str, ...], bool]:
+    """Exactly one of `name` / `not_name`, as a non-empty string list."""
+    if name in stmt and not_name in stmt:
+        out.add("conflicting_elements", path, f"{name} and {not_name} in the same statement")
+        return (), False
+    if name not in stmt and not_name not in stmt:
+        out.add(f"missing_{name.lower()}", path, f"missing {name}/{not_name}")
+        return (), False
+    key = name if name in stmt else not_name
+    value = stmt[key]
+    where = _join(path, key)
+    if isinstance(value, str):
+        values: list[Any] = [value]
+    elif isinstance(value, list):
+        values = value
+        if not values:
+            out.add(f"empty_{name.lower()}", where, f"empty {key}: it must name at least one entry")
+    else:
+        out.add(f"invalid_{name.lower()}", where, f"{key} must be a string or list of strings")
+        return (), key == not_name
+    good: list[str] = []
+    for i, item in enumerate(values):
+        if not isinstance(item, str) or not item:
+            out.add(
+                f"invalid_{name.lower()}",
+                f"{where}[{i}]" if isinstance(value, list) else where,
+                f"{key} must be a string or list of strings",
+            )
+        else:
+            good.append(item)
+    return tuple(good), key == not_name
+
+
+def _conditions(out: _Collector, path: str, block: Any) -> tuple[ConditionEntry, ...]:
+    where = _join(path, "Condition")
+    if not isinstance(block, dict):
+        out.add("invalid_condition", where, "Condition must be an object of operators")
+        return ()
+    if isinstance(block, JsonObject):
+        for key in block.duplicates:
+            out.add("duplicate_key", where, f'duplicate key "{key}"')
+    entries: list[ConditionEntry] = []
+    for operator, keys in block.items():
+        op_path = f"{where}.{operator}"
+        if not isinstance(keys, dict) or not keys:
+            out.add(
+                "invalid_condition",
+                op_path,
+                f'operator "{operator}" must map condition keys to values',
+            )
+            continue
+        if isinstance(keys, JsonObject):
+            for key in keys.duplicates:
+                out.add("duplicate_key", op_path, f'duplicate key "{key}"')
+        for key, raw in keys.items():
+            key_path = f"{op_path}.{key}"
+            if not _CONDITION_KEY.fullmatch(key):
+                out.add(
+                    "invalid_condition_key",
+                    key_path,
+                    f'invalid condition key "{key}"',
+                    'a condition key has a service prefix, e.g. "aws:SourceIp"',
+                )
+                continue
+            items = raw if isinstance(raw, list) else [raw]
+            if not items:
+                out.add("empty_condition_values", key_path, f'no values for condition key "{key}"')
+                continue
+            values: list[str] = []
+            for i, item in enumerate(items):
+                text = _scalar_text(item)
+                if text is None:
+                    out.add(
+                        "invalid_condition_value",
+                        f"{key_path}[{i}]" if isinstance(raw, list) else key_path,
+                        "a condition value must be a string, number or boolean",
+                    )
+                else:
+                    values.append(text)
+            entries.append(ConditionEntry(operator, key, tuple(values), key_path))
+    return tuple(entries)

@@ -1,0 +1,280 @@
+"""Wildcard (`*`, `?`) matching for IAM patterns, compiled once and linear in the subject.
+
+A pattern is first cut into tokens (:func:`tokenize`): literal text, `STAR` and `QMARK`. Policy
+variables are substituted into literal tokens before compiling, so a substituted value is never a
+wildcard (that is what `${*}` and `${?}` are for).
+
+Three dialects, after the IAM User Guide:
+
+- **uniform** (actions, `StringLike`): `*` is any run of characters, `?` any one character.
+- **resource** (`Resource`, `NotResource`): wildcards live inside colon-separated ARN segments; `?`
+  and a `*` in the middle of a segment never match `:`, but "if the `*` wildcard is the last
+  character of a resource ARN segment, it can expand to match beyond the colon boundaries"
+  (reference_policies_elements_resource.html#reference_policies_elements_resource_wildcards).
+- **arn** (`ArnEquals`, `ArnLike`): "each of the six colon-delimited components of the ARN is
+  checked separately" (reference_policies_elements_condition_operators.html#Conditions_ARN).
+
+Why linear: Python's `re` backtracks, and `a*a*a*a*b` over a long subject is exponential with a
+naive translation. When every star of a pattern matches the same character class, greedy-leftmost
+matching is exact: each middle chunk is wrapped in an atomic group `(?>.*?chunk)` that commits to
+its leftmost occurrence (chunks have fixed length and the next star absorbs whatever lies between),
+and only the last chunk is anchored at the end. Patterns that mix segment-bound and colon-crossing
+stars are matched segment by segment (:func:`_segment_matcher`), each segment with the same trick.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from operator import methodcaller
+
+__all__ = ["QMARK", "STAR", "Matcher", "PatternSet", "compile_glob", "has_wildcard", "tokenize"]
+
+Matcher = Callable[[str], object]
+"""A compiled pattern: called with the subject, truthy when it matches."""
+
+
+class _Wild:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+STAR = _Wild("STAR")
+QMARK = _Wild("QMARK")
+Token = str | _Wild
+
+_ANY = "."  # class of a colon-crossing star (compiled with re.DOTALL)
+_SEG = "[^:]"  # class of a star or `?` that stays inside one ARN segment
+
+
+def tokenize(pattern: str) -> tuple[Token, ...]:
+    """Cut a raw pattern into literal runs, STAR and QMARK (runs of `*` collapse to one STAR)."""
+    tokens: list[Token] = []
+    literal: list[str] = []
+    for ch in pattern:
+        if ch == "*" or ch == "?":
+            if literal:
+                tokens.append("".join(literal))
+                literal.clear()
+            if ch == "*":
+                if not tokens or tokens[-1] is not STAR:
+                    tokens.append(STAR)
+            else:
+                tokens.append(QMARK)
+        else:
+            literal.append(ch)
+    if literal:
+        tokens.append("".join(literal))
+    return tuple(tokens)
+
+
+def normalize(tokens: Iterable[Token]) -> tuple[Token, ...]:
+    """Merge adjacent literals and collapse STAR runs (after variable substitution)."""
+    out: list[Token] = []
+    for tok in tokens:
+        if isinstance(tok, str):
+            if not tok:
+                continue
+            if out and isinstance(out[-1], str):
+                out[-1] = out[-1] + tok
+                continue
+        elif tok is STAR and out and out[-1] is STAR:
+            continue
+        out.append(tok)
+    return tuple(out)
+
+
+def has_wildcard(tokens: Sequence[Token]) -> bool:
+    return any(t is STAR or t is QMARK for t in tokens)
+
+
+def _always(_subject: str) -> bool:
+    return True
+
+
+def compile_glob(
+    tokens: Sequence[Token], *, dialect: str = "uniform", ignore_case: bool = False
+) -> Matcher:
+    """Compile tokens into a matcher. With ignore_case the caller passes lower-cased subjects."""
+    tokens = normalize(t.lower() if ignore_case and isinstance(t, str) else t for t in tokens)
+    if dialect == "arn":
+        return _arn_matcher(tokens)
+    if tokens == (STAR,):
+        return _always
+    if not has_wildcard(tokens):
+        return "".join(tokens).__eq__  # type: ignore[arg-type]
+    if tokens[-1] is STAR and STAR not in tokens[:-1] and QMARK not in tokens:
+        return methodcaller("startswith", "".join(tokens[:-1]))  # type: ignore[arg-type]
+    if dialect == "uniform":
+        return _regex(tokens, lambda _i: _ANY, _ANY).match
+    if dialect != "resource":
+        raise ValueError(f"unknown dialect {dialect!r}")
+    classes = _star_classes(tokens)
+    if len(set(classes.values())) == 1:
+        return _regex(tokens, classes.__getitem__, _SEG).match
+    last = len(tokens) - 1
+    if tokens[-1] is STAR and all(c == _SEG for i, c in classes.items() if i != last):
+        # Only the trailing star crosses colons: a prefix of the subject must match the rest.
+        return _regex(tokens[:-1], classes.__getitem__, _SEG, anchor_end=False).match
+    return _segment_matcher(tokens)
+
+
+def _star_classes(tokens: Sequence[Token]) -> dict[int, str]:
+    """Per STAR position: colon-crossing when it ends its segment (next is ':' or the end)."""
+    classes = {}
+    for i, tok in enumerate(tokens):
+        if tok is STAR:
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+            ends_segment = nxt is None or (isinstance(nxt, str) and nxt.startswith(":"))
+            classes[i] = _ANY if ends_segment else _SEG
+    return classes
+
+
+def _regex(
+    tokens: Sequence[Token],
+    star_class: Callable[[int], str],
+    qmark_class: str,
+    *,
+    anchor_end: bool = True,
+) -> re.Pattern[str]:
+    """Greedy-leftmost regex: atomic groups for middle chunks, see the module docstring."""
+    chunks: list[tuple[int | None, str]] = []  # (index of the star before the chunk, chunk regex)
+    current: list[str] = []
+    star_before: int | None = None
+    for i, tok in enumerate(tokens):
+        if tok is STAR:
+            chunks.append((star_before, "".join(current)))
+            current = []
+            star_before = i
+        elif tok is QMARK:
+            current.append(qmark_class)
+        else:
+            current.append(re.escape(tok))  # type: ignore[arg-type]
+    chunks.append((star_before, "".join(current)))
+    parts = [r"\A", chunks[0][1]]
+    for n, (star, body) in enumerate(chunks[1:], start=1):
+        cls = star_class(star)  # type: ignore[arg-type]
+        last = n == len(chunks) - 1
+        if last and anchor_end:
+            parts.append(f"{cls}*{body}" if body else f"{cls}*")
+        elif body:
+            parts.append(f"(?>{cls}*?{body})")
+    if anchor_end:
+        parts.append(r"\Z")
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _segment_matcher(tokens: Sequence[Token]) -> Matcher:
+    """Resource patterns that mix star kinds: match ARN segments left to right.
+
+    Each pattern segment either matches one whole subject segment, or ends with a colon-crossing
+    star: then its head must match the start of one subject segment and the next pattern segment
+    may start at any later subject segment. Cost: segments x subject, never exponential.
+    """
+    segments: list[list[Token]] = [[]]
+    for tok in tokens:
+        if isinstance(tok, str) and ":" in tok:
+            pieces = tok.split(":")
+            if pieces[0]:
+                segments[-1].append(pieces[0])
+            for piece in pieces[1:]:
+                segments.append([piece] if piece else [])
+        else:
+            segments[-1].append(tok)
+    compiled: list[tuple[bool, Matcher]] = []
+    for seg in segments:
+        is_open = bool(seg) and seg[-1] is STAR
+        body = seg[:-1] if is_open else seg
+        rx = _regex(body, lambda _i: _ANY, _ANY, anchor_end=not is_open) if body else None
+        if rx is None:
+            compiled.append((is_open, _always if is_open else "".__eq__))
+        else:
+            compiled.append((is_open, rx.match))
+    count = len(compiled)
+
+    def match(subject: str) -> bool:
+        parts = subject.split(":")
+        n = len(parts)
+        reachable = [0]
+        for i, (is_open, seg_match) in enumerate(compiled):
+            nxt: list[int] = []
+            for j in reachable:
+                if j < n and seg_match(parts[j]):
+                    if is_open:
+                        if i == count - 1:
+                            return True
+                        nxt = list(range(j + 1, n))  # smallest j first: covers all later ones
+                        break
+                    nxt.append(j + 1)
+            if not nxt:
+                return False
+            reachable = nxt
+        return n in reachable
+
+    return match
+
+
+def _arn_matcher(tokens: Sequence[Token]) -> Matcher:
+    """ArnLike/ArnEquals: compare the six components separately (the sixth keeps its colons)."""
+    components: list[list[Token]] = [[]]
+    for tok in tokens:
+        if isinstance(tok, str) and ":" in tok and len(components) < 6:
+            pieces = tok.split(":", 6 - len(components))
+            if pieces[0]:
+                components[-1].append(pieces[0])
+            for piece in pieces[1:]:
+                components.append([piece] if piece else [])
+        else:
+            components[-1].append(tok)
+    parts = [compile_glob(c) if c else "".__eq__ for c in components]
+    count = len(parts)
+
+    def match(subject: str) -> bool:
+        values = subject.split(":", count - 1)
+        if len(values) != count:
+            return False
+        return all(m(v) for m, v in zip(parts, values, strict=True))
+
+    return match
+
+
+class PatternSet:
+    """Several patterns of one element (`Action`, `Resource`), matched as one: any may match."""
+
+    __slots__ = ("match_all", "exact", "prefixes", "others")
+
+    def __init__(
+        self, patterns: Iterable[Sequence[Token]], *, dialect: str, ignore_case: bool
+    ) -> None:
+        self.match_all = False
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        others: list[Matcher] = []
+        for raw in patterns:
+            tokens = normalize(t.lower() if ignore_case and isinstance(t, str) else t for t in raw)
+            if tokens == (STAR,):
+                self.match_all = True
+            elif not has_wildcard(tokens):
+                exact.add("".join(tokens))  # type: ignore[arg-type]
+            elif tokens[-1] is STAR and STAR not in tokens[:-1] and QMARK not in tokens:
+                prefixes.append("".join(tokens[:-1]))  # type: ignore[arg-type]
+            else:
+                others.append(compile_glob(tokens, dialect=dialect))
+        self.exact = frozenset(exact)
+        self.prefixes = tuple(prefixes)
+        self.others = tuple(others)
+
+    def __call__(self, subject: str) -> bool:
+        if self.match_all or subject in self.exact:
+            return True
+        if self.prefixes and subject.startswith(self.prefixes):
+            return True
+        for m in self.others:
+            if m(subject):
+                return True
+        return False
