@@ -36,8 +36,10 @@ class CompiledStatement:
         "ref",
         "deny",
         "actions",
+        "match_action",
         "not_action",
         "resources",
+        "match_resource",
         "resource_templates",
         "not_resource",
         "conditions",
@@ -58,8 +60,10 @@ class CompiledStatement:
         self.ref = ref
         self.deny = ref.effect == "Deny"
         self.actions = actions
+        self.match_action = actions.matcher
         self.not_action = not_action
         self.resources = resources
+        self.match_resource = resources.matcher
         self.resource_templates = resource_templates
         self.not_resource = not_resource
         self.conditions = conditions
@@ -67,27 +71,25 @@ class CompiledStatement:
 
     def applies(self, action: str, resource: str, ctx: RequestContext) -> bool:
         """`action` must be lower-cased. Raises EvaluationError on an unreadable context value."""
-        if self.actions(action) is self.not_action:
+        if self.match_action(action) is self.not_action:
             return False
-        if self._resource_hit(resource, ctx) is self.not_resource:
+        hit = self.match_resource(resource)
+        if not hit and self.resource_templates:
+            hit = self._template_hit(resource, ctx)
+        if hit is self.not_resource:
             return False
         for condition in self.conditions:
             if not condition(ctx):
                 return False
         return True
 
-    def _resource_hit(self, resource: str, ctx: RequestContext) -> bool:
-        if self.resources(resource):
-            return True
+    def _template_hit(self, resource: str, ctx: RequestContext) -> bool:
         for template in self.resource_templates:
             tokens = template.tokens(ctx.single)
-            if tokens is None:
-                # A variable without value: the pattern names nothing. Under NotResource that
-                # would widen the statement, so an Allow stops applying and a Deny keeps its reach.
-                if self.not_resource and not self.deny:
-                    return True
-                continue
-            if _resource_matcher(tokens)(resource):
+            # A variable with no value: "the resource that includes a policy variable with no
+            # value will not match any resource" (reference_policies_variables.html), under
+            # Resource and NotResource alike.
+            if tokens is not None and _resource_matcher(tokens)(resource):
                 return True
         return False
 
@@ -140,12 +142,20 @@ def compile_statement(
         parsed: list[Template] = []
         for i, value in enumerate(entry.values):
             where = f"{entry.path}[{i}]" if len(entry.values) > 1 else entry.path
+            family = operator.spec.family
+            if substitute and "${" in value and not family.variables:
+                problem(
+                    "invalid_variable",
+                    where,
+                    f"{operator.text}: policy variables can only be used with String, ARN and"
+                    " Bool operators",
+                )
+                continue
             try:
                 template = parse_template(value, substitute=substitute)
             except VariableSyntaxError as exc:
                 problem("invalid_variable", where, str(exc))
                 continue
-            family = operator.spec.family
             if not template.has_variables and not family.wildcards:
                 try:
                     family.parse(template.resolve(lambda _k: None) or "")

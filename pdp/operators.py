@@ -25,7 +25,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
-from pdp.context import Scalar, scalar_text
+from pdp.context import ClockTime, Scalar, scalar_text
 from pdp.wildcard import Matcher, PatternSet, Token, compile_glob
 
 __all__ = [
@@ -56,23 +56,42 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _EPOCH = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
 
-def to_number(value: Scalar) -> Decimal:
-    if isinstance(value, bool):
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def to_number(value: Scalar) -> int | Decimal:
+    """An exact number: int where it is whole, Decimal otherwise (they compare exactly)."""
+    kind = type(value)
+    if kind is int:
+        return value  # type: ignore[return-value]
+    if kind is str:
+        if _INTEGER.fullmatch(value):  # type: ignore[arg-type]
+            return int(value)
+        if _NUMBER.fullmatch(value):  # type: ignore[arg-type]
+            try:
+                return Decimal(value)  # type: ignore[arg-type]
+            except InvalidOperation:
+                pass
+        raise ValueError(f'"{value}" is not a number')
+    if kind is bool:
         raise ValueError("a boolean is not a number")
     if isinstance(value, int):
-        return Decimal(value)
+        return int(value)
     if isinstance(value, float):
         return Decimal(repr(value))
-    if _NUMBER.fullmatch(value):
-        try:
-            return Decimal(value)
-        except InvalidOperation:
-            pass
     raise ValueError(f'"{value}" is not a number')
+
+
+_YEAR_MONTH = re.compile(r"(\d{4})(?:-(\d{2}))?")
 
 
 @lru_cache(maxsize=4096)
 def _iso_date(text: str) -> float:
+    short = _YEAR_MONTH.fullmatch(text)  # W3C ISO 8601 profile: "YYYY" and "YYYY-MM" too
+    if short:
+        year, month = short.groups()
+        stamp = datetime(int(year), int(month or 1), 1, tzinfo=UTC)
+        return stamp.timestamp()
     stamp = datetime.fromisoformat(text)
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
@@ -85,8 +104,10 @@ def to_date(value: Scalar) -> float:
         raise ValueError("a boolean is not a date")
     if isinstance(value, int | float):
         return float(value)
-    if _EPOCH.fullmatch(value):
-        return float(value)
+    if type(value) is ClockTime:
+        return float(value.epoch)
+    if _EPOCH.fullmatch(value) and not _YEAR_MONTH.fullmatch(value):
+        return float(value)  # epoch seconds; a bare "YYYY" is a year (W3C ISO 8601 profile)
     try:
         return _iso_date(value)
     except ValueError:
@@ -146,17 +167,18 @@ class Family:
     parse: Callable[[str], Any]  # policy value -> parsed value (raises ValueError)
     build: Callable[[str, Sequence[Any]], Test]  # (kind, parsed values) -> positive test
     wildcards: bool = False  # policy values are patterns (parsed from tokens, not text)
+    variables: bool = False  # policy variables may appear in values (reference_policies_variables)
 
 
 def _string_test(kind: str, values: Sequence[Any]) -> Test:
     if kind == "like":
-        patterns = PatternSet(values, dialect="uniform", ignore_case=False)
-        return lambda v: patterns(scalar_text(v))
+        match = PatternSet(values, dialect="uniform", ignore_case=False).matcher
+        return lambda v: match(v if type(v) is str else scalar_text(v))
     if kind == "equalsignorecase":
         lowered = frozenset(v.lower() for v in values)
-        return lambda v: scalar_text(v).lower() in lowered
+        return lambda v: (v if type(v) is str else scalar_text(v)).lower() in lowered
     exact = frozenset(values)
-    return lambda v: scalar_text(v) in exact
+    return lambda v: (v if type(v) is str else scalar_text(v)) in exact
 
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
@@ -215,10 +237,13 @@ def _ip_test(_kind: str, values: Sequence[Any]) -> Test:
 
     def test(v: Scalar) -> bool:
         try:
-            version, addr = to_address(scalar_text(v))
+            version, addr = to_address(v if type(v) is str else scalar_text(v))
         except ValueError as exc:
             raise EvaluationError(str(exc)) from None
-        return any(ver == version and addr & mask == net for ver, net, mask in networks)
+        for ver, net, mask in networks:
+            if ver == version and addr & mask == net:
+                return True
+        return False
 
     return test
 
@@ -237,14 +262,14 @@ def _tokens(text: Any) -> Any:
 
 
 FAMILIES = {
-    "string": Family("string", str, _string_test),
-    "like": Family("like", _tokens, _string_test, wildcards=True),
+    "string": Family("string", str, _string_test, variables=True),
+    "like": Family("like", _tokens, _string_test, wildcards=True, variables=True),
     "numeric": Family("numeric", to_number, _ordered_test(to_number, "number")),
     "date": Family("date", to_date, _ordered_test(to_date, "date")),
-    "bool": Family("bool", to_bool, _bool_test),
+    "bool": Family("bool", to_bool, _bool_test, variables=True),
     "binary": Family("binary", to_binary, _binary_test),
     "ip": Family("ip", to_network, _ip_test),
-    "arn": Family("arn", _tokens, _arn_test, wildcards=True),
+    "arn": Family("arn", _tokens, _arn_test, wildcards=True, variables=True),
     "null": Family("null", _null_parse, _bool_test),
 }
 

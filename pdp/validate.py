@@ -227,16 +227,14 @@ def _statement(out: _Collector, index: int, path: str, stmt: Any) -> StatementNo
             )
     resources, not_resource = _either(out, stmt, path, "Resource", "NotResource")
     for i, resource in enumerate(resources):
-        if resource != "*" and not (
-            resource.startswith("arn:") and (resource.count(":") >= 5 or resource.endswith("*"))
-        ):
+        if resource != "*" and not (resource.startswith("arn:") and resource.count(":") >= 5):
             out.add(
                 "invalid_resource",
                 _element_path(
                     path, "NotResource" if not_resource else "Resource", i, len(resources)
                 ),
                 f'invalid resource "{resource}"',
-                'a resource is "*" or an ARN, e.g. "arn:aws:s3:::bucket/*"',
+                'a resource is "*" or an ARN: arn:partition:service:region:account:resource',
             )
     conditions = _conditions(out, path, stmt["Condition"]) if "Condition" in stmt else ()
     return StatementNode(
@@ -312,8 +310,17 @@ def _conditions(out: _Collector, path: str, block: Any) -> tuple[ConditionEntry,
         if isinstance(keys, JsonObject):
             for key in keys.duplicates:
                 out.add("duplicate_key", op_path, f'duplicate key "{key}"')
+        seen: dict[str, str] = {}
         for key, raw in keys.items():
             key_path = f"{op_path}.{key}"
+            if key.lower() in seen:
+                out.add(
+                    "duplicate_key",
+                    key_path,
+                    f'condition key "{key}" repeats "{seen[key.lower()]}" (key names ignore case)',
+                )
+                continue
+            seen[key.lower()] = key
             if not _CONDITION_KEY.fullmatch(key):
                 out.add(
                     "invalid_condition_key",

@@ -52,6 +52,7 @@ class Template:
     text: str
     parts: tuple[Part, ...]
     literals: frozenset[int]  # indexes of parts that came from ${*} ${?} ${$}: never wildcards
+    token_parts: tuple[tuple[Token, ...] | Var, ...]  # parts as wildcard tokens, cut once
 
     @property
     def has_variables(self) -> bool:
@@ -75,7 +76,7 @@ class Template:
     def tokens(self, lookup: Lookup | None = None) -> tuple[Token, ...] | None:
         """Wildcard tokens: raw text may hold `*`/`?`; variable values and specials are literal."""
         out: list[Token] = []
-        for i, part in enumerate(self.parts):
+        for part in self.token_parts:
             if isinstance(part, Var):
                 if lookup is None:
                     raise ValueError("template has variables: a lookup is needed")
@@ -85,17 +86,15 @@ class Template:
                     if value is None:
                         return None
                 out.append(value)
-            elif i in self.literals:
-                out.append(part)
             else:
-                out.extend(tokenize(part))
+                out.extend(part)
         return tuple(out)
 
 
 def parse_template(text: str, *, substitute: bool) -> Template:
     """Locate the variables of `text`; with substitute=False the whole text is raw (2008 rules)."""
     if not substitute or "${" not in text:
-        return Template(text, (text,), frozenset())
+        return Template(text, (text,), frozenset(), (tokenize(text),))
     parts: list[Part] = []
     literals: set[int] = set()
     pos = 0
@@ -116,4 +115,8 @@ def parse_template(text: str, *, substitute: bool) -> Template:
         parts.append(text[pos:])
     if "${" in "".join(p for i, p in enumerate(parts) if isinstance(p, str) and i not in literals):
         raise VariableSyntaxError(f'unterminated policy variable in "{text}"')
-    return Template(text, tuple(parts), frozenset(literals))
+    token_parts = tuple(
+        p if isinstance(p, Var) else (p,) if i in literals else tokenize(p)
+        for i, p in enumerate(parts)
+    )
+    return Template(text, tuple(parts), frozenset(literals), token_parts)

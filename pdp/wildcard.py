@@ -244,9 +244,13 @@ def _arn_matcher(tokens: Sequence[Token]) -> Matcher:
 
 
 class PatternSet:
-    """Several patterns of one element (`Action`, `Resource`), matched as one: any may match."""
+    """Several patterns of one element (`Action`, `Resource`), matched as one: any may match.
 
-    __slots__ = ("match_all", "exact", "prefixes", "others")
+    `matcher` is the fastest callable that decides the set, returning a bool: for the usual
+    shapes (only exact names, only `prefix*`) it is a C-level call with no Python frame.
+    """
+
+    __slots__ = ("match_all", "exact", "prefixes", "others", "matcher")
 
     def __init__(
         self, patterns: Iterable[Sequence[Token]], *, dialect: str, ignore_case: bool
@@ -268,6 +272,13 @@ class PatternSet:
         self.exact = frozenset(exact)
         self.prefixes = tuple(prefixes)
         self.others = tuple(others)
+        self.matcher: Callable[[str], bool] = self.__call__
+        if self.match_all:
+            self.matcher = _always
+        elif not self.others and not self.prefixes:
+            self.matcher = self.exact.__contains__
+        elif not self.others and not self.exact:
+            self.matcher = methodcaller("startswith", self.prefixes)
 
     def __call__(self, subject: str) -> bool:
         if self.match_all or subject in self.exact:
