@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pdp.context import MISSING, RequestContext, Scalar
+from pdp.context import CLOCK_KEYS, MISSING, RequestContext, Scalar
 from pdp.operators import EvaluationError, Operator, Test
 from pdp.variables import Template
 
@@ -31,13 +31,34 @@ def _no_value(_key: str) -> None:
 class Condition:
     """A compiled `"Operator": {"key": [values]}` entry; call it with a RequestContext."""
 
-    __slots__ = ("operator", "key", "key_text", "templates", "_test", "_null_values")
+    __slots__ = (
+        "operator",
+        "key",
+        "key_text",
+        "templates",
+        "_test",
+        "_null_values",
+        "_negated",
+        "_set_op",
+        "_when_missing",
+        "_reads_clock",
+    )
 
     def __init__(self, operator: Operator, key_text: str, templates: Sequence[Template]) -> None:
         self.operator = operator
         self.key_text = key_text
         self.key = key_text.lower()
         self.templates = tuple(templates)
+        self._negated = operator.spec.negated
+        self._set_op = operator.set_op
+        # The rules for an absent key, decided once (see the module docstring).
+        if operator.if_exists or operator.set_op == "all":
+            self._when_missing = True
+        elif operator.set_op == "any":
+            self._when_missing = False
+        else:
+            self._when_missing = operator.spec.negated
+        self._reads_clock = self.key in CLOCK_KEYS
         self._null_values: frozenset[bool] | None = None
         self._test: Test | None = None
         family = operator.spec.family
@@ -67,34 +88,32 @@ class Condition:
         return family.build(self.operator.spec.kind, values)
 
     def __call__(self, ctx: RequestContext) -> bool:
-        op = self.operator
-        value = ctx.get(self.key)
-        if isinstance(value, tuple) and not value:
-            value = MISSING  # an empty multi-valued key is an absent key
-        elif value == "" and op.set_op is not None:
+        value = ctx.get(self.key) if self._reads_clock else ctx.values.get(self.key, MISSING)
+        kind = type(value)
+        if kind is tuple:
+            if not value:
+                value = MISSING  # an empty multi-valued key is an absent key
+        elif value == "" and self._set_op is not None:
             value = MISSING  # "a null dataset, such as an empty string" (ForAllValues/ForAnyValue)
         if self._null_values is not None:
             return (value is MISSING) in self._null_values
         if value is MISSING:
-            if op.if_exists or op.set_op == "all":
-                return True
-            if op.set_op == "any":
-                return False
-            return op.spec.negated
+            return self._when_missing
         test = self._test or self._build(self.templates, ctx)
-        negated = op.spec.negated
+        negated = self._negated
+        set_op = self._set_op
         try:
-            if type(value) is not tuple:
-                if op.set_op is None:
+            if kind is not tuple:
+                if set_op is None:
                     return test(value) is not negated  # type: ignore[arg-type]
                 values: tuple[Scalar, ...] = (value,)  # type: ignore[assignment]
             else:
-                values = value
-            if op.set_op == "all":
+                values = value  # type: ignore[assignment]
+            if set_op == "all":
                 return all(test(v) is not negated for v in values)
-            if op.set_op == "any":
+            if set_op == "any":
                 return any(test(v) is not negated for v in values)
             hit = any(test(v) for v in values)
         except EvaluationError as exc:
-            raise EvaluationError(f'{op.text} on "{self.key_text}": {exc}') from None
+            raise EvaluationError(f'{self.operator.text} on "{self.key_text}": {exc}') from None
         return hit is not negated

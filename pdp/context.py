@@ -32,7 +32,7 @@ class _Missing:
 
 MISSING: Final = _Missing()
 
-_CLOCK_KEYS = ("aws:currenttime", "aws:epochtime")
+CLOCK_KEYS = ("aws:currenttime", "aws:epochtime")
 MAX_CONTEXT_KEYS = 256
 MAX_VALUES_PER_KEY = 1024
 
@@ -150,7 +150,7 @@ class RequestContext:
     def get(self, key: str) -> Value | _Missing:
         """The value of a lower-cased key, or MISSING."""
         value = self.values.get(key, MISSING)
-        if value is MISSING and key in _CLOCK_KEYS:
+        if value is MISSING and key in CLOCK_KEYS:
             value = self._clock(key)
         return value
 
