@@ -11,20 +11,24 @@ The embedded door::
     decision.decision, decision.reason, decision.matched, decision.errors
 """
 
-from pdp.errors import Diagnostic, PdpError, PolicyValidationError, RequestError
+from pdp.authorizer import Authorizer, ReloadResult
+from pdp.errors import Diagnostic, PdpError, PolicyLoadError, PolicyValidationError, RequestError
 from pdp.evaluate import PolicySet, evaluate
 from pdp.model import Decision, MatchedStatement, Principal
 from pdp.policy import Policy, parse_policy
 
 __all__ = [
+    "Authorizer",
     "Decision",
     "Diagnostic",
     "MatchedStatement",
     "PdpError",
     "Policy",
+    "PolicyLoadError",
     "PolicySet",
     "PolicyValidationError",
     "Principal",
+    "ReloadResult",
     "RequestError",
     "evaluate",
     "parse_policy",

@@ -133,7 +133,7 @@ def _check_keys(context: Mapping[str, object]) -> None:
 class RequestContext:
     """Context keys for one request (lower-cased names), built from a principal and a mapping."""
 
-    __slots__ = ("values", "_now")
+    __slots__ = ("values", "_now", "clock_read")
     values: Mapping[str, Value]
 
     def __init__(
@@ -146,6 +146,7 @@ class RequestContext:
             values = merged
         self.values = values
         self._now = now
+        self.clock_read = False  # set when the decision read the clock: not cacheable then
 
     def get(self, key: str) -> Value | _Missing:
         """The value of a lower-cased key, or MISSING."""
@@ -162,6 +163,7 @@ class RequestContext:
         return scalar_text(value)  # type: ignore[arg-type]
 
     def _clock(self, key: str) -> Value:
+        self.clock_read = True
         if self._now is None:
             self._now = time.time()
         seconds = int(self._now)

@@ -4,6 +4,7 @@ Hierarchy::
 
     PdpError                      base of everything pdp raises on purpose
     ├── PolicyValidationError     a policy document is malformed or invalid; has every Diagnostic
+    ├── PolicyLoadError           a store version was refused; has every Diagnostic of every file
     └── RequestError              a request is malformed (bad principal, action, resource, context)
 
 A Deny is a return value, never an exception: `evaluate` turns a `RequestError` or an internal
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Diagnostic", "PdpError", "PolicyValidationError", "RequestError"]
+__all__ = ["Diagnostic", "PdpError", "PolicyLoadError", "PolicyValidationError", "RequestError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,18 @@ class PolicyValidationError(PdpError):
         self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
         count = len(self.diagnostics)
         head = f"{count} problem{'s' if count != 1 else ''}"
+        super().__init__(head + ":\n" + "\n".join(f"  {d}" for d in self.diagnostics))
+
+
+class PolicyLoadError(PdpError):
+    """A store version was refused as a whole; `diagnostics` lists every problem (file, path)."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic], version: str | None = None) -> None:
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        self.version = version
+        count = len(self.diagnostics)
+        head = f"version {version!r} refused" if version else "store refused"
+        head += f": {count} problem{'s' if count != 1 else ''}"
         super().__init__(head + ":\n" + "\n".join(f"  {d}" for d in self.diagnostics))
 
 

@@ -27,13 +27,40 @@ MAX_ACTION = 256
 MAX_RESOURCE = 4096
 
 
+def check_request(action: object, resource: object) -> str:
+    """Check the action and resource of a request; return the action's lower-cased service."""
+    if not isinstance(action, str) or not 0 < len(action) <= MAX_ACTION:
+        raise RequestError(f"action: must be a non-empty string of at most {MAX_ACTION} characters")
+    service, colon, name = action.partition(":")
+    if not colon or not service or not name:
+        raise RequestError(f'action: "{action}" is not of the form "service:action"')
+    if not isinstance(resource, str) or not 0 < len(resource) <= MAX_RESOURCE:
+        raise RequestError(
+            f"resource: must be a non-empty string of at most {MAX_RESOURCE} characters"
+        )
+    return service.lower()
+
+
+def failure(exc: Exception, version: str | None = None) -> Decision:
+    """The Deny for a request that could not be decided: bad input, or an internal error."""
+    if isinstance(exc, RequestError):
+        return Decision("Deny", "implicitDeny", errors=(str(exc),), policy_version=version)
+    log.error("internal error while deciding", exc_info=exc)
+    message = f"internal error: {type(exc).__name__}"
+    return Decision("Deny", "implicitDeny", errors=(message,), policy_version=version)
+
+
 class PolicySet:
-    """The policies that apply to one principal, indexed by action service prefix."""
+    """The policies that apply to one principal, indexed by action service prefix.
 
-    __slots__ = ("policies", "_by_service", "_generic", "_decisions")
+    `version` (the store version) is stamped on every decision it makes.
+    """
 
-    def __init__(self, policies: Iterable[Policy]) -> None:
+    __slots__ = ("policies", "version", "_by_service", "_generic", "_decisions", "_implicit")
+
+    def __init__(self, policies: Iterable[Policy], version: str | None = None) -> None:
         self.policies = tuple(policies)
+        self.version = version
         statements = [s for p in self.policies for s in p.statements]
         services = {svc for s in statements for svc in (s.services or ())}
         # Invariant: each tuple keeps document order, so `matched` lists statements as written.
@@ -45,6 +72,7 @@ class PolicySet:
         # Decisions without errors are immutable and few (one per set of matching statements):
         # reuse them rather than build one per request.
         self._decisions: dict[tuple[MatchedStatement, ...], Decision] = {}
+        self._implicit = Decision("Deny", "implicitDeny", policy_version=version)
 
     def candidates(self, service: str) -> tuple[CompiledStatement, ...]:
         return self._by_service.get(service, self._generic)
@@ -59,64 +87,48 @@ class PolicySet:
     ) -> Decision:
         """Decide one request; never raises."""
         try:
-            return self._decide(principal, action, resource, context, now)
-        except RequestError as exc:
-            return Decision("Deny", "implicitDeny", errors=(str(exc),))
-        except Exception as exc:  # fail closed: an internal error is a Deny, never an Allow
-            log.exception("internal error while deciding")
-            return Decision(
-                "Deny", "implicitDeny", errors=(f"internal error: {type(exc).__name__}",)
-            )
+            if not isinstance(principal, Principal):
+                raise RequestError("principal: must be a pdp.Principal")
+            service = check_request(action, resource)
+            ctx = RequestContext(principal, context, now)
+            return self.decide_context(ctx, action.lower(), service, resource)
+        except Exception as exc:  # fail closed: never an exception, never an Allow
+            return failure(exc, self.version)
 
-    def _decide(
-        self,
-        principal: Principal,
-        action: str,
-        resource: str,
-        context: Mapping[str, object] | None,
-        now: float | None,
+    def decide_context(
+        self, ctx: RequestContext, action: str, service: str, resource: str
     ) -> Decision:
-        if not isinstance(principal, Principal):
-            raise RequestError("principal: must be a pdp.Principal")
-        if not isinstance(action, str) or not 0 < len(action) <= MAX_ACTION:
-            raise RequestError("action: must be a non-empty string of at most 256 characters")
-        service, colon, name = action.partition(":")
-        if not colon or not service or not name:
-            raise RequestError(f'action: "{action}" is not of the form "service:action"')
-        if not isinstance(resource, str) or not 0 < len(resource) <= MAX_RESOURCE:
-            raise RequestError("resource: must be a non-empty string of at most 4096 characters")
-        ctx = RequestContext(principal, context, now)
-        action = action.lower()
+        """Decide a checked request: `action` lower-cased, `service` its prefix."""
         denies: list[MatchedStatement] = []
         allows: list[MatchedStatement] = []
         errors: list[str] = []
-        for statement in self.candidates(service.lower()):
+        for statement in self._by_service.get(service, self._generic):
             try:
                 if statement.applies(action, resource, ctx):
                     (denies if statement.deny else allows).append(statement.ref)
             except EvaluationError as exc:
                 ref = statement.ref
                 errors.append(f"{ref.policy}: Statement[{ref.statement}]: {exc}")
+        version = self.version
         if errors:
             if denies:
-                return Decision("Deny", "explicitDeny", tuple(denies), tuple(errors))
-            return Decision("Deny", "implicitDeny", (), tuple(errors))
+                return Decision("Deny", "explicitDeny", tuple(denies), tuple(errors), version)
+            return Decision("Deny", "implicitDeny", (), tuple(errors), version)
         if not denies and not allows:
-            return _IMPLICIT_DENY
+            return self._implicit
         key = tuple(denies or allows)
         decision = self._decisions.get(key)
         if decision is None:
             if len(self._decisions) >= _MAX_REMEMBERED:
                 self._decisions.clear()
             if denies:
-                decision = Decision("Deny", "explicitDeny", key)
+                decision = Decision("Deny", "explicitDeny", key, policy_version=version)
             else:
-                decision = Decision("Allow", "allowed", key)
+                decision = Decision("Allow", "allowed", key, policy_version=version)
             self._decisions[key] = decision
         return decision
 
 
-_IMPLICIT_DENY = Decision("Deny", "implicitDeny")
 _MAX_REMEMBERED = 4096
 
 

@@ -148,7 +148,8 @@ class Decision:
     `decision` is "Allow" or "Deny"; `reason` uses the IAM policy simulator's words: "allowed",
     "explicitDeny" or "implicitDeny". `matched` holds the statements that decided (the Deny
     statements for an explicit deny, the Allow statements for an allow); `errors` is empty unless
-    something went wrong, in which case the decision is always Deny.
+    something went wrong, in which case the decision is always Deny. `policy_version` names the
+    store version that decided; `root` is True when the account root made the request.
     """
 
     decision: Literal["Allow", "Deny"]
@@ -156,6 +157,7 @@ class Decision:
     matched: tuple[MatchedStatement, ...] = ()
     errors: tuple[str, ...] = ()
     policy_version: str | None = None
+    root: bool = False  # the account root made the request (root use is always reported)
 
     @property
     def allowed(self) -> bool:
@@ -168,4 +170,5 @@ class Decision:
             "matched": [m.to_dict() for m in self.matched],
             "errors": list(self.errors),
             "policy_version": self.policy_version,
+            "root": self.root,
         }

@@ -45,14 +45,17 @@ def decide(
 def test_public_api_is_pinned() -> None:
     """Other tools call these names: changing them is a breaking change."""
     assert sorted(pdp.__all__) == [
+        "Authorizer",
         "Decision",
         "Diagnostic",
         "MatchedStatement",
         "PdpError",
         "Policy",
+        "PolicyLoadError",
         "PolicySet",
         "PolicyValidationError",
         "Principal",
+        "ReloadResult",
         "RequestError",
         "evaluate",
         "parse_policy",

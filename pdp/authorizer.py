@@ -1,0 +1,206 @@
+"""`Authorizer`: serves decisions from the current snapshot and swaps it on reload.
+
+The swap is one reference assignment. A request reads `self._snapshot` once, so an in-flight
+request finishes on the snapshot it started with; `batch_is_authorized` decides a whole batch on
+one snapshot. A failed reload leaves the served snapshot untouched and is kept in `last_error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pdp.errors import Diagnostic, PolicyLoadError
+from pdp.loader import DEFAULT_CACHE_SIZE, load_directory, load_store
+from pdp.model import Decision
+from pdp.snapshot import Snapshot
+from pdp.store import StoreError, resolve_version
+
+__all__ = ["Authorizer", "ReloadResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What a successful reload did."""
+
+    version: str
+    previous: str | None
+    seconds: float
+
+
+class Authorizer:
+    """Decisions over a store (watched and reloadable) or a single version directory."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        *,
+        store: str | None = None,
+        directory: str | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        pinned: str | None = None,
+    ) -> None:
+        self._snapshot = snapshot
+        self.store = store
+        self.directory = directory
+        self.cache_size = cache_size
+        self.pinned = pinned
+        self.last_error: PolicyLoadError | None = None
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._failed_target: tuple[str, str] | None = None
+
+    @classmethod
+    def from_store(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        version: str | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        watch: bool = True,
+        interval: float = 1.0,
+    ) -> Authorizer:
+        """Serve a store's current version (or a pinned one) and, by default, watch for changes."""
+        snapshot = load_store(path, version, cache_size)
+        authorizer = cls(snapshot, store=os.fspath(path), cache_size=cache_size, pinned=version)
+        if watch:
+            authorizer.watch(interval)
+        return authorizer
+
+    @classmethod
+    def from_directory(
+        cls, version_dir: str | os.PathLike[str], *, cache_size: int = DEFAULT_CACHE_SIZE
+    ) -> Authorizer:
+        """Serve one version directory as it is (reload() re-reads the same directory)."""
+        snapshot = load_directory(version_dir, cache_size=cache_size)
+        return cls(snapshot, directory=os.fspath(version_dir), cache_size=cache_size)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
+    def version(self) -> str:
+        return self._snapshot.version
+
+    def is_authorized(
+        self,
+        principal: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, object] | None = None,
+    ) -> Decision:
+        """Decide one request on the current snapshot; never raises, `policy_version` set."""
+        return self._snapshot.is_authorized(principal, action, resource, context)
+
+    def batch_is_authorized(self, requests: Iterable[Mapping[str, Any]]) -> list[Decision]:
+        """Decide many requests ({principal, action, resource, context}) on one snapshot."""
+        snapshot = self._snapshot
+        return [
+            snapshot.is_authorized(
+                r.get("principal"),  # type: ignore[arg-type]
+                r.get("action"),  # type: ignore[arg-type]
+                r.get("resource"),  # type: ignore[arg-type]
+                r.get("context"),
+            )
+            for r in requests
+        ]
+
+    def reload(self, version: str | None = None) -> ReloadResult:
+        """Load the store's current version, or pin `version`; raise PolicyLoadError on failure.
+
+        On failure the served snapshot stays as it was. `reload()` without a version also
+        un-pins: the authorizer follows `current` again.
+        """
+        with self._reload_lock:
+            previous = self._snapshot.version
+            started = time.perf_counter()
+            try:
+                if self.store is not None:
+                    snapshot = load_store(self.store, version, self.cache_size)
+                elif version is not None:
+                    message = "serving one directory: there are no versions to pin"
+                    raise PolicyLoadError([Diagnostic("no_versions", "", message)], version)
+                else:
+                    assert self.directory is not None
+                    snapshot = load_directory(self.directory, cache_size=self.cache_size)
+            except PolicyLoadError as exc:
+                self.last_error = exc
+                self.reloads_failed += 1
+                raise
+            self._snapshot = snapshot  # the swap: one reference assignment
+            self.pinned = version
+            self.last_error = None
+            self.reloads_ok += 1
+            self._failed_target = None
+            return ReloadResult(snapshot.version, previous, time.perf_counter() - started)
+
+    def watch(self, interval: float = 1.0) -> None:
+        """Poll the store every `interval` seconds and reload when the served version changes."""
+        if self.store is None or self._watcher is not None:
+            return
+        self._watcher = threading.Thread(
+            target=self._watch_loop, args=(interval,), name="pdp-store-watch", daemon=True
+        )
+        self._watcher.start()
+
+    def _watch_loop(self, interval: float) -> None:
+        assert self.store is not None
+        while not self._stop.wait(interval):
+            if self.pinned is not None:
+                continue
+            try:
+                name, path = resolve_version(self.store)
+            except (StoreError, OSError) as exc:
+                log.warning("store watch: %s", exc)
+                continue
+            target = (name, str(path))
+            if target == (self._snapshot.version, self._snapshot.path):
+                continue
+            if target == self._failed_target:
+                continue  # refused already; wait for the publisher to change it
+            try:
+                result = self.reload()
+                log.info("store watch: now serving %s (was %s)", result.version, result.previous)
+            except PolicyLoadError as exc:
+                self._failed_target = target
+                log.error("store watch: %s", exc)
+
+    def close(self) -> None:
+        """Stop watching the store."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+
+    def status(self) -> dict[str, Any]:
+        snapshot = self._snapshot
+        counts = snapshot.index.counts
+        return {
+            "version": snapshot.version,
+            "path": snapshot.path,
+            "loaded_at": snapshot.loaded_at,
+            "load_seconds": snapshot.load_seconds,
+            "pinned": self.pinned,
+            "users": counts.users,
+            "groups": counts.groups,
+            "policies": counts.policies,
+            "cache": snapshot.cache.stats() if snapshot.cache else None,
+            "reloads": {"ok": self.reloads_ok, "failed": self.reloads_failed},
+            "last_reload_error": str(self.last_error) if self.last_error else None,
+        }
+
+    def __enter__(self) -> Authorizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""The built-in AWS managed policies a store may attach by ARN (JSON documents)."""

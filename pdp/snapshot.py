@@ -1,0 +1,90 @@
+"""An immutable snapshot of one store version: (version, index, cache), and its decisions.
+
+A request reads the authorizer's snapshot reference once and is decided entirely on that
+snapshot, so a reload (one reference assignment) never mixes versions within a request or a batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from pdp.cache import DecisionCache, cache_key
+from pdp.context import RequestContext
+from pdp.errors import RequestError
+from pdp.evaluate import check_request, failure
+from pdp.index import ROOT, Index
+from pdp.model import Decision
+
+__all__ = ["Snapshot"]
+
+
+class Snapshot:
+    """One loaded store version. `is_authorized` never raises."""
+
+    __slots__ = ("version", "path", "index", "cache", "loaded_at", "load_seconds", "_root")
+
+    def __init__(self, index: Index, path: str, cache_size: int, load_seconds: float = 0.0) -> None:
+        self.version = index.version
+        self.path = path
+        self.index = index
+        self.cache = DecisionCache(cache_size) if cache_size > 0 else None
+        self.loaded_at = time.time()
+        self.load_seconds = load_seconds
+        if index.root_enabled:
+            self._root = Decision("Allow", "allowed", policy_version=self.version, root=True)
+        else:
+            self._root = Decision(
+                "Deny",
+                "implicitDeny",
+                errors=("the account root is disabled in account.json",),
+                policy_version=self.version,
+                root=True,
+            )
+
+    def is_authorized(
+        self,
+        principal: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, object] | None = None,
+    ) -> Decision:
+        """Decide a request for a principal given as user name, user ARN or root ARN."""
+        try:
+            cache = self.cache
+            key = cache_key(principal, action, resource, context) if cache else None
+            if key is not None:
+                hit = cache.get(key)  # type: ignore[union-attr]
+                if hit is not None:
+                    return hit
+            decision, cacheable = self._decide(principal, action, resource, context)
+            if key is not None and cacheable:
+                cache.put(key, decision)  # type: ignore[union-attr]
+            return decision
+        except Exception as exc:  # fail closed: never an exception, never an Allow
+            return failure(exc, self.version)
+
+    def _decide(
+        self,
+        principal: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, object] | None,
+    ) -> tuple[Decision, bool]:
+        if not isinstance(principal, str) or not principal:
+            raise RequestError("principal: must be a user name, user ARN or root ARN")
+        service = check_request(action, resource)
+        entry = self.index.resolve(principal)
+        if entry is None:
+            raise RequestError(f'principal: unknown principal "{principal}"')
+        if entry is ROOT:
+            # Root is unrestricted by identity policies, as in IAM; a bad context still fails.
+            if context:
+                RequestContext(self.index.root_principal(), context)
+            return self._root, True
+        index = self.index
+        ctx = RequestContext(index.principal(entry), context)  # type: ignore[arg-type]
+        decision = index.policy_set(entry).decide_context(  # type: ignore[arg-type]
+            ctx, action.lower(), service, resource
+        )
+        return decision, not decision.errors and not ctx.clock_read

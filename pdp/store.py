@@ -1,0 +1,539 @@
+"""Reading one store version from disk: its files, their shapes, and every problem with its file.
+
+Layout (docs/store.md)::
+
+    STORE/current -> versions/0002     optional; without it the greatest version name is served
+    STORE/versions/0002/account.json   optional
+                        policies/<Name>.json   groups/<Name>.json   users/<name>.json
+                        tests/*.json           optional policy tests
+
+`resolve_version` turns a store path into one real version directory, once; `read_version` then
+reads only below that directory, so a publisher swapping `current` mid-load never mixes versions.
+Names starting with "." are skipped (a Kubernetes ConfigMap volume keeps `..data` links there).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pdp.errors import Diagnostic, PolicyValidationError
+from pdp.jsondoc import JsonObject, MalformedJson, load_json
+from pdp.policy import Policy, parse_policy
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "AccessKey",
+    "Account",
+    "Group",
+    "PolicyTestCase",
+    "StoreVersion",
+    "User",
+    "read_version",
+    "resolve_version",
+]
+
+MAX_FILE_BYTES = 1 << 20  # 1 MiB: IAM's own limits are a few KiB per policy
+DEFAULT_ACCOUNT = "000000000000"
+_ACCOUNT = re.compile(r"\d{12}")
+_USER_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+_GROUP_NAME = re.compile(r"[\w+=,.@-]{1,128}")
+_POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}")
+_PATH = re.compile(r"/(?:[\x21-\x7e]*/)?")
+_SECRET_WORDS = ("secret", "password", "private_key", "token")
+PASSWORD_POLICY_FIELDS: dict[str, type] = {
+    "MinimumPasswordLength": int,
+    "RequireSymbols": bool,
+    "RequireNumbers": bool,
+    "RequireUppercaseCharacters": bool,
+    "RequireLowercaseCharacters": bool,
+    "AllowUsersToChangePassword": bool,
+    "MaxPasswordAge": int,
+    "PasswordReusePrevention": int,
+    "HardExpiry": bool,
+}
+
+
+class StoreError(Exception):
+    """The store path itself cannot be resolved to a version directory."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKey:
+    id: str
+    status: str
+    created: str
+    last_used: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user file: attachments, tags and credential metadata (never secrets)."""
+
+    name: str
+    file: str
+    path: str = "/"
+    groups: tuple[str, ...] = ()
+    policies: tuple[str, ...] = ()
+    inline_policies: tuple[Policy, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    mfa_enabled: bool = False
+    console_access: bool = False
+    password_last_changed: str | None = None
+    access_keys: tuple[AccessKey, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    file: str
+    path: str = "/"
+    policies: tuple[str, ...] = ()
+    inline_policies: tuple[Policy, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account_id: str = DEFAULT_ACCOUNT
+    root_enabled: bool = True
+    root_mfa_enabled: bool = False
+    root_access_keys: tuple[AccessKey, ...] = ()
+    password_policy: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyTestCase:
+    """One expectation from `tests/*.json`: {principal, action, resource, context, expect}."""
+
+    file: str
+    index: int
+    principal: str
+    action: str
+    resource: str
+    context: dict[str, Any]
+    expect: str
+    reason: str | None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreVersion:
+    """Everything read from one version directory, validated."""
+
+    name: str
+    path: str
+    account: Account
+    policies: dict[str, Policy]
+    groups: dict[str, Group]
+    users: dict[str, User]
+    tests: tuple[PolicyTestCase, ...]
+
+
+def _natural(name: str) -> list[Any]:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+def resolve_version(store: str | os.PathLike[str], version: str | None = None) -> tuple[str, Path]:
+    """The version a store serves now (or the pinned `version`): its name and real directory."""
+    root = Path(os.path.realpath(store))
+    versions = root / "versions"
+    if not versions.is_dir():
+        raise StoreError(f"{store}: no versions/ directory")
+    if version is not None:
+        if version.startswith(".") or "/" in version or not (versions / version).is_dir():
+            raise StoreError(f"{store}: no version {version!r} in versions/")
+        target = Path(os.path.realpath(versions / version))
+        return version, target
+    current = root / "current"
+    if os.path.lexists(current):
+        try:
+            target = current.resolve(strict=True)
+        except (OSError, RuntimeError) as exc:  # dangling link, or a loop
+            raise StoreError(
+                f"{store}: current -> {os.readlink(current)} does not resolve ({exc})"
+            ) from None
+        if not target.is_dir():
+            raise StoreError(f"{store}: current does not point to a directory")
+        return target.name, target
+    names = sorted(
+        (e.name for e in os.scandir(versions) if not e.name.startswith(".") and e.is_dir()),
+        key=_natural,
+    )
+    if not names:
+        raise StoreError(f"{store}: versions/ holds no version")
+    return names[-1], Path(os.path.realpath(versions / names[-1]))
+
+
+class _Reader:
+    """Reads the files of one version, collecting diagnostics instead of stopping."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.problems: list[Diagnostic] = []
+
+    def add(self, file: str, path: str, code: str, message: str, hint: str | None = None) -> None:
+        self.problems.append(Diagnostic(code, path, message, file, hint))
+
+    def files(self, folder: str) -> list[tuple[str, Path]]:
+        directory = self.root / folder
+        if not os.path.lexists(directory):
+            return []
+        if not directory.is_dir():
+            self.add(folder, "", "not_a_directory", f"{folder} must be a directory")
+            return []
+        out = []
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue
+            rel = f"{folder}/{entry.name}"
+            if not entry.name.endswith(".json"):
+                self.add(rel, "", "unexpected_file", "only .json files belong here")
+                continue
+            out.append((rel, Path(entry.path)))
+        return out
+
+    def read_json(self, rel: str, path: Path) -> Any:
+        raw = self.read_bytes(rel, path)
+        if raw is None:
+            return None
+        try:
+            return load_json(raw)
+        except MalformedJson as exc:
+            self.add(rel, "", "malformed_json", str(exc))
+            return None
+
+    def read_bytes(self, rel: str, path: Path) -> bytes | None:
+        try:
+            info = path.stat()
+        except OSError as exc:
+            self.add(rel, "", "unreadable_file", f"cannot read: {exc.strerror or exc}")
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            self.add(rel, "", "not_a_file", "not a regular file")
+            return None
+        if info.st_size > MAX_FILE_BYTES:
+            self.add(
+                rel,
+                "",
+                "file_too_large",
+                f"file is {info.st_size} bytes, over the {MAX_FILE_BYTES} byte limit",
+            )
+            return None
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            self.add(rel, "", "unreadable_file", f"cannot read: {exc.strerror or exc}")
+            return None
+        if len(data) > MAX_FILE_BYTES:
+            self.add(rel, "", "file_too_large", f"file is over the {MAX_FILE_BYTES} byte limit")
+            return None
+        return data
+
+    def object(self, rel: str, doc: Any, allowed: tuple[str, ...]) -> dict[str, Any] | None:
+        if not isinstance(doc, dict):
+            self.add(rel, "", "not_an_object", "the file must hold a JSON object")
+            return None
+        if isinstance(doc, JsonObject):
+            for key in doc.duplicates:
+                self.add(rel, key, "duplicate_key", f'duplicate key "{key}"')
+        for key in doc:
+            if key not in allowed:
+                secret = any(word in key.lower() for word in _SECRET_WORDS)
+                self.add(
+                    rel,
+                    key,
+                    "unknown_field",
+                    f'unknown field "{key}"',
+                    "pdp never stores secrets" if secret else f"known: {', '.join(allowed)}",
+                )
+        return doc
+
+    def typed(
+        self, rel: str, doc: dict[str, Any], key: str, check: Callable[[Any], bool], what: str
+    ) -> bool:
+        if key in doc and not check(doc[key]):
+            self.add(rel, key, "invalid_field", f"{key} must be {what}")
+            return False
+        return True
+
+    def names(self, rel: str, doc: dict[str, Any], key: str) -> tuple[str, ...]:
+        value = doc.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.add(rel, key, "invalid_field", f"{key} must be a list of names")
+            return ()
+        return tuple(value)
+
+    def inline(self, rel: str, doc: dict[str, Any]) -> tuple[Policy, ...]:
+        value = doc.get("inline_policies", {})
+        if not isinstance(value, dict):
+            self.add(rel, "inline_policies", "invalid_field", "inline_policies must be an object")
+            return ()
+        out = []
+        for name, document in value.items():
+            if not _POLICY_NAME.fullmatch(name):
+                self.add(rel, f"inline_policies.{name}", "invalid_name", "invalid policy name")
+                continue
+            policy = self.policy(
+                rel, document, name=f"{rel}#{name}", prefix=f"inline_policies.{name}"
+            )
+            if policy is not None:
+                out.append(policy)
+        return tuple(out)
+
+    def policy(self, rel: str, document: Any, *, name: str, prefix: str = "") -> Policy | None:
+        try:
+            return parse_policy(document, source=rel, name=name)
+        except PolicyValidationError as exc:
+            for d in exc.diagnostics:
+                path = f"{prefix}.{d.path}" if prefix and d.path else (prefix or d.path)
+                self.add(rel, path, d.code, d.message, d.hint)
+            return None
+
+    def date(self, rel: str, where: str, value: Any, optional: bool = True) -> str | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, str):
+            try:
+                datetime.fromisoformat(value)
+                return value
+            except ValueError:
+                pass
+        self.add(rel, where, "invalid_field", f"{where} must be an ISO 8601 date")
+        return None
+
+    def access_keys(
+        self, rel: str, value: Any, where: str = "access_keys"
+    ) -> tuple[AccessKey, ...]:
+        if not isinstance(value, list):
+            self.add(rel, where, "invalid_field", f"{where} must be a list")
+            return ()
+        keys = []
+        for i, item in enumerate(value):
+            at = f"{where}[{i}]"
+            item = self.object(rel, item, ("id", "status", "created", "last_used"))
+            if item is None:
+                continue
+            key_id, status = item.get("id"), item.get("status", "Active")
+            if not isinstance(key_id, str) or not re.fullmatch(r"[A-Z0-9]{16,128}", key_id):
+                self.add(rel, f"{at}.id", "invalid_field", "id must be an access key id (AKIA...)")
+                continue
+            if status not in ("Active", "Inactive"):
+                self.add(rel, f"{at}.status", "invalid_field", 'status is "Active" or "Inactive"')
+                continue
+            created = self.date(rel, f"{at}.created", item.get("created"), optional=False)
+            last_used = self.date(rel, f"{at}.last_used", item.get("last_used"))
+            if created is not None:
+                keys.append(AccessKey(key_id, status, created, last_used))
+        return tuple(keys)
+
+
+def read_version(name: str, root: Path) -> tuple[StoreVersion | None, list[Diagnostic]]:
+    """Read and validate everything below `root`; the version comes back only without problems."""
+    reader = _Reader(root)
+    account = _read_account(reader, root)
+    policies: dict[str, Policy] = {}
+    for rel, path in reader.files("policies"):
+        stem = path.name[: -len(".json")]
+        if not _POLICY_NAME.fullmatch(stem):
+            reader.add(rel, "", "invalid_name", f'invalid policy name "{stem}"')
+            continue
+        raw = reader.read_bytes(rel, path)
+        if raw is not None:
+            policy = reader.policy(rel, raw, name=rel)
+            if policy is not None:
+                policies[stem] = policy
+    groups = {g.name: g for g in _read_all(reader, "groups", _read_group)}
+    users = {u.name: u for u in _read_all(reader, "users", _read_user)}
+    tests = tuple(t for rel, path in reader.files("tests") for t in _read_tests(reader, rel, path))
+    _check_names_unique(reader, users, "users")
+    if reader.problems:
+        return None, sorted(reader.problems, key=lambda d: (d.source or "", d.path))
+    return StoreVersion(name, str(root), account, policies, groups, users, tests), []
+
+
+def _check_names_unique(reader: _Reader, users: dict[str, User], folder: str) -> None:
+    seen: dict[str, str] = {}
+    for name in users:
+        if name.lower() in seen:
+            reader.add(
+                f"{folder}/{name}.json",
+                "",
+                "duplicate_name",
+                f'"{name}" and "{seen[name.lower()]}" differ only in case (IAM names ignore case)',
+            )
+        seen[name.lower()] = name
+
+
+def _read_all(reader: _Reader, folder: str, parse: Callable[..., Any]) -> list[Any]:
+    out = []
+    for rel, path in reader.files(folder):
+        doc = reader.read_json(rel, path)
+        if doc is not None:
+            item = parse(reader, rel, path.name[: -len(".json")], doc)
+            if item is not None:
+                out.append(item)
+    return out
+
+
+def _read_account(reader: _Reader, root: Path) -> Account:
+    rel = "account.json"
+    path = root / rel
+    if not os.path.lexists(path):
+        return Account()
+    doc = reader.object(rel, reader.read_json(rel, path), ("account_id", "root", "password_policy"))
+    if doc is None:
+        return Account()
+    account_id = doc.get("account_id", DEFAULT_ACCOUNT)
+    if not isinstance(account_id, str) or not _ACCOUNT.fullmatch(account_id):
+        reader.add(rel, "account_id", "invalid_field", "account_id must be 12 digits")
+        account_id = DEFAULT_ACCOUNT
+    root_doc = reader.object(rel, doc.get("root", {}), ("enabled", "mfa_enabled", "access_keys"))
+    enabled, mfa, keys = True, False, ()
+    if root_doc is not None:
+        reader.typed(rel, root_doc, "enabled", lambda v: isinstance(v, bool), "true or false")
+        reader.typed(rel, root_doc, "mfa_enabled", lambda v: isinstance(v, bool), "true or false")
+        enabled = root_doc.get("enabled", True) is not False
+        mfa = root_doc.get("mfa_enabled", False) is True
+        keys = reader.access_keys(rel, root_doc.get("access_keys", []), "root.access_keys")
+    policy = doc.get("password_policy", {})
+    if not isinstance(policy, dict):
+        reader.add(rel, "password_policy", "invalid_field", "password_policy must be an object")
+        policy = {}
+    for key, value in policy.items():
+        expected = PASSWORD_POLICY_FIELDS.get(key)
+        if expected is None:
+            reader.add(rel, f"password_policy.{key}", "unknown_field", f'unknown field "{key}"')
+        elif type(value) is not expected:
+            reader.add(
+                rel,
+                f"password_policy.{key}",
+                "invalid_field",
+                f"{key} must be {'a number' if expected is int else 'true or false'}",
+            )
+    return Account(account_id, enabled, mfa, keys, dict(policy))
+
+
+_USER_FIELDS = (
+    "groups",
+    "policies",
+    "inline_policies",
+    "tags",
+    "path",
+    "mfa_enabled",
+    "console_access",
+    "password_last_changed",
+    "access_keys",
+)
+
+
+def _read_user(reader: _Reader, rel: str, name: str, raw: Any) -> User | None:
+    doc = reader.object(rel, raw, _USER_FIELDS)
+    if doc is None:
+        return None
+    if not _USER_NAME.fullmatch(name):
+        reader.add(rel, "", "invalid_name", f'invalid user name "{name}"')
+    tags = doc.get("tags", {})
+    if not isinstance(tags, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str) for k, v in tags.items()
+    ):
+        reader.add(rel, "tags", "invalid_field", "tags must map names to strings")
+        tags = {}
+    elif len({k.lower() for k in tags}) != len(tags):
+        reader.add(rel, "tags", "invalid_field", "tag keys must differ in more than case")
+    path = doc.get("path", "/")
+    if not isinstance(path, str) or not _PATH.fullmatch(path):
+        reader.add(rel, "path", "invalid_field", 'path must start and end with "/"')
+        path = "/"
+    for key in ("mfa_enabled", "console_access"):
+        reader.typed(rel, doc, key, lambda v: isinstance(v, bool), "true or false")
+    return User(
+        name=name,
+        file=rel,
+        path=path,
+        groups=reader.names(rel, doc, "groups"),
+        policies=reader.names(rel, doc, "policies"),
+        inline_policies=reader.inline(rel, doc),
+        tags=dict(tags),
+        mfa_enabled=doc.get("mfa_enabled") is True,
+        console_access=doc.get("console_access") is True,
+        password_last_changed=reader.date(
+            rel, "password_last_changed", doc.get("password_last_changed")
+        ),
+        access_keys=reader.access_keys(rel, doc.get("access_keys", [])),
+    )
+
+
+def _read_group(reader: _Reader, rel: str, name: str, raw: Any) -> Group | None:
+    doc = reader.object(rel, raw, ("policies", "inline_policies", "path"))
+    if doc is None:
+        return None
+    if not _GROUP_NAME.fullmatch(name):
+        reader.add(rel, "", "invalid_name", f'invalid group name "{name}"')
+    path = doc.get("path", "/")
+    if not isinstance(path, str) or not _PATH.fullmatch(path):
+        reader.add(rel, "path", "invalid_field", 'path must start and end with "/"')
+        path = "/"
+    return Group(
+        name=name,
+        file=rel,
+        path=path,
+        policies=reader.names(rel, doc, "policies"),
+        inline_policies=reader.inline(rel, doc),
+    )
+
+
+def _read_tests(reader: _Reader, rel: str, path: Path) -> list[PolicyTestCase]:
+    doc = reader.read_json(rel, path)
+    if doc is None:
+        return []
+    if not isinstance(doc, list):
+        reader.add(rel, "", "invalid_tests", "a tests file holds a list of test cases")
+        return []
+    out = []
+    fields = ("principal", "action", "resource", "context", "expect", "reason", "name")
+    for i, case in enumerate(doc):
+        at = f"[{i}]"
+        case = reader.object(rel, case, fields)
+        if case is None:
+            continue
+        missing = [k for k in ("principal", "action", "resource", "expect") if k not in case]
+        if missing:
+            reader.add(rel, at, "invalid_test", f"missing {', '.join(missing)}")
+            continue
+        if not all(isinstance(case[k], str) for k in ("principal", "action", "resource")):
+            reader.add(rel, at, "invalid_test", "principal, action and resource are strings")
+            continue
+        if case["expect"] not in ("Allow", "Deny"):
+            reader.add(rel, f"{at}.expect", "invalid_test", 'expect is "Allow" or "Deny"')
+            continue
+        reason = case.get("reason")
+        if reason not in (None, "allowed", "explicitDeny", "implicitDeny"):
+            reader.add(
+                rel, f"{at}.reason", "invalid_test", "reason is allowed/explicitDeny/implicitDeny"
+            )
+            continue
+        context = case.get("context") or {}
+        if not isinstance(context, dict):
+            reader.add(rel, f"{at}.context", "invalid_test", "context must be an object")
+            continue
+        out.append(
+            PolicyTestCase(
+                rel,
+                i,
+                case["principal"],
+                case["action"],
+                case["resource"],
+                dict(context),
+                case["expect"],
+                reason,
+                case["name"] if isinstance(case.get("name"), str) else None,
+            )
+        )
+    return out
