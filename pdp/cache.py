@@ -58,12 +58,13 @@ class DecisionCache:
 
     def get(self, key: Hashable) -> Decision | None:
         with self._lock:
-            decision = self._lru.get(key)
-            if decision is None:
+            try:
+                decision = self._lru[key]  # one lookup, and it marks the entry as recent
+            except KeyError:
                 self.misses += 1
-            else:
-                self.hits += 1
-        return decision
+                return None
+            self.hits += 1
+            return decision
 
     def put(self, key: Hashable, decision: Decision) -> None:
         with self._lock:

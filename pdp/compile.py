@@ -18,7 +18,7 @@ from pdp.model import MatchedStatement
 from pdp.operators import EvaluationError, OperatorSyntaxError, parse_operator
 from pdp.validate import StatementNode
 from pdp.variables import Template, VariableSyntaxError, parse_template
-from pdp.wildcard import Matcher, PatternSet, Token, compile_glob, tokenize
+from pdp.wildcard import Matcher, PatternSet, Token, compile_glob, shared_pattern_set, tokenize
 
 __all__ = ["CompiledStatement", "compile_statement"]
 
@@ -104,9 +104,7 @@ def compile_statement(
         problems.append(Diagnostic(code, path, message, source, hint))
 
     substitute = version == "2012-10-17"
-    actions = PatternSet(
-        (tokenize(a.lower()) for a in node.actions), dialect="uniform", ignore_case=True
-    )
+    actions = shared_pattern_set(tuple(tokenize(a.lower()) for a in node.actions), "uniform", True)
     services: set[str] | None = set()
     if node.not_action:
         services = None
@@ -176,7 +174,7 @@ def compile_statement(
         ref=ref,
         actions=actions,
         not_action=node.not_action,
-        resources=PatternSet(static, dialect="resource", ignore_case=False),
+        resources=shared_pattern_set(tuple(static), "resource", False),
         resource_templates=tuple(templates),
         not_resource=node.not_resource,
         conditions=tuple(conditions),

@@ -13,7 +13,7 @@ __all__ = ["JsonObject", "MalformedJson", "load_json"]
 
 
 class JsonObject(dict[str, Any]):
-    """A JSON object that knows which of its keys appeared more than once."""
+    """A JSON object in which a key appeared more than once (objects without repeats are dicts)."""
 
     __slots__ = ("duplicates",)
 
@@ -26,7 +26,10 @@ class MalformedJson(ValueError):
     """The text is not one well-formed JSON value; the message says where."""
 
 
-def _object(pairs: list[tuple[str, Any]]) -> JsonObject:
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    plain = dict(pairs)
+    if len(plain) == len(pairs):
+        return plain  # the common case: no key repeats, no bookkeeping
     obj = JsonObject()
     for key, value in pairs:
         if key in obj and key not in obj.duplicates:

@@ -180,7 +180,9 @@ class _Reader:
     def add(self, file: str, path: str, code: str, message: str, hint: str | None = None) -> None:
         self.problems.append(Diagnostic(code, path, message, file, hint))
 
-    def files(self, folder: str) -> list[tuple[str, Path]]:
+    def files(self, folder: str) -> list[tuple[str, str]]:
+        """(relative name, path) of the .json files of a folder, sorted; strings, not Paths:
+        a store can hold a hundred thousand files."""
         directory = self.root / folder
         if not os.path.lexists(directory):
             return []
@@ -195,10 +197,10 @@ class _Reader:
             if not entry.name.endswith(".json"):
                 self.add(rel, "", "unexpected_file", "only .json files belong here")
                 continue
-            out.append((rel, Path(entry.path)))
+            out.append((rel, entry.path))
         return out
 
-    def read_json(self, rel: str, path: Path) -> Any:
+    def read_json(self, rel: str, path: str) -> Any:
         raw = self.read_bytes(rel, path)
         if raw is None:
             return None
@@ -208,9 +210,9 @@ class _Reader:
             self.add(rel, "", "malformed_json", str(exc))
             return None
 
-    def read_bytes(self, rel: str, path: Path) -> bytes | None:
+    def read_bytes(self, rel: str, path: str) -> bytes | None:
         try:
-            info = path.stat()
+            info = os.stat(path)
         except OSError as exc:
             self.add(rel, "", "unreadable_file", f"cannot read: {exc.strerror or exc}")
             return None
@@ -226,8 +228,18 @@ class _Reader:
             )
             return None
         try:
-            with open(path, "rb") as handle:
-                data = handle.read(MAX_FILE_BYTES + 1)
+            # Ask for the size stat() saw plus one byte: a read of MAX_FILE_BYTES would allocate
+            # (and free) a megabyte per file, which dominates loading a large store.
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                data = os.read(fd, info.st_size + 1)
+                while len(data) <= MAX_FILE_BYTES:
+                    more = os.read(fd, MAX_FILE_BYTES + 1 - len(data))
+                    if not more:
+                        break
+                    data += more
+            finally:
+                os.close(fd)
         except OSError as exc:
             self.add(rel, "", "unreadable_file", f"cannot read: {exc.strerror or exc}")
             return None
@@ -340,7 +352,7 @@ def read_version(name: str, root: Path) -> tuple[StoreVersion | None, list[Diagn
     account = _read_account(reader, root)
     policies: dict[str, Policy] = {}
     for rel, path in reader.files("policies"):
-        stem = path.name[: -len(".json")]
+        stem = os.path.basename(path)[: -len(".json")]
         if not _POLICY_NAME.fullmatch(stem):
             reader.add(rel, "", "invalid_name", f'invalid policy name "{stem}"')
             continue
@@ -376,7 +388,7 @@ def _read_all(reader: _Reader, folder: str, parse: Callable[..., Any]) -> list[A
     for rel, path in reader.files(folder):
         doc = reader.read_json(rel, path)
         if doc is not None:
-            item = parse(reader, rel, path.name[: -len(".json")], doc)
+            item = parse(reader, rel, os.path.basename(path)[: -len(".json")], doc)
             if item is not None:
                 out.append(item)
     return out
@@ -384,7 +396,7 @@ def _read_all(reader: _Reader, folder: str, parse: Callable[..., Any]) -> list[A
 
 def _read_account(reader: _Reader, root: Path) -> Account:
     rel = "account.json"
-    path = root / rel
+    path = os.path.join(root, rel)
     if not os.path.lexists(path):
         return Account()
     doc = reader.object(rel, reader.read_json(rel, path), ("account_id", "root", "password_policy"))
@@ -489,7 +501,7 @@ def _read_group(reader: _Reader, rel: str, name: str, raw: Any) -> Group | None:
     )
 
 
-def _read_tests(reader: _Reader, rel: str, path: Path) -> list[PolicyTestCase]:
+def _read_tests(reader: _Reader, rel: str, path: str) -> list[PolicyTestCase]:
     doc = reader.read_json(rel, path)
     if doc is None:
         return []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pdp.wildcard import Token, tokenize
 
@@ -53,10 +54,7 @@ class Template:
     parts: tuple[Part, ...]
     literals: frozenset[int]  # indexes of parts that came from ${*} ${?} ${$}: never wildcards
     token_parts: tuple[tuple[Token, ...] | Var, ...]  # parts as wildcard tokens, cut once
-
-    @property
-    def has_variables(self) -> bool:
-        return any(isinstance(p, Var) for p in self.parts)
+    has_variables: bool = False
 
     def resolve(self, lookup: Lookup) -> str | None:
         """The string with every variable replaced, or None if one has no value."""
@@ -91,6 +89,7 @@ class Template:
         return tuple(out)
 
 
+@lru_cache(maxsize=65536)
 def parse_template(text: str, *, substitute: bool) -> Template:
     """Locate the variables of `text`; with substitute=False the whole text is raw (2008 rules)."""
     if not substitute or "${" not in text:
@@ -119,4 +118,5 @@ def parse_template(text: str, *, substitute: bool) -> Template:
         p if isinstance(p, Var) else (p,) if i in literals else tokenize(p)
         for i, p in enumerate(parts)
     )
-    return Template(text, tuple(parts), frozenset(literals), token_parts)
+    has_vars = any(isinstance(p, Var) for p in parts)
+    return Template(text, tuple(parts), frozenset(literals), token_parts, has_vars)

@@ -26,9 +26,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from operator import methodcaller
 
-__all__ = ["QMARK", "STAR", "Matcher", "PatternSet", "compile_glob", "has_wildcard", "tokenize"]
+__all__ = [
+    "QMARK",
+    "STAR",
+    "Matcher",
+    "PatternSet",
+    "compile_glob",
+    "has_wildcard",
+    "shared_pattern_set",
+    "tokenize",
+]
 
 Matcher = Callable[[str], object]
 """A compiled pattern: called with the subject, truthy when it matches."""
@@ -52,6 +62,7 @@ _ANY = "."  # class of a colon-crossing star (compiled with re.DOTALL)
 _SEG = "[^:]"  # class of a star or `?` that stays inside one ARN segment
 
 
+@lru_cache(maxsize=65536)
 def tokenize(pattern: str) -> tuple[Token, ...]:
     """Cut a raw pattern into literal runs, STAR and QMARK (runs of `*` collapse to one STAR)."""
     tokens: list[Token] = []
@@ -102,6 +113,13 @@ def compile_glob(
 ) -> Matcher:
     """Compile tokens into a matcher. With ignore_case the caller passes lower-cased subjects."""
     tokens = normalize(t.lower() if ignore_case and isinstance(t, str) else t for t in tokens)
+    return _compile(tokens, dialect)
+
+
+@lru_cache(maxsize=65536)
+def _compile(tokens: tuple[Token, ...], dialect: str) -> Matcher:
+    """Matchers are pure functions of (tokens, dialect): equal patterns share one (store loads
+    repeat the same patterns across thousands of policies)."""
     if dialect == "arn":
         return _arn_matcher(tokens)
     if tokens == (STAR,):
@@ -289,3 +307,12 @@ class PatternSet:
             if m(subject):
                 return True
         return False
+
+
+@lru_cache(maxsize=65536)
+def shared_pattern_set(
+    patterns: tuple[tuple[Token, ...], ...], dialect: str, ignore_case: bool
+) -> PatternSet:
+    """PatternSets are immutable: statements with equal patterns share one (loads of large
+    stores repeat the same Action lists thousands of times)."""
+    return PatternSet(patterns, dialect=dialect, ignore_case=ignore_case)

@@ -1,0 +1,339 @@
+"""The store: real directories, real symlink swaps, real reloads, through pdp.Authorizer."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pdp
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store"
+ACCOUNT = "123456789012"
+BUCKET_OBJECT = "arn:aws:s3:::example-bucket/report.csv"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """A private copy of the bundled example store (current -> versions/0002)."""
+    target = tmp_path / "store"
+    shutil.copytree(EXAMPLE, target, symlinks=True)
+    return target
+
+
+def write(path: Path, document: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+
+
+def new_version(store: Path, name: str, base: str = "0002") -> Path:
+    """Copy a version to a new name (as a publisher would, before making it visible)."""
+    target = store / "versions" / name
+    shutil.copytree(store / "versions" / base, target)
+    return target
+
+
+def point_current(store: Path, name: str) -> None:
+    """Swap `current` atomically: a new link renamed over the old one."""
+    tmp = store / "current.tmp"
+    tmp.symlink_to(f"versions/{name}")
+    os.replace(tmp, store / "current")
+
+
+def open_store(store: Path, **kwargs: Any) -> pdp.Authorizer:
+    kwargs.setdefault("watch", False)
+    return pdp.Authorizer.from_store(store, **kwargs)
+
+
+def test_serves_current_with_version_and_matched(store: Path) -> None:
+    with open_store(store) as authz:
+        d = authz.is_authorized("bob", "s3:GetObject", BUCKET_OBJECT)
+        assert (d.decision, d.reason, d.policy_version) == ("Allow", "allowed", "0002")
+        assert d.matched[0].policy == "policies/S3BucketSpecificAccess.json"
+        assert d.matched[0].sid == "ReadWriteObjects"
+
+
+@pytest.mark.parametrize(
+    "principal", ["bob", f"arn:aws:iam::{ACCOUNT}:user/bob"], ids=["name", "arn"]
+)
+def test_principal_by_name_or_arn(store: Path, principal: str) -> None:
+    with open_store(store) as authz:
+        assert authz.is_authorized(principal, "s3:GetObject", BUCKET_OBJECT).decision == "Allow"
+
+
+def test_unknown_principal_is_denied_with_an_error(store: Path) -> None:
+    with open_store(store) as authz:
+        for who in (
+            "mallory",
+            f"arn:aws:iam::{ACCOUNT}:user/mallory",
+            "arn:aws:iam::999999999999:user/bob",
+            "arn:aws:iam::999999999999:root",
+            "",
+        ):
+            d = authz.is_authorized(who, "s3:GetObject", BUCKET_OBJECT)
+            assert (d.decision, d.reason) == ("Deny", "implicitDeny")
+            assert d.errors and d.errors[0].startswith("principal:")
+
+
+def test_root_is_unrestricted_and_flagged(store: Path) -> None:
+    with open_store(store) as authz:
+        d = authz.is_authorized(f"arn:aws:iam::{ACCOUNT}:root", "iam:DeleteUser", "*")
+        assert (d.decision, d.reason, d.root, d.matched) == ("Allow", "allowed", True, ())
+        assert not authz.is_authorized("bob", "s3:GetObject", BUCKET_OBJECT).root
+
+
+def test_root_can_be_locked_away(store: Path) -> None:
+    account = store / "versions" / "0002" / "account.json"
+    doc = json.loads(account.read_text())
+    doc["root"]["enabled"] = False
+    write(account, doc)
+    tests = store / "versions" / "0002" / "tests" / "smoke.json"
+    write(tests, [c for c in json.loads(tests.read_text()) if "root" not in c["principal"]])
+    with open_store(store) as authz:
+        d = authz.is_authorized(f"arn:aws:iam::{ACCOUNT}:root", "s3:GetObject", "*")
+        assert (d.decision, d.root) == ("Deny", True)
+        assert "root is disabled" in d.errors[0]
+
+
+def test_groups_inline_and_aws_managed_policies(store: Path) -> None:
+    v = store / "versions" / "0002"
+    write(v / "groups" / "power.json", {"policies": ["arn:aws:iam::aws:policy/PowerUserAccess"]})
+    write(
+        v / "users" / "dave.json",
+        {
+            "groups": ["power", "readers"],
+            "inline_policies": {
+                "NoLogs": {
+                    "Version": "2012-10-17",
+                    "Statement": {"Effect": "Deny", "Action": "logs:*", "Resource": "*"},
+                }
+            },
+        },
+    )
+    with open_store(store) as authz:
+        decide = authz.is_authorized
+        assert decide("dave", "ec2:RunInstances", "*").decision == "Allow"  # PowerUser
+        assert decide("dave", "iam:CreateUser", "*").reason == "implicitDeny"  # NotAction iam:*
+        assert decide("dave", "iam:ListUsers", "*").reason == "allowed"  # ReadOnly via readers
+        d = decide("dave", "logs:GetLogEvents", "*")
+        assert d.reason == "explicitDeny" and d.matched[0].policy == "users/dave.json#NoLogs"
+        carol = decide("carol", "s3:PutObject", BUCKET_OBJECT)
+        assert carol.reason == "implicitDeny"  # ReadOnlyAccess does not write
+
+
+BROKEN: list[tuple[str, Any, str]] = [
+    ("users/bob.json", '{"groups": ["developers"', "malformed JSON"),
+    ("policies/S3BucketSpecificAccess.json", "dir", "not a regular file"),
+    ("users/bob.json", "dangling-link", "cannot read"),
+    ("users/bob.json", {"groups": ["developers", "ghosts"]}, 'group "ghosts" does not exist'),
+    ("users/bob.json", {"policies": ["NoSuchPolicy"]}, 'policy "NoSuchPolicy" does not exist'),
+    ("users/bob.json", {"policies": ["arn:aws:iam::aws:policy/Nope"]}, "unknown AWS managed"),
+    ("users/bob.json", {"secret_access_key": "x"}, "pdp never stores secrets"),
+    (
+        "users/bob.json",
+        {"access_keys": [{"id": "AKIA1", "created": "2020-01-01"}]},
+        "access key id",
+    ),
+    ("groups/developers.json", {"policies": "S3BucketSpecificAccess"}, "list of names"),
+    (
+        "policies/S3BucketSpecificAccess.json",
+        {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": "*",
+                    "Condition": {"StringEqual": {"aws:username": "x"}},
+                }
+            ]
+        },
+        "policies/S3BucketSpecificAccess.json: Statement[0].Condition: unknown operator",
+    ),
+    (
+        "users/bob.json",
+        {"inline_policies": {"X": {"Statement": {"Effect": "Allow", "Action": "s3:*"}}}},
+        "users/bob.json: inline_policies.X.Statement: missing Resource/NotResource",
+    ),
+    ("account.json", {"account_id": "12"}, "account_id must be 12 digits"),
+    (
+        "tests/smoke.json",
+        [
+            {
+                "principal": "bob",
+                "action": "s3:GetObject",
+                "resource": BUCKET_OBJECT,
+                "expect": "Deny",
+            }
+        ],
+        "expected Deny, got Allow",
+    ),
+    ("users/Bob.json", {"groups": []}, "differ only in case"),
+    ("notes.txt", "hello", ""),  # a stray file at the top is ignored: not a problem
+]
+
+
+@pytest.mark.parametrize(("file", "content", "message"), BROKEN)
+def test_broken_version_is_refused_and_old_keeps_serving(
+    store: Path, file: str, content: Any, message: str
+) -> None:
+    with open_store(store) as authz:
+        broken = new_version(store, "0003")
+        target = broken / file
+        if content == "dir":
+            target.unlink()
+            target.mkdir()
+        elif content == "dangling-link":
+            target.unlink()
+            target.symlink_to(broken / "nowhere.json")
+        else:
+            write(target, content)
+        point_current(store, "0003")
+        if not message:
+            assert authz.reload().version == "0003"
+            return
+        with pytest.raises(pdp.PolicyLoadError) as caught:
+            authz.reload()
+        assert any(message in str(d) for d in caught.value.diagnostics), caught.value
+        assert authz.version == "0002"
+        assert authz.is_authorized("bob", "s3:GetObject", BUCKET_OBJECT).policy_version == "0002"
+        status = authz.status()
+        assert status["version"] == "0002" and message in status["last_reload_error"]
+        assert status["reloads"] == {"ok": 0, "failed": 1}
+
+
+def test_every_problem_of_a_version_is_listed(store: Path) -> None:
+    broken = new_version(store, "0003")
+    write(broken / "users" / "bob.json", {"groups": ["ghosts"], "tags": "blue"})
+    write(broken / "users" / "carol.json", "{")
+    write(broken / "policies" / "OwnHomePrefix.json", {"Statement": {"Effect": "Maybe"}})
+    with pytest.raises(pdp.PolicyLoadError) as caught:
+        pdp.Authorizer.from_store(store, version="0003", watch=False)
+    text = [str(d) for d in caught.value.diagnostics]
+    assert any(t.startswith("policies/OwnHomePrefix.json: Statement: ") for t in text)
+    assert any(t.startswith("users/bob.json: tags: ") for t in text)
+    assert any(t.startswith("users/carol.json: malformed JSON") for t in text)
+
+
+def test_fifty_megabyte_policy_is_refused_without_reading_it(store: Path) -> None:
+    broken = new_version(store, "0003")
+    with open(broken / "policies" / "Huge.json", "wb") as handle:
+        handle.truncate(50 * 1024 * 1024)
+    with pytest.raises(pdp.PolicyLoadError, match="over the 1048576 byte limit"):
+        pdp.Authorizer.from_store(store, version="0003", watch=False)
+
+
+def test_fifo_is_not_read(store: Path) -> None:
+    """A FIFO in place of a file must not block the loader."""
+    broken = new_version(store, "0003")
+    (broken / "users" / "bob.json").unlink()
+    os.mkfifo(broken / "users" / "bob.json")
+    with pytest.raises(pdp.PolicyLoadError, match="not a regular file"):
+        pdp.Authorizer.from_store(store, version="0003", watch=False)
+
+
+def test_dangling_current_and_symlink_loop(store: Path) -> None:
+    with open_store(store) as authz:
+        (store / "current").unlink()
+        (store / "current").symlink_to("versions/0099")
+        with pytest.raises(pdp.PolicyLoadError, match="does not resolve"):
+            authz.reload()
+        (store / "current").unlink()
+        (store / "loop").symlink_to("current")
+        (store / "current").symlink_to("loop")
+        with pytest.raises(pdp.PolicyLoadError, match="does not resolve"):
+            authz.reload()
+        assert authz.is_authorized("bob", "s3:GetObject", BUCKET_OBJECT).decision == "Allow"
+
+
+def test_without_current_the_greatest_version_serves(store: Path) -> None:
+    (store / "current").unlink()
+    new_version(store, "9")
+    new_version(store, "10")
+    with open_store(store) as authz:
+        assert authz.version == "10"  # natural sort: 9 < 10
+
+
+def test_pin_rollback_and_unpin(store: Path) -> None:
+    with open_store(store) as authz:
+        result = authz.reload(version="0001")
+        assert (result.version, result.previous) == ("0001", "0002") and result.seconds >= 0
+        assert authz.is_authorized("bob", "s3:GetObject", BUCKET_OBJECT).policy_version == "0001"
+        with pytest.raises(pdp.PolicyLoadError, match="no version 'nope'"):
+            authz.reload(version="nope")
+        assert authz.version == "0001"
+        assert authz.reload().version == "0002"
+
+
+def test_from_directory_serves_one_version() -> None:
+    authz = pdp.Authorizer.from_directory(EXAMPLE / "versions" / "0001")
+    assert authz.version == "0001"
+    assert authz.is_authorized("bob", "s3:GetObject", BUCKET_OBJECT).decision == "Allow"
+    assert authz.reload().version == "0001"
+    with pytest.raises(pdp.PolicyLoadError, match="no versions to pin"):
+        authz.reload(version="0002")
+
+
+def wait_for(predicate: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_watcher_follows_a_symlink_swap_and_skips_a_broken_one(store: Path) -> None:
+    with pdp.Authorizer.from_store(store, interval=0.05) as authz:
+        new_version(store, "0003")
+        point_current(store, "0003")
+        assert wait_for(lambda: authz.version == "0003")
+        broken = new_version(store, "0004")
+        write(broken / "users" / "bob.json", "{")
+        point_current(store, "0004")
+        assert wait_for(lambda: authz.last_error is not None)
+        assert authz.version == "0003"
+        assert authz.is_authorized("bob", "s3:GetObject", BUCKET_OBJECT).policy_version == "0003"
+
+
+def test_reload_under_concurrent_decisions_never_fails_or_mixes(store: Path) -> None:
+    """4 threads decide while versions swap: every answer is right for the version it names."""
+    new_version(store, "0003")
+    with open_store(store) as authz:
+        stop = threading.Event()
+        bad: list[Any] = []
+        counts = {"0002": 0, "0003": 0}
+
+        def worker() -> None:
+            while not stop.is_set():
+                batch = authz.batch_is_authorized(
+                    [
+                        {"principal": "bob", "action": "s3:GetObject", "resource": BUCKET_OBJECT},
+                        {
+                            "principal": "bob",
+                            "action": "s3:DeleteObject",
+                            "resource": BUCKET_OBJECT,
+                        },
+                    ]
+                )
+                versions = {d.policy_version for d in batch}
+                if len(versions) != 1 or [d.reason for d in batch] != ["allowed", "explicitDeny"]:
+                    bad.append(batch)
+                counts[batch[0].policy_version or ""] = counts.get(batch[0].policy_version, 0) + 1
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for name in ("0003", "0002", "0003", "0002", "0003"):
+            authz.reload(version=name)
+            time.sleep(0.02)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert not bad
+        assert counts["0002"] > 0 and counts["0003"] > 0
