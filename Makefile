@@ -29,8 +29,9 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)  ## print decision-latency figures (not part of make test)
+bench: $(STAMP)  ## print engine and store figures (not part of make test)
 	$(BIN)/python bench/bench_engine.py
+	$(BIN)/python bench/bench_store.py
 
 serve: $(STAMP)  ## run the service on examples/store
 	$(BIN)/pdp serve
