@@ -175,7 +175,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--context", action="append", default=[], metavar="KEY=VALUE")
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
     check.add_argument("--requests", metavar="FILE.jsonl", help="decide one request per line")
-    commands.add_parser("serve", help="run the service (not built yet)")
+    serve = commands.add_parser("serve", help="serve decisions over gRPC and HTTP, plus admin")
+    serve.add_argument("--store", help="store directory (PDP_STORE; default examples/store)")
+    serve.add_argument("--grpc", help="gRPC address (PDP_GRPC; default 127.0.0.1:50051)")
+    serve.add_argument("--http", help="HTTP sidecar address (PDP_HTTP; default 127.0.0.1:8180)")
+    serve.add_argument("--admin", help="admin address (PDP_ADMIN; default 127.0.0.1:8182)")
+    serve.add_argument("--workers", type=int, help="worker processes (PDP_WORKERS; default 1)")
+    serve.add_argument("--cache-size", type=int, help="decisions cached per worker (100000)")
+    serve.add_argument("--admin-token-file", help="file holding the admin bearer token")
+    reload = commands.add_parser("reload", help="ask a running pdp to reload its store")
+    reload.add_argument("--version", help="pin this version (rollback); default: follow current")
+    reload.add_argument("--admin", default=os.environ.get("PDP_ADMIN", "127.0.0.1:8182"))
+    reload.add_argument("--admin-token-file", help="file holding the admin bearer token")
     args = parser.parse_args(argv)
     if args.command == "validate":
         return _validate(args.paths)
@@ -183,8 +194,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _test(args.path, args.verbose)
     if args.command == "check":
         return _check(args)
-    print("pdp serve: serving is not built yet (see the serving issue)", file=sys.stderr)
-    return EXIT_ERROR
+    if args.command == "reload":
+        return _reload(args)
+    return _serve(args)
+
+
+def _token(token_file: str | None) -> str | None:
+    if token_file:
+        with open(token_file, encoding="utf-8") as handle:
+            return handle.read().strip() or None
+    return os.environ.get("PDP_ADMIN_TOKEN") or None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from server.main import serve
+    from server.service import Config
+
+    config = Config.from_env()
+    for name in ("store", "grpc", "http", "admin", "workers", "cache_size"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(config, name, value)
+    if args.admin_token_file:
+        config.admin_token = _token(args.admin_token_file)
+    if config.workers < 1:
+        print("pdp serve: --workers must be at least 1", file=sys.stderr)
+        return EXIT_ERROR
+    return serve(config)
+
+
+def _reload(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"version": args.version} if args.version else {}).encode()
+    request = urllib.request.Request(
+        f"http://{args.admin}/admin/reload",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    token = _token(args.admin_token_file)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = json.loads(exc.read() or b"{}")
+        print(f"pdp reload: {exc.code}: {detail.get('error')}", file=sys.stderr)
+        for problem in detail.get("problems", []):
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"pdp reload: cannot reach {args.admin}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(
+        f"reloaded: version {answer['version']} (was {answer['previous']}),"
+        f" loaded in {answer['load_seconds']:.3f} s"
+    )
+    return 0
 
 
 if __name__ == "__main__":

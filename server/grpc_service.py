@@ -1,0 +1,146 @@
+"""gRPC transport: pdp.v1.Authorizer, the standard health service and server reflection.
+
+Decode, call the Service, encode; no policy logic. Create the server only in the process that
+serves it (after any fork): gRPC objects do not survive a fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from pdp import Decision
+from pdp.v1 import authorizer_pb2 as pb
+from pdp.v1 import authorizer_pb2_grpc as pb_grpc
+from server.requests import BadRequest, DecisionRequest, parse_request
+from server.service import NotReady, Service
+
+__all__ = ["SERVICE_NAME", "create_server", "decision_message"]
+
+log = logging.getLogger("pdp.server.grpc")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Authorizer"].full_name
+MAX_MESSAGE = 4 << 20
+
+
+def _value(value: pb.Value, where: str, nested: bool = False) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind is None:
+        raise BadRequest(f"{where}: a Value needs one of its kinds set")
+    if kind == "list_value":
+        if nested:
+            raise BadRequest(f"{where}: lists hold strings, numbers or booleans, not lists")
+        return [_value(v, f"{where}[{i}]", True) for i, v in enumerate(value.list_value.values)]
+    return getattr(value, kind)
+
+
+def _request(message: pb.IsAuthorizedRequest, where: str = "") -> DecisionRequest:
+    # proto3 has no "absent" for strings: an empty one is a missing field
+    body: dict[str, Any] = {
+        "principal": message.principal or None,
+        "action": message.action or None,
+        "resource": message.resource or None,
+        "context": {k: _value(v, f'{where}context["{k}"]') for k, v in message.context.items()},
+    }
+    if message.request_id:
+        body["request_id"] = message.request_id
+    return parse_request(body, where)
+
+
+def decision_message(decision: Decision) -> pb.IsAuthorizedResponse:
+    return pb.IsAuthorizedResponse(
+        decision=decision.decision,
+        reason=decision.reason,
+        matched=[
+            pb.MatchedStatement(
+                policy=m.policy, statement=m.statement, sid=m.sid or "", effect=m.effect
+            )
+            for m in decision.matched
+        ],
+        errors=list(decision.errors),
+        policy_version=decision.policy_version or "",
+        root=decision.root,
+    )
+
+
+class AuthorizerServicer(pb_grpc.AuthorizerServicer):
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def IsAuthorized(  # noqa: N802 (gRPC's method name)
+        self, request: pb.IsAuthorizedRequest, context: grpc.ServicerContext
+    ) -> pb.IsAuthorizedResponse:
+        try:
+            decision = self.service.decide(_request(request))
+        except BadRequest as exc:
+            self.service.metrics.bad_request()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except NotReady as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return decision_message(decision)
+
+    def BatchIsAuthorized(  # noqa: N802
+        self, request: pb.BatchIsAuthorizedRequest, context: grpc.ServicerContext
+    ) -> pb.BatchIsAuthorizedResponse:
+        limit = self.service.config.max_batch
+        if len(request.requests) > limit:
+            self.service.metrics.bad_request()
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"requests: {len(request.requests)} requests, over the limit of {limit}",
+            )
+        try:
+            items = [_request(r, f"requests[{i}].") for i, r in enumerate(request.requests)]
+        except BadRequest as exc:
+            self.service.metrics.bad_request()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded before deciding")
+        try:
+            decisions, version = self.service.batch(items)
+        except NotReady as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return pb.BatchIsAuthorizedResponse(
+            results=[decision_message(d) for d in decisions], policy_version=version
+        )
+
+
+def create_server(
+    service: Service, address: str, *, threads: int = 16, reuse_port: bool = True
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """A started gRPC server on `address`; returns (server, bound port, health servicer)."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pdp-grpc"),
+        options=[
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+        ],
+    )
+    pb_grpc.add_AuthorizerServicer_to_server(AuthorizerServicer(service), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"gRPC cannot listen on {address}")
+    server.start()
+    status = health_pb2.HealthCheckResponse
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, status.NOT_SERVING)
+
+    def mark_ready() -> None:
+        service.ready.wait()
+        for name in ("", SERVICE_NAME):
+            health_servicer.set(name, status.SERVING)
+
+    threading.Thread(target=mark_ready, name="pdp-grpc-health", daemon=True).start()
+    return server, port, health_servicer

@@ -1,0 +1,111 @@
+"""Prometheus metrics of one worker process, kept cheap: a lock and a few integer adds per
+decision (prometheus-client's multiprocess mode costs several microseconds per observation).
+
+Each worker answers /metrics for itself, labelled with its pid; scrape every worker or sum.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from bisect import bisect_left
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["BUCKETS", "Metrics"]
+
+# Seconds; fine below a millisecond, where decisions live.
+BUCKETS = (
+    0.000005,
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
+)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.decisions: dict[tuple[str, str], int] = {}
+        self.bucket_counts = [0] * (len(BUCKETS) + 1)
+        self.latency_sum = 0.0
+        self.latency_count = 0
+        self.bad_requests = 0
+
+    def observe(self, decision: str, reason: str, seconds: float) -> None:
+        key = (decision, reason)
+        index = bisect_left(BUCKETS, seconds)
+        with self._lock:
+            self.decisions[key] = self.decisions.get(key, 0) + 1
+            self.bucket_counts[index] += 1
+            self.latency_sum += seconds
+            self.latency_count += 1
+
+    def bad_request(self) -> None:
+        with self._lock:
+            self.bad_requests += 1
+
+    def render(self, status: Callable[[], dict[str, Any] | None]) -> str:
+        """Prometheus text format 0.0.4."""
+        pid = os.getpid()
+        label = f'worker="{pid}"'
+        lines = [
+            "# HELP pdp_decisions_total Decisions made, by decision and reason.",
+            "# TYPE pdp_decisions_total counter",
+        ]
+        with self._lock:
+            decisions = dict(self.decisions)
+            buckets = list(self.bucket_counts)
+            total, count, bad = self.latency_sum, self.latency_count, self.bad_requests
+        for (decision, reason), n in sorted(decisions.items()):
+            lines.append(
+                f'pdp_decisions_total{{{label},decision="{decision}",reason="{reason}"}} {n}'
+            )
+        lines += [
+            "# HELP pdp_decision_latency_seconds Time to decide one request, in the server.",
+            "# TYPE pdp_decision_latency_seconds histogram",
+        ]
+        running = 0
+        for bound, n in zip((*BUCKETS, float("inf")), buckets, strict=True):
+            running += n
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            lines.append(f'pdp_decision_latency_seconds_bucket{{{label},le="{le}"}} {running}')
+        lines.append(f"pdp_decision_latency_seconds_sum{{{label}}} {total}")
+        lines.append(f"pdp_decision_latency_seconds_count{{{label}}} {count}")
+        lines += [
+            "# HELP pdp_bad_requests_total Requests refused as malformed (HTTP 400, gRPC 3).",
+            "# TYPE pdp_bad_requests_total counter",
+            f"pdp_bad_requests_total{{{label}}} {bad}",
+        ]
+        info = status()
+        if info is not None:
+            cache = info.get("cache") or {"hits": 0, "misses": 0}
+            reloads = info["reloads"]
+            lines += [
+                "# HELP pdp_cache_hits_total Decision cache hits of the current snapshot.",
+                "# TYPE pdp_cache_hits_total counter",
+                f"pdp_cache_hits_total{{{label}}} {cache['hits']}",
+                "# HELP pdp_cache_misses_total Decision cache misses of the current snapshot.",
+                "# TYPE pdp_cache_misses_total counter",
+                f"pdp_cache_misses_total{{{label}}} {cache['misses']}",
+                "# HELP pdp_policy_version_info The policy version being served.",
+                "# TYPE pdp_policy_version_info gauge",
+                f'pdp_policy_version_info{{{label},version="{info["version"]}"}} 1',
+                "# HELP pdp_reloads_total Store reloads, by result.",
+                "# TYPE pdp_reloads_total counter",
+                f'pdp_reloads_total{{{label},result="success"}} {reloads["ok"]}',
+                f'pdp_reloads_total{{{label},result="failure"}} {reloads["failed"]}',
+            ]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,92 @@
+"""The request model shared by both transports: validate a decision request, naming the field.
+
+HTTP bodies arrive as JSON and gRPC messages are turned into the same Python values first, so a
+request is checked in one place. A `BadRequest` becomes HTTP 400 or gRPC INVALID_ARGUMENT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MAX_BATCH", "MAX_CONTEXT_KEYS", "BadRequest", "DecisionRequest", "parse_request"]
+
+MAX_BATCH = 1000
+MAX_CONTEXT_KEYS = 128
+MAX_STRING = 4096
+MAX_LIST = 256
+_FIELDS = ("principal", "action", "resource", "context", "request_id")
+_SCALARS = (str, bool, int, float)
+
+
+class BadRequest(ValueError):
+    """A request that cannot be decided as sent; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRequest:
+    principal: str
+    action: str
+    resource: str
+    context: dict[str, Any]
+    request_id: str | None = None
+
+
+def _string(body: dict[str, Any], name: str, where: str, *, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"{where}{name}: required")
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{where}{name}: must be a string")
+    if required and not value:
+        raise BadRequest(f"{where}{name}: must not be empty")
+    if len(value) > MAX_STRING:
+        raise BadRequest(f"{where}{name}: longer than {MAX_STRING} characters")
+    return value
+
+
+def _scalar(value: Any, where: str) -> None:
+    if not isinstance(value, _SCALARS):
+        raise BadRequest(f"{where}: must be a string, number or boolean")
+    if isinstance(value, str) and len(value) > MAX_STRING:
+        raise BadRequest(f"{where}: longer than {MAX_STRING} characters")
+    if isinstance(value, float) and value != value:
+        raise BadRequest(f"{where}: not a number")
+
+
+def parse_request(body: Any, where: str = "") -> DecisionRequest:
+    """Check one request object; `where` prefixes field names (e.g. "requests[3].")."""
+    if not isinstance(body, dict):
+        raise BadRequest(
+            f"{where or 'body'}: must be a JSON object"
+            if not where
+            else f"{where.rstrip('.')}: must be an object"
+        )
+    for key in body:
+        if key not in _FIELDS:
+            raise BadRequest(f"{where}{key}: unknown field (known: {', '.join(_FIELDS)})")
+    principal = _string(body, "principal", where)
+    action = _string(body, "action", where)
+    resource = _string(body, "resource", where)
+    request_id = _string(body, "request_id", where, required=False)
+    context = body.get("context")
+    if context is None:
+        context = {}
+    if not isinstance(context, dict):
+        raise BadRequest(f"{where}context: must be an object")
+    if len(context) > MAX_CONTEXT_KEYS:
+        raise BadRequest(f"{where}context: more than {MAX_CONTEXT_KEYS} keys")
+    for key, value in context.items():
+        at = f'{where}context["{key}"]'
+        if not key:
+            raise BadRequest(f"{where}context: keys must not be empty")
+        if isinstance(value, list):
+            if len(value) > MAX_LIST:
+                raise BadRequest(f"{at}: more than {MAX_LIST} values")
+            for i, item in enumerate(value):
+                _scalar(item, f"{at}[{i}]")
+        else:
+            _scalar(value, at)
+    return DecisionRequest(principal, action, resource, context, request_id)  # type: ignore[arg-type]

@@ -1,0 +1,209 @@
+"""The serving core of one worker process: the Authorizer (once loaded), metrics, reloads.
+
+Both transports call `decide` / `batch` with checked requests; nothing here knows HTTP or gRPC.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pdp import Authorizer, Decision, PolicyLoadError
+from server.control import Control
+from server.metrics import Metrics
+from server.requests import MAX_BATCH, DecisionRequest
+
+__all__ = ["Config", "NotReady", "ReloadFailed", "Service"]
+
+log = logging.getLogger("pdp.server")
+
+
+class NotReady(RuntimeError):
+    """No policy version is loaded yet: HTTP 503, gRPC UNAVAILABLE."""
+
+
+class ReloadFailed(RuntimeError):
+    """A reload was refused; `problems` lists every diagnostic."""
+
+    def __init__(self, message: str, problems: Sequence[str]) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass
+class Config:
+    """What `pdp serve` runs; every field also comes from a PDP_* environment variable."""
+
+    store: str = "examples/store"
+    grpc: str = "127.0.0.1:50051"
+    http: str = "127.0.0.1:8180"
+    admin: str = "127.0.0.1:8182"
+    workers: int = 1
+    cache_size: int = 100_000
+    watch_interval: float = 1.0
+    max_batch: int = MAX_BATCH
+    max_body: int = 1 << 20
+    admin_token: str | None = field(default=None, repr=False)
+    run_dir: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Config:
+        token = os.environ.get("PDP_ADMIN_TOKEN")
+        token_file = os.environ.get("PDP_ADMIN_TOKEN_FILE")
+        if not token and token_file:
+            with open(token_file, encoding="utf-8") as handle:
+                token = handle.read().strip()
+        return cls(
+            store=_env("PDP_STORE", cls.store),
+            grpc=_env("PDP_GRPC", cls.grpc),
+            http=_env("PDP_HTTP", cls.http),
+            admin=_env("PDP_ADMIN", cls.admin),
+            workers=int(_env("PDP_WORKERS", str(cls.workers))),
+            cache_size=int(_env("PDP_CACHE_SIZE", str(cls.cache_size))),
+            watch_interval=float(_env("PDP_WATCH_INTERVAL", str(cls.watch_interval))),
+            max_batch=int(_env("PDP_MAX_BATCH", str(cls.max_batch))),
+            admin_token=token or None,
+            run_dir=os.environ.get("PDP_RUN_DIR"),
+        )
+
+
+class Service:
+    """Decisions for the transports, and the reload protocol between workers."""
+
+    def __init__(self, config: Config, control: Control | None = None) -> None:
+        self.config = config
+        self.control = control
+        self.metrics = Metrics()
+        self.authorizer: Authorizer | None = None
+        self.load_error: str | None = None
+        self.ready = threading.Event()
+        self._applied_generation = 0
+        self._stop = threading.Event()
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def load(self) -> bool:
+        """Load the store (the pinned version, if the control file pins one)."""
+        pin = None
+        if self.control is not None:
+            state = self.control.read()
+            pin, self._applied_generation = state["pin"], state["generation"]
+        try:
+            self.authorizer = Authorizer.from_store(
+                self.config.store,
+                version=pin,
+                cache_size=self.config.cache_size,
+                interval=self.config.watch_interval,
+            )
+        except PolicyLoadError as exc:
+            self.load_error = str(exc)
+            log.error("cannot load %s: %s", self.config.store, exc)
+            return False
+        self.load_error = None
+        self.ready.set()
+        if self.control is not None:
+            self.control.report(self._applied_generation, self.authorizer.version)
+        log.info("serving %s version %s", self.config.store, self.authorizer.version)
+        return True
+
+    def start(self) -> None:
+        """Load in the background (retrying), then follow the control file."""
+        threading.Thread(target=self._run, name="pdp-loader", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.load():
+            if self._stop.wait(self.config.watch_interval):
+                return
+        if self.control is None:
+            return
+        while not self._stop.wait(0.05):
+            state = self.control.read()
+            if state["generation"] > self._applied_generation:
+                self._apply(state["generation"], state["pin"])
+
+    def _apply(self, generation: int, pin: str | None) -> None:
+        assert self.authorizer is not None and self.control is not None
+        error = None
+        try:
+            self.authorizer.reload(version=pin)
+        except PolicyLoadError as exc:
+            error = str(exc)
+        self._applied_generation = generation
+        self.control.report(generation, self.authorizer.version, error)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.authorizer is not None:
+            self.authorizer.close()
+
+    # --- decisions -------------------------------------------------------------------------
+
+    def _authorizer(self) -> Authorizer:
+        authorizer = self.authorizer
+        if authorizer is None:
+            raise NotReady(self.load_error or "the policy store is still loading")
+        return authorizer
+
+    def decide(self, request: DecisionRequest) -> Decision:
+        authorizer = self._authorizer()
+        started = time.perf_counter()
+        decision = authorizer.is_authorized(
+            request.principal, request.action, request.resource, request.context
+        )
+        self.metrics.observe(decision.decision, decision.reason, time.perf_counter() - started)
+        return decision
+
+    def batch(self, requests: Sequence[DecisionRequest]) -> tuple[list[Decision], str]:
+        """Decide all requests on one snapshot."""
+        snapshot = self._authorizer().snapshot
+        observe = self.metrics.observe
+        out = []
+        for request in requests:
+            started = time.perf_counter()
+            decision = snapshot.is_authorized(
+                request.principal, request.action, request.resource, request.context
+            )
+            observe(decision.decision, decision.reason, time.perf_counter() - started)
+            out.append(decision)
+        return out, snapshot.version
+
+    # --- admin -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any] | None:
+        return self.authorizer.status() if self.authorizer is not None else None
+
+    def reload(self, version: str | None) -> dict[str, Any]:
+        """Reload here, then (with several workers) everywhere; raise ReloadFailed if refused."""
+        authorizer = self._authorizer()
+        try:
+            result = authorizer.reload(version=version)
+        except PolicyLoadError as exc:
+            raise ReloadFailed(str(exc), [str(d) for d in exc.diagnostics]) from None
+        answer: dict[str, Any] = {
+            "version": result.version,
+            "previous": result.previous,
+            "load_seconds": round(result.seconds, 6),
+        }
+        if self.control is not None:
+            generation = self.control.publish(version)
+            self._applied_generation = generation
+            self.control.report(generation, result.version)
+            reports = self.control.wait_for(generation, self.config.workers, timeout=60)
+            answer["workers"] = {str(r["pid"]): r["version"] for r in reports}
+            late = self.config.workers - len(reports)
+            failed = [r for r in reports if r.get("error")]
+            if late or failed:
+                problems = [f"worker {r['pid']}: {r['error']}" for r in failed]
+                if late:
+                    problems.append(f"{late} worker(s) did not confirm the reload in time")
+                raise ReloadFailed("not every worker reloaded", problems)
+        return answer

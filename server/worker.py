@@ -1,0 +1,71 @@
+"""One worker process of `pdp serve`: granian imports `app` from here in every worker.
+
+Importing this module (in the worker, after granian forked it) starts the worker's own pieces:
+the store loading in the background, the gRPC server on the shared port (SO_REUSEPORT), and, in
+whichever worker binds it first, the admin listener. Configuration comes from PDP_* variables
+that `pdp serve` sets before the workers start.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+
+from waitress.server import create_server as waitress_server
+
+from server.admin import create_admin_app
+from server.control import Control
+from server.grpc_service import create_server
+from server.http_sidecar import create_app
+from server.service import Config, Service
+
+log = logging.getLogger("pdp.server.worker")
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _admin_loop(service: Service, address: str, stop: threading.Event) -> None:
+    """Bind the admin listener if no other worker holds it; keep trying so that a respawned
+    worker takes over when the holder exits."""
+    host, port = _split(address)
+    app = create_admin_app(service)
+    while not stop.is_set():
+        try:
+            server = waitress_server(app, host=host, port=port, threads=2, ident="pdp-admin")
+        except OSError:
+            stop.wait(0.5)
+            continue
+        atexit.register(server.close)
+        log.info("admin listening on %s", address)
+        try:
+            server.run()
+        except Exception:  # closed at exit
+            return
+        return
+
+
+config = Config.from_env()
+service = Service(config, Control(config.run_dir) if config.run_dir else None)
+service.start()
+grpc_server, grpc_port, _health = create_server(service, config.grpc)
+_stop = threading.Event()
+threading.Thread(
+    target=_admin_loop, args=(service, config.admin, _stop), name="pdp-admin", daemon=True
+).start()
+
+
+@atexit.register
+def _shutdown() -> None:
+    """Drain in-flight gRPC calls (HTTP is drained by granian), then stop the watchers."""
+    _stop.set()
+    grpc_server.stop(grace=5).wait(6)
+    service.stop()
+
+
+app = create_app(service)
+_started = time.time()
