@@ -46,6 +46,7 @@ def serve(config: Config) -> int:
             "PDP_CACHE_SIZE": str(config.cache_size),
             "PDP_WATCH_INTERVAL": str(config.watch_interval),
             "PDP_MAX_BATCH": str(config.max_batch),
+            "PDP_MAX_BODY": str(config.max_body),
             "PDP_RUN_DIR": run_dir,
         }
     )

@@ -71,6 +71,7 @@ class Config:
             cache_size=int(_env("PDP_CACHE_SIZE", str(cls.cache_size))),
             watch_interval=float(_env("PDP_WATCH_INTERVAL", str(cls.watch_interval))),
             max_batch=int(_env("PDP_MAX_BATCH", str(cls.max_batch))),
+            max_body=int(_env("PDP_MAX_BODY", str(cls.max_body))),
             admin_token=token or None,
             run_dir=os.environ.get("PDP_RUN_DIR"),
         )

@@ -1,0 +1,133 @@
+"""Start a real `pdp serve` on free loopback ports, for the integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store"
+TOKEN = "test-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def copy_store(target: Path) -> Path:
+    shutil.copytree(EXAMPLE, target, symlinks=True)
+    return target
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    http: str
+    grpc: str
+    admin: str
+    store: Path
+    log: Path
+
+    def call(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        admin: bool = False,
+        token: str | None = TOKEN,
+        method: str | None = None,
+    ) -> tuple[int, Any]:
+        base = self.admin if admin else self.http
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        request = urllib.request.Request(f"http://{base}{path}", data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if admin and token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                payload = response.read()
+                status = response.status
+                kind = response.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as exc:
+            payload, status, kind = exc.read(), exc.code, exc.headers.get("Content-Type", "")
+        return status, json.loads(payload) if "json" in kind else payload.decode()
+
+    def decide(self, principal: str, action: str, resource: str, **context: Any) -> Any:
+        body = {"principal": principal, "action": action, "resource": resource}
+        if context:
+            body["context"] = context
+        return self.call("/v1/is-authorized", body)[1]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def start_server(
+    tmp: Path,
+    *,
+    store: Path | None = None,
+    workers: int = 1,
+    token: str | None = TOKEN,
+    wait_ready: bool = True,
+    **env: str,
+) -> Server:
+    store = store or copy_store(tmp / "store")
+    http, grpc_port, admin = free_port(), free_port(), free_port()
+    environment = dict(os.environ)
+    environment.pop("PDP_ADMIN_TOKEN", None)
+    environment.update(
+        {
+            "PDP_STORE": str(store),
+            "PDP_HTTP": f"127.0.0.1:{http}",
+            "PDP_GRPC": f"127.0.0.1:{grpc_port}",
+            "PDP_ADMIN": f"127.0.0.1:{admin}",
+            "PDP_WORKERS": str(workers),
+            "PDP_WATCH_INTERVAL": "0.2",
+            **env,
+        }
+    )
+    if token:
+        environment["PDP_ADMIN_TOKEN"] = token
+    log = tmp / f"serve-{http}.log"
+    with log.open("wb") as output:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pdp.cli", "serve"],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(
+        process, f"127.0.0.1:{http}", f"127.0.0.1:{grpc_port}", f"127.0.0.1:{admin}", store, log
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"pdp serve exited: {log.read_text()}")
+        try:
+            status, _ = server.call("/readyz" if wait_ready else "/healthz")
+            if status == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"pdp serve did not get ready: {log.read_text()}")
