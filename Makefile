@@ -29,9 +29,13 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)  ## print engine and store figures (not part of make test)
+bench: $(STAMP)  ## print engine, store and serving figures (not part of make test)
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_store.py
+	@command -v wrk >/dev/null && command -v h2load >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq wrk nghttp2-client)
+	$(BIN)/python bench/bench_serving.py
+	$(BIN)/python bench/bench_serving.py --cache-size 100000
 
 serve: $(STAMP)  ## run the service on examples/store
 	$(BIN)/pdp serve

@@ -18,7 +18,14 @@ from grpc_reflection.v1alpha import reflection
 from pdp import Decision
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from server.requests import BadRequest, DecisionRequest, parse_request
+from server.requests import (
+    MAX_CONTEXT_KEYS,
+    MAX_STRING,
+    BadRequest,
+    DecisionRequest,
+    check_context,
+    parse_request,
+)
 from server.service import NotReady, Service
 
 __all__ = ["SERVICE_NAME", "create_server", "decision_message"]
@@ -39,20 +46,44 @@ def _value(value: pb.Value, where: str, nested: bool = False) -> Any:
     return getattr(value, kind)
 
 
-def _request(message: pb.IsAuthorizedRequest, where: str = "") -> DecisionRequest:
-    # proto3 has no "absent" for strings: an empty one is a missing field
-    body: dict[str, Any] = {
-        "principal": message.principal or None,
-        "action": message.action or None,
-        "resource": message.resource or None,
-        "context": {k: _value(v, f'{where}context["{k}"]') for k, v in message.context.items()},
-    }
-    if message.request_id:
-        body["request_id"] = message.request_id
-    return parse_request(body, where)
+def _request(message: pb.IsAuthorizedRequest) -> DecisionRequest:
+    """The proto already fixes the types; check what it cannot (presence, sizes, value kinds)."""
+    principal, action, resource = message.principal, message.action, message.resource
+    if not principal or not action or not resource:
+        # proto3 has no "absent" for strings: an empty one is a missing field
+        missing = [n for n in ("principal", "action", "resource") if not getattr(message, n)]
+        raise BadRequest(f"{missing[0]}: required")
+    fields: dict[str, Any] = {"principal": principal, "action": action, "resource": resource}
+    if max(len(principal), len(action), len(resource)) > MAX_STRING:
+        parse_request(fields)  # raises, naming the field
+    context: dict[str, Any] = {}
+    if message.context:
+        if len(message.context) > MAX_CONTEXT_KEYS:
+            raise BadRequest(f"context: more than {MAX_CONTEXT_KEYS} keys")
+        for key, value in message.context.items():
+            context[key] = _value(value, f'context["{key}"]')
+        check_context(context)  # the checks the HTTP sidecar makes too
+    return DecisionRequest(principal, action, resource, context, message.request_id or None)
+
+
+_MESSAGES: dict[int, tuple[Decision, pb.IsAuthorizedResponse]] = {}
 
 
 def decision_message(decision: Decision) -> pb.IsAuthorizedResponse:
+    """The response for a decision. Decisions without errors are shared objects (one per set of
+    matching statements), so their messages are built once and reused."""
+    found = _MESSAGES.get(id(decision))
+    if found is not None and found[0] is decision:
+        return found[1]
+    message = _message(decision)
+    if not decision.errors:
+        if len(_MESSAGES) > 10_000:
+            _MESSAGES.clear()
+        _MESSAGES[id(decision)] = (decision, message)  # holding the decision keeps its id valid
+    return message
+
+
+def _message(decision: Decision) -> pb.IsAuthorizedResponse:
     return pb.IsAuthorizedResponse(
         decision=decision.decision,
         reason=decision.reason,
@@ -94,11 +125,13 @@ class AuthorizerServicer(pb_grpc.AuthorizerServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"requests: {len(request.requests)} requests, over the limit of {limit}",
             )
-        try:
-            items = [_request(r, f"requests[{i}].") for i, r in enumerate(request.requests)]
-        except BadRequest as exc:
-            self.service.metrics.bad_request()
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        items = []
+        for i, item in enumerate(request.requests):
+            try:
+                items.append(_request(item))
+            except BadRequest as exc:
+                self.service.metrics.bad_request()
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"requests[{i}].{exc}")
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded before deciding")

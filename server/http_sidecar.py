@@ -85,7 +85,12 @@ def create_app(service: Service) -> Flask:
             raise BadRequest(
                 f"requests: {len(items)} requests, over the limit of {service.config.max_batch}"
             )
-        parsed = [parse_request(item, f"requests[{i}].") for i, item in enumerate(items)]
+        parsed = []
+        for i, item in enumerate(items):
+            try:
+                parsed.append(parse_request(item))
+            except BadRequest as exc:
+                raise BadRequest(f"requests[{i}].{exc}") from None
         decisions, version = service.batch(parsed)
         return json_response(
             {"results": [d.to_dict() for d in decisions], "policy_version": version}

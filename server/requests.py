@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_BATCH", "MAX_CONTEXT_KEYS", "BadRequest", "DecisionRequest", "parse_request"]
+__all__ = [
+    "MAX_BATCH",
+    "MAX_CONTEXT_KEYS",
+    "MAX_STRING",
+    "BadRequest",
+    "DecisionRequest",
+    "check_context",
+    "parse_request",
+]
 
 MAX_BATCH = 1000
 MAX_CONTEXT_KEYS = 128
@@ -59,11 +67,7 @@ def _scalar(value: Any, where: str) -> None:
 def parse_request(body: Any, where: str = "") -> DecisionRequest:
     """Check one request object; `where` prefixes field names (e.g. "requests[3].")."""
     if not isinstance(body, dict):
-        raise BadRequest(
-            f"{where or 'body'}: must be a JSON object"
-            if not where
-            else f"{where.rstrip('.')}: must be an object"
-        )
+        raise BadRequest(f"{where.rstrip('.') or 'body'}: must be a JSON object")
     for key in body:
         if key not in _FIELDS:
             raise BadRequest(f"{where}{key}: unknown field (known: {', '.join(_FIELDS)})")
@@ -74,6 +78,12 @@ def parse_request(body: Any, where: str = "") -> DecisionRequest:
     context = body.get("context")
     if context is None:
         context = {}
+    check_context(context, where)
+    return DecisionRequest(principal, action, resource, context, request_id)  # type: ignore[arg-type]
+
+
+def check_context(context: Any, where: str = "") -> None:
+    """A context is an object of non-empty keys to scalars or lists of scalars, within limits."""
     if not isinstance(context, dict):
         raise BadRequest(f"{where}context: must be an object")
     if len(context) > MAX_CONTEXT_KEYS:
@@ -89,4 +99,3 @@ def parse_request(body: Any, where: str = "") -> DecisionRequest:
                 _scalar(item, f"{at}[{i}]")
         else:
             _scalar(value, at)
-    return DecisionRequest(principal, action, resource, context, request_id)  # type: ignore[arg-type]

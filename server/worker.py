@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 
@@ -52,7 +53,9 @@ def _admin_loop(service: Service, address: str, stop: threading.Event) -> None:
 config = Config.from_env()
 service = Service(config, Control(config.run_dir) if config.run_dir else None)
 service.start()
-grpc_server, grpc_port, _health = create_server(service, config.grpc)
+grpc_server, grpc_port, _health = create_server(
+    service, config.grpc, threads=int(os.environ.get("PDP_GRPC_THREADS", "4"))
+)
 _stop = threading.Event()
 threading.Thread(
     target=_admin_loop, args=(service, config.admin, _stop), name="pdp-admin", daemon=True
