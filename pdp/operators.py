@@ -208,28 +208,27 @@ def _ordered_test(
     return build
 
 
-def _bool_test(_kind: str, values: Sequence[Any]) -> Test:
-    wanted = frozenset(values)
+def _member_test(
+    convert: Callable[[Scalar], Any], what: str
+) -> Callable[[str, Sequence[Any]], Test]:
+    """Equality against a set of parsed policy values (Bool, BinaryEquals)."""
 
-    def test(v: Scalar) -> bool:
-        try:
-            return to_bool(v) in wanted
-        except ValueError as exc:
-            raise EvaluationError(f"{exc} (Bool expected)") from None
+    def build(_kind: str, values: Sequence[Any]) -> Test:
+        wanted = frozenset(values)
 
-    return test
+        def test(v: Scalar) -> bool:
+            try:
+                return convert(v) in wanted
+            except ValueError as exc:
+                raise EvaluationError(f"{exc} ({what} expected)") from None
+
+        return test
+
+    return build
 
 
-def _binary_test(_kind: str, values: Sequence[Any]) -> Test:
-    wanted = frozenset(values)
-
-    def test(v: Scalar) -> bool:
-        try:
-            return to_binary(v) in wanted
-        except ValueError as exc:
-            raise EvaluationError(f"{exc} (base64 binary expected)") from None
-
-    return test
+_bool_test = _member_test(to_bool, "Bool")
+_binary_test = _member_test(to_binary, "base64 binary")
 
 
 def _ip_test(_kind: str, values: Sequence[Any]) -> Test:

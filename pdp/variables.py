@@ -42,6 +42,11 @@ class Var:
     default: str | None
     text: str
 
+    def value(self, lookup: Lookup) -> str | None:
+        """The context's value, else the default, else None (no value)."""
+        found = lookup(self.key)
+        return self.default if found is None else found
+
 
 Part = str | Var
 
@@ -61,11 +66,9 @@ class Template:
         out: list[str] = []
         for part in self.parts:
             if isinstance(part, Var):
-                value = lookup(part.key)
+                value = part.value(lookup)
                 if value is None:
-                    value = part.default
-                    if value is None:
-                        return None
+                    return None
                 out.append(value)
             else:
                 out.append(part)
@@ -78,11 +81,9 @@ class Template:
             if isinstance(part, Var):
                 if lookup is None:
                     raise ValueError("template has variables: a lookup is needed")
-                value = lookup(part.key)
+                value = part.value(lookup)
                 if value is None:
-                    value = part.default
-                    if value is None:
-                        return None
+                    return None
                 out.append(value)
             else:
                 out.extend(part)
