@@ -49,7 +49,7 @@ def _string(body: dict[str, Any], name: str, where: str, *, required: bool = Tru
     if not isinstance(value, str):
         raise BadRequest(f"{where}{name}: must be a string")
     if required and not value:
-        raise BadRequest(f"{where}{name}: must not be empty")
+        raise BadRequest(f"{where}{name}: required")  # as over gRPC, where "" means absent
     if len(value) > MAX_STRING:
         raise BadRequest(f"{where}{name}: longer than {MAX_STRING} characters")
     return value

@@ -71,7 +71,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store"
 def test_validate_a_store_and_a_version_directory() -> None:
     result = run_pdp("validate", str(EXAMPLE), str(EXAMPLE / "versions" / "0001"))
     assert result.returncode == 0, result.stderr
-    assert "version 0002: 3 users, 3 groups, 4 policies" in result.stdout
+    assert "version 0002: 3 users, 3 groups, 5 policies" in result.stdout
 
 
 def test_validate_lists_every_problem_of_a_store(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_validate_lists_every_problem_of_a_store(tmp_path: Path) -> None:
 
 def test_test_runs_the_policy_tests(tmp_path: Path) -> None:
     result = run_pdp("test", str(EXAMPLE))
-    assert result.returncode == 0 and result.stdout.strip() == "PASS: 12/12 (version 0002)"
+    assert result.returncode == 0 and result.stdout.strip() == "PASS: 15/15 (version 0002)"
     failing = tmp_path / "v1"
     shutil.copytree(EXAMPLE / "versions" / "0001", failing)
     (failing / "tests" / "smoke.json").write_text(

@@ -1,0 +1,56 @@
+"""What the clients share: request encoding, the retry schedule, the unreachable policy."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+
+from pdp_client._pb import authorizer_pb2 as pb
+
+OnUnavailable = Literal["deny", "raise"]
+
+
+def check_policy(on_unavailable: str) -> OnUnavailable:
+    if on_unavailable not in ("deny", "raise"):
+        raise ValueError('on_unavailable is "deny" or "raise" (pdp clients never fail open)')
+    return on_unavailable  # type: ignore[return-value]
+
+
+def backoff(retries: int, base: float = 0.05, cap: float = 1.0) -> Iterator[float]:
+    """Delays before each retry: exponential with full jitter."""
+    for attempt in range(retries):
+        yield random.uniform(0, min(cap, base * 2**attempt))
+
+
+def request_dict(
+    principal: str, action: str, resource: str, context: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"principal": principal, "action": action, "resource": resource}
+    if context:
+        body["context"] = dict(context)
+    return body
+
+
+def _value(value: Any) -> pb.Value:
+    if isinstance(value, bool):
+        return pb.Value(bool_value=value)
+    if isinstance(value, int):
+        return pb.Value(int_value=value)
+    if isinstance(value, float):
+        return pb.Value(double_value=value)
+    if isinstance(value, str):
+        return pb.Value(string_value=value)
+    if isinstance(value, list | tuple):
+        return pb.Value(list_value=pb.ValueList(values=[_value(v) for v in value]))
+    raise TypeError(f"context values are str, int, float, bool or lists of them, not {value!r}")
+
+
+def request_message(body: Mapping[str, Any]) -> pb.IsAuthorizedRequest:
+    return pb.IsAuthorizedRequest(
+        principal=body["principal"],
+        action=body["action"],
+        resource=body["resource"],
+        context={k: _value(v) for k, v in (body.get("context") or {}).items()},
+        request_id=body.get("request_id") or "",
+    )

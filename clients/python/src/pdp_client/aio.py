@@ -1,0 +1,88 @@
+"""The asyncio gRPC client (grpc.aio): the same interface as GrpcClient, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from pdp_client._common import backoff, check_policy, request_dict, request_message
+from pdp_client._pb import authorizer_pb2 as pb
+from pdp_client._pb import authorizer_pb2_grpc as pb_grpc
+from pdp_client.errors import PdpRequestError, PdpUnavailable
+from pdp_client.grpc_client import RETRYABLE
+from pdp_client.model import Decision, unreachable
+
+__all__ = ["AsyncGrpcClient"]
+
+
+class AsyncGrpcClient:
+    """`async with AsyncGrpcClient("127.0.0.1:50051") as pdp: await pdp.is_authorized(...)`."""
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        timeout: float = 1.0,
+        retries: int = 2,
+        on_unavailable: str = "deny",
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.retries = retries
+        self.on_unavailable = check_policy(on_unavailable)
+        self._channel = grpc.aio.insecure_channel(target)
+        self._stub = pb_grpc.AuthorizerStub(self._channel)
+
+    async def _call(self, method: Any, message: Any) -> Any:
+        delays = backoff(self.retries)
+        while True:
+            try:
+                return await method(message, timeout=self.timeout)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    raise PdpRequestError(exc.details()) from None
+                if exc.code() in RETRYABLE:
+                    delay = next(delays, None)
+                    if delay is not None:
+                        await asyncio.sleep(delay)
+                        continue
+                raise PdpUnavailable(f"{self.target}: {exc.code().name}: {exc.details()}") from None
+
+    async def is_authorized(
+        self,
+        principal: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        message = request_message(request_dict(principal, action, resource, context))
+        try:
+            return Decision.from_message(await self._call(self._stub.IsAuthorized, message))
+        except PdpUnavailable as exc:
+            if self.on_unavailable == "raise":
+                raise
+            return unreachable(str(exc))
+
+    async def batch_is_authorized(self, requests: Iterable[Mapping[str, Any]]) -> list[Decision]:
+        items = [request_message(r) for r in requests]
+        message = pb.BatchIsAuthorizedRequest(requests=items)
+        try:
+            answer = await self._call(self._stub.BatchIsAuthorized, message)
+        except PdpUnavailable as exc:
+            if self.on_unavailable == "raise":
+                raise
+            return [unreachable(str(exc))] * len(items)
+        return [Decision.from_message(m) for m in answer.results]
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncGrpcClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,93 @@
+"""The gRPC client: one channel, per-attempt timeouts, retries only when pdp is unreachable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import grpc
+
+from pdp_client._common import backoff, check_policy, request_dict, request_message
+from pdp_client._pb import authorizer_pb2 as pb
+from pdp_client._pb import authorizer_pb2_grpc as pb_grpc
+from pdp_client.errors import PdpRequestError, PdpUnavailable
+from pdp_client.model import Decision, unreachable
+
+__all__ = ["RETRYABLE", "GrpcClient"]
+
+# Codes that mean "pdp was not reached or not ready": safe to retry, never a decision.
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+
+
+class GrpcClient:
+    """`GrpcClient("127.0.0.1:50051", timeout=0.5, retries=2, on_unavailable="deny")`."""
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        timeout: float = 1.0,
+        retries: int = 2,
+        on_unavailable: str = "deny",
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.retries = retries
+        self.on_unavailable = check_policy(on_unavailable)
+        self._channel = channel or grpc.insecure_channel(target)
+        self._stub = pb_grpc.AuthorizerStub(self._channel)
+
+    def _call(self, method: Any, message: Any) -> Any:
+        delays = backoff(self.retries)
+        while True:
+            try:
+                return method(message, timeout=self.timeout)
+            except grpc.RpcError as exc:
+                code = exc.code()  # type: ignore[attr-defined]
+                if code == grpc.StatusCode.INVALID_ARGUMENT:
+                    raise PdpRequestError(exc.details()) from None  # type: ignore[attr-defined]
+                if code in RETRYABLE:
+                    delay = next(delays, None)
+                    if delay is not None:
+                        time.sleep(delay)
+                        continue
+                detail = f"{code.name}: {exc.details()}"  # type: ignore[attr-defined]
+                raise PdpUnavailable(f"{self.target}: {detail}") from None
+
+    def is_authorized(
+        self,
+        principal: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        message = request_message(request_dict(principal, action, resource, context))
+        try:
+            return Decision.from_message(self._call(self._stub.IsAuthorized, message))
+        except PdpUnavailable as exc:
+            if self.on_unavailable == "raise":
+                raise
+            return unreachable(str(exc))
+
+    def batch_is_authorized(self, requests: Iterable[Mapping[str, Any]]) -> list[Decision]:
+        """Decide many requests on one policy version (dicts with principal/action/resource)."""
+        items = [request_message(r) for r in requests]
+        message = pb.BatchIsAuthorizedRequest(requests=items)
+        try:
+            answer = self._call(self._stub.BatchIsAuthorized, message)
+        except PdpUnavailable as exc:
+            if self.on_unavailable == "raise":
+                raise
+            return [unreachable(str(exc))] * len(items)
+        return [Decision.from_message(m) for m in answer.results]
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> GrpcClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

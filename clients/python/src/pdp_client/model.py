@@ -1,0 +1,65 @@
+"""The decision as clients see it: the same names as pdp.Decision and the wire formats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["Decision", "MatchedStatement", "unreachable"]
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedStatement:
+    policy: str
+    statement: int
+    sid: str | None
+    effect: Literal["Allow", "Deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """`decision` is "Allow" or "Deny"; `reason` "allowed", "explicitDeny" or "implicitDeny"."""
+
+    decision: Literal["Allow", "Deny"]
+    reason: Literal["allowed", "explicitDeny", "implicitDeny"]
+    matched: tuple[MatchedStatement, ...] = ()
+    errors: tuple[str, ...] = ()
+    policy_version: str | None = None
+    root: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "Allow"
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> Decision:
+        return cls(
+            decision="Allow" if body.get("decision") == "Allow" else "Deny",
+            reason=body.get("reason", "implicitDeny"),
+            matched=tuple(
+                MatchedStatement(m["policy"], m["statement"], m.get("sid"), m["effect"])
+                for m in body.get("matched", ())
+            ),
+            errors=tuple(body.get("errors", ())),
+            policy_version=body.get("policy_version"),
+            root=bool(body.get("root", False)),
+        )
+
+    @classmethod
+    def from_message(cls, message: Any) -> Decision:
+        return cls(
+            decision="Allow" if message.decision == "Allow" else "Deny",
+            reason=message.reason or "implicitDeny",
+            matched=tuple(
+                MatchedStatement(m.policy, m.statement, m.sid or None, m.effect)  # type: ignore[arg-type]
+                for m in message.matched
+            ),
+            errors=tuple(message.errors),
+            policy_version=message.policy_version or None,
+            root=message.root,
+        )
+
+
+def unreachable(detail: str) -> Decision:
+    """Fail closed: the Deny a client answers when pdp cannot be reached."""
+    return Decision("Deny", "implicitDeny", errors=(f"pdp unreachable: {detail}",))
