@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,24 +12,22 @@ STUBS = ("authorizer_pb2.py", "authorizer_pb2.pyi", "authorizer_pb2_grpc.py")
 
 
 def test_stubs_match_the_proto(tmp_path: Path) -> None:
+    """Run scripts/gen_proto.sh into a scratch folder and compare with what is committed."""
+    client = tmp_path / "client"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            f"-I{ROOT / 'proto'}",
-            f"--python_out={tmp_path}",
-            f"--pyi_out={tmp_path}",
-            f"--grpc_python_out={tmp_path}",
-            str(ROOT / "proto" / "pdp" / "v1" / "authorizer.proto"),
-        ],
+        ["bash", str(ROOT / "scripts" / "gen_proto.sh"), str(tmp_path), str(client)],
         check=True,
         capture_output=True,
+        env=env,
     )
     for name in STUBS:
         fresh = (tmp_path / "pdp" / "v1" / name).read_text()
         committed = (ROOT / "pdp" / "v1" / name).read_text()
         assert fresh == committed, f"pdp/v1/{name} is stale: run scripts/gen_proto.sh"
+        fresh_client = (client / name).read_text()
+        committed_client = (ROOT / "clients/python/src/pdp_client/_pb" / name).read_text()
+        assert fresh_client == committed_client, f"the client's {name} is stale"
 
 
 def test_core_does_not_import_transports() -> None:
