@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help install test check lint format bench serve clean
+.PHONY: help install test check lint format bench loadtest serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ bench: $(STAMP)  ## print engine, store and serving figures (not part of make te
 	  (apt-get update -qq && apt-get install -y -qq wrk nghttp2-client)
 	$(BIN)/python bench/bench_serving.py
 	$(BIN)/python bench/bench_serving.py --cache-size 100000
+
+loadtest: $(STAMP)  ## locust against HTTP and gRPC on a generated store: loadtests/results/
+	$(BIN)/python loadtests/run.py
 
 serve: $(STAMP)  ## run the service on examples/store
 	$(BIN)/pdp serve
