@@ -18,9 +18,8 @@ from collections import Counter
 from typing import Any
 
 import grpc
-from locust import FastHttpUser, between, events, task
-
 from grpc_user import GrpcUser
+from locust import FastHttpUser, between, events, task
 from pdp_client._pb import authorizer_pb2 as pb
 from pdp_client._pb import authorizer_pb2_grpc as pb_grpc
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from generate_store import generate, publish  # noqa: E402
+
 from tests.integration.servers import free_port  # noqa: E402
 
 RESULTS = HERE / "results"
