@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from pdp.loader import build_snapshot, load_directory, load_store, run_policy_te
 from pdp.model import Decision
 from pdp.policy import parse_policy
 from pdp.snapshot import Snapshot
-from pdp.store import StoreError, resolve_version
+from pdp.store import StoreError, StoreVersion, read_version, resolve_version
 
 __all__ = ["main"]
 
@@ -183,6 +184,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, help="worker processes (PDP_WORKERS; default 1)")
     serve.add_argument("--cache-size", type=int, help="decisions cached per worker (100000)")
     serve.add_argument("--admin-token-file", help="file holding the admin bearer token")
+    serve.add_argument("--decision-log", help='"stdout" or a file (PDP_DECISION_LOG; off)')
+    audit = commands.add_parser("audit", help="security findings and the credential report")
+    audit.add_argument("path", metavar="STORE|VERSION_DIR")
+    audit.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    audit.add_argument("--credential-report", action="store_true", help="print the CSV report")
+    audit.add_argument(
+        "--fail-on",
+        choices=("low", "medium", "high", "critical"),
+        help="exit 3 when a finding of this severity or above exists",
+    )
+    audit.add_argument("--days", type=int, default=90, help="age limit for keys and activity")
+    audit.add_argument("--advisor-db", help="Access Advisor database (enables inactive users)")
+    advisor = commands.add_parser("access-advisor", help="services granted vs. used")
+    advisor.add_argument("--principal", required=True)
+    advisor.add_argument("--store", default=os.environ.get("PDP_STORE", "examples/store"))
+    advisor.add_argument("--db", required=True, help="the Access Advisor database (SQLite)")
+    advisor.add_argument("--days", type=int, default=90)
+    suggest = commands.add_parser("suggest-policy", help="least privilege from the decision log")
+    suggest.add_argument("--principal", required=True)
+    suggest.add_argument("--log", required=True, help="decision log file (rotated files too)")
+    suggest.add_argument("--since", default="30d", help="window, e.g. 30d, 12h")
     reload = commands.add_parser("reload", help="ask a running pdp to reload its store")
     reload.add_argument("--version", help="pin this version (rollback); default: follow current")
     reload.add_argument("--admin", default=os.environ.get("PDP_ADMIN", "127.0.0.1:8182"))
@@ -196,7 +218,95 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args)
     if args.command == "reload":
         return _reload(args)
+    if args.command == "audit":
+        return _audit(args)
+    if args.command == "access-advisor":
+        return _access_advisor(args)
+    if args.command == "suggest-policy":
+        return _suggest(args)
     return _serve(args)
+
+
+EXIT_FINDINGS = 3
+
+
+def _read_store(path: str) -> StoreVersion | None:
+    target = Path(path)
+    try:
+        name, root = resolve_version(target) if _is_store(target) else (target.name, target)
+    except (StoreError, OSError) as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return None
+    version, problems = read_version(name, Path(os.path.realpath(root)))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return version
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from pdp.access_advisor import AccessAdvisor
+    from pdp.audit import SEVERITIES, audit, credential_report, render
+
+    version = _read_store(args.path)
+    if version is None:
+        return EXIT_ERROR
+    if args.credential_report:
+        sys.stdout.write(credential_report(version))
+        return 0
+    activity = None
+    if args.advisor_db:
+        advisor = AccessAdvisor(args.advisor_db)
+        activity = advisor.last_activity()
+        advisor.close()
+    findings = audit(version, days=args.days, activity=activity)
+    if args.format == "sarif":
+        base = os.path.relpath(version.path)
+        findings = [replace(f, file=f"{base}/{f.file}") for f in findings]
+    sys.stdout.write(render(findings, args.format, colour=sys.stdout.isatty()))
+    if args.fail_on and any(f.rank() >= SEVERITIES.index(args.fail_on) for f in findings):
+        return EXIT_FINDINGS
+    return 0
+
+
+def _access_advisor(args: argparse.Namespace) -> int:
+    from pdp.access_advisor import AccessAdvisor, report
+    from pdp.index import ROOT
+
+    try:
+        snapshot = _load(args.store)
+    except PolicyLoadError as exc:
+        _print_problems(exc)
+        return EXIT_ERROR
+    entry = snapshot.index.resolve(args.principal)
+    if entry is None or entry is ROOT:
+        print(f"pdp access-advisor: no user {args.principal!r} in the store", file=sys.stderr)
+        return EXIT_ERROR
+    advisor = AccessAdvisor(args.db)
+    answer = report(
+        args.principal,
+        entry.policies,
+        advisor.usage(args.principal),  # type: ignore[union-attr]
+        days=args.days,
+    )
+    advisor.close()
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from pdp.suggest import log_files, parse_since, read_events, suggest_policy
+
+    try:
+        since = parse_since(args.since)
+        files = log_files(args.log)
+        if not files:
+            raise LookupError(f"no decision log at {args.log}")
+        document = suggest_policy(read_events(files), args.principal, since=since)
+    except (ValueError, LookupError) as exc:
+        print(f"pdp suggest-policy: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(json.dumps(document, indent=2))
+    return 0
 
 
 def _token(token_file: str | None) -> str | None:
@@ -211,7 +321,7 @@ def _serve(args: argparse.Namespace) -> int:
     from server.service import Config
 
     config = Config.from_env()
-    for name in ("store", "grpc", "http", "admin", "workers", "cache_size"):
+    for name in ("store", "grpc", "http", "admin", "workers", "cache_size", "decision_log"):
         value = getattr(args, name)
         if value is not None:
             setattr(config, name, value)

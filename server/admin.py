@@ -64,6 +64,16 @@ def create_admin_app(service: Service) -> Flask:
                 422,
             )
 
+    @app.get("/admin/access-advisor/<path:principal>")
+    def access_advisor(principal: str) -> Response:
+        days = request.args.get("days", "90")
+        if not days.isdigit():
+            raise BadRequest("days: must be a whole number")
+        answer = service.access_advisor(principal, int(days))
+        if answer is None:
+            return json_response({"error": f"no user {principal!r} in the store"}, 404)
+        return json_response(answer)
+
     @app.get("/admin/status")
     def status() -> Response:
         info = service.status()

@@ -52,6 +52,8 @@ def serve(config: Config) -> int:
     )
     if config.admin_token:
         os.environ["PDP_ADMIN_TOKEN"] = config.admin_token
+    if config.decision_log:
+        os.environ["PDP_DECISION_LOG"] = config.decision_log
     host, port = _split(config.http)
     logging.getLogger("pdp.server").info(
         "pdp serve: store %s, gRPC %s, HTTP %s, admin %s, %d worker(s)",

@@ -108,4 +108,14 @@ class Metrics:
                 f'pdp_reloads_total{{{label},result="success"}} {reloads["ok"]}',
                 f'pdp_reloads_total{{{label},result="failure"}} {reloads["failed"]}',
             ]
+            log_stats = info.get("decision_log")
+            if log_stats is not None:
+                lines += [
+                    "# HELP pdp_decision_log_written_total Decision-log lines written.",
+                    "# TYPE pdp_decision_log_written_total counter",
+                    f"pdp_decision_log_written_total{{{label}}} {log_stats['written']}",
+                    "# HELP pdp_decision_log_dropped_total Lines dropped: the queue was full.",
+                    "# TYPE pdp_decision_log_dropped_total counter",
+                    f"pdp_decision_log_dropped_total{{{label}}} {log_stats['dropped']}",
+                ]
         return "\n".join(lines) + "\n"

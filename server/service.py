@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pdp import Authorizer, Decision, PolicyLoadError
+from pdp.access_advisor import AccessAdvisor, report
+from pdp.decision_log import DecisionLog
+from pdp.index import ROOT
 from server.control import Control
 from server.metrics import Metrics
 from server.requests import MAX_BATCH, DecisionRequest
@@ -54,6 +57,18 @@ class Config:
     max_body: int = 1 << 20
     admin_token: str | None = field(default=None, repr=False)
     run_dir: str | None = None
+    decision_log: str | None = None  # "stdout", a file path, or None (off)
+    decision_log_sample: float = 1.0  # share of Allow decisions logged (Deny and root: all)
+    decision_log_max_bytes: int = 100 << 20
+    decision_log_queue: int = 10_000
+    advisor_db: str | None = None  # default: <decision log>.advisor.sqlite
+
+    def advisor_path(self) -> str | None:
+        if self.advisor_db:
+            return self.advisor_db
+        if self.decision_log and self.decision_log != "stdout":
+            return f"{self.decision_log}.advisor.sqlite"
+        return None
 
     @classmethod
     def from_env(cls) -> Config:
@@ -74,6 +89,11 @@ class Config:
             max_body=int(_env("PDP_MAX_BODY", str(cls.max_body))),
             admin_token=token or None,
             run_dir=os.environ.get("PDP_RUN_DIR"),
+            decision_log=os.environ.get("PDP_DECISION_LOG") or None,
+            decision_log_sample=float(_env("PDP_DECISION_LOG_SAMPLE", "1.0")),
+            decision_log_max_bytes=int(_env("PDP_DECISION_LOG_MAX_BYTES", str(100 << 20))),
+            decision_log_queue=int(_env("PDP_DECISION_LOG_QUEUE", "10000")),
+            advisor_db=os.environ.get("PDP_ACCESS_ADVISOR_DB") or None,
         )
 
 
@@ -89,6 +109,18 @@ class Service:
         self.ready = threading.Event()
         self._applied_generation = 0
         self._stop = threading.Event()
+        self.advisor: AccessAdvisor | None = None
+        self.decision_log: DecisionLog | None = None
+        if config.decision_log:
+            db = config.advisor_path()
+            self.advisor = AccessAdvisor(db) if db else None
+            self.decision_log = DecisionLog(
+                config.decision_log,
+                max_bytes=config.decision_log_max_bytes,
+                queue_size=config.decision_log_queue,
+                allow_sample_rate=config.decision_log_sample,
+                on_event=self.advisor.observe if self.advisor else None,
+            )
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -142,9 +174,14 @@ class Service:
         self.control.report(generation, self.authorizer.version, error)
 
     def stop(self) -> None:
+        """Stop watching; write every queued decision-log line (nothing is lost on SIGTERM)."""
         self._stop.set()
         if self.authorizer is not None:
             self.authorizer.close()
+        if self.decision_log is not None:
+            self.decision_log.close()
+        if self.advisor is not None:
+            self.advisor.close()
 
     # --- decisions -------------------------------------------------------------------------
 
@@ -160,27 +197,64 @@ class Service:
         decision = authorizer.is_authorized(
             request.principal, request.action, request.resource, request.context
         )
-        self.metrics.observe(decision.decision, decision.reason, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.metrics.observe(decision.decision, decision.reason, elapsed)
+        if self.decision_log is not None:
+            self.decision_log.record(
+                request.principal,
+                request.action,
+                request.resource,
+                request.context,
+                decision,
+                elapsed,
+                request.request_id,
+            )
         return decision
 
     def batch(self, requests: Sequence[DecisionRequest]) -> tuple[list[Decision], str]:
         """Decide all requests on one snapshot."""
         snapshot = self._authorizer().snapshot
         observe = self.metrics.observe
+        record = self.decision_log.record if self.decision_log is not None else None
         out = []
         for request in requests:
             started = time.perf_counter()
             decision = snapshot.is_authorized(
                 request.principal, request.action, request.resource, request.context
             )
-            observe(decision.decision, decision.reason, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            observe(decision.decision, decision.reason, elapsed)
+            if record is not None:
+                record(
+                    request.principal,
+                    request.action,
+                    request.resource,
+                    request.context,
+                    decision,
+                    elapsed,
+                    request.request_id,
+                )
             out.append(decision)
         return out, snapshot.version
 
     # --- admin -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any] | None:
-        return self.authorizer.status() if self.authorizer is not None else None
+        if self.authorizer is None:
+            return None
+        info = self.authorizer.status()
+        if self.decision_log is not None:
+            info["decision_log"] = self.decision_log.stats()
+        return info
+
+    def access_advisor(self, principal: str, days: int) -> dict[str, Any] | None:
+        """Access Advisor's report for a user, or None when the user is unknown."""
+        if self.advisor is None:
+            raise NotReady("the Access Advisor needs a decision log file (PDP_DECISION_LOG)")
+        entry = self._authorizer().snapshot.index.resolve(principal)
+        if entry is None or entry is ROOT:
+            return None
+        return report(principal, entry.policies, self.advisor.usage(principal), days=days)  # type: ignore[union-attr]
 
     def reload(self, version: str | None) -> dict[str, Any]:
         """Reload here, then (with several workers) everywhere; raise ReloadFailed if refused."""

@@ -1,0 +1,440 @@
+"""Posture reports of a store (`pdp audit`): the credential report and security findings.
+
+Findings follow IAM's security best practices and IAM Access Analyzer's policy checks, each with
+a severity, the file and JSON path it is about, a stable code and a message. Formats: text for
+people, JSON for tools, SARIF 2.1.0 for CI systems that annotate pull requests.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pdp.index import AWS_MANAGED_PREFIX
+from pdp.policy import Policy
+from pdp.store import AccessKey, StoreVersion, User
+
+__all__ = ["SEVERITIES", "Finding", "audit", "credential_report", "render"]
+
+SEVERITIES = ("low", "medium", "high", "critical")
+_READ_PREFIXES = (
+    "get",
+    "list",
+    "describe",
+    "batchget",
+    "search",
+    "query",
+    "scan",
+    "lookup",
+    "view",
+)
+DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    code: str
+    severity: str
+    file: str
+    path: str
+    message: str
+
+    def rank(self) -> int:
+        return SEVERITIES.index(self.severity)
+
+
+def _epoch(text: str | None) -> float | None:
+    if not text:
+        return None
+    stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+def _days(seconds: float) -> int:
+    return int(seconds // DAY)
+
+
+def _key_findings(
+    file: str, where: str, keys: Iterable[AccessKey], now: float, days: int
+) -> list[Finding]:
+    out = []
+    for i, key in enumerate(keys):
+        if key.status != "Active":
+            continue
+        at = f"{where}[{i}]"
+        created = _epoch(key.created) or now
+        if now - created > days * DAY:
+            out.append(
+                Finding(
+                    "access_key_old",
+                    "medium",
+                    file,
+                    at,
+                    f"access key {key.id} is {_days(now - created)} days old"
+                    f" (rotate keys every {days} days)",
+                )
+            )
+        last = _epoch(key.last_used)
+        if (last is None and now - created > days * DAY) or (
+            last is not None and now - last > days * DAY
+        ):
+            idle = "never used" if last is None else f"unused for {_days(now - last)} days"
+            out.append(
+                Finding(
+                    "access_key_unused",
+                    "medium",
+                    file,
+                    at,
+                    f"access key {key.id} is {idle}; deactivate it",
+                )
+            )
+    return out
+
+
+def _is_write(action: str) -> bool:
+    name = action.partition(":")[2].lower()
+    return not name.startswith(_READ_PREFIXES)
+
+
+def _policy_findings(policy: Policy, file: str, prefix: str = "") -> list[Finding]:
+    out = []
+    doc = policy.document
+    raw = doc.get("Statement")
+    statements = [raw] if isinstance(raw, dict) else list(raw or [])
+    for i, stmt in enumerate(statements):
+        path = f"{prefix}Statement" if isinstance(raw, dict) else f"{prefix}Statement[{i}]"
+        if stmt.get("Effect") != "Allow":
+            continue
+        actions = stmt.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else list(actions)
+        resources = stmt.get("Resource", [])
+        resources = [resources] if isinstance(resources, str) else list(resources)
+        if "*" in actions:
+            out.append(
+                Finding(
+                    "wildcard_action",
+                    "high",
+                    file,
+                    f"{path}.Action",
+                    '"Action": "*" allows every action of every service',
+                )
+            )
+        elif "*" in resources and any(_is_write(a) for a in actions):
+            writes = sorted(a for a in actions if _is_write(a))
+            out.append(
+                Finding(
+                    "wildcard_resource_write",
+                    "medium",
+                    file,
+                    f"{path}.Resource",
+                    f'"Resource": "*" with write actions {", ".join(writes)}',
+                )
+            )
+        for element in ("NotAction", "NotResource"):
+            if element in stmt:
+                out.append(
+                    Finding(
+                        "allow_with_not",
+                        "medium",
+                        file,
+                        f"{path}.{element}",
+                        f"Allow with {element} grants everything not listed,"
+                        " including what is added later",
+                    )
+                )
+        out.extend(_contradictions(stmt.get("Condition") or {}, file, f"{path}.Condition"))
+    return out
+
+
+def _contradictions(block: dict[str, Any], file: str, path: str) -> list[Finding]:
+    """Conditions that can never all hold (a statement that never matches)."""
+    per_key: dict[str, dict[str, list[str]]] = {}
+    for operator, keys in block.items():
+        for key, values in keys.items():
+            vals = [
+                str(v).lower() if isinstance(v, bool) else str(v)
+                for v in (values if isinstance(values, list) else [values])
+            ]
+            per_key.setdefault(key.lower(), {})[operator] = vals
+    out = []
+    for key, ops in per_key.items():
+        reason = None
+        if ops.get("Null") == ["true"] and any(
+            not op.endswith("IfExists")
+            and not op.startswith("ForAllValues:")
+            and op != "Null"
+            and "Not" not in op
+            for op in ops
+        ):
+            reason = "Null requires the key to be absent, another operator requires a value"
+        eq, ne = ops.get("StringEquals"), ops.get("StringNotEquals")
+        if eq and ne and set(eq) <= set(ne):
+            reason = "StringEquals and StringNotEquals exclude each other's values"
+        for family in ("Numeric", "Date"):
+            low = ops.get(f"{family}GreaterThan") or ops.get(f"{family}GreaterThanEquals")
+            high = ops.get(f"{family}LessThan") or ops.get(f"{family}LessThanEquals")
+            if family == "Numeric" and low and high:
+                try:
+                    if min(Decimal(v) for v in low) >= max(Decimal(v) for v in high):
+                        reason = f"{family} bounds leave no value between them"
+                except ArithmeticError:
+                    pass
+            elif family == "Date" and low and high and min(low) >= max(high):
+                reason = f"{family} bounds leave no value between them"
+        if reason:
+            out.append(
+                Finding(
+                    "never_matches",
+                    "medium",
+                    file,
+                    f"{path} ({key})",
+                    f"this statement can never match: {reason}",
+                )
+            )
+    return out
+
+
+def audit(
+    version: StoreVersion,
+    *,
+    now: float | None = None,
+    days: int = 90,
+    activity: dict[str, float] | None = None,
+) -> list[Finding]:
+    """Every finding of a store version. `activity` (principal -> last allowed, from the Access
+    Advisor) enables the inactive-user finding."""
+    now = datetime.now(UTC).timestamp() if now is None else now
+    account = version.account
+    findings: list[Finding] = []
+    if any(k.status == "Active" for k in account.root_access_keys):
+        findings.append(
+            Finding(
+                "root_access_keys",
+                "critical",
+                "account.json",
+                "root.access_keys",
+                "the root user has active access keys; delete them",
+            )
+        )
+    if account.root_enabled:
+        severity = "medium" if account.root_mfa_enabled else "high"
+        detail = "" if account.root_mfa_enabled else " and has no MFA"
+        findings.append(
+            Finding(
+                "root_enabled",
+                severity,
+                "account.json",
+                "root.enabled",
+                f"the root user is enabled{detail}; lock it away"
+                ' ("enabled": false) unless a task needs it',
+            )
+        )
+    max_age = account.password_policy.get("MaxPasswordAge")
+    for user in version.users.values():
+        findings.extend(_user_findings(user, now, days, max_age, activity))
+    for name, policy in version.policies.items():
+        findings.extend(_policy_findings(policy, f"policies/{name}.json"))
+    for group in version.groups.values():
+        for policy in group.inline_policies:
+            inline = policy.name.split("#", 1)[1]
+            findings.append(
+                Finding(
+                    "inline_policy",
+                    "low",
+                    group.file,
+                    f"inline_policies.{inline}",
+                    "inline policies cannot be reused or versioned; use a customer-managed policy",
+                )
+            )
+            findings.extend(_policy_findings(policy, group.file, f"inline_policies.{inline}."))
+    for user in version.users.values():
+        for policy in user.inline_policies:
+            inline = policy.name.split("#", 1)[1]
+            findings.extend(_policy_findings(policy, user.file, f"inline_policies.{inline}."))
+    return sorted(findings, key=lambda f: (-f.rank(), f.file, f.path))
+
+
+def _user_findings(
+    user: User, now: float, days: int, max_age: Any, activity: dict[str, float] | None
+) -> list[Finding]:
+    out = []
+    if user.console_access and not user.mfa_enabled:
+        out.append(
+            Finding(
+                "console_without_mfa",
+                "high",
+                user.file,
+                "mfa_enabled",
+                f"{user.name} signs in to the console without MFA",
+            )
+        )
+    out.extend(_key_findings(user.file, "access_keys", user.access_keys, now, days))
+    changed = _epoch(user.password_last_changed)
+    if user.console_access and isinstance(max_age, int) and changed is not None:
+        age = _days(now - changed)
+        if age > max_age:
+            out.append(
+                Finding(
+                    "password_too_old",
+                    "medium",
+                    user.file,
+                    "password_last_changed",
+                    f"password is {age} days old; the account's MaxPasswordAge is {max_age}",
+                )
+            )
+    for i, ref in enumerate(user.policies):
+        kind = "AWS managed" if ref.startswith(AWS_MANAGED_PREFIX) else "managed"
+        out.append(
+            Finding(
+                "policy_on_user",
+                "low",
+                user.file,
+                f"policies[{i}]",
+                f"{kind} policy {ref} is attached to the user; attach it to a group",
+            )
+        )
+    for policy in user.inline_policies:
+        inline = policy.name.split("#", 1)[1]
+        out.append(
+            Finding(
+                "inline_policy",
+                "low",
+                user.file,
+                f"inline_policies.{inline}",
+                "inline policies cannot be reused or versioned; use a"
+                " customer-managed policy attached to a group",
+            )
+        )
+    if activity is not None:
+        last = activity.get(user.name)
+        if last is None or now - last > days * DAY:
+            idle = (
+                "no activity in the decision log"
+                if last is None
+                else (f"no activity for {_days(now - last)} days")
+            )
+            out.append(
+                Finding(
+                    "inactive_user",
+                    "low",
+                    user.file,
+                    "",
+                    f"{user.name}: {idle}; remove the user or its access",
+                )
+            )
+    return out
+
+
+def credential_report(version: StoreVersion) -> str:
+    """IAM's credential report columns that apply, as CSV."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    columns = ["user", "arn", "password_enabled", "password_last_changed", "mfa_active"]
+    for n in (1, 2):
+        columns += [
+            f"access_key_{n}_active",
+            f"access_key_{n}_last_rotated",
+            f"access_key_{n}_last_used_date",
+        ]
+    writer.writerow(columns)
+    account = version.account.account_id
+    root_keys = version.account.root_access_keys
+    rows = [
+        (
+            "<root_account>",
+            f"arn:aws:iam::{account}:root",
+            "not_supported",
+            "not_supported",
+            version.account.root_mfa_enabled,
+            root_keys,
+        )
+    ]
+    for user in sorted(version.users.values(), key=lambda u: u.name):
+        rows.append(
+            (
+                user.name,
+                f"arn:aws:iam::{account}:user{user.path}{user.name}",
+                user.console_access,
+                (user.password_last_changed or "N/A") if user.console_access else "N/A",
+                user.mfa_enabled,
+                user.access_keys,
+            )
+        )
+    for name, arn, password, changed, mfa, keys in rows:
+        row: list[Any] = [name, arn, _flag(password), changed, _flag(mfa)]
+        for n in range(2):
+            key = keys[n] if n < len(keys) else None
+            row += (
+                [_flag(key.status == "Active"), key.created, key.last_used or "N/A"]
+                if key
+                else ["false", "N/A", "N/A"]
+            )
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def _flag(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+_COLOURS = {"critical": "\033[1;31m", "high": "\033[31m", "medium": "\033[33m", "low": "\033[36m"}
+
+
+def render(findings: list[Finding], fmt: str, *, colour: bool = False) -> str:
+    if fmt == "json":
+        import json
+
+        return json.dumps([asdict(f) for f in findings], indent=2) + "\n"
+    if fmt == "sarif":
+        return _sarif(findings)
+    lines = []
+    for severity in reversed(SEVERITIES):
+        group = [f for f in findings if f.severity == severity]
+        if not group:
+            continue
+        head = f"{severity.upper()} ({len(group)})"
+        lines.append(f"{_COLOURS[severity]}{head}\033[0m" if colour else head)
+        for f in group:
+            where = f"{f.file}: {f.path}" if f.path else f.file
+            lines.append(f"  {where}: {f.message} [{f.code}]")
+    lines.append(f"{len(findings)} finding{'s' if len(findings) != 1 else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def _sarif(findings: list[Finding]) -> str:
+    import json
+
+    level = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
+    rules = sorted({f.code for f in findings})
+    doc = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "pdp audit",
+                        "rules": [{"id": r, "shortDescription": {"text": r}} for r in rules],
+                    }
+                },
+                "results": [
+                    {
+                        "ruleId": f.code,
+                        "level": level[f.severity],
+                        "message": {"text": f"{f.message} ({f.path})" if f.path else f.message},
+                        "properties": {"severity": f.severity, "jsonPath": f.path},
+                        "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.file}}}],
+                    }
+                    for f in findings
+                ],
+            }
+        ],
+    }
+    return json.dumps(doc, indent=2) + "\n"

@@ -1,0 +1,99 @@
+"""Least-privilege policy from the decision log, as IAM Access Analyzer does from CloudTrail.
+
+Only (action, resource) pairs that the log shows allowed are granted: actions that were used on
+the same set of resources share a statement, so no statement grants an action on a resource it
+was not seen on. The result is checked with `parse_policy` before it is returned.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from pdp.access_advisor import principal_name
+from pdp.policy import parse_policy
+
+__all__ = ["log_files", "parse_since", "read_events", "suggest_policy"]
+
+
+def parse_since(text: str) -> float:
+    """ "30d", "12h", "90m" -> seconds."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise ValueError(f'--since takes a number and a unit (d, h, m, s), like "30d": {text!r}')
+    return int(text[:-1]) * units[text[-1]]
+
+
+def log_files(path: str) -> list[str]:
+    """The log and its rotated files, oldest first."""
+    rotated = sorted(
+        glob.glob(f"{glob.escape(path)}.[0-9]*"),
+        key=lambda p: int(p.rsplit(".", 1)[-1]),
+        reverse=True,
+    )
+    return [p for p in rotated if p.rsplit(".", 1)[-1].isdigit()] + (
+        [path] if os.path.exists(path) else []
+    )
+
+
+def read_events(paths: Iterable[str]) -> Iterator[dict[str, Any]]:
+    for path in paths:
+        with open(path, "rb") as handle:
+            for line in handle:
+                if line.strip():
+                    try:
+                        yield orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        continue  # a torn last line of a crashed writer
+
+
+def _literal(resource: str) -> str:
+    """A logged resource as a pattern that matches only itself: `*`, `?` and `$` in it become the
+    policy variables ${*}, ${?}, ${$} (Version 2012-10-17). A bare "*" stays: it is what
+    actions without resource-level permissions are requested on."""
+    if resource == "*":
+        return resource
+    return resource.replace("$", "${$}").replace("*", "${*}").replace("?", "${?}")
+
+
+def suggest_policy(
+    events: Iterable[dict[str, Any]], principal: str, *, since: float, now: float | None = None
+) -> dict[str, Any]:
+    """A policy document granting exactly what `principal` was allowed in the window."""
+    now = time.time() if now is None else now
+    cutoff = now - since
+    who = principal_name(principal)
+    by_action: dict[str, set[str]] = defaultdict(set)
+    for event in events:
+        if event.get("decision") != "Allow" or principal_name(str(event.get("principal"))) != who:
+            continue
+        stamp = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).timestamp()
+        if stamp < cutoff:
+            continue
+        by_action[str(event["action"])].add(_literal(str(event["resource"])))
+    if not by_action:
+        raise LookupError(f"no allowed decisions for {who!r} in the log window")
+    by_resources: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for action, resources in by_action.items():
+        by_resources[tuple(sorted(resources))].append(action)
+    statements = [
+        {
+            "Sid": f"UsedAccess{n}",
+            "Effect": "Allow",
+            "Action": sorted(actions),
+            "Resource": list(resources),
+        }
+        for n, (resources, actions) in enumerate(
+            sorted(by_resources.items(), key=lambda item: sorted(item[1])), start=1
+        )
+    ]
+    document = {"Version": "2012-10-17", "Statement": statements}
+    parse_policy(document, source="suggested-policy.json")  # raises if it would not validate
+    return document
