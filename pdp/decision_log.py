@@ -162,7 +162,7 @@ class DecisionLog:
     def _write(self, line: bytes) -> None:
         handle = self._open()
         if self.destination != "stdout" and self._size + len(line) > self.max_bytes > 0:
-            self._rotate()
+            self._rotate(len(line))
             handle = self._open()
         handle.write(line)
         self._size += len(line)
@@ -181,12 +181,12 @@ class DecisionLog:
             self._handle = None
             self._open()
 
-    def _rotate(self) -> None:
+    def _rotate(self, incoming: int) -> None:
         self._reopen_if_moved()
         if self._handle is not None:
             self._size = self._handle.tell()
-            if self._size <= self.max_bytes:
-                return  # another worker rotated it already
+            if self._size == 0 or self._size + incoming <= self.max_bytes:
+                return  # another worker rotated it already (or one line is larger than it all)
             self._handle.close()
             self._handle = None
         if not os.path.isfile(self.destination):

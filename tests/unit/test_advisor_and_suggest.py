@@ -1,0 +1,173 @@
+"""Access Advisor (persisted, granted vs. used) and suggest-policy (exactly what the log shows)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pdp
+from pdp.access_advisor import AccessAdvisor, principal_name, report
+from pdp.decision_log import DecisionLog
+from pdp.suggest import log_files, parse_since, read_events, suggest_policy
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store"
+DAY = 86400
+
+
+def event(principal: str, action: str, when: float, decision: str = "Allow") -> dict[str, Any]:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(when))
+    return {
+        "time": stamp,
+        "principal": principal,
+        "action": action,
+        "resource": "*",
+        "decision": decision,
+        "matched": [{"policy": "policies/P.json"}],
+        "root": False,
+    }
+
+
+def test_principal_names() -> None:
+    assert principal_name("bob") == "bob"
+    assert principal_name("arn:aws:iam::123456789012:user/eng/bob") == "bob"
+    assert principal_name("arn:aws:iam::123456789012:root") == "root"
+
+
+def test_advisor_persists_across_restarts_and_keeps_the_latest(tmp_path: Path) -> None:
+    db = str(tmp_path / "advisor.sqlite")
+    now = time.time()
+    first = AccessAdvisor(db)
+    first.observe(event("bob", "s3:GetObject", now - 5 * DAY))
+    first.observe(event("arn:aws:iam::123456789012:user/bob", "s3:PutObject", now - DAY))
+    first.observe(event("bob", "ec2:RunInstances", now - 2 * DAY, decision="Deny"))
+    first.close()
+    second = AccessAdvisor(db)
+    second.observe(event("bob", "s3:ListBucket", now - 3 * DAY))  # older than the one stored
+    usage = second.usage("bob")
+    assert set(usage) == {"s3"}
+    assert usage["s3"]["action"] == "s3:PutObject"
+    assert abs(usage["s3"]["last_allowed"] - (now - DAY)) < 1
+    assert set(second.last_activity()) == {"bob"}
+    second.close()
+
+
+def test_report_granted_vs_used() -> None:
+    authz = pdp.Authorizer.from_directory(EXAMPLE / "versions" / "0002")
+    entry = authz.snapshot.index.resolve("bob")
+    now = time.time()
+    usage = {
+        "s3": {"last_allowed": now - DAY, "action": "s3:GetObject", "policy": "x"},
+        "ec2": {"last_allowed": now - 200 * DAY, "action": "ec2:StopInstances", "policy": "y"},
+    }
+    answer = report("bob", entry.policies, usage, days=90, now=now)  # type: ignore[union-attr]
+    assert answer["services_granted"] == ["ec2", "orders", "s3"]
+    assert answer["unused_for_days"] == ["ec2", "orders"]  # ec2 was last used 200 days ago
+    assert [u["service"] for u in answer["services_used"]] == ["ec2", "s3"]
+
+
+def test_parse_since() -> None:
+    assert parse_since("30d") == 30 * DAY and parse_since("12h") == 12 * 3600
+    with pytest.raises(ValueError, match="like"):
+        parse_since("soon")
+
+
+LOGGED = [
+    ("bob", "s3:GetObject", "arn:aws:s3:::example-bucket/a.csv"),
+    ("bob", "s3:GetObject", "arn:aws:s3:::example-bucket/b.csv"),
+    ("bob", "s3:PutObject", "arn:aws:s3:::home-bucket/home/bob/notes.txt"),
+    ("bob", "ec2:DescribeInstances", "*"),
+    ("bob", "orders:Read", "arn:app:orders:::order/42"),
+    ("bob", "orders:Read", "arn:app:orders:::order/*odd?name$"),
+]
+
+
+def test_suggested_policy_grants_exactly_what_the_log_shows(tmp_path: Path) -> None:
+    """Every logged Allow is still allowed by the suggestion, and nothing broader is granted."""
+    authz = pdp.Authorizer.from_store(EXAMPLE, watch=False)
+    log_path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(str(log_path), max_bytes=1500, backups=20)
+    office = {"aws:SourceIp": "203.0.113.9"}  # EC2 is denied from elsewhere
+    for principal, action, resource in LOGGED:
+        decision = authz.is_authorized(principal, action, resource, office)
+        assert decision.allowed, action
+        log.record(principal, action, resource, office, decision, 0.0)
+    denied = authz.is_authorized("bob", "iam:CreateUser", "*")  # a Deny is not evidence
+    log.record("bob", "iam:CreateUser", "*", None, denied, 0.0)
+    log.record(
+        "alice",
+        "s3:DeleteBucket",
+        "*",
+        None,
+        authz.is_authorized("alice", "s3:DeleteBucket", "*"),
+        0.0,
+    )
+    assert log.close()
+    assert len(log_files(str(log_path))) > 1  # the rotated files are read too
+    document = suggest_policy(read_events(log_files(str(log_path))), "bob", since=30 * DAY)
+    policy = pdp.parse_policy(document, source="suggested.json")
+    bob = pdp.Principal.user("bob", account="123456789012", tags={"team": "blue"})
+    for _, action, resource in LOGGED:
+        assert pdp.evaluate([policy], bob, action=action, resource=resource).allowed, action
+    for action, resource in [
+        ("s3:PutObject", "arn:aws:s3:::example-bucket/a.csv"),  # action seen, not on this
+        ("s3:GetObject", "arn:aws:s3:::example-bucket/c.csv"),
+        ("orders:Read", "arn:app:orders:::order/43"),  # the logged "*" was literal
+        ("iam:CreateUser", "*"),  # denied in the log
+        ("s3:DeleteBucket", "*"),  # someone else's
+    ]:
+        assert not pdp.evaluate([policy], bob, action=action, resource=resource).allowed, action
+
+
+def test_suggest_policy_cli_output_validates(tmp_path: Path) -> None:
+    log_path = tmp_path / "decisions.jsonl"
+    log_path.write_text(
+        "\n".join(
+            json.dumps(event("bob", a, time.time())) for a in ("s3:GetObject", "sqs:SendMessage")
+        )
+        + "\n{torn"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pdp.cli",
+            "suggest-policy",
+            "--principal",
+            "bob",
+            "--log",
+            str(log_path),
+            "--since",
+            "1d",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (tmp_path / "suggested.json").write_text(out.stdout)
+    check = subprocess.run(
+        [sys.executable, "-m", "pdp.cli", "validate", str(tmp_path / "suggested.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    none = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pdp.cli",
+            "suggest-policy",
+            "--principal",
+            "carol",
+            "--log",
+            str(log_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert none.returncode == 1 and "no allowed decisions for 'carol'" in none.stderr

@@ -1,0 +1,324 @@
+"""pdp audit: each finding with a store that triggers it and one that does not; formats; CSV."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pdp.audit import audit, credential_report
+from pdp.store import read_version
+
+NOW = time.time()
+
+
+def iso(days_ago: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - days_ago * 86400))
+
+
+CLEAN: dict[str, Any] = {
+    "account.json": {
+        "account_id": "123456789012",
+        "root": {"enabled": False},
+        "password_policy": {"MaxPasswordAge": 90},
+    },
+    "policies/ReadReports.json": {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Read",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:ListBucket"],
+                "Resource": ["arn:aws:s3:::reports", "arn:aws:s3:::reports/*"],
+            },
+            {
+                "Sid": "Tag",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": "arn:aws:ec2:*:*:instance/*",
+                "Condition": {
+                    "StringEquals": {"aws:RequestTag/env": "dev"},
+                    "NumericLessThan": {"aws:MultiFactorAuthAge": "3600"},
+                },
+            },
+        ],
+    },
+    "groups/analysts.json": {"policies": ["ReadReports"]},
+    "users/ann.json": {
+        "groups": ["analysts"],
+        "console_access": True,
+        "mfa_enabled": True,
+        "password_last_changed": iso(10),
+        "access_keys": [
+            {
+                "id": "AKIAANN0000000000001",
+                "status": "Active",
+                "created": iso(30),
+                "last_used": iso(1),
+            }
+        ],
+    },
+}
+
+
+def with_(path: str, change: Callable[[Any], Any]) -> dict[str, Any]:
+    store = copy.deepcopy(CLEAN)
+    store[path] = change(store.get(path))
+    return store
+
+
+def set_keys(**values: Any) -> Callable[[Any], Any]:
+    def change(doc: Any) -> Any:
+        doc.update(values)
+        return doc
+
+    return change
+
+
+def statement(**elements: Any) -> Callable[[Any], Any]:
+    def change(doc: Any) -> Any:
+        doc["Statement"].append({"Effect": "Allow", **elements})
+        return doc
+
+    return change
+
+
+TRIGGERS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "root_access_keys",
+        with_(
+            "account.json",
+            set_keys(
+                root={
+                    "enabled": False,
+                    "access_keys": [
+                        {"id": "AKIAROOT000000000001", "status": "Active", "created": iso(1)}
+                    ],
+                }
+            ),
+        ),
+    ),
+    ("root_enabled", with_("account.json", set_keys(root={"enabled": True, "mfa_enabled": True}))),
+    ("console_without_mfa", with_("users/ann.json", set_keys(mfa_enabled=False))),
+    (
+        "access_key_old",
+        with_(
+            "users/ann.json",
+            set_keys(
+                access_keys=[
+                    {
+                        "id": "AKIAANN0000000000001",
+                        "status": "Active",
+                        "created": iso(200),
+                        "last_used": iso(1),
+                    }
+                ]
+            ),
+        ),
+    ),
+    (
+        "access_key_unused",
+        with_(
+            "users/ann.json",
+            set_keys(
+                access_keys=[
+                    {
+                        "id": "AKIAANN0000000000001",
+                        "status": "Active",
+                        "created": iso(30),
+                        "last_used": None,
+                    },
+                    {
+                        "id": "AKIAANN0000000000002",
+                        "status": "Active",
+                        "created": iso(120),
+                        "last_used": iso(100),
+                    },
+                ]
+            ),
+        ),
+    ),
+    ("password_too_old", with_("users/ann.json", set_keys(password_last_changed=iso(120)))),
+    ("policy_on_user", with_("users/ann.json", set_keys(policies=["ReadReports"]))),
+    (
+        "inline_policy",
+        with_(
+            "users/ann.json",
+            set_keys(
+                inline_policies={
+                    "Extra": {
+                        "Version": "2012-10-17",
+                        "Statement": {"Effect": "Deny", "Action": "s3:*", "Resource": "*"},
+                    }
+                }
+            ),
+        ),
+    ),
+    (
+        "inline_policy",
+        with_(
+            "groups/analysts.json",
+            set_keys(
+                inline_policies={
+                    "Extra": {
+                        "Version": "2012-10-17",
+                        "Statement": {"Effect": "Deny", "Action": "s3:*", "Resource": "*"},
+                    }
+                }
+            ),
+        ),
+    ),
+    ("wildcard_action", with_("policies/ReadReports.json", statement(Action="*", Resource="*"))),
+    (
+        "wildcard_resource_write",
+        with_("policies/ReadReports.json", statement(Action=["s3:PutObject"], Resource="*")),
+    ),
+    (
+        "allow_with_not",
+        with_("policies/ReadReports.json", statement(NotAction="iam:*", Resource="*")),
+    ),
+    (
+        "allow_with_not",
+        with_(
+            "policies/ReadReports.json",
+            statement(Action="s3:GetObject", NotResource="arn:aws:s3:::x"),
+        ),
+    ),
+    (
+        "never_matches",
+        with_(
+            "policies/ReadReports.json",
+            statement(
+                Action="s3:GetObject",
+                Resource="*",
+                Condition={
+                    "StringEquals": {"aws:username": "ann"},
+                    "StringNotEquals": {"aws:username": "ann"},
+                },
+            ),
+        ),
+    ),
+    (
+        "never_matches",
+        with_(
+            "policies/ReadReports.json",
+            statement(
+                Action="s3:GetObject",
+                Resource="*",
+                Condition={
+                    "NumericGreaterThan": {"s3:max-keys": "100"},
+                    "NumericLessThan": {"s3:max-keys": "10"},
+                },
+            ),
+        ),
+    ),
+    (
+        "never_matches",
+        with_(
+            "policies/ReadReports.json",
+            statement(
+                Action="s3:GetObject",
+                Resource="*",
+                Condition={
+                    "Null": {"aws:TokenIssueTime": "true"},
+                    "DateGreaterThan": {"aws:TokenIssueTime": "2020-01-01"},
+                },
+            ),
+        ),
+    ),
+]
+
+
+def write_store(root: Path, files: dict[str, Any]) -> Path:
+    version = root / "store" / "versions" / "0001"
+    for name, doc in files.items():
+        (version / name).parent.mkdir(parents=True, exist_ok=True)
+        (version / name).write_text(json.dumps(doc))
+    return root / "store"
+
+
+def findings_of(root: Path, files: dict[str, Any], **kwargs: Any) -> list[str]:
+    store = write_store(root, files)
+    version, problems = read_version("0001", store / "versions" / "0001")
+    assert version is not None, problems
+    return [f.code for f in audit(version, now=NOW, **kwargs)]
+
+
+def test_the_clean_store_has_no_findings(tmp_path: Path) -> None:
+    assert findings_of(tmp_path, CLEAN) == []
+    assert findings_of(tmp_path / "b", CLEAN, activity={"ann": NOW - 86400}) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "files"), TRIGGERS, ids=[f"{c}-{i}" for i, (c, _) in enumerate(TRIGGERS)]
+)
+def test_each_finding_triggers(tmp_path: Path, code: str, files: dict[str, Any]) -> None:
+    assert code in findings_of(tmp_path, files)
+
+
+def test_inactive_users_come_from_the_access_advisor(tmp_path: Path) -> None:
+    assert "inactive_user" in findings_of(tmp_path, CLEAN, activity={})
+    assert "inactive_user" in findings_of(
+        tmp_path / "b", CLEAN, activity={"ann": NOW - 120 * 86400}
+    )
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pdp.cli", "audit", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_formats_and_fail_on(tmp_path: Path) -> None:
+    store = write_store(tmp_path, with_("users/ann.json", set_keys(mfa_enabled=False)))
+    text = run(str(store))
+    assert text.returncode == 0
+    assert "HIGH (1)" in text.stdout and "users/ann.json: mfa_enabled: ann signs in" in text.stdout
+    assert json.loads(run(str(store), "--format", "json").stdout)[0] == {
+        "code": "console_without_mfa",
+        "severity": "high",
+        "file": "users/ann.json",
+        "path": "mfa_enabled",
+        "message": "ann signs in to the console without MFA",
+    }
+    sarif = json.loads(run(str(store), "--format", "sarif").stdout)
+    result = sarif["runs"][0]["results"][0]
+    assert sarif["version"] == "2.1.0" and result["ruleId"] == "console_without_mfa"
+    assert result["level"] == "error"
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith(
+        "versions/0001/users/ann.json"
+    )
+    assert run(str(store), "--fail-on", "high").returncode == 3
+    assert run(str(store), "--fail-on", "critical").returncode == 0
+
+
+def test_credential_report(tmp_path: Path) -> None:
+    store = write_store(tmp_path, CLEAN)
+    version, _ = read_version("0001", store / "versions" / "0001")
+    assert version is not None
+    rows = list(csv.DictReader(io.StringIO(credential_report(version))))
+    assert [r["user"] for r in rows] == ["<root_account>", "ann"]
+    ann = rows[1]
+    assert ann["arn"] == "arn:aws:iam::123456789012:user/ann"
+    assert (ann["password_enabled"], ann["mfa_active"]) == ("true", "true")
+    assert (ann["access_key_1_active"], ann["access_key_2_active"]) == ("true", "false")
+    assert ann["access_key_1_last_used_date"] == iso(1)
+    cli = subprocess.run(
+        [sys.executable, "-m", "pdp.cli", "audit", str(store), "--credential-report"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert cli.stdout.splitlines()[0].startswith("user,arn,password_enabled")
