@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pdp.errors import Diagnostic, PolicyLoadError
+from pdp.errors import Diagnostic, PolicyLoadError, RequestError
+from pdp.evaluate import failure
 from pdp.loader import DEFAULT_CACHE_SIZE, load_directory, load_store
 from pdp.model import Decision
 from pdp.snapshot import Snapshot
@@ -106,15 +107,21 @@ class Authorizer:
     def batch_is_authorized(self, requests: Iterable[Mapping[str, Any]]) -> list[Decision]:
         """Decide many requests ({principal, action, resource, context}) on one snapshot."""
         snapshot = self._snapshot
-        return [
-            snapshot.is_authorized(
-                r.get("principal"),  # type: ignore[arg-type]
-                r.get("action"),  # type: ignore[arg-type]
-                r.get("resource"),  # type: ignore[arg-type]
-                r.get("context"),
+        out = []
+        for r in requests:
+            if not isinstance(r, Mapping):
+                error = RequestError("request: must be an object {principal, action, resource}")
+                out.append(failure(error, snapshot.version))
+                continue
+            out.append(
+                snapshot.is_authorized(
+                    r.get("principal"),  # type: ignore[arg-type]
+                    r.get("action"),  # type: ignore[arg-type]
+                    r.get("resource"),  # type: ignore[arg-type]
+                    r.get("context"),
+                )
             )
-            for r in requests
-        ]
+        return out
 
     def reload(self, version: str | None = None) -> ReloadResult:
         """Load the store's current version, or pin `version`; raise PolicyLoadError on failure.
@@ -123,27 +130,31 @@ class Authorizer:
         un-pins: the authorizer follows `current` again.
         """
         with self._reload_lock:
-            previous = self._snapshot.version
-            started = time.perf_counter()
-            try:
-                if self.store is not None:
-                    snapshot = load_store(self.store, version, self.cache_size)
-                elif version is not None:
-                    message = "serving one directory: there are no versions to pin"
-                    raise PolicyLoadError([Diagnostic("no_versions", "", message)], version)
-                else:
-                    assert self.directory is not None
-                    snapshot = load_directory(self.directory, cache_size=self.cache_size)
-            except PolicyLoadError as exc:
-                self.last_error = exc
-                self.reloads_failed += 1
-                raise
-            self._snapshot = snapshot  # the swap: one reference assignment
-            self.pinned = version
-            self.last_error = None
-            self.reloads_ok += 1
-            self._failed_target = None
-            return ReloadResult(snapshot.version, previous, time.perf_counter() - started)
+            return self._reload_locked(version)
+
+    def _reload_locked(self, version: str | None) -> ReloadResult:
+        """The reload itself; the caller holds _reload_lock."""
+        previous = self._snapshot.version
+        started = time.perf_counter()
+        try:
+            if self.store is not None:
+                snapshot = load_store(self.store, version, self.cache_size)
+            elif version is not None:
+                message = "serving one directory: there are no versions to pin"
+                raise PolicyLoadError([Diagnostic("no_versions", "", message)], version)
+            else:
+                assert self.directory is not None
+                snapshot = load_directory(self.directory, cache_size=self.cache_size)
+        except PolicyLoadError as exc:
+            self.last_error = exc
+            self.reloads_failed += 1
+            raise
+        self._snapshot = snapshot  # the swap: one reference assignment
+        self.pinned = version
+        self.last_error = None
+        self.reloads_ok += 1
+        self._failed_target = None
+        return ReloadResult(snapshot.version, previous, time.perf_counter() - started)
 
     def watch(self, interval: float = 1.0) -> None:
         """Poll the store every `interval` seconds and reload when the served version changes."""
@@ -161,7 +172,7 @@ class Authorizer:
                 continue
             try:
                 name, path = resolve_version(self.store)
-            except (StoreError, OSError) as exc:
+            except (StoreError, OSError, RuntimeError) as exc:
                 log.warning("store watch: %s", exc)
                 continue
             target = (name, str(path))
@@ -170,11 +181,17 @@ class Authorizer:
             if target == self._failed_target:
                 continue  # refused already; wait for the publisher to change it
             try:
-                result = self.reload()
+                with self._reload_lock:
+                    # Invariant: a pin set meanwhile wins; the watcher never un-pins.
+                    if self.pinned is not None:
+                        continue
+                    result = self._reload_locked(None)
                 log.info("store watch: now serving %s (was %s)", result.version, result.previous)
             except PolicyLoadError as exc:
                 self._failed_target = target
                 log.error("store watch: %s", exc)
+            except Exception:  # the watcher must outlive any surprise
+                log.exception("store watch: unexpected error")
 
     def close(self) -> None:
         """Stop watching the store."""

@@ -22,11 +22,11 @@ _STR = frozenset({str})
 
 
 def _typed(value: object) -> object:
-    # Invariant: 1, 1.0 and True are equal in Python but not to IAM ("1" vs "true"), so every
-    # non-string value enters the key with its type.
+    # Invariant: 1, 1.0 and True are equal in Python but not to IAM ("1" vs "true"), and so are
+    # 0.0 and -0.0 ("0.0" vs "-0.0"): every non-string value enters the key as its type and repr.
     if isinstance(value, list | tuple):
-        return tuple((type(v), v) for v in value)
-    return (type(value), value)
+        return tuple((type(v), repr(v)) for v in value)
+    return (type(value), repr(value))
 
 
 def cache_key(

@@ -9,7 +9,9 @@ For a key absent from the request context (reference_policies_elements_condition
 
 For a present key, several policy values are ORed (NORed for negated operators). With a set
 prefix each value of the (multi-valued) context key is tested on its own and the results are
-combined with all/any; without one, a multi-valued key matches when any of its values does.
+combined with all/any. A list sent for a condition without a set prefix is an evaluation error
+(a Deny): IAM requires the prefix for multi-valued keys (Access Analyzer: "missing qualifier"),
+and guessing would let one extra value switch a negated Deny off.
 """
 
 from __future__ import annotations
@@ -107,13 +109,14 @@ class Condition:
                 if set_op is None:
                     return test(value) is not negated  # type: ignore[arg-type]
                 values: tuple[Scalar, ...] = (value,)  # type: ignore[assignment]
+            elif set_op is None:
+                raise EvaluationError(
+                    "a multi-valued context value needs ForAllValues: or ForAnyValue: in the policy"
+                )
             else:
                 values = value  # type: ignore[assignment]
             if set_op == "all":
                 return all(test(v) is not negated for v in values)
-            if set_op == "any":
-                return any(test(v) is not negated for v in values)
-            hit = any(test(v) for v in values)
+            return any(test(v) is not negated for v in values)
         except EvaluationError as exc:
             raise EvaluationError(f'{self.operator.text} on "{self.key_text}": {exc}') from None
-        return hit is not negated

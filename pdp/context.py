@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Final
 
 from pdp.errors import RequestError
-from pdp.model import PRINCIPAL_KEYS, PRINCIPAL_TAG_PREFIX, Principal
+from pdp.model import Principal, is_principal_key
 
 __all__ = ["MISSING", "RequestContext", "Scalar", "Value", "scalar_text"]
 
@@ -120,7 +120,7 @@ def _check_keys(context: Mapping[str, object]) -> None:
         if not isinstance(key, str) or not key or "\n" in key:
             raise RequestError(f"context: key {key!r} must be a non-empty single-line string")
         lower = key.lower()
-        if lower in PRINCIPAL_KEYS or lower.startswith(PRINCIPAL_TAG_PREFIX):
+        if is_principal_key(lower):
             raise RequestError(
                 f'context: key "{key}" is derived from the principal and cannot be set'
                 " by the request"

@@ -9,6 +9,7 @@ value is a Deny that lists the error.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
@@ -24,6 +25,8 @@ __all__ = ["PolicySet", "evaluate"]
 log = logging.getLogger(__name__)
 
 MAX_ACTION = 256
+# A requested action names one action: no wildcards, spaces or control characters.
+_ACTION = re.compile(r"[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+", re.ASCII)
 MAX_RESOURCE = 4096
 
 
@@ -31,9 +34,9 @@ def check_request(action: object, resource: object) -> str:
     """Check the action and resource of a request; return the action's lower-cased service."""
     if not isinstance(action, str) or not 0 < len(action) <= MAX_ACTION:
         raise RequestError(f"action: must be a non-empty string of at most {MAX_ACTION} characters")
-    service, colon, name = action.partition(":")
-    if not colon or not service or not name:
+    if not _ACTION.fullmatch(action):
         raise RequestError(f'action: "{action}" is not of the form "service:action"')
+    service = action.partition(":")[0]
     if not isinstance(resource, str) or not 0 < len(resource) <= MAX_RESOURCE:
         raise RequestError(
             f"resource: must be a non-empty string of at most {MAX_RESOURCE} characters"

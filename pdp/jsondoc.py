@@ -59,3 +59,5 @@ def load_json(text: str | bytes) -> Any:
         ) from None
     except RecursionError:
         raise MalformedJson("malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        raise MalformedJson(f"malformed JSON: {exc}") from None

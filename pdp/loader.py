@@ -33,7 +33,7 @@ def load_store(
     """Load the version a store serves now (or the named `version`)."""
     try:
         name, path = resolve_version(store, version)
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError, RuntimeError) as exc:
         raise PolicyLoadError([Diagnostic("store_unresolved", "", str(exc))], version) from None
     return load_directory(path, name=name, cache_size=cache_size)
 
@@ -58,6 +58,11 @@ def load_directory(
     gc.disable()
     try:
         version, snapshot = build_snapshot(root, name, cache_size)
+    except PolicyLoadError:
+        raise
+    except Exception as exc:  # a load that fails in any way refuses the version
+        message = f"cannot load: {type(exc).__name__}: {exc}"
+        raise PolicyLoadError([Diagnostic("load_failed", "", message)], name) from exc
     finally:
         if gc_was_enabled:
             gc.enable()

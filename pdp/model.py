@@ -18,11 +18,17 @@ _ACCOUNT = re.compile(r"\d{12}")
 _USER_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 _PATH = re.compile(r"/(?:[\x21-\x7e]*/)?")
 
-# Keys IAM derives from the principal (lower-cased): a request may not set them.
-PRINCIPAL_KEYS = frozenset(
-    {"aws:username", "aws:userid", "aws:principalarn", "aws:principalaccount", "aws:principaltype"}
-)
+# Keys IAM derives from the principal (lower-cased): a request may not set them. That is
+# aws:username, aws:userid and the whole aws:Principal* family (PrincipalArn, PrincipalTag/...,
+# PrincipalIsAWSService, PrincipalOrgID, ...), including those pdp leaves absent.
+PRINCIPAL_KEYS = frozenset({"aws:username", "aws:userid"})
+PRINCIPAL_KEY_PREFIX = "aws:principal"
 PRINCIPAL_TAG_PREFIX = "aws:principaltag/"
+
+
+def is_principal_key(lower: str) -> bool:
+    """True for a (lower-cased) context key that only the principal may supply."""
+    return lower in PRINCIPAL_KEYS or lower.startswith(PRINCIPAL_KEY_PREFIX)
 
 
 def _unique_id(arn: str) -> str:
@@ -45,7 +51,7 @@ class Principal:
     arn: str
     user_id: str
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    context_keys: Mapping[str, str] = field(
+    context_keys: Mapping[str, str | bool] = field(
         default_factory=lambda: MappingProxyType({}), compare=False, repr=False
     )
 
@@ -75,6 +81,8 @@ class Principal:
             "aws:principalarn": arn,
             "aws:principalaccount": account,
             "aws:principaltype": "User",
+            # present in every signed request; false for IAM users (condition-keys reference)
+            "aws:principalisawsservice": False,
         }
         for key, value in clean_tags.items():
             keys[PRINCIPAL_TAG_PREFIX + key.lower()] = value
@@ -99,6 +107,7 @@ class Principal:
             "aws:principalarn": arn,
             "aws:principalaccount": account,
             "aws:principaltype": "Account",
+            "aws:principalisawsservice": False,
         }
         return cls(
             kind="root",

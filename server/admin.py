@@ -67,7 +67,7 @@ def create_admin_app(service: Service) -> Flask:
     @app.get("/admin/access-advisor/<path:principal>")
     def access_advisor(principal: str) -> Response:
         days = request.args.get("days", "90")
-        if not days.isdigit():
+        if not (days.isascii() and days.isdigit()):
             raise BadRequest("days: must be a whole number")
         answer = service.access_advisor(principal, int(days))
         if answer is None:

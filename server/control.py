@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ class Control:
         self.workers.mkdir(parents=True, exist_ok=True)
 
     def _write(self, path: Path, doc: dict[str, Any]) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # one per writer
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(doc))
         os.replace(tmp, path)  # atomic: readers see the old or the new file, never half
 
     def read(self) -> dict[str, Any]:

@@ -60,8 +60,8 @@ def _scalar(value: Any, where: str) -> None:
         raise BadRequest(f"{where}: must be a string, number or boolean")
     if isinstance(value, str) and len(value) > MAX_STRING:
         raise BadRequest(f"{where}: longer than {MAX_STRING} characters")
-    if isinstance(value, float) and value != value:
-        raise BadRequest(f"{where}: not a number")
+    if isinstance(value, float) and (value != value or abs(value) >= 2.0**63):
+        raise BadRequest(f"{where}: numbers must be finite and fit in 64 bits")
 
 
 def parse_request(body: Any, where: str = "") -> DecisionRequest:

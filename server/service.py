@@ -109,6 +109,7 @@ class Service:
         self.ready = threading.Event()
         self._applied_generation = 0
         self._stop = threading.Event()
+        self._reload_lock = threading.Lock()  # admin reloads and control-file reloads, in turn
         self.advisor: AccessAdvisor | None = None
         self.decision_log: DecisionLog | None = None
         if config.decision_log:
@@ -153,15 +154,27 @@ class Service:
         threading.Thread(target=self._run, name="pdp-loader", daemon=True).start()
 
     def _run(self) -> None:
-        while not self.load():
+        while not self._load_safely():
             if self._stop.wait(self.config.watch_interval):
                 return
         if self.control is None:
             return
         while not self._stop.wait(0.05):
-            state = self.control.read()
-            if state["generation"] > self._applied_generation:
-                self._apply(state["generation"], state["pin"])
+            try:
+                with self._reload_lock:
+                    state = self.control.read()
+                    if state["generation"] > self._applied_generation:
+                        self._apply(state["generation"], state["pin"])
+            except Exception:  # the control loop must outlive any surprise
+                log.exception("control loop: unexpected error")
+
+    def _load_safely(self) -> bool:
+        try:
+            return self.load()
+        except Exception as exc:
+            self.load_error = f"cannot load: {type(exc).__name__}: {exc}"
+            log.exception("cannot load the store")
+            return False
 
     def _apply(self, generation: int, pin: str | None) -> None:
         assert self.authorizer is not None and self.control is not None
@@ -258,6 +271,10 @@ class Service:
 
     def reload(self, version: str | None) -> dict[str, Any]:
         """Reload here, then (with several workers) everywhere; raise ReloadFailed if refused."""
+        with self._reload_lock:
+            return self._reload(version)
+
+    def _reload(self, version: str | None) -> dict[str, Any]:
         authorizer = self._authorizer()
         try:
             result = authorizer.reload(version=version)

@@ -59,7 +59,8 @@ def test_decisions_through_both_transports(client: GrpcClient | HttpClient) -> N
     listed = client.is_authorized(
         "bob", "orders:Update", "arn:app:orders:::order/1", {"app:OrderTeam": ["blue"]}
     )
-    assert listed.allowed
+    assert not listed.allowed  # a list reached pdp: without ForAnyValue it is an error, a Deny
+    assert "needs ForAllValues: or ForAnyValue:" in listed.errors[0]
     root = client.is_authorized("arn:aws:iam::123456789012:root", "iam:CreateUser", "*")
     assert root.allowed and root.root
     batch = client.batch_is_authorized(

@@ -137,7 +137,7 @@ def test_principal_keys_are_supplied() -> None:
     [
         ({"aws:MultiFactorAuthAge": "recently"}, '"recently" is not a number'),
         ({"aws:MultiFactorAuthAge": True}, "a boolean is not a number"),
-        ({"aws:MultiFactorAuthAge": ["1", "x"]}, '"x" is not a number'),
+        ({"aws:MultiFactorAuthAge": ["1", "x"]}, "needs ForAllValues: or ForAnyValue:"),
     ],
 )
 def test_malformed_context_value_is_deny_with_error(context: dict[str, Any], message: str) -> None:
@@ -351,3 +351,53 @@ def test_decision_matches_a_naive_model(
             applies.append(s["Effect"])
     expected = "explicitDeny" if "Deny" in applies else "allowed" if applies else "implicitDeny"
     assert d.reason == expected, json.dumps(stmts)
+
+
+def test_a_list_cannot_switch_a_negated_deny_off() -> None:
+    """Review finding: one in-range value in a list must not lift a NotIpAddress Deny."""
+    p = policy(allow(), deny(Condition={"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}))
+    assert decide([p], context={"aws:SourceIp": "203.0.113.9"}).reason == "explicitDeny"
+    d = decide([p], context={"aws:SourceIp": ["10.0.0.1", "203.0.113.9"]})
+    assert d.decision == "Deny" and d.errors
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "aws:PrincipalIsAWSService",
+        "AWS:PrincipalOrgID",
+        "aws:PrincipalOrgPaths",
+        "aws:PrincipalServiceName",
+    ],
+)
+def test_the_whole_principal_key_family_is_refused(key: str) -> None:
+    """Review finding: aws:PrincipalIsAWSService=true would lift the data-perimeter Deny."""
+    p = policy(
+        allow(),
+        deny(
+            Condition={
+                "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
+                "NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"},
+            }
+        ),
+    )
+    d = decide([p], context={"aws:SourceIp": "203.0.113.9", key: True})
+    assert d.decision == "Deny" and "derived from the principal" in d.errors[0]
+    assert decide([p], context={"aws:SourceIp": "203.0.113.9"}).reason == "explicitDeny"
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "s3:DeleteObject ",
+        "s3:DeleteObject\u0000",
+        "s3:Delete*",
+        "s3:Delete?bject",
+        "s3 :DeleteObject",
+    ],
+)
+def test_requested_actions_follow_the_grammar(action: str) -> None:
+    """Review finding: odd spellings must not slip past an exact Deny."""
+    p = policy(allow("s3:*"), deny("s3:DeleteObject"))
+    d = decide([p], action=action)
+    assert d.decision == "Deny" and d.errors[0].startswith("action:")
