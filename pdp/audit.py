@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from pdp.index import AWS_MANAGED_PREFIX
+from pdp.operators import to_date, to_number
 from pdp.policy import Policy
 from pdp.store import AccessKey, StoreVersion, User
 
@@ -116,14 +117,14 @@ def _policy_findings(policy: Policy, file: str, prefix: str = "") -> list[Findin
         actions = [actions] if isinstance(actions, str) else list(actions)
         resources = stmt.get("Resource", [])
         resources = [resources] if isinstance(resources, str) else list(resources)
-        if "*" in actions:
+        if any(set(a) <= {"*", ":"} for a in actions):  # "*", "*:*": every action
             out.append(
                 Finding(
                     "wildcard_action",
                     "high",
                     file,
                     f"{path}.Action",
-                    '"Action": "*" allows every action of every service',
+                    f'"Action": {json.dumps(actions)} allows every action of every service',
                 )
             )
         elif "*" in resources and any(_is_write(a) for a in actions):
@@ -177,16 +178,8 @@ def _contradictions(block: dict[str, Any], file: str, path: str) -> list[Finding
         eq, ne = ops.get("StringEquals"), ops.get("StringNotEquals")
         if eq and ne and set(eq) <= set(ne):
             reason = "StringEquals and StringNotEquals exclude each other's values"
-        for family in ("Numeric", "Date"):
-            low = ops.get(f"{family}GreaterThan") or ops.get(f"{family}GreaterThanEquals")
-            high = ops.get(f"{family}LessThan") or ops.get(f"{family}LessThanEquals")
-            if family == "Numeric" and low and high:
-                try:
-                    if min(Decimal(v) for v in low) >= max(Decimal(v) for v in high):
-                        reason = f"{family} bounds leave no value between them"
-                except ArithmeticError:
-                    pass
-            elif family == "Date" and low and high and min(low) >= max(high):
+        for family, parse in (("Numeric", to_number), ("Date", to_date)):
+            if _empty_range(ops, family, parse):
                 reason = f"{family} bounds leave no value between them"
         if reason:
             out.append(
@@ -199,6 +192,29 @@ def _contradictions(block: dict[str, Any], file: str, path: str) -> list[Finding
                 )
             )
     return out
+
+
+def _empty_range(ops: dict[str, list[str]], family: str, parse: Callable[[str], Any]) -> bool:
+    """True when a lower and an upper bound of one key exclude every value. Several values of
+    one operator are ORed, so the loosest value of each operator counts."""
+    try:
+        lows = [
+            (min(parse(v) for v in ops[op]), op.endswith("Than"))
+            for op in (f"{family}GreaterThan", f"{family}GreaterThanEquals")
+            if op in ops
+        ]
+        highs = [
+            (max(parse(v) for v in ops[op]), op.endswith("Than"))
+            for op in (f"{family}LessThan", f"{family}LessThanEquals")
+            if op in ops
+        ]
+    except (ValueError, ArithmeticError):
+        return False
+    return any(
+        low > high or (low == high and (strict_low or strict_high))
+        for low, strict_low in lows
+        for high, strict_high in highs
+    )
 
 
 def audit(
@@ -389,8 +405,6 @@ _COLOURS = {"critical": "\033[1;31m", "high": "\033[31m", "medium": "\033[33m", 
 
 def render(findings: list[Finding], fmt: str, *, colour: bool = False) -> str:
     if fmt == "json":
-        import json
-
         return json.dumps([asdict(f) for f in findings], indent=2) + "\n"
     if fmt == "sarif":
         return _sarif(findings)
@@ -409,8 +423,6 @@ def render(findings: list[Finding], fmt: str, *, colour: bool = False) -> str:
 
 
 def _sarif(findings: list[Finding]) -> str:
-    import json
-
     level = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
     rules = sorted({f.code for f in findings})
     doc = {

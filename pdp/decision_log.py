@@ -33,11 +33,18 @@ import orjson
 
 from pdp.model import Decision
 
-__all__ = ["DecisionLog", "make_event"]
+__all__ = ["DecisionLog", "make_event", "worker_path"]
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+def worker_path(path: str, pid: int) -> str:
+    """One file per worker process ("decisions.jsonl" -> "decisions.w1234.jsonl"): rotation is
+    then never shared between processes, which cannot coordinate it safely."""
+    stem, ext = os.path.splitext(path)
+    return f"{stem}.w{pid}{ext}"
 
 
 def make_event(

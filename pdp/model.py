@@ -14,8 +14,8 @@ from pdp.errors import RequestError
 
 __all__ = ["Decision", "MatchedStatement", "Principal"]
 
-_ACCOUNT = re.compile(r"\d{12}")
-_USER_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+_ACCOUNT = re.compile(r"\d{12}", re.ASCII)  # IAM names and ids are ASCII
+_USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 _PATH = re.compile(r"/(?:[\x21-\x7e]*/)?")
 
 # Keys IAM derives from the principal (lower-cased): a request may not set them. That is

@@ -14,6 +14,7 @@ Names starting with "." are skipped (a Kubernetes ConfigMap volume keeps `..data
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -41,10 +42,14 @@ __all__ = [
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: IAM's own limits are a few KiB per policy
 DEFAULT_ACCOUNT = "000000000000"
-_ACCOUNT = re.compile(r"\d{12}")
-_USER_NAME = re.compile(r"[\w+=,.@-]{1,64}")
-_GROUP_NAME = re.compile(r"[\w+=,.@-]{1,128}")
-_POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}")
+_ACCOUNT = re.compile(r"\d{12}", re.ASCII)  # IAM names and ids are ASCII
+_USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
+_GROUP_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
+_POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
+# IAM's size limits, in characters other than white space (reference_iam-quotas.html)
+MANAGED_POLICY_CHARS = 6144
+USER_INLINE_CHARS = 2048
+GROUP_INLINE_CHARS = 5120
 _PATH = re.compile(r"/(?:[\x21-\x7e]*/)?")
 _SECRET_WORDS = ("secret", "password", "private_key", "token")
 PASSWORD_POLICY_FIELDS: dict[str, type] = {
@@ -282,11 +287,20 @@ class _Reader:
             return ()
         return tuple(value)
 
-    def inline(self, rel: str, doc: dict[str, Any]) -> tuple[Policy, ...]:
+    def inline(self, rel: str, doc: dict[str, Any], limit: int) -> tuple[Policy, ...]:
         value = doc.get("inline_policies", {})
         if not isinstance(value, dict):
             self.add(rel, "inline_policies", "invalid_field", "inline_policies must be an object")
             return ()
+        size = sum(_chars(json.dumps(d)) for d in value.values())
+        if size > limit:
+            self.add(
+                rel,
+                "inline_policies",
+                "policy_too_large",
+                f"inline policies hold {size} characters, over IAM's {limit}"
+                " (white space not counted)",
+            )
         out = []
         for name, document in value.items():
             if not _POLICY_NAME.fullmatch(name):
@@ -357,7 +371,15 @@ def read_version(name: str, root: Path) -> tuple[StoreVersion | None, list[Diagn
             reader.add(rel, "", "invalid_name", f'invalid policy name "{stem}"')
             continue
         raw = reader.read_bytes(rel, path)
-        if raw is not None:
+        if raw is not None and _chars(raw.decode("utf-8", "replace")) > MANAGED_POLICY_CHARS:
+            reader.add(
+                rel,
+                "",
+                "policy_too_large",
+                f"{_chars(raw.decode('utf-8', 'replace'))} characters, over IAM's"
+                f" {MANAGED_POLICY_CHARS} for a managed policy (white space not counted)",
+            )
+        elif raw is not None:
             policy = reader.policy(rel, raw, name=rel)
             if policy is not None:
                 policies[stem] = policy
@@ -365,14 +387,21 @@ def read_version(name: str, root: Path) -> tuple[StoreVersion | None, list[Diagn
     users = {u.name: u for u in _read_all(reader, "users", _read_user)}
     tests = tuple(t for rel, path in reader.files("tests") for t in _read_tests(reader, rel, path))
     _check_names_unique(reader, users, "users")
+    _check_names_unique(reader, groups, "groups")
+    _check_names_unique(reader, policies, "policies")
     if reader.problems:
         return None, sorted(reader.problems, key=lambda d: (d.source or "", d.path))
     return StoreVersion(name, str(root), account, policies, groups, users, tests), []
 
 
-def _check_names_unique(reader: _Reader, users: dict[str, User], folder: str) -> None:
+def _chars(text: str) -> int:
+    """Characters as IAM counts them for size limits: white space is not counted."""
+    return len(text) - sum(text.count(c) for c in " \t\n\r")
+
+
+def _check_names_unique(reader: _Reader, items: dict[str, Any], folder: str) -> None:
     seen: dict[str, str] = {}
-    for name in users:
+    for name in items:
         if name.lower() in seen:
             reader.add(
                 f"{folder}/{name}.json",
@@ -471,7 +500,7 @@ def _read_user(reader: _Reader, rel: str, name: str, raw: Any) -> User | None:
         path=path,
         groups=reader.names(rel, doc, "groups"),
         policies=reader.names(rel, doc, "policies"),
-        inline_policies=reader.inline(rel, doc),
+        inline_policies=reader.inline(rel, doc, USER_INLINE_CHARS),
         tags=dict(tags),
         mfa_enabled=doc.get("mfa_enabled") is True,
         console_access=doc.get("console_access") is True,
@@ -497,7 +526,7 @@ def _read_group(reader: _Reader, rel: str, name: str, raw: Any) -> Group | None:
         file=rel,
         path=path,
         policies=reader.names(rel, doc, "policies"),
-        inline_policies=reader.inline(rel, doc),
+        inline_policies=reader.inline(rel, doc, GROUP_INLINE_CHARS),
     )
 
 

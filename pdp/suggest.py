@@ -32,15 +32,19 @@ def parse_since(text: str) -> float:
 
 
 def log_files(path: str) -> list[str]:
-    """The log and its rotated files, oldest first."""
-    rotated = sorted(
-        glob.glob(f"{glob.escape(path)}.[0-9]*"),
-        key=lambda p: int(p.rsplit(".", 1)[-1]),
-        reverse=True,
-    )
-    return [p for p in rotated if p.rsplit(".", 1)[-1].isdigit()] + (
-        [path] if os.path.exists(path) else []
-    )
+    """The log and its rotated files, oldest first; with several workers, each worker's file
+    (decisions.w<pid>.jsonl, see decision_log.worker_path) and its rotations."""
+    stem, ext = os.path.splitext(path)
+    bases = [path] + sorted(glob.glob(f"{glob.escape(stem)}.w[0-9]*{glob.escape(ext)}"))
+    out = []
+    for base in bases:
+        rotated = [
+            p for p in glob.glob(f"{glob.escape(base)}.[0-9]*") if p.rsplit(".", 1)[-1].isdigit()
+        ]
+        out += sorted(rotated, key=lambda p: int(p.rsplit(".", 1)[-1]), reverse=True)
+        if os.path.exists(base):
+            out.append(base)
+    return out
 
 
 def read_events(paths: Iterable[str]) -> Iterator[dict[str, Any]]:

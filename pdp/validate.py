@@ -35,7 +35,7 @@ _STATEMENT_KEYS = (
 _SID = re.compile(r"[A-Za-z0-9]*")
 # "*" or "service:action" with wildcards (reference_policies_elements_action.html)
 _ACTION = re.compile(r"[A-Za-z0-9*?-]+:[A-Za-z0-9*?_-]+")
-_CONDITION_KEY = re.compile(r"[A-Za-z0-9*?-]+:\S+")
+_CONDITION_KEY = re.compile(r"[A-Za-z0-9*?-]+:\S(?:[^\t\n\r]*\S)?")  # tag keys hold spaces
 
 
 @dataclass(frozen=True, slots=True)

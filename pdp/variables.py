@@ -24,7 +24,11 @@ __all__ = ["SPECIAL", "Template", "Var", "VariableSyntaxError", "parse_template"
 # (reference_policies_variables.html#policy-vars-specialchars)
 SPECIAL = {"*": "*", "?": "?", "$": "$"}
 _VAR = re.compile(r"\$\{([^}]*)\}")
-_NAME_DEFAULT = re.compile(r"\s*([A-Za-z0-9_.:/+=@-]+?)\s*(?:,\s*'([^']*)'\s*)?")
+_NAME_CHAR = r"A-Za-z0-9_.:/+=@\-"
+# a key name (a tag key in it may hold spaces: ${aws:PrincipalTag/Cost Center}), then a default
+_NAME_DEFAULT = re.compile(
+    rf"\s*([{_NAME_CHAR}](?:[{_NAME_CHAR} ]*?[{_NAME_CHAR}])?)\s*(?:,\s*'([^']*)'\s*)?"
+)
 
 Lookup = Callable[[str], "str | None"]
 """Resolves a lower-cased context key to a single string value, or None."""

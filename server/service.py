@@ -15,7 +15,7 @@ from typing import Any
 
 from pdp import Authorizer, Decision, PolicyLoadError
 from pdp.access_advisor import AccessAdvisor, report
-from pdp.decision_log import DecisionLog
+from pdp.decision_log import DecisionLog, worker_path
 from pdp.index import ROOT
 from server.control import Control
 from server.metrics import Metrics
@@ -115,8 +115,11 @@ class Service:
         if config.decision_log:
             db = config.advisor_path()
             self.advisor = AccessAdvisor(db) if db else None
+            destination = config.decision_log
+            if config.workers > 1 and destination != "stdout":
+                destination = worker_path(destination, os.getpid())
             self.decision_log = DecisionLog(
-                config.decision_log,
+                destination,
                 max_bytes=config.decision_log_max_bytes,
                 queue_size=config.decision_log_queue,
                 allow_sample_rate=config.decision_log_sample,

@@ -183,3 +183,30 @@ def test_reload_starts_with_a_cold_cache(tmp_path: Path) -> None:
     authz.is_authorized("ann", "s3:GetObject", "*", {"x:flag": "1"})
     authz.reload()
     assert authz.snapshot.cache.stats()["size"] == 0  # type: ignore[union-attr]
+
+
+def test_zero_and_negative_zero_are_other_keys(tmp_path: Path) -> None:
+    """Review finding: (float, 0.0) == (float, -0.0), but "0.0" and "-0.0" differ to IAM."""
+    version = tmp_path / "store" / "versions" / "0001"
+    (version / "policies").mkdir(parents=True)
+    (version / "users").mkdir()
+    (version / "policies" / "P.json").write_text(
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "orders:*", "Resource": "*"},
+                    {
+                        "Effect": "Deny",
+                        "Action": "orders:Refund",
+                        "Resource": "*",
+                        "Condition": {"StringLike": {"orders:Amount": "-*"}},
+                    },
+                ],
+            }
+        )
+    )
+    (version / "users" / "bob.json").write_text('{"policies": ["P"]}')
+    authz = pdp.Authorizer.from_store(tmp_path / "store", watch=False)
+    assert authz.is_authorized("bob", "orders:Refund", "*", {"orders:Amount": 0.0}).allowed
+    assert not authz.is_authorized("bob", "orders:Refund", "*", {"orders:Amount": -0.0}).allowed

@@ -337,3 +337,74 @@ def test_reload_under_concurrent_decisions_never_fails_or_mixes(store: Path) -> 
             t.join()
         assert not bad
         assert counts["0002"] > 0 and counts["0003"] > 0
+
+
+def test_a_number_past_pythons_digit_limit_is_a_refused_version(store: Path) -> None:
+    """Review finding: json raised a bare ValueError that killed the watcher."""
+    with pdp.Authorizer.from_store(store, interval=0.05) as authz:
+        broken = new_version(store, "0003")
+        write(
+            broken / "policies" / "Big.json",
+            '{"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*",'
+            ' "Condition": {"NumericLessThan": {"s3:max-keys": ' + "9" * 5000 + "}}}}",
+        )
+        point_current(store, "0003")
+        assert wait_for(lambda: authz.last_error is not None)
+        assert "malformed JSON" in str(authz.last_error)
+        new_version(store, "0004")
+        point_current(store, "0004")
+        assert wait_for(lambda: authz.version == "0004")  # the watcher is still alive
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "message"),
+    [
+        ("users/bób.json", {"groups": []}, 'invalid user name "bób"'),
+        ("groups/Developers.json", {"policies": []}, "differ only in case"),
+        (
+            "policies/s3bucketspecificaccess.json",
+            {"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}},
+            "differ only in case",
+        ),
+        (
+            "policies/Huge.json",
+            {
+                "Statement": [
+                    {"Effect": "Allow", "Action": f"s3:Get{i}", "Resource": "*"} for i in range(200)
+                ]
+            },
+            "over IAM's 6144 for a managed policy",
+        ),
+        (
+            "users/bob.json",
+            {
+                "inline_policies": {
+                    "Big": {
+                        "Statement": [
+                            {"Effect": "Allow", "Action": f"s3:Get{i}", "Resource": "*"}
+                            for i in range(60)
+                        ]
+                    }
+                }
+            },
+            "over IAM's 2048",
+        ),
+    ],
+)
+def test_what_iam_refuses_the_store_refuses(
+    store: Path, file: str, content: Any, message: str
+) -> None:
+    broken = new_version(store, "0003")
+    write(broken / file, content)
+    with pytest.raises(pdp.PolicyLoadError) as caught:
+        pdp.Authorizer.from_store(store, version="0003", watch=False)
+    assert any(message in str(d) for d in caught.value.diagnostics), caught.value
+
+
+def test_batches_with_a_non_object_are_denied(store: Path) -> None:
+    with open_store(store) as authz:
+        decisions = authz.batch_is_authorized(
+            [None, {"principal": "bob", "action": "s3:GetObject", "resource": BUCKET_OBJECT}]
+        )  # type: ignore[list-item]
+        assert [d.decision for d in decisions] == ["Deny", "Allow"]
+        assert decisions[0].errors[0].startswith("request: must be an object")

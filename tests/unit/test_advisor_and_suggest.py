@@ -171,3 +171,25 @@ def test_suggest_policy_cli_output_validates(tmp_path: Path) -> None:
         text=True,
     )
     assert none.returncode == 1 and "no allowed decisions for 'carol'" in none.stderr
+
+
+def test_log_files_include_every_worker_and_rotation(tmp_path: Path) -> None:
+    base = tmp_path / "decisions.jsonl"
+    for name in (
+        "decisions.jsonl",
+        "decisions.jsonl.1",
+        "decisions.w12.jsonl",
+        "decisions.w12.jsonl.2",
+        "decisions.w12.jsonl.1",
+        "decisions.w7.jsonl",
+        "decisions.jsonl.advisor.sqlite",
+    ):
+        (tmp_path / name).write_text("")
+    assert [Path(p).name for p in log_files(str(base))] == [
+        "decisions.jsonl.1",
+        "decisions.jsonl",
+        "decisions.w12.jsonl.2",
+        "decisions.w12.jsonl.1",
+        "decisions.w12.jsonl",
+        "decisions.w7.jsonl",
+    ]

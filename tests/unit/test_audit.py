@@ -179,6 +179,10 @@ TRIGGERS: list[tuple[str, dict[str, Any]]] = [
     ),
     ("wildcard_action", with_("policies/ReadReports.json", statement(Action="*", Resource="*"))),
     (
+        "wildcard_action",
+        with_("policies/ReadReports.json", statement(Action="*:*", Resource="arn:aws:s3:::x")),
+    ),
+    (
         "wildcard_resource_write",
         with_("policies/ReadReports.json", statement(Action=["s3:PutObject"], Resource="*")),
     ),
@@ -322,3 +326,29 @@ def test_credential_report(tmp_path: Path) -> None:
         check=True,
     )
     assert cli.stdout.splitlines()[0].startswith("user,arn,password_enabled")
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {
+            "NumericGreaterThanEquals": {"s3:max-keys": "5"},
+            "NumericLessThanEquals": {"s3:max-keys": "5"},
+        },
+        {
+            "DateGreaterThan": {"aws:CurrentTime": "2024-01-01"},
+            "DateLessThan": {"aws:CurrentTime": "1800000000"},
+        },
+        {
+            "NumericGreaterThan": {"s3:max-keys": ["100", "1"]},
+            "NumericLessThan": {"s3:max-keys": "10"},
+        },
+    ],
+)
+def test_satisfiable_conditions_are_not_reported(tmp_path: Path, condition: dict[str, Any]) -> None:
+    """Review finding: inclusive equal bounds and mixed date formats can match."""
+    files = with_(
+        "policies/ReadReports.json",
+        statement(Action="s3:GetObject", Resource="*", Condition=condition),
+    )
+    assert "never_matches" not in findings_of(tmp_path, files)
