@@ -70,12 +70,15 @@ def _check_value(key: str, value: object) -> Value:
     return _check_scalar(key, value)
 
 
+_USER_KEYS = frozenset({"aws:username", "aws:userid"})
+
+
 def _normalize(context: Mapping[str, object]) -> dict[str, Value]:
     """Lower-case the keys and check the values.
 
-    The common case runs as a handful of C-level calls over all keys at once (join, lower,
-    split, zip); anything unusual (non-string keys, repeated keys, forged principal keys, values
-    other than str/int/bool) takes the slow path, which names the offending key.
+    The common case is a dict comprehension and a few C-level checks over all keys at once;
+    anything unusual (non-string or empty keys, keys repeated in another case, keys the principal
+    supplies, values other than str/int/bool) takes the slow path, which names the offending key.
     """
     if type(context) is not dict and not isinstance(context, Mapping):
         raise RequestError("context: must be an object mapping keys to values")
@@ -83,27 +86,20 @@ def _normalize(context: Mapping[str, object]) -> dict[str, Value]:
     if count > MAX_CONTEXT_KEYS:
         raise RequestError(f"context: more than {MAX_CONTEXT_KEYS} keys")
     try:
-        joined = "\n".join(context).lower()
-    except TypeError:
-        joined = ""
-    names = joined.split("\n")
-    framed = f"\n{joined}\n"
+        own: dict[str, object] = {k.lower(): v for k, v in context.items()}
+    except AttributeError:
+        own = {}
     if (
-        len(names) != count
-        or len(set(names)) != count
-        or "\n\n" in framed
-        or "\naws:principal" in framed  # a cheap filter: _check_keys tells forged from fine
-        or "\naws:user" in framed
+        len(own) != count
+        or "" in own
+        or not _USER_KEYS.isdisjoint(own)
+        or "\naws:principal" in "\n" + "\n".join(own)  # the aws:Principal* family
     ):
         _check_keys(context)
-    own: dict[str, object] = dict(
-        zip(names, context.values(), strict=False)
-    )  # same length, checked above
     if not _PLAIN.issuperset(map(type, own.values())):
-        for lower, value in own.items():
+        for lower in [k for k, v in own.items() if type(v) not in _PLAIN]:
+            value = own[lower]
             kind = type(value)
-            if kind in _PLAIN:
-                continue
             if (kind is list or kind is tuple) and _PLAIN.issuperset(map(type, value)):  # type: ignore[call-overload]
                 if len(value) <= MAX_VALUES_PER_KEY:  # type: ignore[arg-type]
                     own[lower] = tuple(value)  # type: ignore[call-overload]
