@@ -21,9 +21,10 @@ install: $(STAMP)  ## create .venv and install pdp with its test extras
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest
 
-check: $(STAMP)  ## lint (ruff check + ruff format --check)
+check: $(STAMP)  ## lint and types (ruff check, ruff format --check, mypy --strict on pdp/)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

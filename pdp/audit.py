@@ -362,7 +362,7 @@ def credential_report(version: StoreVersion) -> str:
     writer.writerow(columns)
     account = version.account.account_id
     root_keys = version.account.root_access_keys
-    rows = [
+    rows: list[tuple[str, str, Any, str, bool, tuple[AccessKey, ...]]] = [
         (
             "<root_account>",
             f"arn:aws:iam::{account}:root",

@@ -284,8 +284,8 @@ def _access_advisor(args: argparse.Namespace) -> int:
     advisor = AccessAdvisor(args.db)
     answer = report(
         args.principal,
-        entry.policies,
-        advisor.usage(args.principal),  # type: ignore[union-attr]
+        entry.policies,  # type: ignore[union-attr]
+        advisor.usage(args.principal),
         days=args.days,
     )
     advisor.close()

@@ -109,12 +109,11 @@ def compile_statement(
     if node.not_action:
         services = None
     else:
-        for action in node.actions:
-            prefix = action.partition(":")[0].lower()
-            if action == "*" or "*" in prefix or "?" in prefix:
-                services = None
-                break
-            services.add(prefix)
+        prefixes = {a.partition(":")[0].lower() for a in node.actions}
+        if any(a == "*" for a in node.actions) or any("*" in p or "?" in p for p in prefixes):
+            services = None  # may match any service
+        else:
+            services = prefixes
 
     static: list[tuple[Token, ...]] = []
     templates: list[Template] = []

@@ -82,7 +82,7 @@ class Condition:
             if text is None:
                 continue  # a variable with no value matches nothing
             try:
-                values.append(family.parse(text))  # type: ignore[arg-type]
+                values.append(family.parse(text))
             except ValueError as exc:
                 raise EvaluationError(
                     f"{self.operator.text} {self.key_text}: policy value {exc}"

@@ -102,7 +102,7 @@ def _normalize(context: Mapping[str, object]) -> dict[str, Value]:
             kind = type(value)
             if (kind is list or kind is tuple) and _PLAIN.issuperset(map(type, value)):  # type: ignore[call-overload]
                 if len(value) <= MAX_VALUES_PER_KEY:  # type: ignore[arg-type]
-                    own[lower] = tuple(value)  # type: ignore[call-overload]
+                    own[lower] = tuple(value)  # type: ignore[arg-type]
                     continue
             original = next(k for k in context if k.lower() == lower)
             own[lower] = _check_value(original, value)
@@ -137,7 +137,7 @@ class RequestContext:
     ) -> None:
         values: Mapping[str, Value] = principal.context_keys
         if context:
-            merged = principal.context_keys.copy()  # a dict copy, in C
+            merged: dict[str, Value] = dict(principal.context_keys)
             merged.update(_normalize(context))
             values = merged
         self.values = values

@@ -145,7 +145,10 @@ class DecisionLog:
                 self._flush()
                 return
             try:
-                event = make_event(*item[:7], now=item[7])
+                principal, action, resource, context, decision, latency, request_id, now = item
+                event = make_event(
+                    principal, action, resource, context, decision, latency, request_id, now=now
+                )
                 self._write(orjson.dumps(event) + b"\n")
                 self.written += 1
                 if self.on_event is not None:

@@ -75,7 +75,7 @@ class Principal:
         clean_tags = _check_tags(tags or {})
         arn = f"arn:aws:iam::{account}:user{path}{name}"
         uid = user_id if user_id is not None else _unique_id(arn)
-        keys = {
+        keys: dict[str, str | bool] = {
             "aws:username": name,
             "aws:userid": uid,
             "aws:principalarn": arn,
@@ -102,7 +102,7 @@ class Principal:
         if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
             raise RequestError(f"principal: account must be 12 digits, got {account!r}")
         arn = f"arn:aws:iam::{account}:root"
-        keys = {
+        keys: dict[str, str | bool] = {
             "aws:userid": account,
             "aws:principalarn": arn,
             "aws:principalaccount": account,

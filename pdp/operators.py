@@ -69,7 +69,7 @@ def to_number(value: Scalar) -> int | Decimal:
             return int(value)
         if _NUMBER.fullmatch(value):  # type: ignore[arg-type]
             try:
-                return Decimal(value)  # type: ignore[arg-type]
+                return Decimal(value)
             except InvalidOperation:
                 pass
         raise ValueError(f'"{value}" is not a number')

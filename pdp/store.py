@@ -436,7 +436,8 @@ def _read_account(reader: _Reader, root: Path) -> Account:
         reader.add(rel, "account_id", "invalid_field", "account_id must be 12 digits")
         account_id = DEFAULT_ACCOUNT
     root_doc = reader.object(rel, doc.get("root", {}), ("enabled", "mfa_enabled", "access_keys"))
-    enabled, mfa, keys = True, False, ()
+    enabled, mfa = True, False
+    keys: tuple[AccessKey, ...] = ()
     if root_doc is not None:
         reader.typed(rel, root_doc, "enabled", lambda v: isinstance(v, bool), "true or false")
         reader.typed(rel, root_doc, "mfa_enabled", lambda v: isinstance(v, bool), "true or false")

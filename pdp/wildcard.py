@@ -172,7 +172,7 @@ def _regex(
         elif tok is QMARK:
             current.append(qmark_class)
         else:
-            current.append(re.escape(tok))  # type: ignore[arg-type]
+            current.append(re.escape(tok))  # type: ignore[arg-type,type-var]
     chunks.append((star_before, "".join(current)))
     parts = [r"\A", chunks[0][1]]
     for n, (star, body) in enumerate(chunks[1:], start=1):

@@ -40,7 +40,7 @@ class Control:
             return {"generation": 0, "pin": None}
 
     def publish(self, pin: str | None) -> int:
-        generation = self.read()["generation"] + 1
+        generation = int(self.read()["generation"]) + 1
         self._write(self.file, {"generation": generation, "pin": pin})
         return generation
 
