@@ -119,7 +119,7 @@ def test_a_fifo_nobody_reads_never_slows_a_request(tmp_path: Path) -> None:
         started = time.perf_counter()
         log.record("bob", "s3:DeleteObject", "*", None, DENY, 0.0)
         slowest = max(slowest, time.perf_counter() - started)
-    assert slowest < 0.05  # a put_nowait, not a wait on the disk
+    assert slowest < 0.5  # a put_nowait, not a wait on the disk (generous: shared CI cores)
     assert log.stats()["dropped"] >= 20_000 - 101
     started = time.monotonic()
     assert log.close(timeout=0.5) is False  # the writer is stuck opening the FIFO: say so

@@ -138,7 +138,7 @@ def test_pathological_pattern_is_fast() -> None:
         matcher = glob(pattern, dialect)
         started = time.perf_counter()
         assert not matcher(subject)
-        assert time.perf_counter() - started < 1.0  # exponential would take ages, not ~ms
+        assert time.perf_counter() - started < 3.0  # exponential would take ages, not ~ms
 
 
 def test_pathological_mixed_pattern_is_fast() -> None:
