@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from pdp_client._pb import authorizer_pb2 as pb
+from pdp_client.errors import PdpUnavailable
+from pdp_client.model import Decision, unreachable
 
 OnUnavailable = Literal["deny", "raise"]
 
@@ -15,6 +17,13 @@ def check_policy(on_unavailable: str) -> OnUnavailable:
     if on_unavailable not in ("deny", "raise"):
         raise ValueError('on_unavailable is "deny" or "raise" (pdp clients never fail open)')
     return on_unavailable  # type: ignore[return-value]
+
+
+def fail_closed(on_unavailable: OnUnavailable, exc: PdpUnavailable) -> Decision:
+    """What a client answers when pdp stayed unreachable: a Deny, or the error raised."""
+    if on_unavailable == "raise":
+        raise exc
+    return unreachable(str(exc))
 
 
 def backoff(retries: int, base: float = 0.05, cap: float = 1.0) -> Iterator[float]:

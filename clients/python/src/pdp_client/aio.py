@@ -9,12 +9,12 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from pdp_client._common import backoff, check_policy, request_dict, request_message
+from pdp_client._common import backoff, check_policy, fail_closed, request_dict, request_message
 from pdp_client._pb import authorizer_pb2 as pb
 from pdp_client._pb import authorizer_pb2_grpc as pb_grpc
 from pdp_client.errors import PdpRequestError, PdpUnavailable
 from pdp_client.grpc_client import RETRYABLE
-from pdp_client.model import Decision, unreachable
+from pdp_client.model import Decision
 
 __all__ = ["AsyncGrpcClient"]
 
@@ -63,9 +63,7 @@ class AsyncGrpcClient:
         try:
             return Decision.from_message(await self._call(self._stub.IsAuthorized, message))
         except PdpUnavailable as exc:
-            if self.on_unavailable == "raise":
-                raise
-            return unreachable(str(exc))
+            return fail_closed(self.on_unavailable, exc)
 
     async def batch_is_authorized(self, requests: Iterable[Mapping[str, Any]]) -> list[Decision]:
         items = [request_message(r) for r in requests]
@@ -73,9 +71,7 @@ class AsyncGrpcClient:
         try:
             answer = await self._call(self._stub.BatchIsAuthorized, message)
         except PdpUnavailable as exc:
-            if self.on_unavailable == "raise":
-                raise
-            return [unreachable(str(exc))] * len(items)
+            return [fail_closed(self.on_unavailable, exc)] * len(items)
         return [Decision.from_message(m) for m in answer.results]
 
     async def close(self) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 import grpc
 
-from pdp_client._common import backoff, check_policy, request_dict, request_message
+from pdp_client._common import backoff, check_policy, fail_closed, request_dict, request_message
 from pdp_client._pb import authorizer_pb2 as pb
 from pdp_client._pb import authorizer_pb2_grpc as pb_grpc
 from pdp_client.errors import PdpRequestError, PdpUnavailable
-from pdp_client.model import Decision, unreachable
+from pdp_client.model import Decision
 
 __all__ = ["RETRYABLE", "GrpcClient"]
 
@@ -67,9 +67,7 @@ class GrpcClient:
         try:
             return Decision.from_message(self._call(self._stub.IsAuthorized, message))
         except PdpUnavailable as exc:
-            if self.on_unavailable == "raise":
-                raise
-            return unreachable(str(exc))
+            return fail_closed(self.on_unavailable, exc)
 
     def batch_is_authorized(self, requests: Iterable[Mapping[str, Any]]) -> list[Decision]:
         """Decide many requests on one policy version (dicts with principal/action/resource)."""
@@ -78,9 +76,7 @@ class GrpcClient:
         try:
             answer = self._call(self._stub.BatchIsAuthorized, message)
         except PdpUnavailable as exc:
-            if self.on_unavailable == "raise":
-                raise
-            return [unreachable(str(exc))] * len(items)
+            return [fail_closed(self.on_unavailable, exc)] * len(items)
         return [Decision.from_message(m) for m in answer.results]
 
     def close(self) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import urllib3
 
-from pdp_client._common import backoff, check_policy, request_dict
+from pdp_client._common import backoff, check_policy, fail_closed, request_dict
 from pdp_client.errors import PdpRequestError, PdpUnavailable
-from pdp_client.model import Decision, unreachable
+from pdp_client.model import Decision
 
 __all__ = ["HttpClient"]
 
@@ -73,18 +73,14 @@ class HttpClient:
         try:
             return Decision.from_dict(self._post("/v1/is-authorized", body))
         except PdpUnavailable as exc:
-            if self.on_unavailable == "raise":
-                raise
-            return unreachable(str(exc))
+            return fail_closed(self.on_unavailable, exc)
 
     def batch_is_authorized(self, requests: Iterable[Mapping[str, Any]]) -> list[Decision]:
         items = [dict(r) for r in requests]
         try:
             answer = self._post("/v1/batch-is-authorized", {"requests": items})
         except PdpUnavailable as exc:
-            if self.on_unavailable == "raise":
-                raise
-            return [unreachable(str(exc))] * len(items)
+            return [fail_closed(self.on_unavailable, exc)] * len(items)
         return [Decision.from_dict(r) for r in answer["results"]]
 
     def close(self) -> None:
