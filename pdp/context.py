@@ -70,7 +70,9 @@ def _check_value(key: str, value: object) -> Value:
     return _check_scalar(key, value)
 
 
-_USER_KEYS = frozenset({"aws:username", "aws:userid"})
+_USER_KEYS = frozenset(
+    {"aws:username", "aws:userid"}
+)  # the principal's keys not "aws:principal..."
 
 
 def _normalize(context: Mapping[str, object]) -> dict[str, Value]:
@@ -93,7 +95,7 @@ def _normalize(context: Mapping[str, object]) -> dict[str, Value]:
         len(own) != count
         or "" in own
         or not _USER_KEYS.isdisjoint(own)
-        or "\naws:principal" in "\n" + "\n".join(own)  # the aws:Principal* family
+        or "\naws:principal" in "\n" + "\n".join(own)  # a cheap filter; _check_keys decides
     ):
         _check_keys(context)
     if not _PLAIN.issuperset(map(type, own.values())):

@@ -18,17 +18,25 @@ _ACCOUNT = re.compile(r"\d{12}", re.ASCII)  # IAM names and ids are ASCII
 _USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 _PATH = re.compile(r"/(?:[\x21-\x7e]*/)?")
 
-# Keys IAM derives from the principal (lower-cased): a request may not set them. That is
-# aws:username, aws:userid and the whole aws:Principal* family (PrincipalArn, PrincipalTag/...,
-# PrincipalIsAWSService, PrincipalOrgID, ...), including those pdp leaves absent.
-PRINCIPAL_KEYS = frozenset({"aws:username", "aws:userid"})
-PRINCIPAL_KEY_PREFIX = "aws:principal"
+# Keys the principal supplies (lower-cased): a request may not set them. These are the keys
+# IAM derives from an IAM user that pdp knows from its store; other aws:Principal* keys
+# (PrincipalOrgID, PrincipalOrgPaths, ...) are not in the store, so the caller provides them.
+PRINCIPAL_KEYS = frozenset(
+    {
+        "aws:username",
+        "aws:userid",
+        "aws:principalarn",
+        "aws:principalaccount",
+        "aws:principaltype",
+        "aws:principalisawsservice",
+    }
+)
 PRINCIPAL_TAG_PREFIX = "aws:principaltag/"
 
 
 def is_principal_key(lower: str) -> bool:
     """True for a (lower-cased) context key that only the principal may supply."""
-    return lower in PRINCIPAL_KEYS or lower.startswith(PRINCIPAL_KEY_PREFIX)
+    return lower in PRINCIPAL_KEYS or lower.startswith(PRINCIPAL_TAG_PREFIX)
 
 
 def _unique_id(arn: str) -> str:

@@ -227,7 +227,10 @@ def _statement(out: _Collector, index: int, path: str, stmt: Any) -> StatementNo
             )
     resources, not_resource = _either(out, stmt, path, "Resource", "NotResource")
     for i, resource in enumerate(resources):
-        if resource != "*" and not (resource.startswith("arn:") and resource.count(":") >= 5):
+        # Six fields, or fewer when a final `*` (which crosses colons) stands for the rest
+        if resource != "*" and not (
+            resource.startswith("arn:") and (resource.count(":") >= 5 or resource.endswith("*"))
+        ):
             out.add(
                 "invalid_resource",
                 _element_path(

@@ -361,16 +361,8 @@ def test_a_list_cannot_switch_a_negated_deny_off() -> None:
     assert d.decision == "Deny" and d.errors
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        "aws:PrincipalIsAWSService",
-        "AWS:PrincipalOrgID",
-        "aws:PrincipalOrgPaths",
-        "aws:PrincipalServiceName",
-    ],
-)
-def test_the_whole_principal_key_family_is_refused(key: str) -> None:
+@pytest.mark.parametrize("key", ["aws:PrincipalIsAWSService", "AWS:principalisawsservice"])
+def test_principal_is_aws_service_is_the_principals(key: str) -> None:
     """Review finding: aws:PrincipalIsAWSService=true would lift the data-perimeter Deny."""
     p = policy(
         allow(),
@@ -384,6 +376,13 @@ def test_the_whole_principal_key_family_is_refused(key: str) -> None:
     d = decide([p], context={"aws:SourceIp": "203.0.113.9", key: True})
     assert d.decision == "Deny" and "derived from the principal" in d.errors[0]
     assert decide([p], context={"aws:SourceIp": "203.0.113.9"}).reason == "explicitDeny"
+
+
+def test_principal_keys_pdp_does_not_know_come_from_the_caller() -> None:
+    """aws:PrincipalOrgID is not in the store: the caller supplies it, as for other keys."""
+    p = policy(allow(Condition={"StringEquals": {"aws:PrincipalOrgID": "o-abc"}}))
+    assert decide([p], context={"aws:PrincipalOrgID": "o-abc"}).reason == "allowed"
+    assert decide([p], context={"aws:PrincipalOrgID": "o-xyz"}).reason == "implicitDeny"
 
 
 @pytest.mark.parametrize(

@@ -262,3 +262,12 @@ def test_random_text_only_raises_its_own_error(text: str) -> None:
         pdp.parse_policy(text)
     except pdp.PolicyValidationError:
         pass
+
+
+def test_short_arns_need_a_final_wildcard() -> None:
+    """arn:aws:s3:* names every S3 resource (a final * crosses colons); arn:aws:s3 names none."""
+    policy = pdp.parse_policy(statement(Resource="arn:aws:s3:*"))
+    who = pdp.Principal.user("bob", account="123456789012")
+    decision = pdp.evaluate([policy], who, action="s3:GetObject", resource="arn:aws:s3:::b/k")
+    assert decision.allowed
+    assert any("invalid resource" in p for p in problems(statement(Resource="arn:aws:s3")))
