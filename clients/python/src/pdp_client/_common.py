@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 from pdp_client._pb import authorizer_pb2 as pb
 from pdp_client.errors import PdpUnavailable
 from pdp_client.model import Decision, unreachable
 
 OnUnavailable = Literal["deny", "raise"]
+T = TypeVar("T")
 
 
 def check_policy(on_unavailable: str) -> OnUnavailable:
@@ -33,12 +34,26 @@ def backoff(retries: int, base: float = 0.05, cap: float = 1.0) -> Iterator[floa
 
 
 def request_dict(
-    principal: str, action: str, resource: str, context: Mapping[str, Any] | None
+    principal: str,
+    action: str,
+    resource: str,
+    context: Mapping[str, Any] | None,
+    principal_type: str = "user",
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"principal": principal, "action": action, "resource": resource}
     if context:
         body["context"] = dict(context)
+    if principal_type != "user":
+        body["principal_type"] = principal_type
     return body
+
+
+def checked_results(results: Sequence[T], sent: int, where: str) -> Sequence[T]:
+    """A batch answer holds exactly one result per request, in request order; any other count
+    is a broken answer (a proxy, a bug), never a shorter list that `all(...)` would pass."""
+    if len(results) != sent:
+        raise PdpUnavailable(f"{where}: {len(results)} results for {sent} requests")
+    return results
 
 
 def _value(value: Any) -> pb.Value:
@@ -62,4 +77,5 @@ def request_message(body: Mapping[str, Any]) -> pb.IsAuthorizedRequest:
         resource=body["resource"],
         context={k: _value(v) for k, v in (body.get("context") or {}).items()},
         request_id=body.get("request_id") or "",
+        principal_type=body.get("principal_type") or "",
     )

@@ -9,7 +9,14 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from pdp_client._common import backoff, check_policy, fail_closed, request_dict, request_message
+from pdp_client._common import (
+    backoff,
+    check_policy,
+    checked_results,
+    fail_closed,
+    request_dict,
+    request_message,
+)
 from pdp_client._pb import authorizer_pb2 as pb
 from pdp_client._pb import authorizer_pb2_grpc as pb_grpc
 from pdp_client.errors import PdpRequestError, PdpUnavailable
@@ -58,8 +65,13 @@ class AsyncGrpcClient:
         action: str,
         resource: str,
         context: Mapping[str, Any] | None = None,
+        *,
+        principal_type: str = "user",
     ) -> Decision:
-        message = request_message(request_dict(principal, action, resource, context))
+        """Decide one request; `principal_type="root"` (with the root ARN) asks for the root."""
+        message = request_message(
+            request_dict(principal, action, resource, context, principal_type)
+        )
         try:
             return Decision.from_message(await self._call(self._stub.IsAuthorized, message))
         except PdpUnavailable as exc:
@@ -70,9 +82,10 @@ class AsyncGrpcClient:
         message = pb.BatchIsAuthorizedRequest(requests=items)
         try:
             answer = await self._call(self._stub.BatchIsAuthorized, message)
+            results = checked_results(answer.results, len(items), self.target)
         except PdpUnavailable as exc:
             return [fail_closed(self.on_unavailable, exc)] * len(items)
-        return [Decision.from_message(m) for m in answer.results]
+        return [Decision.from_message(m) for m in results]
 
     async def close(self) -> None:
         await self._channel.close()

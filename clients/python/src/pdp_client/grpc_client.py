@@ -8,7 +8,14 @@ from typing import Any
 
 import grpc
 
-from pdp_client._common import backoff, check_policy, fail_closed, request_dict, request_message
+from pdp_client._common import (
+    backoff,
+    check_policy,
+    checked_results,
+    fail_closed,
+    request_dict,
+    request_message,
+)
 from pdp_client._pb import authorizer_pb2 as pb
 from pdp_client._pb import authorizer_pb2_grpc as pb_grpc
 from pdp_client.errors import PdpRequestError, PdpUnavailable
@@ -62,10 +69,13 @@ class GrpcClient:
         action: str,
         resource: str,
         context: Mapping[str, Any] | None = None,
+        *,
+        principal_type: str = "user",
     ) -> Decision:
-        message = request_message(request_dict(principal, action, resource, context))
+        """Decide one request; `principal_type="root"` (with the root ARN) asks for the root."""
+        body = request_dict(principal, action, resource, context, principal_type)
         try:
-            return Decision.from_message(self._call(self._stub.IsAuthorized, message))
+            return Decision.from_message(self._call(self._stub.IsAuthorized, request_message(body)))
         except PdpUnavailable as exc:
             return fail_closed(self.on_unavailable, exc)
 
@@ -75,9 +85,10 @@ class GrpcClient:
         message = pb.BatchIsAuthorizedRequest(requests=items)
         try:
             answer = self._call(self._stub.BatchIsAuthorized, message)
+            results = checked_results(answer.results, len(items), self.target)
         except PdpUnavailable as exc:
             return [fail_closed(self.on_unavailable, exc)] * len(items)
-        return [Decision.from_message(m) for m in answer.results]
+        return [Decision.from_message(m) for m in results]
 
     def close(self) -> None:
         self._channel.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 import urllib3
 
-from pdp_client._common import backoff, check_policy, fail_closed, request_dict
+from pdp_client._common import backoff, check_policy, checked_results, fail_closed, request_dict
 from pdp_client.errors import PdpRequestError, PdpUnavailable
 from pdp_client.model import Decision
 
@@ -51,7 +51,10 @@ class HttpClient:
                 retry = not isinstance(exc, urllib3.exceptions.TimeoutError)
             else:
                 if response.status == 200:
-                    return json.loads(response.data)
+                    try:
+                        return json.loads(response.data)
+                    except ValueError:
+                        raise PdpUnavailable(f"{self.base_url}: the answer is not JSON") from None
                 detail = _error(response.data)
                 if response.status == 400:
                     raise PdpRequestError(detail)
@@ -68,10 +71,16 @@ class HttpClient:
         action: str,
         resource: str,
         context: Mapping[str, Any] | None = None,
+        *,
+        principal_type: str = "user",
     ) -> Decision:
-        body = request_dict(principal, action, resource, context)
+        """Decide one request; `principal_type="root"` (with the root ARN) asks for the root."""
+        body = request_dict(principal, action, resource, context, principal_type)
         try:
-            return Decision.from_dict(self._post("/v1/is-authorized", body))
+            answer = self._post("/v1/is-authorized", body)
+            if not isinstance(answer, dict):
+                raise PdpUnavailable(f"{self.base_url}: the answer is not a JSON object")
+            return _decision(answer, self.base_url)
         except PdpUnavailable as exc:
             return fail_closed(self.on_unavailable, exc)
 
@@ -79,9 +88,13 @@ class HttpClient:
         items = [dict(r) for r in requests]
         try:
             answer = self._post("/v1/batch-is-authorized", {"requests": items})
+            results = answer.get("results") if isinstance(answer, dict) else None
+            if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+                raise PdpUnavailable(f"{self.base_url}: the answer has no list of results")
+            checked = checked_results(results, len(items), self.base_url)
+            return [_decision(r, self.base_url) for r in checked]
         except PdpUnavailable as exc:
             return [fail_closed(self.on_unavailable, exc)] * len(items)
-        return [Decision.from_dict(r) for r in answer["results"]]
 
     def close(self) -> None:
         self._pool.clear()
@@ -91,6 +104,13 @@ class HttpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _decision(body: dict[str, Any], where: str) -> Decision:
+    try:
+        return Decision.from_dict(body)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PdpUnavailable(f"{where}: a malformed decision ({exc!r})") from None
 
 
 def _error(data: bytes) -> str:

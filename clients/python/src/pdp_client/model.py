@@ -33,6 +33,9 @@ class Decision:
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> Decision:
+        """The decision in a JSON answer; ValueError when it holds no decision at all."""
+        if body.get("decision") not in ("Allow", "Deny"):
+            raise ValueError(f"no decision in the answer: {str(body)[:200]}")
         return cls(
             decision="Allow" if body.get("decision") == "Allow" else "Deny",
             reason=body.get("reason", "implicitDeny"),
