@@ -100,12 +100,21 @@ class Authorizer:
         action: str,
         resource: str,
         context: Mapping[str, object] | None = None,
+        *,
+        principal_type: str = "user",
     ) -> Decision:
-        """Decide one request on the current snapshot; never raises, `policy_version` set."""
-        return self._snapshot.is_authorized(principal, action, resource, context)
+        """Decide one request on the current snapshot; never raises, `policy_version` set.
+
+        The account root is decided only when asked for: `principal_type="root"` with the root
+        ARN; the root ARN as a user is a Deny with an error.
+        """
+        return self._snapshot.is_authorized(
+            principal, action, resource, context, principal_type=principal_type
+        )
 
     def batch_is_authorized(self, requests: Iterable[Mapping[str, Any]]) -> list[Decision]:
-        """Decide many requests ({principal, action, resource, context}) on one snapshot."""
+        """Decide many requests ({principal, action, resource, context, principal_type}) on one
+        snapshot."""
         snapshot = self._snapshot
         out = []
         for r in requests:
@@ -119,6 +128,7 @@ class Authorizer:
                     r.get("action"),  # type: ignore[arg-type]
                     r.get("resource"),  # type: ignore[arg-type]
                     r.get("context"),
+                    principal_type=r.get("principal_type", "user"),
                 )
             )
         return out

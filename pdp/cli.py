@@ -139,6 +139,7 @@ def _check(args: argparse.Namespace) -> int:
                     request.get("action"),  # type: ignore[arg-type]
                     request.get("resource"),  # type: ignore[arg-type]
                     request.get("context"),
+                    principal_type=request.get("principal_type", "user"),
                 )
                 print(json.dumps(decision.to_dict()))
         return 0
@@ -153,7 +154,9 @@ def _check(args: argparse.Namespace) -> int:
             print(f"pdp check: --context takes key=value, got {item!r}", file=sys.stderr)
             return EXIT_ERROR
         context[key] = _context_value(value)
-    decision = snapshot.is_authorized(args.principal, args.action, args.resource, context)
+    decision = snapshot.is_authorized(
+        args.principal, args.action, args.resource, context, principal_type=args.principal_type
+    )
     _show(decision, args.json)
     return EXIT_ALLOW if decision.decision == "Allow" else EXIT_DENY
 
@@ -170,7 +173,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
     check = commands.add_parser("check", help="decide a request, like the IAM policy simulator")
     check.add_argument("--store", default=os.environ.get("PDP_STORE", "examples/store"))
-    check.add_argument("--principal", help="user name, user ARN or root ARN")
+    check.add_argument("--principal", help="user name or user ARN (the root ARN with --root)")
+    check.add_argument(
+        "--root",
+        dest="principal_type",
+        action="store_const",
+        const="root",
+        default="user",
+        help="decide for the account root (--principal is then the root ARN)",
+    )
     check.add_argument("--action")
     check.add_argument("--resource")
     check.add_argument("--context", action="append", default=[], metavar="KEY=VALUE")

@@ -90,7 +90,13 @@ def run_policy_tests(
     """Decide every case of the version's tests/*.json: each case with its failure, or None."""
     results: list[tuple[PolicyTestCase, Diagnostic | None]] = []
     for case in version.tests:
-        decision = snapshot.is_authorized(case.principal, case.action, case.resource, case.context)
+        decision = snapshot.is_authorized(
+            case.principal,
+            case.action,
+            case.resource,
+            case.context,
+            principal_type=case.principal_type,
+        )
         wrong = decision.decision != case.expect or (
             case.reason is not None and decision.reason != case.reason
         )

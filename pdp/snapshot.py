@@ -2,6 +2,11 @@
 
 A request reads the authorizer's snapshot reference once and is decided entirely on that
 snapshot, so a reload (one reference assignment) never mixes versions within a request or a batch.
+
+The account root is asked for explicitly: `principal_type="root"` with the root ARN. A root ARN
+sent as a user (the default type) is an error, so a service that forwards a free-form user name
+(an `X-User` header, a token's `sub`) can never hand out root. Root decisions bypass the cache:
+they cost nothing, and no root Allow can then ever be found under a user's key.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from pdp.evaluate import check_request, failure
 from pdp.index import ROOT, Index
 from pdp.model import Decision
 
-__all__ = ["Snapshot"]
+__all__ = ["PRINCIPAL_TYPES", "Snapshot"]
+
+PRINCIPAL_TYPES = ("user", "root")
 
 
 class Snapshot:
@@ -48,9 +55,14 @@ class Snapshot:
         action: str,
         resource: str,
         context: Mapping[str, object] | None = None,
+        *,
+        principal_type: str = "user",
     ) -> Decision:
-        """Decide a request for a principal given as user name, user ARN or root ARN."""
+        """Decide a request for a user (name or ARN), or for the account root when
+        `principal_type` is "root" (then `principal` is the root ARN)."""
         try:
+            if principal_type != "user":
+                return self._decide_root(principal, action, resource, context, principal_type)
             cache = self.cache
             key = cache_key(principal, action, resource, context) if cache else None
             if key is not None:
@@ -78,13 +90,34 @@ class Snapshot:
         if entry is None:
             raise RequestError(f'principal: unknown principal "{principal}"')
         if entry is ROOT:
-            # Root is unrestricted by identity policies, as in IAM; a bad context still fails.
-            if context:
-                RequestContext(self.index.root_principal(), context)
-            return self._root, True
+            raise RequestError(
+                'principal: the account root is not a user; ask for it with principal_type "root"'
+            )
         index = self.index
         ctx = RequestContext(index.principal(entry), context)  # type: ignore[arg-type]
         decision = index.policy_set(entry).decide_context(  # type: ignore[arg-type]
             ctx, action.lower(), service, resource
         )
         return decision, not decision.errors and not ctx.clock_read
+
+    def _decide_root(
+        self,
+        principal: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, object] | None,
+        principal_type: str,
+    ) -> Decision:
+        if principal_type != "root":
+            known = ", ".join(f'"{t}"' for t in PRINCIPAL_TYPES)
+            raise RequestError(f"principal_type: must be one of {known}")
+        check_request(action, resource)
+        if self.index.resolve(principal) is not ROOT:
+            raise RequestError(
+                f'principal: with principal_type "root" the principal is the root ARN'
+                f' "arn:aws:iam::{self.index.account}:root"'
+            )
+        # Root is unrestricted by identity policies, as in IAM; a bad context still fails.
+        if context:
+            RequestContext(self.index.root_principal(), context)
+        return self._root

@@ -125,6 +125,7 @@ class PolicyTestCase:
     expect: str
     reason: str | None
     name: str | None = None
+    principal_type: str = "user"
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,7 +540,16 @@ def _read_tests(reader: _Reader, rel: str, path: str) -> list[PolicyTestCase]:
         reader.add(rel, "", "invalid_tests", "a tests file holds a list of test cases")
         return []
     out = []
-    fields = ("principal", "action", "resource", "context", "expect", "reason", "name")
+    fields = (
+        "principal",
+        "principal_type",
+        "action",
+        "resource",
+        "context",
+        "expect",
+        "reason",
+        "name",
+    )
     for i, case in enumerate(doc):
         at = f"[{i}]"
         case = reader.object(rel, case, fields)
@@ -561,6 +571,12 @@ def _read_tests(reader: _Reader, rel: str, path: str) -> list[PolicyTestCase]:
                 rel, f"{at}.reason", "invalid_test", "reason is allowed/explicitDeny/implicitDeny"
             )
             continue
+        principal_type = case.get("principal_type", "user")
+        if principal_type not in ("user", "root"):
+            reader.add(
+                rel, f"{at}.principal_type", "invalid_test", 'principal_type is "user" or "root"'
+            )
+            continue
         context = case.get("context") or {}
         if not isinstance(context, dict):
             reader.add(rel, f"{at}.context", "invalid_test", "context must be an object")
@@ -576,6 +592,7 @@ def _read_tests(reader: _Reader, rel: str, path: str) -> list[PolicyTestCase]:
                 case["expect"],
                 reason,
                 case["name"] if isinstance(case.get("name"), str) else None,
+                principal_type,
             )
         )
     return out

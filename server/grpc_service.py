@@ -24,6 +24,7 @@ from server.requests import (
     BadRequest,
     DecisionRequest,
     check_context,
+    check_principal_type,
     parse_request,
 )
 from server.service import NotReady, Service
@@ -63,7 +64,10 @@ def _request(message: pb.IsAuthorizedRequest) -> DecisionRequest:
         for key, value in message.context.items():
             context[key] = _value(value, f'context["{key}"]')
         check_context(context)  # the checks the HTTP sidecar makes too
-    return DecisionRequest(principal, action, resource, context, message.request_id or None)
+    principal_type = check_principal_type(message.principal_type)
+    return DecisionRequest(
+        principal, action, resource, context, message.request_id or None, principal_type
+    )
 
 
 _MESSAGES: dict[int, tuple[Decision, pb.IsAuthorizedResponse]] = {}

@@ -13,9 +13,11 @@ __all__ = [
     "MAX_BATCH",
     "MAX_CONTEXT_KEYS",
     "MAX_STRING",
+    "PRINCIPAL_TYPES",
     "BadRequest",
     "DecisionRequest",
     "check_context",
+    "check_principal_type",
     "parse_request",
 ]
 
@@ -23,7 +25,8 @@ MAX_BATCH = 1000
 MAX_CONTEXT_KEYS = 128
 MAX_STRING = 4096
 MAX_LIST = 256
-_FIELDS = ("principal", "action", "resource", "context", "request_id")
+_FIELDS = ("principal", "principal_type", "action", "resource", "context", "request_id")
+PRINCIPAL_TYPES = ("user", "root")
 _SCALARS = (str, bool, int, float)
 
 
@@ -38,6 +41,7 @@ class DecisionRequest:
     resource: str
     context: dict[str, Any]
     request_id: str | None = None
+    principal_type: str = "user"  # "root": the account root, asked for explicitly
 
 
 def _string(body: dict[str, Any], name: str, where: str, *, required: bool = True) -> str | None:
@@ -75,11 +79,22 @@ def parse_request(body: Any, where: str = "") -> DecisionRequest:
     action = _string(body, "action", where)
     resource = _string(body, "resource", where)
     request_id = _string(body, "request_id", where, required=False)
+    principal_type = check_principal_type(body.get("principal_type"), where)
     context = body.get("context")
     if context is None:
         context = {}
     check_context(context, where)
-    return DecisionRequest(principal, action, resource, context, request_id)  # type: ignore[arg-type]
+    return DecisionRequest(principal, action, resource, context, request_id, principal_type)  # type: ignore[arg-type]
+
+
+def check_principal_type(value: Any, where: str = "") -> str:
+    """ "user" (the default: absent, null or "") or "root"; anything else is refused."""
+    if value is None or value == "":
+        return "user"
+    if value not in PRINCIPAL_TYPES:
+        known = ", ".join(f'"{t}"' for t in PRINCIPAL_TYPES)
+        raise BadRequest(f"{where}principal_type: must be one of {known}")
+    return str(value)
 
 
 def check_context(context: Any, where: str = "") -> None:

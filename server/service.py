@@ -220,7 +220,11 @@ class Service:
         """Decide on one snapshot, then count it and log it (off the request path)."""
         started = time.perf_counter()
         decision = snapshot.is_authorized(
-            request.principal, request.action, request.resource, request.context
+            request.principal,
+            request.action,
+            request.resource,
+            request.context,
+            principal_type=request.principal_type,
         )
         elapsed = time.perf_counter() - started
         self.metrics.observe(decision.decision, decision.reason, elapsed)

@@ -37,6 +37,7 @@ def test_every_decision_is_logged_and_flushed_on_sigterm(tmp_path: Path) -> None
         "/v1/is-authorized",
         {
             "principal": "arn:aws:iam::123456789012:root",
+            "principal_type": "root",
             "action": "iam:CreateUser",
             "resource": "*",
         },

@@ -61,7 +61,9 @@ def test_decisions_through_both_transports(client: GrpcClient | HttpClient) -> N
     )
     assert not listed.allowed  # a list reached pdp: without ForAnyValue it is an error, a Deny
     assert "needs ForAllValues: or ForAnyValue:" in listed.errors[0]
-    root = client.is_authorized("arn:aws:iam::123456789012:root", "iam:CreateUser", "*")
+    root = client.is_authorized(
+        "arn:aws:iam::123456789012:root", "iam:CreateUser", "*", principal_type="root"
+    )
     assert root.allowed and root.root
     batch = client.batch_is_authorized(
         [

@@ -76,7 +76,13 @@ def test_http_allow_explicit_and_implicit_deny(server: Server) -> None:
         "implicitDeny",
         [],
     )
-    root = server.decide(ROOT, "iam:CreateUser", "*")
+    body = {
+        "principal": ROOT,
+        "principal_type": "root",
+        "action": "iam:CreateUser",
+        "resource": "*",
+    }
+    root = server.call("/v1/is-authorized", body)[1]
     assert (root["decision"], root["root"]) == ("Allow", True)
 
 

@@ -83,7 +83,8 @@ def test_unknown_principal_is_denied_with_an_error(store: Path) -> None:
 
 def test_root_is_unrestricted_and_flagged(store: Path) -> None:
     with open_store(store) as authz:
-        d = authz.is_authorized(f"arn:aws:iam::{ACCOUNT}:root", "iam:DeleteUser", "*")
+        root = f"arn:aws:iam::{ACCOUNT}:root"
+        d = authz.is_authorized(root, "iam:DeleteUser", "*", principal_type="root")
         assert (d.decision, d.reason, d.root, d.matched) == ("Allow", "allowed", True, ())
         assert not authz.is_authorized("bob", "s3:GetObject", BUCKET_OBJECT).root
 
@@ -96,7 +97,8 @@ def test_root_can_be_locked_away(store: Path) -> None:
     tests = store / "versions" / "0002" / "tests" / "smoke.json"
     write(tests, [c for c in json.loads(tests.read_text()) if "root" not in c["principal"]])
     with open_store(store) as authz:
-        d = authz.is_authorized(f"arn:aws:iam::{ACCOUNT}:root", "s3:GetObject", "*")
+        root = f"arn:aws:iam::{ACCOUNT}:root"
+        d = authz.is_authorized(root, "s3:GetObject", "*", principal_type="root")
         assert (d.decision, d.root) == ("Deny", True)
         assert "root is disabled" in d.errors[0]
 

@@ -90,7 +90,7 @@ def test_validate_lists_every_problem_of_a_store(tmp_path: Path) -> None:
 
 def test_test_runs_the_policy_tests(tmp_path: Path) -> None:
     result = run_pdp("test", str(EXAMPLE))
-    assert result.returncode == 0 and result.stdout.strip() == "PASS: 15/15 (version 0002)"
+    assert result.returncode == 0 and result.stdout.strip() == "PASS: 16/16 (version 0002)"
     failing = tmp_path / "v1"
     shutil.copytree(EXAMPLE / "versions" / "0001", failing)
     (failing / "tests" / "smoke.json").write_text(

@@ -5,6 +5,9 @@ PdpFlask(app, HttpClient("http://127.0.0.1:8180"), principal=lambda: request.hea
 @app.get("/orders/<id>")
 @require("orders:Read", resource=lambda: f"arn:app:orders:::order/{request.view_args['id']}")
 def get_order(id): ...
+
+The principal function's value is always sent as a user (name or ARN), never as the account
+root: a caller who puts `arn:aws:iam::<account>:root` in the header gets a Deny.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ class ValueList(_message.Message):
     def __init__(self, values: _Optional[_Iterable[_Union[Value, _Mapping]]] = ...) -> None: ...
 
 class IsAuthorizedRequest(_message.Message):
-    __slots__ = ("principal", "action", "resource", "context", "request_id")
+    __slots__ = ("principal", "action", "resource", "context", "request_id", "principal_type")
     class ContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -40,12 +40,14 @@ class IsAuthorizedRequest(_message.Message):
     RESOURCE_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_TYPE_FIELD_NUMBER: _ClassVar[int]
     principal: str
     action: str
     resource: str
     context: _containers.MessageMap[str, Value]
     request_id: str
-    def __init__(self, principal: _Optional[str] = ..., action: _Optional[str] = ..., resource: _Optional[str] = ..., context: _Optional[_Mapping[str, Value]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    principal_type: str
+    def __init__(self, principal: _Optional[str] = ..., action: _Optional[str] = ..., resource: _Optional[str] = ..., context: _Optional[_Mapping[str, Value]] = ..., request_id: _Optional[str] = ..., principal_type: _Optional[str] = ...) -> None: ...
 
 class MatchedStatement(_message.Message):
     __slots__ = ("policy", "statement", "sid", "effect")
