@@ -1,48 +1,67 @@
 """The decision cache of one snapshot: an LRU (cachetools) that can never change a decision.
 
-The key is the request exactly as given: principal, action, resource and the whole context
-(`frozenset` of its items). Whatever a decision depends on is therefore in the key, except the
-clock, and decisions that read the clock are not stored (the snapshot checks that), nor are
-decisions that carry errors. A snapshot owns its cache, so a reload starts cold.
+The key holds the request exactly as given: principal, action, resource and the whole context.
+Whatever a decision depends on is therefore in the key, except the clock, and decisions that
+read the clock are not stored (the snapshot checks that), nor are decisions that carry errors.
+A snapshot owns its cache, so a reload starts cold.
+
+Memory is bounded per entry, whatever a caller sends. A request without context whose three
+strings together hold at most `DIRECT_KEY_CHARS` characters is keyed by those strings; every
+other request by the SHA-256 digest of its canonical JSON (orjson, keys sorted), 32 bytes. So an
+entry costs at most a few hundred bytes (docs/serving.md, "Decision cache memory", has the
+measured figure), never the size of the request. The canonical form keeps apart what IAM keeps
+apart: "1", 1, 1.0 and true; 0.0 and -0.0. A value it cannot encode exactly (an integer past 64
+bits, a non-finite float, a non-string key) leaves the request uncached.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
+from hashlib import sha256
 from threading import Lock
 
+import orjson
 from cachetools import LRUCache
 
 from pdp.model import Decision
 
-__all__ = ["DecisionCache", "cache_key"]
+__all__ = ["DIRECT_KEY_CHARS", "DecisionCache", "cache_key"]
+
+DIRECT_KEY_CHARS = 256
+_SORTED = orjson.OPT_SORT_KEYS
+_EXACT = frozenset({str, bool, int})
 
 
-_STR = frozenset({str})
-
-
-def _typed(value: object) -> object:
-    # Invariant: 1, 1.0 and True are equal in Python but not to IAM ("1" vs "true"), and so are
-    # 0.0 and -0.0 ("0.0" vs "-0.0"): every non-string value enters the key as its type and repr.
+def _encodable(value: object) -> bool:
+    # Invariant: orjson writes NaN and the infinities as null, so two different contexts could
+    # share a key; such values are refused before hashing (the engine refuses them too).
+    if type(value) is float:
+        return math.isfinite(value)
     if isinstance(value, list | tuple):
-        return tuple((type(v), repr(v)) for v in value)
-    return (type(value), repr(value))
+        return all(_encodable(v) for v in value)
+    return True
 
 
 def cache_key(
     principal: str, action: str, resource: str, context: Mapping[str, object] | None
 ) -> Hashable | None:
-    """The key for a request, or None when it cannot be hashed (then it is not cached)."""
+    """The key for a request, or None when it cannot be keyed exactly (then it is not cached)."""
+    if type(principal) is not str or type(action) is not str or type(resource) is not str:
+        return None  # the engine refuses the request; nothing to cache
     if not context:
-        return (principal, action, resource)
-    try:
-        if _STR.issuperset(map(type, context.values())):
-            items = frozenset(context.items())
-        else:
-            items = frozenset((k, _typed(v)) for k, v in context.items())
-    except (TypeError, AttributeError):
+        if len(principal) + len(action) + len(resource) <= DIRECT_KEY_CHARS:
+            return (principal, action, resource)
+        context = {}
+    elif not _EXACT.issuperset(map(type, context.values())) and not all(
+        map(_encodable, context.values())
+    ):
         return None
-    return (principal, action, resource, items)
+    try:
+        canonical = orjson.dumps((principal, action, resource, context), option=_SORTED)
+    except TypeError:  # an integer past 64 bits, a key that is not a string, an odd value
+        return None
+    return sha256(canonical).digest()
 
 
 class DecisionCache:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent import futures
 from typing import Any
 
@@ -27,7 +28,7 @@ from server.requests import (
     check_principal_type,
     parse_request,
 )
-from server.service import NotReady, Service
+from server.service import DeadlineExceeded, NotReady, Service
 
 __all__ = ["SERVICE_NAME", "create_server", "decision_message"]
 
@@ -122,25 +123,26 @@ class AuthorizerServicer(pb_grpc.AuthorizerServicer):
     def BatchIsAuthorized(  # noqa: N802
         self, request: pb.BatchIsAuthorizedRequest, context: grpc.ServicerContext
     ) -> pb.BatchIsAuthorizedResponse:
-        limit = self.service.config.max_batch
-        if len(request.requests) > limit:
-            self.service.metrics.bad_request()
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"requests: {len(request.requests)} requests, over the limit of {limit}",
-            )
-        items = []
-        for i, item in enumerate(request.requests):
-            try:
-                items.append(_request(item))
-            except BadRequest as exc:
-                self.service.metrics.bad_request()
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"requests[{i}].{exc}")
         remaining = context.time_remaining()
-        if remaining is not None and remaining <= 0:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded before deciding")
+        deadline = None if remaining is None else time.monotonic() + remaining
+        budget = self.service.batch_budget()
+        items = []
         try:
-            decisions, version = self.service.batch(items)
+            budget.check_count(len(request.requests))
+            for i, item in enumerate(request.requests):
+                if deadline is not None and i % 64 == 0 and time.monotonic() > deadline:
+                    raise DeadlineExceeded(f"deadline exceeded after reading {i} requests")
+                try:
+                    parsed = _request(item)
+                except BadRequest as exc:
+                    raise BadRequest(f"requests[{i}].{exc}") from None
+                items.append(budget.add(parsed))
+            decisions, version = self.service.batch(items, deadline)
+        except BadRequest as exc:
+            self.service.metrics.bad_request()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except DeadlineExceeded as exc:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
         except NotReady as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         return pb.BatchIsAuthorizedResponse(

@@ -81,16 +81,15 @@ def create_app(service: Service) -> Flask:
         items = body["requests"]
         if not isinstance(items, list):
             raise BadRequest("requests: must be a list")
-        if len(items) > service.config.max_batch:
-            raise BadRequest(
-                f"requests: {len(items)} requests, over the limit of {service.config.max_batch}"
-            )
+        budget = service.batch_budget()
+        budget.check_count(len(items))
         parsed = []
         for i, item in enumerate(items):
             try:
-                parsed.append(parse_request(item))
+                request = parse_request(item)
             except BadRequest as exc:
                 raise BadRequest(f"requests[{i}].{exc}") from None
+            parsed.append(budget.add(request))
         decisions, version = service.batch(parsed)
         return json_response(
             {"results": [d.to_dict() for d in decisions], "policy_version": version}

@@ -11,18 +11,25 @@ from typing import Any
 
 __all__ = [
     "MAX_BATCH",
+    "MAX_BATCH_CHARS",
     "MAX_CONTEXT_KEYS",
+    "MAX_KEY",
     "MAX_STRING",
     "PRINCIPAL_TYPES",
     "BadRequest",
+    "BatchBudget",
     "DecisionRequest",
     "check_context",
     "check_principal_type",
     "parse_request",
+    "request_chars",
 ]
 
 MAX_BATCH = 1000
+MAX_BATCH_CHARS = 1 << 20  # request_chars() of one batch, all its requests together
+VALUE_CHARS = 16
 MAX_CONTEXT_KEYS = 128
+MAX_KEY = 256  # IAM's longest keys are tag keys: "aws:ResourceTag/" and 128 characters
 MAX_STRING = 4096
 MAX_LIST = 256
 _FIELDS = ("principal", "principal_type", "action", "resource", "context", "request_id")
@@ -88,7 +95,7 @@ def parse_request(body: Any, where: str = "") -> DecisionRequest:
 
 
 def check_principal_type(value: Any, where: str = "") -> str:
-    """ "user" (the default: absent, null or "") or "root"; anything else is refused."""
+    """The principal type: "user" (also when absent, null or "") or "root"."""
     if value is None or value == "":
         return "user"
     if value not in PRINCIPAL_TYPES:
@@ -104,9 +111,13 @@ def check_context(context: Any, where: str = "") -> None:
     if len(context) > MAX_CONTEXT_KEYS:
         raise BadRequest(f"{where}context: more than {MAX_CONTEXT_KEYS} keys")
     for key, value in context.items():
-        at = f'{where}context["{key}"]'
         if not key:
             raise BadRequest(f"{where}context: keys must not be empty")
+        if len(key) > MAX_KEY:
+            raise BadRequest(
+                f'{where}context["{key[:40]}..."]: key longer than {MAX_KEY} characters'
+            )
+        at = f'{where}context["{key}"]'
         if isinstance(value, list):
             if len(value) > MAX_LIST:
                 raise BadRequest(f"{at}: more than {MAX_LIST} values")
@@ -114,3 +125,43 @@ def check_context(context: Any, where: str = "") -> None:
                 _scalar(item, f"{at}[{i}]")
         else:
             _scalar(value, at)
+
+
+def request_chars(request: DecisionRequest) -> int:
+    """What deciding a request costs, in characters: its strings, and `VALUE_CHARS` for each
+    key and value besides (a list of a thousand small numbers is a thousand values to check)."""
+    size = len(request.principal) + len(request.action) + len(request.resource)
+    for key, value in request.context.items():
+        size += len(key) + VALUE_CHARS
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, list):
+            size += sum(len(v) if isinstance(v, str) else 0 for v in value)
+            size += VALUE_CHARS * len(value)
+    return size
+
+
+class BatchBudget:
+    """The work one batch may ask for: at most `max_items` requests and `max_chars` of
+    `request_chars` in all. Checked while the batch is read, so an oversized batch is refused
+    before it costs more than the limit."""
+
+    __slots__ = ("max_items", "max_chars", "chars")
+
+    def __init__(self, max_items: int, max_chars: int) -> None:
+        self.max_items = max_items
+        self.max_chars = max_chars
+        self.chars = 0
+
+    def check_count(self, count: int) -> None:
+        if count > self.max_items:
+            raise BadRequest(f"requests: {count} requests, over the limit of {self.max_items}")
+
+    def add(self, request: DecisionRequest) -> DecisionRequest:
+        self.chars += request_chars(request)
+        if self.chars > self.max_chars:
+            raise BadRequest(
+                f"requests: over the limit of {self.max_chars} characters for one batch"
+                " (strings, plus 16 for each context key and value)"
+            )
+        return request

@@ -20,15 +20,19 @@ from pdp.index import ROOT
 from pdp.snapshot import Snapshot
 from server.control import Control
 from server.metrics import Metrics
-from server.requests import MAX_BATCH, DecisionRequest
+from server.requests import MAX_BATCH, MAX_BATCH_CHARS, BatchBudget, DecisionRequest
 
-__all__ = ["Config", "NotReady", "ReloadFailed", "Service"]
+__all__ = ["Config", "DeadlineExceeded", "NotReady", "ReloadFailed", "Service"]
 
 log = logging.getLogger("pdp.server")
 
 
 class NotReady(RuntimeError):
     """No policy version is loaded yet: HTTP 503, gRPC UNAVAILABLE."""
+
+
+class DeadlineExceeded(RuntimeError):
+    """The caller's deadline passed while a batch was being decided: gRPC DEADLINE_EXCEEDED."""
 
 
 class ReloadFailed(RuntimeError):
@@ -55,6 +59,7 @@ class Config:
     cache_size: int = 100_000
     watch_interval: float = 1.0
     max_batch: int = MAX_BATCH
+    max_batch_chars: int = MAX_BATCH_CHARS
     max_body: int = 1 << 20
     admin_token: str | None = field(default=None, repr=False)
     run_dir: str | None = None
@@ -87,6 +92,7 @@ class Config:
             cache_size=int(_env("PDP_CACHE_SIZE", str(cls.cache_size))),
             watch_interval=float(_env("PDP_WATCH_INTERVAL", str(cls.watch_interval))),
             max_batch=int(_env("PDP_MAX_BATCH", str(cls.max_batch))),
+            max_batch_chars=int(_env("PDP_MAX_BATCH_CHARS", str(cls.max_batch_chars))),
             max_body=int(_env("PDP_MAX_BODY", str(cls.max_body))),
             admin_token=token or None,
             run_dir=os.environ.get("PDP_RUN_DIR"),
@@ -211,10 +217,22 @@ class Service:
     def decide(self, request: DecisionRequest) -> Decision:
         return self._decide_on(self._authorizer().snapshot, request)
 
-    def batch(self, requests: Sequence[DecisionRequest]) -> tuple[list[Decision], str]:
-        """Decide all requests on one snapshot."""
+    def batch_budget(self) -> BatchBudget:
+        """The limits of one batch, for a transport to check while it reads the batch."""
+        return BatchBudget(self.config.max_batch, self.config.max_batch_chars)
+
+    def batch(
+        self, requests: Sequence[DecisionRequest], deadline: float | None = None
+    ) -> tuple[list[Decision], str]:
+        """Decide all requests on one snapshot. With a `deadline` (time.monotonic()), stop
+        between items once it has passed: nobody waits for the answer any more."""
         snapshot = self._authorizer().snapshot
-        return [self._decide_on(snapshot, r) for r in requests], snapshot.version
+        out: list[Decision] = []
+        for request in requests:
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded(f"deadline exceeded after {len(out)} of {len(requests)}")
+            out.append(self._decide_on(snapshot, request))
+        return out, snapshot.version
 
     def _decide_on(self, snapshot: Snapshot, request: DecisionRequest) -> Decision:
         """Decide on one snapshot, then count it and log it (off the request path)."""
