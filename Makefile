@@ -37,6 +37,7 @@ bench: $(STAMP)  ## print engine, store and serving figures (not part of make te
 	  (apt-get update -qq && apt-get install -y -qq wrk nghttp2-client)
 	$(BIN)/python bench/bench_serving.py
 	$(BIN)/python bench/bench_serving.py --cache-size 100000
+	$(BIN)/python bench/bench_memory.py
 
 loadtest: $(STAMP)  ## locust against HTTP and gRPC on a generated store: loadtests/results/
 	$(BIN)/python loadtests/run.py
