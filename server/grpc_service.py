@@ -130,6 +130,8 @@ class AuthorizerServicer(pb_grpc.AuthorizerServicer):
         try:
             budget.check_count(len(request.requests))
             for i, item in enumerate(request.requests):
+                if i & 15 == 15:
+                    time.sleep(0)  # let a single call in between (see Service.batch)
                 if deadline is not None and i % 64 == 0 and time.monotonic() > deadline:
                     raise DeadlineExceeded(f"deadline exceeded after reading {i} requests")
                 try:

@@ -228,7 +228,11 @@ class Service:
         between items once it has passed: nobody waits for the answer any more."""
         snapshot = self._authorizer().snapshot
         out: list[Decision] = []
-        for request in requests:
+        for i, request in enumerate(requests):
+            if i & 15 == 15:
+                # Releases the GIL: without it three big batches in flight made a single call
+                # wait ~60 ms (90x) for its turn, with it ~4 ms (docs/serving.md, Batch limits).
+                time.sleep(0)
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded(f"deadline exceeded after {len(out)} of {len(requests)}")
             out.append(self._decide_on(snapshot, request))
