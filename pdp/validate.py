@@ -35,6 +35,7 @@ _STATEMENT_KEYS = (
 _SID = re.compile(r"[A-Za-z0-9]*")
 # "*" or "service:action" with wildcards (reference_policies_elements_action.html)
 _ACTION = re.compile(r"[A-Za-z0-9*?-]+:[A-Za-z0-9*?_-]+")
+_SERVICE = re.compile(r"[A-Za-z0-9-]+")  # a service prefix names one service: no wildcards
 _CONDITION_KEY = re.compile(r"[A-Za-z0-9*?-]+:\S(?:[^\t\n\r]*\S)?")  # tag keys hold spaces
 
 
@@ -218,12 +219,25 @@ def _statement(out: _Collector, index: int, path: str, stmt: Any) -> StatementNo
         )
     actions, not_action = _either(out, stmt, path, "Action", "NotAction")
     for i, action in enumerate(actions):
-        if action != "*" and not _ACTION.fullmatch(action):
+        if action == "*":
+            continue
+        where = _element_path(path, "NotAction" if not_action else "Action", i, len(actions))
+        if not _ACTION.fullmatch(action):
             out.add(
                 "invalid_action",
-                _element_path(path, "NotAction" if not_action else "Action", i, len(actions)),
+                where,
                 f'invalid action "{action}"',
                 'an action is "*" or "service:action", e.g. "s3:GetObject"',
+            )
+        elif not _SERVICE.fullmatch(action.partition(":")[0]):
+            # Access Analyzer: "Invalid service in action" (access-analyzer-reference-policy-
+            # checks.html). `*` and `?` are both wildcards; only "*" alone means every action.
+            out.add(
+                "invalid_service_prefix",
+                where,
+                f'invalid service prefix in action "{action}": a service prefix cannot hold'
+                " wildcards",
+                'name the service, e.g. "ec2:Describe*", or use "*" for every action',
             )
     resources, not_resource = _either(out, stmt, path, "Resource", "NotResource")
     for i, resource in enumerate(resources):

@@ -180,7 +180,10 @@ TRIGGERS: list[tuple[str, dict[str, Any]]] = [
     ("wildcard_action", with_("policies/ReadReports.json", statement(Action="*", Resource="*"))),
     (
         "wildcard_action",
-        with_("policies/ReadReports.json", statement(Action="*:*", Resource="arn:aws:s3:::x")),
+        with_(
+            "policies/ReadReports.json",
+            statement(Action=["s3:GetObject", "*"], Resource="arn:aws:s3:::x"),
+        ),
     ),
     (
         "wildcard_resource_write",

@@ -88,6 +88,34 @@ def test_validate_lists_every_problem_of_a_store(tmp_path: Path) -> None:
     ]
 
 
+def test_validate_refuses_a_wildcard_service_prefix_in_a_store(tmp_path: Path) -> None:
+    """`*:Describe*` names no service: the store is refused and the element is named."""
+    version = tmp_path / "store" / "versions" / "0001"
+    (version / "policies").mkdir(parents=True)
+    (version / "policies" / "x.json").write_text(
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["ec2:DescribeInstances", "*:Describe*"],
+                        "Resource": "*",
+                    }
+                ],
+            }
+        )
+    )
+    result = run_pdp("validate", str(tmp_path / "store"))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        'policies/x.json: Statement[0].Action[1]: invalid service prefix in action "*:Describe*":'
+        " a service prefix cannot hold wildcards"
+        ' (name the service, e.g. "ec2:Describe*", or use "*" for every action)'
+    ]
+
+
 def test_test_runs_the_policy_tests(tmp_path: Path) -> None:
     result = run_pdp("test", str(EXAMPLE))
     assert result.returncode == 0 and result.stdout.strip() == "PASS: 15/15 (version 0002)"
