@@ -19,6 +19,7 @@ from pdp.index import AWS_MANAGED_PREFIX
 from pdp.operators import to_date, to_number
 from pdp.policy import Policy
 from pdp.store import AccessKey, StoreVersion, User
+from pdp.text import printable
 
 __all__ = ["SEVERITIES", "Finding", "audit", "credential_report", "render"]
 
@@ -360,6 +361,7 @@ def credential_report(version: StoreVersion) -> str:
             f"access_key_{n}_last_used_date",
         ]
     writer.writerow(columns)
+    # Every cell is escaped (pdp.text): the report is read on terminals and in spreadsheets.
     account = version.account.account_id
     root_keys = version.account.root_access_keys
     rows: list[tuple[str, str, Any, str, bool, tuple[AccessKey, ...]]] = [
@@ -392,7 +394,7 @@ def credential_report(version: StoreVersion) -> str:
                 if key
                 else ["false", "N/A", "N/A"]
             )
-        writer.writerow(row)
+        writer.writerow([printable(str(cell)) for cell in row])
     return out.getvalue()
 
 
@@ -416,8 +418,10 @@ def render(findings: list[Finding], fmt: str, *, colour: bool = False) -> str:
         head = f"{severity.upper()} ({len(group)})"
         lines.append(f"{_COLOURS[severity]}{head}\033[0m" if colour else head)
         for f in group:
+            # Our colour codes are the only escape sequences on the screen: the fields come from
+            # the store, so they are escaped (pdp.text) before the line is assembled.
             where = f"{f.file}: {f.path}" if f.path else f.file
-            lines.append(f"  {where}: {f.message} [{f.code}]")
+            lines.append(printable(f"  {where}: {f.message} [{f.code}]"))
     lines.append(f"{len(findings)} finding{'s' if len(findings) != 1 else ''}")
     return "\n".join(lines) + "\n"
 

@@ -29,6 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 from pdp.context import ClockTime, Scalar, scalar_text
+from pdp.text import printable
 from pdp.wildcard import Matcher, PatternSet, Token, compile_glob
 
 __all__ = [
@@ -55,6 +56,12 @@ class OperatorSyntaxError(ValueError):
 
 # --- reading values -------------------------------------------------------------------------
 
+
+def _quote(value: Scalar) -> str:
+    """A value for a message, quoted and escaped (it may come from a request or a policy)."""
+    return f'"{printable(scalar_text(value))}"'
+
+
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _EPOCH = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
@@ -75,14 +82,14 @@ def to_number(value: Scalar) -> int | Decimal:
                 return Decimal(value)
             except InvalidOperation:
                 pass
-        raise ValueError(f'"{value}" is not a number')
+        raise ValueError(f"{_quote(value)} is not a number")
     if kind is bool:
         raise ValueError("a boolean is not a number")
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
         return Decimal(repr(value))
-    raise ValueError(f'"{value}" is not a number')
+    raise ValueError(f"{_quote(value)} is not a number")
 
 
 _YEAR_MONTH = re.compile(r"(\d{4})(?:-(\d{2}))?")
@@ -114,7 +121,7 @@ def to_date(value: Scalar) -> float:
     try:
         return _iso_date(value)
     except ValueError:
-        raise ValueError(f'"{value}" is not an ISO 8601 date or epoch time') from None
+        raise ValueError(f"{_quote(value)} is not an ISO 8601 date or epoch time") from None
 
 
 def to_bool(value: Scalar) -> bool:
@@ -126,14 +133,14 @@ def to_bool(value: Scalar) -> bool:
             return True
         if low == "false":
             return False
-    raise ValueError(f'"{scalar_text(value)}" is not true or false')
+    raise ValueError(f"{_quote(value)} is not true or false")
 
 
 def to_binary(value: Scalar) -> bytes:
     try:
         return base64.b64decode(scalar_text(value), validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError(f'"{scalar_text(value)}" is not base64') from None
+        raise ValueError(f"{_quote(value)} is not base64") from None
 
 
 _Network = tuple[int, int, int]  # (version, network as int, mask as int)
@@ -180,7 +187,7 @@ def to_network(value: Scalar) -> tuple[_Network, ...]:
     try:
         net = ipaddress.ip_network(scalar_text(value), strict=False)
     except ValueError:
-        raise ValueError(f'"{scalar_text(value)}" is not an IP address or CIDR range') from None
+        raise ValueError(f"{_quote(value)} is not an IP address or CIDR range") from None
     own: _Network = (net.version, int(net.network_address), int(net.netmask))
     if isinstance(net, ipaddress.IPv6Network):
         return (own, *_embedded_networks(net))
@@ -196,7 +203,7 @@ def to_address(text: str) -> tuple[int, int]:
         try:
             addr = ipaddress.ip_interface(text).ip
         except ValueError:
-            raise ValueError(f'"{text}" is not an IP address') from None
+            raise ValueError(f"{_quote(text)} is not an IP address") from None
     if addr.version == 6:
         ipv4 = _embedded_ipv4(int(addr))
         if ipv4 is not None:
@@ -398,10 +405,10 @@ def parse_operator(text: str) -> Operator:
         close = difflib.get_close_matches(text, ALL_OPERATOR_NAMES, n=1, cutoff=0.75)
         if spec is not None and spec.name == "Null":
             raise OperatorSyntaxError(
-                f'unknown operator "{text}": Null takes no IfExists and no set prefix'
+                f'unknown operator "{printable(text)}": Null takes no IfExists and no set prefix'
             )
         raise OperatorSyntaxError(
-            f'unknown operator "{text}"',
+            f'unknown operator "{printable(text)}"',
             f'did you mean "{close[0]}"?' if close else None,
         )
     return Operator(text, spec, set_op, if_exists)

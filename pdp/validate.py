@@ -16,6 +16,7 @@ from typing import Any
 
 from pdp.errors import Diagnostic
 from pdp.jsondoc import JsonObject
+from pdp.text import has_unsafe, printable
 
 __all__ = ["ConditionEntry", "PolicyNode", "StatementNode", "validate_document"]
 
@@ -77,7 +78,17 @@ class _Collector:
         self.items: list[Diagnostic] = []
 
     def add(self, code: str, path: str, message: str, hint: str | None = None) -> None:
-        self.items.append(Diagnostic(code, path, message, self.source, hint))
+        # Paths and messages quote the document's own strings: escaped here, once, so that no
+        # printer or log line downstream receives a raw control character from a policy.
+        self.items.append(
+            Diagnostic(
+                code,
+                printable(path),
+                printable(message),
+                self.source,
+                printable(hint) if hint else hint,
+            )
+        )
 
     def check_object(self, obj: dict[str, Any], path: str, allowed: Iterable[str]) -> None:
         if isinstance(obj, JsonObject):
@@ -316,7 +327,7 @@ def _conditions(out: _Collector, path: str, block: Any) -> tuple[ConditionEntry,
             out.add("duplicate_key", where, f'duplicate key "{key}"')
     entries: list[ConditionEntry] = []
     for operator, keys in block.items():
-        op_path = f"{where}.{operator}"
+        op_path = f"{where}.{printable(operator)}"
         if not isinstance(keys, dict) or not keys:
             out.add(
                 "invalid_condition",
@@ -329,7 +340,7 @@ def _conditions(out: _Collector, path: str, block: Any) -> tuple[ConditionEntry,
                 out.add("duplicate_key", op_path, f'duplicate key "{key}"')
         seen: dict[str, str] = {}
         for key, raw in keys.items():
-            key_path = f"{op_path}.{key}"
+            key_path = f"{op_path}.{printable(key)}"
             if key.lower() in seen:
                 out.add(
                     "duplicate_key",
@@ -338,6 +349,14 @@ def _conditions(out: _Collector, path: str, block: Any) -> tuple[ConditionEntry,
                 )
                 continue
             seen[key.lower()] = key
+            if has_unsafe(key):
+                out.add(
+                    "invalid_condition_key",
+                    key_path,
+                    f'condition key "{key}" holds a control or bidirectional-override character',
+                    "condition keys are printable text",
+                )
+                continue
             if not _CONDITION_KEY.fullmatch(key):
                 out.add(
                     "invalid_condition_key",

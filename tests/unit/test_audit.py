@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pdp.audit import audit, credential_report
+from pdp.audit import Finding, audit, credential_report, render
 from pdp.store import read_version
 
 NOW = time.time()
@@ -355,3 +355,15 @@ def test_satisfiable_conditions_are_not_reported(tmp_path: Path, condition: dict
         statement(Action="s3:GetObject", Resource="*", Condition=condition),
     )
     assert "never_matches" not in findings_of(tmp_path, files)
+
+
+def test_text_report_escapes_every_field_and_keeps_only_its_own_colours() -> None:
+    """A finding's file, path or message cannot clear the screen or forge a severity line."""
+    hostile = "\x1b[2J\x1b[H\rLOW (0)\u202e\n"
+    finding = Finding("never_matches", "high", f"users/{hostile}", hostile, hostile)
+    for colour in (False, True):
+        text = render([finding], "text", colour=colour)
+        assert "\\x1b[2J\\x1b[H\\rLOW (0)\\u202e\\n" in text
+        assert "\r" not in text and "\u202e" not in text and "\x1b[2J" not in text
+        assert text.count("\n") == 3  # heading, the finding, the total
+        assert text.count("\x1b") == (2 if colour else 0)

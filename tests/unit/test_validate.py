@@ -321,3 +321,24 @@ def test_read_only_access_reads_and_does_not_write_or_read_secrets() -> None:
         assert reason(action) == "allowed", action
     for action in ("s3:PutObject", "iam:CreateUser", "secretsmanager:GetSecretValue"):
         assert reason(action) == "implicitDeny", action
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("aws:\x1b[2JUser", "aws:\\x1b[2JUser"),
+        ("aws:user\x7fname", "aws:user\\x7fname"),
+        ("aws:user\x9b2Jname", "aws:user\\x9b2Jname"),
+        ("aws:PrincipalTag/team\u202e", "aws:PrincipalTag/team\\u202e"),
+        ("aws:Principal\u2066Tag", "aws:Principal\\u2066Tag"),
+        ("aws:user\x00name", "aws:user\\x00name"),
+    ],
+)
+def test_control_and_bidi_characters_in_a_condition_key_are_refused(key: str, shown: str) -> None:
+    """A key that could rewrite a reviewer's terminal is refused, and the message is escaped."""
+    found = problems(statement(Condition={"StringEquals": {key: "x"}}), "policies/x.json")
+    assert found == [
+        f"policies/x.json: Statement[0].Condition.StringEquals.{shown}: condition key"
+        f' "{shown}" holds a control or bidirectional-override character'
+        " (condition keys are printable text)"
+    ]
