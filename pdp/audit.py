@@ -15,10 +15,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pdp.coverage import matches_every_action, matches_every_resource
 from pdp.index import AWS_MANAGED_PREFIX
 from pdp.operators import to_date, to_number
 from pdp.policy import Policy
 from pdp.store import AccessKey, StoreVersion, User
+from pdp.text import printable
 
 __all__ = ["SEVERITIES", "Finding", "audit", "credential_report", "render"]
 
@@ -104,20 +106,27 @@ def _is_write(action: str) -> bool:
     return not name.startswith(_READ_PREFIXES)
 
 
+def _listed(stmt: dict[str, Any], element: str) -> list[str]:
+    value = stmt.get(element, [])
+    return [value] if isinstance(value, str) else list(value)
+
+
 def _policy_findings(policy: Policy, file: str, prefix: str = "") -> list[Finding]:
+    """Findings of one policy. "Every action" and "every resource" are decided by what the
+    patterns match (pdp.coverage), so `arn:*:*:*:*:*` counts as `*` and `arn:*:*:*:*:*:*` not."""
     out = []
     doc = policy.document
+    substitute = doc.get("Version") == "2012-10-17"
     raw = doc.get("Statement")
     statements = [raw] if isinstance(raw, dict) else list(raw or [])
     for i, stmt in enumerate(statements):
         path = f"{prefix}Statement" if isinstance(raw, dict) else f"{prefix}Statement[{i}]"
         if stmt.get("Effect") != "Allow":
             continue
-        actions = stmt.get("Action", [])
-        actions = [actions] if isinstance(actions, str) else list(actions)
-        resources = stmt.get("Resource", [])
-        resources = [resources] if isinstance(resources, str) else list(resources)
-        if any(set(a) <= {"*", ":"} for a in actions):  # "*", "*:*": every action
+        actions = _listed(stmt, "Action")
+        resources = _listed(stmt, "Resource")
+        every_resource = [r for r in resources if matches_every_resource(r, substitute=substitute)]
+        if any(matches_every_action(a) for a in actions):
             out.append(
                 Finding(
                     "wildcard_action",
@@ -127,31 +136,52 @@ def _policy_findings(policy: Policy, file: str, prefix: str = "") -> list[Findin
                     f'"Action": {json.dumps(actions)} allows every action of every service',
                 )
             )
-        elif "*" in resources and any(_is_write(a) for a in actions):
+        elif every_resource and any(_is_write(a) for a in actions):
             writes = sorted(a for a in actions if _is_write(a))
+            spelled = every_resource[0]
+            note = "" if spelled == "*" else " (it matches every resource)"
             out.append(
                 Finding(
                     "wildcard_resource_write",
                     "medium",
                     file,
                     f"{path}.Resource",
-                    f'"Resource": "*" with write actions {", ".join(writes)}',
+                    f'"Resource": {json.dumps(spelled)}{note} with write actions'
+                    f" {', '.join(writes)}",
                 )
             )
-        for element in ("NotAction", "NotResource"):
-            if element in stmt:
+        if "NotAction" in stmt:
+            excluded = _listed(stmt, "NotAction")
+            if any(matches_every_action(a) for a in excluded):
+                pass  # it excludes every action: the statement grants nothing
+            elif every_resource:
                 out.append(
                     Finding(
-                        "allow_with_not",
-                        "medium",
+                        "broad_not_action",
+                        "high",
                         file,
-                        f"{path}.{element}",
-                        f"Allow with {element} grants everything not listed,"
-                        " including what is added later",
+                        f"{path}.NotAction",
+                        f'Allow with "NotAction": {json.dumps(excluded)} on every resource grants'
+                        " every action of every service except those listed, including"
+                        " services added later",
                     )
                 )
+            else:
+                out.append(_allow_with_not(file, path, "NotAction"))
+        if "NotResource" in stmt:
+            out.append(_allow_with_not(file, path, "NotResource"))
         out.extend(_contradictions(stmt.get("Condition") or {}, file, f"{path}.Condition"))
     return out
+
+
+def _allow_with_not(file: str, path: str, element: str) -> Finding:
+    return Finding(
+        "allow_with_not",
+        "medium",
+        file,
+        f"{path}.{element}",
+        f"Allow with {element} grants everything not listed, including what is added later",
+    )
 
 
 def _contradictions(block: dict[str, Any], file: str, path: str) -> list[Finding]:
@@ -360,6 +390,7 @@ def credential_report(version: StoreVersion) -> str:
             f"access_key_{n}_last_used_date",
         ]
     writer.writerow(columns)
+    # Every cell is escaped (pdp.text): the report is read on terminals and in spreadsheets.
     account = version.account.account_id
     root_keys = version.account.root_access_keys
     rows: list[tuple[str, str, Any, str, bool, tuple[AccessKey, ...]]] = [
@@ -392,7 +423,7 @@ def credential_report(version: StoreVersion) -> str:
                 if key
                 else ["false", "N/A", "N/A"]
             )
-        writer.writerow(row)
+        writer.writerow([printable(str(cell)) for cell in row])
     return out.getvalue()
 
 
@@ -416,8 +447,10 @@ def render(findings: list[Finding], fmt: str, *, colour: bool = False) -> str:
         head = f"{severity.upper()} ({len(group)})"
         lines.append(f"{_COLOURS[severity]}{head}\033[0m" if colour else head)
         for f in group:
+            # Our colour codes are the only escape sequences on the screen: the fields come from
+            # the store, so they are escaped (pdp.text) before the line is assembled.
             where = f"{f.file}: {f.path}" if f.path else f.file
-            lines.append(f"  {where}: {f.message} [{f.code}]")
+            lines.append(printable(f"  {where}: {f.message} [{f.code}]"))
     lines.append(f"{len(findings)} finding{'s' if len(findings) != 1 else ''}")
     return "\n".join(lines) + "\n"
 

@@ -23,6 +23,7 @@ from pdp.model import Decision
 from pdp.policy import parse_policy
 from pdp.snapshot import Snapshot
 from pdp.store import StoreError, StoreVersion, read_version, resolve_version
+from pdp.text import printable
 
 __all__ = ["main"]
 
@@ -40,9 +41,19 @@ def _load(path: str, *, cache_size: int = 0) -> Snapshot:
     return load_directory(target, cache_size=cache_size)
 
 
+def _say(line: str) -> None:
+    """Print one line of text output. Every text line goes through here or `_warn`: file names,
+    store contents, request strings and server answers may hold escape sequences (pdp.text)."""
+    print(printable(line))
+
+
+def _warn(line: str) -> None:
+    print(printable(line), file=sys.stderr)
+
+
 def _print_problems(exc: PolicyLoadError | PolicyValidationError) -> None:
     for diagnostic in exc.diagnostics:
-        print(diagnostic, file=sys.stderr)
+        _warn(str(diagnostic))
 
 
 def _validate(paths: Sequence[str]) -> int:
@@ -53,15 +64,15 @@ def _validate(paths: Sequence[str]) -> int:
             if path.is_dir():
                 snapshot = _load(name)
                 counts = snapshot.index.counts
-                print(
+                _say(
                     f"{name}: ok (version {snapshot.version}: {counts.users} users, "
                     f"{counts.groups} groups, {counts.policies} policies)"
                 )
             else:
                 policy = parse_policy(path.read_bytes(), source=name)
-                print(f"{name}: ok ({len(policy.statements)} statements)")
+                _say(f"{name}: ok ({len(policy.statements)} statements)")
         except OSError as exc:
-            print(f"{name}: cannot read: {exc.strerror}", file=sys.stderr)
+            _warn(f"{name}: cannot read: {exc.strerror}")
             failed += 1
         except (PolicyLoadError, PolicyValidationError) as exc:
             _print_problems(exc)
@@ -75,7 +86,7 @@ def _test(path: str, verbose: bool) -> int:
         name, root = resolve_version(target) if _is_store(target) else (target.name, target)
         version, snapshot = build_snapshot(Path(os.path.realpath(root)), name, 0)
     except (StoreError, OSError) as exc:
-        print(f"{path}: {exc}", file=sys.stderr)
+        _warn(f"{path}: {exc}")
         return EXIT_ERROR
     except PolicyLoadError as exc:
         _print_problems(exc)
@@ -86,11 +97,11 @@ def _test(path: str, verbose: bool) -> int:
         label = f"{case.file}[{case.index}]" + (f" {case.name}" if case.name else "")
         if failure is not None:
             failed += 1
-            print(f"FAIL: {label}: {failure.message}")
+            _say(f"FAIL: {label}: {failure.message}")
         elif verbose:
-            print(f"PASS: {label}")
+            _say(f"PASS: {label}")
     passed = len(results) - failed
-    print(f"{'FAIL' if failed else 'PASS'}: {passed}/{len(results)} (version {name})")
+    _say(f"{'FAIL' if failed else 'PASS'}: {passed}/{len(results)} (version {name})")
     return EXIT_ERROR if failed else 0
 
 
@@ -106,14 +117,14 @@ def _show(decision: Decision, as_json: bool) -> None:
     if as_json:
         print(json.dumps(decision.to_dict()))
         return
-    print(f"{decision.decision} ({decision.reason})  version {decision.policy_version}")
+    _say(f"{decision.decision} ({decision.reason})  version {decision.policy_version}")
     if decision.root:
-        print("  root: the account root made this request")
+        _say("  root: the account root made this request")
     for m in decision.matched:
         sid = f" Sid {m.sid}" if m.sid else ""
-        print(f"  matched: {m.policy} Statement[{m.statement}]{sid} ({m.effect})")
+        _say(f"  matched: {m.policy} Statement[{m.statement}]{sid} ({m.effect})")
     for error in decision.errors:
-        print(f"  error: {error}")
+        _say(f"  error: {error}")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -132,7 +143,7 @@ def _check(args: argparse.Namespace) -> int:
                     if not isinstance(request, dict):
                         raise ValueError("not an object")
                 except ValueError as exc:
-                    print(f"{args.requests}:{number}: invalid request: {exc}", file=sys.stderr)
+                    _warn(f"{args.requests}:{number}: invalid request: {exc}")
                     return EXIT_ERROR
                 decision = snapshot.is_authorized(
                     request.get("principal"),  # type: ignore[arg-type]
@@ -145,13 +156,13 @@ def _check(args: argparse.Namespace) -> int:
         return 0
     missing = [f"--{k}" for k in ("principal", "action", "resource") if not getattr(args, k)]
     if missing:
-        print(f"pdp check: missing {', '.join(missing)} (or give --requests)", file=sys.stderr)
+        _warn(f"pdp check: missing {', '.join(missing)} (or give --requests)")
         return EXIT_ERROR
     context = {}
     for item in args.context:
         key, eq, value = item.partition("=")
         if not eq or not key:
-            print(f"pdp check: --context takes key=value, got {item!r}", file=sys.stderr)
+            _warn(f"pdp check: --context takes key=value, got {item!r}")
             return EXIT_ERROR
         context[key] = _context_value(value)
     decision = snapshot.is_authorized(
@@ -246,11 +257,11 @@ def _read_store(path: str) -> StoreVersion | None:
     try:
         name, root = resolve_version(target) if _is_store(target) else (target.name, target)
     except (StoreError, OSError) as exc:
-        print(f"{path}: {exc}", file=sys.stderr)
+        _warn(f"{path}: {exc}")
         return None
     version, problems = read_version(name, Path(os.path.realpath(root)))
     for problem in problems:
-        print(problem, file=sys.stderr)
+        _warn(str(problem))
     return version
 
 
@@ -290,7 +301,7 @@ def _access_advisor(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     entry = snapshot.index.resolve(args.principal)
     if entry is None or entry is ROOT:
-        print(f"pdp access-advisor: no user {args.principal!r} in the store", file=sys.stderr)
+        _warn(f"pdp access-advisor: no user {args.principal!r} in the store")
         return EXIT_ERROR
     advisor = AccessAdvisor(args.db)
     answer = report(
@@ -314,7 +325,7 @@ def _suggest(args: argparse.Namespace) -> int:
             raise LookupError(f"no decision log at {args.log}")
         document = suggest_policy(read_events(files), args.principal, since=since)
     except (ValueError, LookupError) as exc:
-        print(f"pdp suggest-policy: {exc}", file=sys.stderr)
+        _warn(f"pdp suggest-policy: {exc}")
         return EXIT_ERROR
     print(json.dumps(document, indent=2))
     return 0
@@ -339,7 +350,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.admin_token_file:
         config.admin_token = _token(args.admin_token_file)
     if config.workers < 1:
-        print("pdp serve: --workers must be at least 1", file=sys.stderr)
+        _warn("pdp serve: --workers must be at least 1")
         return EXIT_ERROR
     return serve(config)
 
@@ -363,14 +374,14 @@ def _reload(args: argparse.Namespace) -> int:
             answer = json.loads(response.read())
     except urllib.error.HTTPError as exc:
         detail = json.loads(exc.read() or b"{}")
-        print(f"pdp reload: {exc.code}: {detail.get('error')}", file=sys.stderr)
+        _warn(f"pdp reload: {exc.code}: {detail.get('error')}")
         for problem in detail.get("problems", []):
-            print(f"  {problem}", file=sys.stderr)
+            _warn(f"  {problem}")
         return EXIT_ERROR
     except OSError as exc:
-        print(f"pdp reload: cannot reach {args.admin}: {exc}", file=sys.stderr)
+        _warn(f"pdp reload: cannot reach {args.admin}: {exc}")
         return EXIT_ERROR
-    print(
+    _say(
         f"reloaded: version {answer['version']} (was {answer['previous']}),"
         f" loaded in {answer['load_seconds']:.3f} s"
     )

@@ -7,6 +7,9 @@ family knows how to read a policy value at load time (`parse`) and how to build 
 OR for positive operators and as NOR for negated ones
 (reference_policies_multi-value-conditions.html#reference_policies_multiple-conditions-eval).
 
+IP addresses in IPv6 form that embed an IPv4 address (`::ffff:198.51.100.7`) are that IPv4
+address, in requests and policies alike (tests/corpus/README.md, "Decisions").
+
 A context value that cannot be read for the family (a word where a number is due) raises
 `EvaluationError`; the evaluator turns it into a Deny that lists the error.
 """
@@ -26,6 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 from pdp.context import ClockTime, Scalar, scalar_text
+from pdp.text import printable
 from pdp.wildcard import Matcher, PatternSet, Token, compile_glob
 
 __all__ = [
@@ -52,6 +56,12 @@ class OperatorSyntaxError(ValueError):
 
 # --- reading values -------------------------------------------------------------------------
 
+
+def _quote(value: Scalar) -> str:
+    """A value for a message, quoted and escaped (it may come from a request or a policy)."""
+    return f'"{printable(scalar_text(value))}"'
+
+
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _EPOCH = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
@@ -72,14 +82,14 @@ def to_number(value: Scalar) -> int | Decimal:
                 return Decimal(value)
             except InvalidOperation:
                 pass
-        raise ValueError(f'"{value}" is not a number')
+        raise ValueError(f"{_quote(value)} is not a number")
     if kind is bool:
         raise ValueError("a boolean is not a number")
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
         return Decimal(repr(value))
-    raise ValueError(f'"{value}" is not a number')
+    raise ValueError(f"{_quote(value)} is not a number")
 
 
 _YEAR_MONTH = re.compile(r"(\d{4})(?:-(\d{2}))?")
@@ -111,7 +121,7 @@ def to_date(value: Scalar) -> float:
     try:
         return _iso_date(value)
     except ValueError:
-        raise ValueError(f'"{value}" is not an ISO 8601 date or epoch time') from None
+        raise ValueError(f"{_quote(value)} is not an ISO 8601 date or epoch time") from None
 
 
 def to_bool(value: Scalar) -> bool:
@@ -123,36 +133,81 @@ def to_bool(value: Scalar) -> bool:
             return True
         if low == "false":
             return False
-    raise ValueError(f'"{scalar_text(value)}" is not true or false')
+    raise ValueError(f"{_quote(value)} is not true or false")
 
 
 def to_binary(value: Scalar) -> bytes:
     try:
         return base64.b64decode(scalar_text(value), validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError(f'"{scalar_text(value)}" is not base64') from None
+        raise ValueError(f"{_quote(value)} is not base64") from None
 
 
 _Network = tuple[int, int, int]  # (version, network as int, mask as int)
 
+# IPv4 inside IPv6: "IPv4-mapped" ::ffff:a.b.c.d (RFC 4291 2.5.5.2; what a dual-stack listener
+# reports for an IPv4 client) and the deprecated "IPv4-compatible" ::a.b.c.d (2.5.5.1). Both are
+# read as the IPv4 address, in requests and in policies, so that no spelling of one client decides
+# differently from another. `::` (unspecified) and `::1` (loopback) have their upper 96 bits zero
+# too but are not IPv4-compatible: they stay IPv6, so a Deny on ::1/128 still catches loopback.
+_MAPPED_HIGH = 0xFFFF  # the upper 96 bits of ::ffff:0:0/96
+_IPV4_BITS = 0xFFFFFFFF
 
-def to_network(value: Scalar) -> _Network:
+
+def _embedded_ipv4(addr: int) -> int | None:
+    """The IPv4 address inside an IPv4-mapped or IPv4-compatible IPv6 address, else None."""
+    high = addr >> 32
+    if high == _MAPPED_HIGH or (high == 0 and addr > 1):
+        return addr & _IPV4_BITS
+    return None
+
+
+def _embedded_networks(net: ipaddress.IPv6Network) -> list[_Network]:
+    """The IPv4 networks an IPv6 network holds through the mapped and compatible ranges.
+
+    A network inside a range (prefix 96 or longer) holds the IPv4 network with the remaining
+    prefix; a network around a whole range holds all of IPv4. `::/127`, `::/128` and `::1/128`
+    hold only the two addresses that are not IPv4-compatible, so they hold no IPv4 network.
+    """
+    base = int(net.network_address)
+    out: list[_Network] = []
+    for high in (_MAPPED_HIGH, 0):
+        if net.prefixlen >= 96:
+            if base >> 32 == high and not (high == 0 and net.prefixlen >= 127 and base <= 1):
+                mask = (_IPV4_BITS << (128 - net.prefixlen)) & _IPV4_BITS
+                out.append((4, base & mask, mask))
+        elif (high << 32) & int(net.netmask) == base:
+            out.append((4, 0, 0))
+    return out
+
+
+def to_network(value: Scalar) -> tuple[_Network, ...]:
+    """A policy's IP address or CIDR range, with the IPv4 networks it holds through the mapped
+    and compatible ranges (`::ffff:198.51.100.0/120` is 198.51.100.0/24)."""
     try:
         net = ipaddress.ip_network(scalar_text(value), strict=False)
     except ValueError:
-        raise ValueError(f'"{scalar_text(value)}" is not an IP address or CIDR range') from None
-    return (net.version, int(net.network_address), int(net.netmask))
+        raise ValueError(f"{_quote(value)} is not an IP address or CIDR range") from None
+    own: _Network = (net.version, int(net.network_address), int(net.netmask))
+    if isinstance(net, ipaddress.IPv6Network):
+        return (own, *_embedded_networks(net))
+    return (own,)
 
 
 @lru_cache(maxsize=4096)
 def to_address(text: str) -> tuple[int, int]:
+    """(version, address as int) of a request's IP address; embedded IPv4 is read as IPv4."""
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
         try:
             addr = ipaddress.ip_interface(text).ip
         except ValueError:
-            raise ValueError(f'"{text}" is not an IP address') from None
+            raise ValueError(f"{_quote(text)} is not an IP address") from None
+    if addr.version == 6:
+        ipv4 = _embedded_ipv4(int(addr))
+        if ipv4 is not None:
+            return (4, ipv4)
     return (addr.version, int(addr))
 
 
@@ -232,7 +287,7 @@ _binary_test = _member_test(to_binary, "base64 binary")
 
 
 def _ip_test(_kind: str, values: Sequence[Any]) -> Test:
-    networks = tuple(values)
+    networks: tuple[_Network, ...] = tuple(n for value in values for n in value)
 
     def test(v: Scalar) -> bool:
         try:
@@ -350,10 +405,10 @@ def parse_operator(text: str) -> Operator:
         close = difflib.get_close_matches(text, ALL_OPERATOR_NAMES, n=1, cutoff=0.75)
         if spec is not None and spec.name == "Null":
             raise OperatorSyntaxError(
-                f'unknown operator "{text}": Null takes no IfExists and no set prefix'
+                f'unknown operator "{printable(text)}": Null takes no IfExists and no set prefix'
             )
         raise OperatorSyntaxError(
-            f'unknown operator "{text}"',
+            f'unknown operator "{printable(text)}"',
             f'did you mean "{close[0]}"?' if close else None,
         )
     return Operator(text, spec, set_op, if_exists)

@@ -16,6 +16,7 @@ from typing import Any
 
 from pdp.errors import Diagnostic
 from pdp.jsondoc import JsonObject
+from pdp.text import has_unsafe, printable
 
 __all__ = ["ConditionEntry", "PolicyNode", "StatementNode", "validate_document"]
 
@@ -35,6 +36,7 @@ _STATEMENT_KEYS = (
 _SID = re.compile(r"[A-Za-z0-9]*")
 # "*" or "service:action" with wildcards (reference_policies_elements_action.html)
 _ACTION = re.compile(r"[A-Za-z0-9*?-]+:[A-Za-z0-9*?_-]+")
+_SERVICE = re.compile(r"[A-Za-z0-9-]+")  # a service prefix names one service: no wildcards
 _CONDITION_KEY = re.compile(r"[A-Za-z0-9*?-]+:\S(?:[^\t\n\r]*\S)?")  # tag keys hold spaces
 
 
@@ -76,7 +78,17 @@ class _Collector:
         self.items: list[Diagnostic] = []
 
     def add(self, code: str, path: str, message: str, hint: str | None = None) -> None:
-        self.items.append(Diagnostic(code, path, message, self.source, hint))
+        # Paths and messages quote the document's own strings: escaped here, once, so that no
+        # printer or log line downstream receives a raw control character from a policy.
+        self.items.append(
+            Diagnostic(
+                code,
+                printable(path),
+                printable(message),
+                self.source,
+                printable(hint) if hint else hint,
+            )
+        )
 
     def check_object(self, obj: dict[str, Any], path: str, allowed: Iterable[str]) -> None:
         if isinstance(obj, JsonObject):
@@ -218,12 +230,25 @@ def _statement(out: _Collector, index: int, path: str, stmt: Any) -> StatementNo
         )
     actions, not_action = _either(out, stmt, path, "Action", "NotAction")
     for i, action in enumerate(actions):
-        if action != "*" and not _ACTION.fullmatch(action):
+        if action == "*":
+            continue
+        where = _element_path(path, "NotAction" if not_action else "Action", i, len(actions))
+        if not _ACTION.fullmatch(action):
             out.add(
                 "invalid_action",
-                _element_path(path, "NotAction" if not_action else "Action", i, len(actions)),
+                where,
                 f'invalid action "{action}"',
                 'an action is "*" or "service:action", e.g. "s3:GetObject"',
+            )
+        elif not _SERVICE.fullmatch(action.partition(":")[0]):
+            # Access Analyzer: "Invalid service in action" (access-analyzer-reference-policy-
+            # checks.html). `*` and `?` are both wildcards; only "*" alone means every action.
+            out.add(
+                "invalid_service_prefix",
+                where,
+                f'invalid service prefix in action "{action}": a service prefix cannot hold'
+                " wildcards",
+                'name the service, e.g. "ec2:Describe*", or use "*" for every action',
             )
     resources, not_resource = _either(out, stmt, path, "Resource", "NotResource")
     for i, resource in enumerate(resources):
@@ -302,7 +327,7 @@ def _conditions(out: _Collector, path: str, block: Any) -> tuple[ConditionEntry,
             out.add("duplicate_key", where, f'duplicate key "{key}"')
     entries: list[ConditionEntry] = []
     for operator, keys in block.items():
-        op_path = f"{where}.{operator}"
+        op_path = f"{where}.{printable(operator)}"
         if not isinstance(keys, dict) or not keys:
             out.add(
                 "invalid_condition",
@@ -315,7 +340,7 @@ def _conditions(out: _Collector, path: str, block: Any) -> tuple[ConditionEntry,
                 out.add("duplicate_key", op_path, f'duplicate key "{key}"')
         seen: dict[str, str] = {}
         for key, raw in keys.items():
-            key_path = f"{op_path}.{key}"
+            key_path = f"{op_path}.{printable(key)}"
             if key.lower() in seen:
                 out.add(
                     "duplicate_key",
@@ -324,6 +349,14 @@ def _conditions(out: _Collector, path: str, block: Any) -> tuple[ConditionEntry,
                 )
                 continue
             seen[key.lower()] = key
+            if has_unsafe(key):
+                out.add(
+                    "invalid_condition_key",
+                    key_path,
+                    f'condition key "{key}" holds a control or bidirectional-override character',
+                    "condition keys are printable text",
+                )
+                continue
             if not _CONDITION_KEY.fullmatch(key):
                 out.add(
                     "invalid_condition_key",

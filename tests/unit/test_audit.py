@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pdp.audit import audit, credential_report
+from pdp.audit import Finding, audit, credential_report, render
 from pdp.store import read_version
 
 NOW = time.time()
@@ -180,15 +180,22 @@ TRIGGERS: list[tuple[str, dict[str, Any]]] = [
     ("wildcard_action", with_("policies/ReadReports.json", statement(Action="*", Resource="*"))),
     (
         "wildcard_action",
-        with_("policies/ReadReports.json", statement(Action="*:*", Resource="arn:aws:s3:::x")),
+        with_(
+            "policies/ReadReports.json",
+            statement(Action=["s3:GetObject", "*"], Resource="arn:aws:s3:::x"),
+        ),
     ),
     (
         "wildcard_resource_write",
         with_("policies/ReadReports.json", statement(Action=["s3:PutObject"], Resource="*")),
     ),
     (
-        "allow_with_not",
+        "broad_not_action",
         with_("policies/ReadReports.json", statement(NotAction="iam:*", Resource="*")),
+    ),
+    (
+        "allow_with_not",
+        with_("policies/ReadReports.json", statement(NotAction="iam:*", Resource="arn:aws:s3:::x")),
     ),
     (
         "allow_with_not",
@@ -352,3 +359,96 @@ def test_satisfiable_conditions_are_not_reported(tmp_path: Path, condition: dict
         statement(Action="s3:GetObject", Resource="*", Condition=condition),
     )
     assert "never_matches" not in findings_of(tmp_path, files)
+
+
+def test_text_report_escapes_every_field_and_keeps_only_its_own_colours() -> None:
+    """A finding's file, path or message cannot clear the screen or forge a severity line."""
+    hostile = "\x1b[2J\x1b[H\rLOW (0)\u202e\n"
+    finding = Finding("never_matches", "high", f"users/{hostile}", hostile, hostile)
+    for colour in (False, True):
+        text = render([finding], "text", colour=colour)
+        assert "\\x1b[2J\\x1b[H\\rLOW (0)\\u202e\\n" in text
+        assert "\r" not in text and "\u202e" not in text and "\x1b[2J" not in text
+        assert text.count("\n") == 3  # heading, the finding, the total
+        assert text.count("\x1b") == (2 if colour else 0)
+
+
+# Spellings that grant every resource (each with a write action), next to near misses that do not
+EVERY_RESOURCE = ["*", "arn:*", "arn:aws:*", "arn:*:*:*:*:*", "arn:aws:*:*:*:*", "arn:*:?*"]
+NOT_EVERY_RESOURCE = [
+    "arn:*:*:*:*:*:*",  # six colons: misses arn:aws:s3:::bucket
+    "arn:aws:s3:::*",  # one service
+    "arn:*:*:?*:*:*",  # a region is required: misses S3 and IAM
+    "arn:aws-cn:*",  # another partition
+    "arn:aws:*:*:*:${aws:username}",  # one resource per principal
+]
+
+
+def _spelled(resources: list[str], **elements: Any) -> dict[str, Any]:
+    files = copy.deepcopy(CLEAN)
+    for i, resource in enumerate(resources):
+        statement = {"Effect": "Allow", "Resource": resource, **elements}
+        files[f"policies/Spelling{i}.json"] = {"Version": "2012-10-17", "Statement": [statement]}
+    files["groups/analysts.json"]["policies"] += [f"Spelling{i}" for i in range(len(resources))]
+    return files
+
+
+def _audit_json(root: Path, files: dict[str, Any]) -> dict[str, set[str]]:
+    result = run(str(write_store(root, files)), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    by_file: dict[str, set[str]] = {}
+    for finding in json.loads(result.stdout):
+        by_file.setdefault(finding["file"], set()).add(finding["code"])
+    return by_file
+
+
+def test_every_resource_is_judged_by_what_the_pattern_matches(tmp_path: Path) -> None:
+    """`arn:*`, `arn:*:*:*:*:*` are `*` by another name; `arn:*:*:*:*:*:*` is not."""
+    found = _audit_json(tmp_path / "a", _spelled(EVERY_RESOURCE, Action="s3:PutObject"))
+    for i, resource in enumerate(EVERY_RESOURCE):
+        assert "wildcard_resource_write" in found.get(f"policies/Spelling{i}.json", set()), resource
+    clean = _audit_json(tmp_path / "b", _spelled(NOT_EVERY_RESOURCE, Action="s3:PutObject"))
+    assert set(clean) == set(), clean
+
+
+def test_allow_with_not_action_on_every_resource_is_a_broad_grant(tmp_path: Path) -> None:
+    """NotAction + Allow on every resource grants all but a few actions: high, like Action *."""
+    found = _audit_json(tmp_path / "a", _spelled(["*", "arn:*"], NotAction=["iam:*", "sts:*"]))
+    for i in range(2):
+        assert found[f"policies/Spelling{i}.json"] == {"broad_not_action"}
+    scoped = _audit_json(tmp_path / "b", _spelled(["arn:aws:s3:::x/*"], NotAction="s3:Delete*"))
+    assert scoped == {"policies/Spelling0.json": {"allow_with_not"}}
+    nothing = _audit_json(tmp_path / "c", _spelled(["*"], NotAction="*"))  # excludes everything
+    assert nothing == {}
+
+
+def test_a_store_spelling_every_action_otherwise_is_refused_by_audit(tmp_path: Path) -> None:
+    """`?*:*`, `*:*?` and `*:*` mean every action, but a prefix wildcard is invalid (Action)."""
+    for i, action in enumerate(["?*:*", "*:*?", "*:*"]):
+        files = _spelled(["arn:*"], Action=action)
+        result = run(str(write_store(tmp_path / str(i), files)))
+        assert result.returncode == 1
+        assert "policies/Spelling0.json: Statement[0].Action: invalid service prefix" in (
+            result.stderr
+        )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "every"),
+    [
+        ("*", True),
+        ("*:*", True),
+        ("?*:*", True),
+        ("*:*?", True),
+        ("*?:?*", True),
+        ("???*", True),  # the shortest action, a:b, has three characters
+        ("??*:*", False),  # misses a one-letter service
+        ("s3:*", False),
+        ("*:*:*", False),
+        ("*:?", False),
+    ],
+)
+def test_every_action_is_judged_by_what_the_pattern_matches(pattern: str, every: bool) -> None:
+    from pdp.coverage import matches_every_action
+
+    assert matches_every_action(pattern) is every

@@ -1,4 +1,5 @@
-"""`pdp validate` through the installed console script, as a user runs it."""
+"""The `pdp` command line: through the installed console script, as a user runs it, and through
+`main()` where many text paths are checked at once."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
+import unicodedata
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pdp.cli import main
 
 
 def run_pdp(*args: str) -> subprocess.CompletedProcess[str]:
@@ -88,6 +97,34 @@ def test_validate_lists_every_problem_of_a_store(tmp_path: Path) -> None:
     ]
 
 
+def test_validate_refuses_a_wildcard_service_prefix_in_a_store(tmp_path: Path) -> None:
+    """`*:Describe*` names no service: the store is refused and the element is named."""
+    version = tmp_path / "store" / "versions" / "0001"
+    (version / "policies").mkdir(parents=True)
+    (version / "policies" / "x.json").write_text(
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["ec2:DescribeInstances", "*:Describe*"],
+                        "Resource": "*",
+                    }
+                ],
+            }
+        )
+    )
+    result = run_pdp("validate", str(tmp_path / "store"))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        'policies/x.json: Statement[0].Action[1]: invalid service prefix in action "*:Describe*":'
+        " a service prefix cannot hold wildcards"
+        ' (name the service, e.g. "ec2:Describe*", or use "*" for every action)'
+    ]
+
+
 def test_test_runs_the_policy_tests(tmp_path: Path) -> None:
     result = run_pdp("test", str(EXAMPLE))
     assert result.returncode == 0 and result.stdout.strip() == "PASS: 16/16 (version 0002)"
@@ -148,3 +185,134 @@ def test_check_is_the_policy_simulator_at_a_prompt(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in many.stdout.splitlines()]
     assert [d["decision"] for d in lines] == ["Allow", "Deny"]
     assert lines[1]["errors"] == ['principal: unknown principal "nobody"']
+
+
+def test_validate_refuses_an_escape_sequence_in_a_condition_key(tmp_path: Path) -> None:
+    """A condition key that would clear the reviewer's screen is refused, shown escaped."""
+    version = tmp_path / "store" / "versions" / "0001"
+    (version / "policies").mkdir(parents=True)
+    key = "aws:username\x1b[2J\x1b[H"
+    (version / "policies" / "x.json").write_text(
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": {
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {key: "ann"}},
+                },
+            }
+        )
+    )
+    result = run_pdp("validate", str(tmp_path / "store"))
+    assert result.returncode == 1
+    shown = "aws:username\\x1b[2J\\x1b[H"
+    assert result.stderr.splitlines() == [
+        f"policies/x.json: Statement.Condition.StringEquals.{shown}: condition key"
+        f' "{shown}" holds a control or bidirectional-override character'
+        " (condition keys are printable text)"
+    ]
+    assert "\x1b" not in result.stdout + result.stderr
+
+
+# ESC sequences (clear screen, cursor home, CSI as C1), CR, BEL, a bidi override, a fake line
+HOSTILE = "\x1b[2J\x1b[H\rHIGH (0)\u202e\x9b31m\x07\n"
+
+
+def _raw_controls(text: str) -> list[str]:
+    """Characters a terminal would act on, other than the newlines that end lines."""
+    return [c for c in text if c != "\n" and unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert _raw_controls(out) == [] and _raw_controls(err) == [], (out, err)
+    assert "HIGH (0)" not in out.splitlines() + err.splitlines()  # no forged line either
+    return code, out + err
+
+
+def test_no_cli_text_output_passes_control_characters_through(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every text path of the CLI escapes what the store, the files or the caller supplied."""
+    doc = {"Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}}
+    named = tmp_path / f"p{HOSTILE.strip()}.json"
+    named.write_text(json.dumps(doc))
+    assert _run(capsys, "validate", str(named))[0] == 0
+    assert _run(capsys, "validate", str(tmp_path / f"gone{HOSTILE}"))[0] == 1
+
+    # store problems (an unknown field and an inline policy name the store echoes raw)
+    broken = tmp_path / "broken"
+    shutil.copytree(EXAMPLE / "versions" / "0002", broken)
+    carol = json.loads((broken / "users" / "carol.json").read_text())
+    carol[HOSTILE] = 1
+    carol["inline_policies"][f"X{HOSTILE}"] = doc
+    (broken / "users" / "carol.json").write_text(json.dumps(carol))
+    for command in ("validate", "test", "audit"):
+        code, text = _run(capsys, command, str(broken))
+        assert code == 1 and "\\x1b[2J" in text, command
+    assert _run(capsys, "check", "--store", str(broken), "--principal", "bob")[0] == 1
+
+    # policy tests: a case name and the request strings in its failure
+    tested = tmp_path / "tested"
+    shutil.copytree(EXAMPLE / "versions" / "0002", tested)
+    case = {"name": HOSTILE, "principal": f"bob{HOSTILE}", "action": "s3:GetObject"}
+    case.update(resource=f"arn:aws:s3:::b/{HOSTILE}", expect="Allow")
+    (tested / "tests" / "smoke.json").write_text(json.dumps([case]))
+    code, text = _run(capsys, "test", "-v", str(tested))
+    assert code == 1 and "FAIL: tests/smoke.json[0] \\x1b[2J" in text
+
+    # pdp check: the decision's errors echo the caller's action and principal
+    store = str(EXAMPLE)
+    common = ["check", "--store", store, "--resource", "*"]
+    code, text = _run(capsys, *common, "--principal", HOSTILE, "--action", f"s3:Get{HOSTILE}")
+    assert code == 2 and "error: " in text
+    assert (
+        _run(capsys, *common, "--principal", "bob", "--action", "s3:Get", "--context", HOSTILE)[0]
+        == 1
+    )
+    requests = tmp_path / f"r{HOSTILE.strip()}.jsonl"
+    requests.write_text("[1]\n")
+    assert _run(capsys, "check", "--store", store, "--requests", str(requests))[0] == 1
+
+    # access advisor, suggest-policy
+    advisor = ["access-advisor", "--store", store, "--db", str(tmp_path / "a.db")]
+    assert _run(capsys, *advisor, "--principal", HOSTILE)[0] == 1
+    assert _run(capsys, "suggest-policy", "--principal", "bob", "--log", HOSTILE)[0] == 1
+
+
+def test_reload_escapes_what_the_server_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pdp reload` prints the admin server's error, problems and version names escaped."""
+    answers: list[tuple[int, dict[str, Any]]] = [
+        (400, {"error": HOSTILE, "problems": [f"users/x.json: {HOSTILE}"]}),
+        (200, {"version": HOSTILE, "previous": HOSTILE, "load_seconds": 0.1}),
+    ]
+
+    class Admin(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            status, body = answers.pop(0)
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Admin)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        address = f"127.0.0.1:{server.server_address[1]}"
+        assert _run(capsys, "reload", "--admin", address)[0] == 1
+        code, text = _run(capsys, "reload", "--admin", address)
+        assert code == 0 and text.startswith("reloaded: version \\x1b[2J")
+    finally:
+        server.shutdown()
+        server.server_close()

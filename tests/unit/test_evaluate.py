@@ -239,7 +239,7 @@ def test_policy_set_index_agrees_with_a_full_scan() -> None:
     """Looking up statements by service gives the same decision as visiting all of them."""
     p = policy(
         allow("s3:Get*"),
-        allow("*:List*"),
+        allow("iam:List*"),
         deny("ec2:*", "arn:aws:ec2:*:*:instance/i-1"),
         {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"},
         allow("S3:PutObject", Sid="Upper"),
@@ -285,7 +285,7 @@ patterns = st.sampled_from(
         "*",
         "s3:*",
         "s3:Get*",
-        "*:Get*",
+        "iam:Get*",
         "ec2:Run?nstances",
         "iam:List*",
         "sqs:*Message",

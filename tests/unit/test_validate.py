@@ -271,3 +271,74 @@ def test_short_arns_need_a_final_wildcard() -> None:
     decision = pdp.evaluate([policy], who, action="s3:GetObject", resource="arn:aws:s3:::b/k")
     assert decision.allowed
     assert any("invalid resource" in p for p in problems(statement(Resource="arn:aws:s3")))
+
+
+@pytest.mark.parametrize(
+    "action", ["*:Describe*", "s3*:Get*", "?3:GetObject", "*:*", "?*:*", "s?s:SendMessage"]
+)
+def test_a_wildcard_in_the_service_prefix_is_refused(action: str) -> None:
+    """Access Analyzer: "Invalid service in action"; `*` alone stays the all-actions form."""
+    doc = statement(Action=["s3:GetObject", action])
+    assert problems(doc, "policies/x.json") == [
+        f'policies/x.json: Statement[0].Action[1]: invalid service prefix in action "{action}":'
+        " a service prefix cannot hold wildcards"
+        ' (name the service, e.g. "ec2:Describe*", or use "*" for every action)'
+    ]
+    not_action = statement(NotAction=action)
+    del not_action["Statement"][0]["Action"]
+    assert problems(not_action)[0].startswith("p.json: Statement[0].NotAction: invalid service")
+    for fine in ("*", "s3:*", "s3:Get?bject", "iam:*AccessKey*"):
+        pdp.parse_policy(statement(Action=fine))
+
+
+def test_built_in_managed_policies_validate_within_iams_size_limit() -> None:
+    """Built-ins skip the store's size check, so it is made here; none uses a prefix wildcard."""
+    from pdp.index import aws_managed_policies
+    from pdp.store import MANAGED_POLICY_CHARS
+
+    policies = aws_managed_policies()
+    assert set(policies) == {"AdministratorAccess", "PowerUserAccess", "ReadOnlyAccess"}
+    for policy in policies.values():
+        text = json.dumps(dict(policy.document))
+        assert len(text) - sum(text.count(c) for c in " \t\n\r") <= MANAGED_POLICY_CHARS
+        for stmt in policy.document["Statement"]:
+            listed = stmt.get("Action", stmt.get("NotAction"))
+            for action in [listed] if isinstance(listed, str) else listed:
+                assert action == "*" or not set(action.partition(":")[0]) & set("*?"), action
+
+
+def test_read_only_access_reads_and_does_not_write_or_read_secrets() -> None:
+    """The stand-in ReadOnlyAccess: per-service read actions, as AWS's keeps secrets out."""
+    from pdp.index import aws_managed_policies
+
+    read_only = aws_managed_policies()["ReadOnlyAccess"]
+    who = pdp.Principal.user("carol", account="123456789012")
+
+    def reason(action: str) -> str:
+        return pdp.evaluate([read_only], who, action=action, resource="*").reason
+
+    for action in ("ec2:DescribeInstances", "s3:GetObject", "iam:ListUsers", "dynamodb:Query"):
+        assert reason(action) == "allowed", action
+    for action in ("s3:PutObject", "iam:CreateUser", "secretsmanager:GetSecretValue"):
+        assert reason(action) == "implicitDeny", action
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("aws:\x1b[2JUser", "aws:\\x1b[2JUser"),
+        ("aws:user\x7fname", "aws:user\\x7fname"),
+        ("aws:user\x9b2Jname", "aws:user\\x9b2Jname"),
+        ("aws:PrincipalTag/team\u202e", "aws:PrincipalTag/team\\u202e"),
+        ("aws:Principal\u2066Tag", "aws:Principal\\u2066Tag"),
+        ("aws:user\x00name", "aws:user\\x00name"),
+    ],
+)
+def test_control_and_bidi_characters_in_a_condition_key_are_refused(key: str, shown: str) -> None:
+    """A key that could rewrite a reviewer's terminal is refused, and the message is escaped."""
+    found = problems(statement(Condition={"StringEquals": {key: "x"}}), "policies/x.json")
+    assert found == [
+        f"policies/x.json: Statement[0].Condition.StringEquals.{shown}: condition key"
+        f' "{shown}" holds a control or bidirectional-override character'
+        " (condition keys are printable text)"
+    ]
