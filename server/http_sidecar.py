@@ -14,6 +14,7 @@ import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from pdp.jsondoc import MalformedJson, repeated_key
 from server.requests import BadRequest, parse_request
 from server.service import NotReady, Service
 
@@ -27,16 +28,22 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 
 def read_json(max_body: int) -> Any:
-    """The request body as JSON, or BadRequest naming what is wrong with it."""
+    """The request body as JSON, or BadRequest naming what is wrong with it (a repeated key
+    too: orjson would keep the last value silently)."""
     if request.content_length is not None and request.content_length > max_body:
         raise BadRequest(f"body: larger than {max_body} bytes")
     data = request.get_data(cache=False)
     if len(data) > max_body:
         raise BadRequest(f"body: larger than {max_body} bytes")
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+        value = orjson.loads(data)
+        repeat = repeated_key(data, value)
+    except (orjson.JSONDecodeError, MalformedJson) as exc:
         raise BadRequest(f"body: invalid JSON ({exc})") from None
+    if repeat is not None:
+        path, key = repeat
+        raise BadRequest(f'{path or "body"}: duplicate key "{key}"')
+    return value
 
 
 def create_app(service: Service) -> Flask:
