@@ -19,7 +19,7 @@ from waitress.server import create_server as waitress_server
 from server.admin import create_admin_app
 from server.control import Control
 from server.grpc_service import create_server
-from server.http_sidecar import create_app
+from server.http_sidecar import Sidecar, create_app
 from server.service import Config, Service
 
 log = logging.getLogger("pdp.server.worker")
@@ -70,5 +70,7 @@ def _shutdown() -> None:
     service.stop()
 
 
-app = create_app(service)
+app = Sidecar(  # RSGI: granian reads each body before the Flask app runs (threads: for batches)
+    create_app(service), max_body=config.max_body, body_timeout=config.body_timeout, threads=4
+)
 _started = time.time()
