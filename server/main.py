@@ -72,6 +72,7 @@ def serve(config: Config) -> int:
             # RSGI, not WSGI: WSGI lends a thread to every request whose headers are in, and a
             # body that never finishes kept it (server/http_sidecar.py Sidecar)
             interface=Interfaces.RSGI,
+            websockets=False,
             workers=config.workers,
             backpressure=config.max_connections,  # per worker; each open connection holds one
             http1_settings=HTTP1Settings(header_read_timeout=int(config.header_timeout * 1000)),
