@@ -2,6 +2,8 @@
 
 `json.loads` keeps the last of two equal keys; IAM refuses such a document, so objects are built by
 a hook that remembers the keys it saw twice. The validator reports them with their JSON path.
+Request bodies are parsed by orjson, which keeps the last value too and has no hook:
+`repeated_key` finds what it dropped, cheaply.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["JsonObject", "MalformedJson", "load_json"]
+import orjson
+
+__all__ = ["JsonObject", "MalformedJson", "load_json", "repeated_key"]
 
 
 class JsonObject(dict[str, Any]):
@@ -61,3 +65,39 @@ def load_json(text: str | bytes) -> Any:
         raise MalformedJson("malformed JSON: nested too deeply") from None
     except ValueError as exc:  # e.g. an integer past Python's digit limit
         raise MalformedJson(f"malformed JSON: {exc}") from None
+
+
+def repeated_key(text: bytes, value: Any) -> tuple[str, str] | None:
+    """The first key that `text` repeats, as (path to its object, key), or None; `value` is what
+    a last-wins parser (orjson) made of `text`. The path is "" for the top level.
+
+    Invariant of the fast path: in text without a backslash every string is spelled exactly as
+    it parses, so the text holds two quotes for each string of `value` (keys included), and
+    more if an object lost a repeated member. Only text that has escapes or too many quotes
+    is parsed again, by `load_json`, to name the key (about 1 us per request, else 10).
+    """
+    if b"\\" not in text:
+        try:
+            if text.count(b'"') == orjson.dumps(value).count(b'"'):
+                return None
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes: take the slow path
+            pass
+    try:
+        return _first_repeat(load_json(text), "")
+    except RecursionError:
+        raise MalformedJson("malformed JSON: nested too deeply") from None
+
+
+def _first_repeat(value: Any, path: str) -> tuple[str, str] | None:
+    if isinstance(value, JsonObject):
+        return path, value.duplicates[0]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = (f"{path}.{key}" if path else key) if key.isidentifier() else f'{path}["{key}"]'
+            if found := _first_repeat(item, where):
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if found := _first_repeat(item, f"{path}[{i}]"):
+                return found
+    return None

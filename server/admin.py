@@ -2,19 +2,32 @@
 
 It binds to 127.0.0.1 by default, apart from the decision listeners. Without a configured token
 every admin request is refused (403): the admin API never runs open.
+
+waitress reads a whole request before the app sees it, so the token cannot be checked before
+the body is read. Instead the body is capped so low that reading it first costs nothing: a
+declared length of 8 KiB or more is refused (413) on the headers alone, and what is read stays
+in memory (waitress spools to a file only past 512 KiB). Idle and half-sent connections are
+closed after `admin_timeout` seconds, and up to 1000 may be open, so junk connections do not
+lock operators out of reload and status.
 """
 
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from flask import Flask, Response, request
+from waitress.server import create_server
 
 from server.http_sidecar import json_response, read_json
 from server.requests import BadRequest
 from server.service import NotReady, ReloadFailed, Service
 
-__all__ = ["create_admin_app"]
+__all__ = ["MAX_BODY", "MAX_HEADERS", "create_admin_app", "create_admin_server"]
+
+MAX_BODY = 8 << 10  # bytes: an admin body is {"version": "<name>"}
+MAX_HEADERS = 8 << 10  # bytes of request line and headers
+MAX_CONNECTIONS = 1000
 
 
 def create_admin_app(service: Service) -> Flask:
@@ -49,7 +62,7 @@ def create_admin_app(service: Service) -> Flask:
     def reload() -> Response:
         version = None
         if request.get_data(cache=True).strip():
-            body = read_json(1 << 16)
+            body = read_json(MAX_BODY)
             if not isinstance(body, dict) or not set(body) <= {"version"}:
                 raise BadRequest('body: must be {} or {"version": "<name>"}')
             version = body.get("version")
@@ -82,3 +95,20 @@ def create_admin_app(service: Service) -> Flask:
         return json_response(info)
 
     return app
+
+
+def create_admin_server(app: Flask, host: str, port: int, timeout: int) -> Any:
+    """A waitress server for `app` on host:port (bound now; `.run()` serves); OSError if taken."""
+    return create_server(
+        app,
+        host=host,
+        port=port,
+        threads=2,
+        ident="pdp-admin",
+        max_request_body_size=MAX_BODY,
+        max_request_header_size=MAX_HEADERS,
+        channel_timeout=timeout,  # idle or half-sent: a request being served is never cut
+        cleanup_interval=1,  # seconds between sweeps for idle connections
+        connection_limit=MAX_CONNECTIONS,
+        asyncore_use_poll=True,  # select() fails on descriptors past 1024, poll() does not
+    )

@@ -31,6 +31,7 @@ def _split(address: str) -> tuple[str, int]:
 def serve(config: Config) -> int:
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     own_run_dir = config.run_dir is None
@@ -68,9 +69,13 @@ def serve(config: Config) -> int:
             "server.worker:app",
             address=host,
             port=port,
-            interface=Interfaces.WSGI,
+            # RSGI, not WSGI: WSGI lends a thread to every request whose headers are in, and a
+            # body that never finishes kept it (server/http_sidecar.py Sidecar)
+            interface=Interfaces.RSGI,
+            websockets=False,
             workers=config.workers,
-            blocking_threads=4,  # WSGI threads per worker: 2 cores, GIL-bound work
+            backpressure=config.max_connections,  # per worker; each open connection holds one
+            http1_settings=HTTP1Settings(header_read_timeout=int(config.header_timeout * 1000)),
             log_level="warning",
             workers_kill_timeout=15,
             respawn_failed_workers=True,

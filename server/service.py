@@ -68,6 +68,10 @@ class Config:
     decision_log_max_bytes: int = 100 << 20
     decision_log_queue: int = 10_000
     advisor_db: str | None = None  # default: <decision log>.advisor.sqlite
+    body_timeout: float = 10.0  # seconds to receive a whole HTTP body (then 408)
+    header_timeout: float = 10.0  # seconds to receive HTTP headers, and idle keep-alive
+    max_connections: int = 4096  # open HTTP connections per worker (granian backpressure)
+    admin_timeout: int = 10  # seconds an idle or half-sent admin connection stays open
 
     def advisor_path(self) -> str | None:
         if self.advisor_db:
@@ -101,6 +105,10 @@ class Config:
             decision_log_max_bytes=int(_env("PDP_DECISION_LOG_MAX_BYTES", str(100 << 20))),
             decision_log_queue=int(_env("PDP_DECISION_LOG_QUEUE", "10000")),
             advisor_db=os.environ.get("PDP_ACCESS_ADVISOR_DB") or None,
+            body_timeout=float(_env("PDP_BODY_TIMEOUT", str(cls.body_timeout))),
+            header_timeout=float(_env("PDP_HEADER_TIMEOUT", str(cls.header_timeout))),
+            max_connections=int(_env("PDP_MAX_CONNECTIONS", str(cls.max_connections))),
+            admin_timeout=int(_env("PDP_ADMIN_TIMEOUT", str(cls.admin_timeout))),
         )
 
 

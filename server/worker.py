@@ -14,12 +14,10 @@ import os
 import threading
 import time
 
-from waitress.server import create_server as waitress_server
-
-from server.admin import create_admin_app
+from server.admin import create_admin_app, create_admin_server
 from server.control import Control
 from server.grpc_service import create_server
-from server.http_sidecar import create_app
+from server.http_sidecar import Sidecar, create_app
 from server.service import Config, Service
 
 log = logging.getLogger("pdp.server.worker")
@@ -37,7 +35,7 @@ def _admin_loop(service: Service, address: str, stop: threading.Event) -> None:
     app = create_admin_app(service)
     while not stop.is_set():
         try:
-            server = waitress_server(app, host=host, port=port, threads=2, ident="pdp-admin")
+            server = create_admin_server(app, host, port, service.config.admin_timeout)
         except OSError:
             stop.wait(0.5)
             continue
@@ -70,5 +68,7 @@ def _shutdown() -> None:
     service.stop()
 
 
-app = create_app(service)
+app = Sidecar(  # RSGI: granian reads each body before the Flask app runs (threads: for batches)
+    create_app(service), max_body=config.max_body, body_timeout=config.body_timeout, threads=4
+)
 _started = time.time()
