@@ -136,6 +136,10 @@ def create_app(service: Service) -> Flask:
     return app
 
 
+class _Busy(Exception):
+    """The large-body budget is spent: answer 503 without reading the body."""
+
+
 _Headers = list[tuple[str, str]]
 _JSON = [("content-type", "application/json")]
 # Invariant: the app never waits on I/O (the decision log is a queue). So a request with a small
@@ -151,13 +155,29 @@ class Sidecar:
     run, on the loop for a small body and in one of `threads` pool threads for a large one.
 
     A body declared (or sent chunked) over `max_body` is not read: the app sees its length and
-    answers the 400. A client that drops the connection mid-body gets nothing."""
+    answers the 400. A client that drops the connection mid-body gets nothing.
 
-    def __init__(self, app: Flask, *, max_body: int, body_timeout: float, threads: int) -> None:
+    Bodies over `_INLINE_BODY` share `body_budget` bytes per worker, from the moment their
+    length is known until their answer is sent: past it a request is answered 503 (with
+    Retry-After) unread, so a flood of large bodies, fast or slow, cannot queue gigabytes in
+    front of the pool. Smaller bodies need no budget: they are decided as soon as they are in,
+    on the loop, so at most `PDP_MAX_CONNECTIONS` x 16 KiB of them are ever held."""
+
+    def __init__(
+        self,
+        app: Flask,
+        *,
+        max_body: int,
+        body_timeout: float,
+        threads: int,
+        body_budget: int = 64 << 20,
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.body_timeout = body_timeout
         self.threads = threads
+        self.body_budget = body_budget
+        self.large_bodies = 0  # bytes of large bodies held now (loop thread only)
         self._pool: ThreadPoolExecutor | None = None
         self._base: dict[str, Any] = {
             "SCRIPT_NAME": "",
@@ -171,6 +191,9 @@ class Sidecar:
         self._timeout_body = orjson.dumps(
             {"error": f"body: not received within {body_timeout:g} seconds"}
         )
+        self._busy_body = orjson.dumps(
+            {"error": "busy: too many large request bodies in flight; retry shortly"}
+        )
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="pdp-http")
@@ -182,29 +205,46 @@ class Sidecar:
     async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:
         if scope.proto != "http":
             return
+        held = [0]  # large-body bytes this request holds of the budget
         try:
-            async with asyncio.timeout(self.body_timeout):
-                body, length = await self._body(scope, proto)
-        except TimeoutError:
-            proto.response_bytes(408, _JSON, self._timeout_body)  # hyper then closes it
-            return
-        except ProtocolClosed:
-            return
-        environ = self._environ(scope, body, length)
-        if len(body) <= _INLINE_BODY:
-            status, headers, payload = self._call(environ)
-        else:
-            loop = asyncio.get_running_loop()
-            status, headers, payload = await loop.run_in_executor(self._pool, self._call, environ)
-        proto.response_bytes(status, headers, payload)
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    body, length = await self._body(scope, proto, held)
+            except TimeoutError:
+                proto.response_bytes(408, _JSON, self._timeout_body)  # hyper then closes it
+                return
+            except _Busy:
+                proto.response_bytes(503, [*_JSON, ("retry-after", "1")], self._busy_body)
+                return
+            except ProtocolClosed:
+                return
+            environ = self._environ(scope, body, length)
+            if len(body) <= _INLINE_BODY:
+                status, headers, payload = self._call(environ)
+            else:
+                loop = asyncio.get_running_loop()
+                call = loop.run_in_executor(self._pool, self._call, environ)
+                status, headers, payload = await call
+            proto.response_bytes(status, headers, payload)
+        finally:
+            self.large_bodies -= held[0]
 
-    async def _body(self, scope: Scope, proto: HTTPProtocol) -> tuple[bytes, int]:
+    def _hold(self, held: list[int], size: int) -> None:
+        """Take `size` more bytes of the large-body budget, or raise _Busy."""
+        if self.large_bodies + size > self.body_budget:
+            raise _Busy
+        self.large_bodies += size
+        held[0] += size
+
+    async def _body(self, scope: Scope, proto: HTTPProtocol, held: list[int]) -> tuple[bytes, int]:
         """The body and its length; (b"", length) when the length is over the limit."""
         declared = scope.headers.get("content-length")
         if declared is not None:
             length = int(declared)  # hyper refused the request unless it is a valid length
             if length > self.max_body:
                 return b"", length
+            if length > _INLINE_BODY:
+                self._hold(held, length)
             return await proto(), length
         if scope.http_version.startswith("1") and "transfer-encoding" not in scope.headers:
             return b"", 0  # HTTP/1 with neither header has no body (RFC 9112 6.3)
@@ -213,6 +253,8 @@ class Sidecar:
             length += len(chunk)
             if length > self.max_body:
                 return b"", length
+            if length > _INLINE_BODY:
+                self._hold(held, length - held[0])
             chunks.append(chunk)
         return b"".join(chunks), length
 

@@ -72,6 +72,7 @@ class Config:
     header_timeout: float = 10.0  # seconds to receive HTTP headers, and idle keep-alive
     max_connections: int = 4096  # open HTTP connections per worker (granian backpressure)
     admin_timeout: int = 10  # seconds an idle or half-sent admin connection stays open
+    body_budget: int = 64 << 20  # bytes of large HTTP bodies (over 16 KiB) held per worker
 
     def advisor_path(self) -> str | None:
         if self.advisor_db:
@@ -109,6 +110,7 @@ class Config:
             header_timeout=float(_env("PDP_HEADER_TIMEOUT", str(cls.header_timeout))),
             max_connections=int(_env("PDP_MAX_CONNECTIONS", str(cls.max_connections))),
             admin_timeout=int(_env("PDP_ADMIN_TIMEOUT", str(cls.admin_timeout))),
+            body_budget=int(_env("PDP_BODY_BUDGET", str(cls.body_budget))),
         )
 
 

@@ -69,6 +69,10 @@ def _shutdown() -> None:
 
 
 app = Sidecar(  # RSGI: granian reads each body before the Flask app runs (threads: for batches)
-    create_app(service), max_body=config.max_body, body_timeout=config.body_timeout, threads=4
+    create_app(service),
+    max_body=config.max_body,
+    body_timeout=config.body_timeout,
+    threads=4,
+    body_budget=config.body_budget,
 )
 _started = time.time()

@@ -197,6 +197,33 @@ def test_slow_bodies_do_not_stall_health_or_decisions(server: Server, connect: C
         sender.join(5)
 
 
+def test_large_bodies_share_a_budget_small_ones_are_never_refused(
+    tmp_path: Path, connect: Connect
+) -> None:
+    """Two slow 100 kB bodies hold a 250 kB budget: a third large body is a 503 at once, unread;
+    a small decision still answers; once the slow ones time out, large bodies are taken again."""
+    srv = start_server(tmp_path, PDP_BODY_TIMEOUT=str(BODY_TIMEOUT), PDP_BODY_BUDGET="250000")
+    try:
+        socks = [slow_body(connect(srv.http)) for _ in range(2)]
+        time.sleep(0.3)
+        started = time.monotonic()
+        third = slow_body(connect(srv.http))
+        third.settimeout(QUICK)
+        answer = third.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in answer.lower()
+        assert time.monotonic() - started < QUICK
+        decision = f'{{"principal": "bob", {REQUEST}}}'.encode()
+        status, body, seconds = timed_call(srv.http, "/v1/is-authorized", decision)
+        assert status == 200 and body["decision"] == "Allow" and seconds < QUICK
+        for sock in socks:
+            closed_within(sock, BODY_TIMEOUT + 3)
+        item = f'{{"principal": "bob", {REQUEST}, "context": {{"app:pad": "{"x" * 3000}"}}}}'
+        status, body, _ = timed_call(srv.http, "/v1/batch-is-authorized", batch(*[item] * 20))
+        assert status == 200 and len(body["results"]) == 20
+    finally:
+        assert srv.stop() == 0
+
+
 def test_slow_headers_are_closed_by_the_header_timeout(tmp_path: Path, connect: Connect) -> None:
     """A request line without its headers' end is dropped after PDP_HEADER_TIMEOUT."""
     srv = start_server(tmp_path, PDP_HEADER_TIMEOUT="1")
