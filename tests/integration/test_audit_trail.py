@@ -172,9 +172,12 @@ def test_sigterm_right_after_a_burst_loses_no_line(tmp_path: Path, workers: int)
     log = tmp_path / "decisions.jsonl"
     run = tmp_path / "run"
     srv = start_server(tmp_path, workers=workers, PDP_DECISION_LOG=str(log), PDP_RUN_DIR=str(run))
-    all_workers_up(run, workers)
-    sent = burst(srv)
-    assert srv.stop(signal.SIGTERM) == 0
+    try:
+        all_workers_up(run, workers)
+        sent = burst(srv)
+    finally:
+        code = srv.stop(signal.SIGTERM)  # right after the burst
+    assert code == 0
     events = read_log(log)
     assert sorted(e["request_id"] for e in events) == sorted(sent)
     db = sqlite3.connect(f"{log}.advisor.sqlite")
