@@ -3,10 +3,19 @@
 Fed by the decision log's writer thread (never by the request path), kept in a small SQLite
 database next to the log, so it survives restarts and is shared by the workers of one server
 (SQLite serializes their writes). `report` compares what a principal is granted with what it used.
+
+What may create a row: an Allow event (not root) with a matched Allow statement, for a service
+named like an IAM service prefix (lower-case letters, digits and hyphens, at most 64). A statement
+that names its services can only match actions of those services, so the row's service is one a
+policy granted by name. A wildcard statement (`"Action": "*"`, `"*:Get*"`, NotAction) grants any
+name a caller cares to invent, so the table is bounded too: at most `max_per_principal` services
+per principal and `max_rows` rows in all, the least recently allowed pruned first. The cap per
+principal comes first, so one principal's invented names push out only its own oldest rows.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -35,6 +44,18 @@ ON CONFLICT (principal, service) DO UPDATE SET
     last_allowed = excluded.last_allowed, action = excluded.action, policy = excluded.policy
 WHERE excluded.last_allowed > last_access.last_allowed
 """
+_INDEX = "CREATE INDEX IF NOT EXISTS last_access_by_time ON last_access (last_allowed)"
+_PRUNE_PRINCIPAL = """
+DELETE FROM last_access WHERE principal = ? AND service NOT IN (
+    SELECT service FROM last_access WHERE principal = ? ORDER BY last_allowed DESC LIMIT ?)
+"""
+_PRUNE_OLDEST = """
+DELETE FROM last_access WHERE rowid IN (
+    SELECT rowid FROM last_access ORDER BY last_allowed LIMIT ?)
+"""
+# An IAM service prefix, as in "s3", "ec2", "execute-api" (after lower-casing).
+_SERVICE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
+_PENDING_MAX = 10_000  # keys kept in memory before a flush is forced
 
 
 def principal_name(principal: str) -> str:
@@ -55,12 +76,26 @@ def _iso(epoch: float) -> str:
 class AccessAdvisor:
     """`AccessAdvisor("decisions.advisor.sqlite")`; `observe(event)` from the log writer."""
 
-    def __init__(self, path: str, *, flush_every: float = 1.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        flush_every: float = 1.0,
+        max_rows: int = 100_000,
+        max_per_principal: int = 500,
+    ) -> None:
+        if max_rows < 1 or max_per_principal < 1:
+            raise ValueError("max_rows and max_per_principal are at least 1")
         self.path = path
         self.flush_every = flush_every
+        self.max_rows = max_rows
+        self.max_per_principal = max_per_principal
+        self.refused = 0  # Allow events whose service could not be a granted service
+        self.pruned = 0  # rows removed by the caps (by this process)
         self._db = sqlite3.connect(path, timeout=10, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
+        self._db.execute(_INDEX)
         self._db.commit()
         self._pending: dict[tuple[str, str], tuple[float, str, str | None]] = {}
         self._lock = threading.Lock()
@@ -71,26 +106,45 @@ class AccessAdvisor:
         if event.get("decision") != "Allow" or event.get("root"):
             return
         action = str(event.get("action", ""))
-        service = action.partition(":")[0].lower()
+        prefix, colon, _ = action.partition(":")
+        service = prefix.lower()
+        granted = [m for m in event.get("matched") or () if m.get("effect") == "Allow"]
+        if not (colon and granted and _SERVICE.fullmatch(service)):
+            with self._lock:
+                self.refused += 1
+            return
         stamp = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).timestamp()
-        matched = event.get("matched") or [{}]
         key = (principal_name(str(event.get("principal", ""))), service)
         with self._lock:
             previous = self._pending.get(key)
             if previous is None or stamp > previous[0]:
-                self._pending[key] = (stamp, action, matched[0].get("policy"))
-        if time.monotonic() - self._last_flush >= self.flush_every:
+                self._pending[key] = (stamp, action, granted[0].get("policy"))
+            full = len(self._pending) >= _PENDING_MAX
+        if full or time.monotonic() - self._last_flush >= self.flush_every:
             self.flush()
 
     def flush(self) -> None:
+        """Write what was observed, then enforce the caps."""
         with self._lock:
             pending, self._pending = self._pending, {}
             self._last_flush = time.monotonic()
-            if pending:
-                self._db.executemany(
-                    _UPSERT, [(p, s, t, a, pol) for (p, s), (t, a, pol) in pending.items()]
-                )
-                self._db.commit()
+            if not pending:
+                return
+            db = self._db
+            db.executemany(_UPSERT, [(p, s, t, a, pol) for (p, s), (t, a, pol) in pending.items()])
+            before = db.total_changes
+            cap = self.max_per_principal
+            for principal in {p for p, _ in pending}:
+                db.execute(_PRUNE_PRINCIPAL, (principal, principal, cap))
+            (rows,) = db.execute("SELECT COUNT(*) FROM last_access").fetchone()
+            if rows > self.max_rows:
+                db.execute(_PRUNE_OLDEST, (rows - self.max_rows,))
+            self.pruned += db.total_changes - before
+            db.commit()
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"refused": self.refused, "pruned": self.pruned, "pending": len(self._pending)}
 
     def usage(self, principal: str) -> dict[str, dict[str, Any]]:
         """service -> {last_allowed (epoch), action, policy} for one principal."""

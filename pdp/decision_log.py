@@ -1,10 +1,30 @@
 """The decision log: one JSON line per decision (the audit trail), written off the request path.
 
-`DecisionLog.record` only puts an event on a bounded queue; a writer thread turns events into
-JSON lines (orjson), writes them to stdout or to a file with size-based rotation, and feeds the
-Access Advisor store. When the queue is full (a stalled disk, a FIFO nobody reads) the event is
-dropped and counted: a request is never blocked by its log line. `close()` drains the queue, so a
-clean shutdown loses nothing.
+`DecisionLog.record` only puts an event on a queue bounded by count and by bytes; a writer
+thread turns events into JSON lines (orjson), writes them to stdout or to a file with size-based
+rotation, and feeds the Access Advisor store. When the queue is full (a stalled disk, a FIFO
+nobody reads) the event is dropped and counted: a request is never blocked by its log line.
+`close()` drains the queue; what it cannot write in time is counted as dropped, never lost
+silently.
+
+Bounds, so that no caller can make one event large (each is a keyword of `DecisionLog`):
+
+- `max_value` (1 KiB): a string in the context (or in a list there) is cut to that many
+  characters; `max_context` (16 KiB): context entries past that estimated size are left out,
+  in the order sent. `principal`, `action`, `resource` and `request_id` are cut at 4,096
+  characters (the server refuses longer ones), each error message at `max_value`.
+- `queue_bytes` (64 MiB) and `queue_size` (10,000): what is queued, counted by the estimated
+  size of each event (the sum of the lengths of its strings; no JSON is built on the request
+  path). A context is cut on the request path, so the queue holds what will be logged.
+- On stdout every event is one `write(2)` of one complete line of at most PIPE_BUF (4,096)
+  bytes, which POSIX makes atomic on a pipe or FIFO: several workers sharing stdout never
+  interleave. A longer event first loses what of its context does not fit, then has its
+  strings cut to 256 characters and its `matched` and `errors` lists to 4 entries.
+
+An event that was cut says so: `"truncated": {"fields": [...], "omitted": n, "context_bytes": n}`
+names up to 16 cut or left-out fields (`context.aws:Referer`, `context.tags[2]`, `resource`,
+`errors[0]`, `context` when all of it was left out), how many more were not named, and the
+estimated size of the context as sent.
 
 Sampling: Allow decisions are kept with probability `allow_sample_rate`; Deny decisions and every
 decision involving the account root are always kept.
@@ -21,7 +41,7 @@ import logging
 import os
 import queue
 import random
-import sys
+import select
 import threading
 import time
 import uuid
@@ -38,6 +58,14 @@ __all__ = ["DecisionLog", "make_event", "worker_path"]
 log = logging.getLogger(__name__)
 
 _STOP = object()
+_MAX_FIELD = 4096  # principal, action, resource, request_id: the server's own limit
+_PIPE_BUF = select.PIPE_BUF  # POSIX: a write to a pipe of at most this many bytes is atomic
+_EVENT_BYTES = 512  # an estimate of the fixed fields of an event and one matched statement
+_OBJECT_BYTES = 64  # charged per context key and value on top of its length: CPython's overhead
+_LISTED = 16  # fields named in "truncated"
+_PATH_CHARS = 100  # a named field is cut to this many characters
+_SHORT = 256  # strings of an event that exceeds PIPE_BUF on stdout
+_REASONS = ("queue_full", "error", "shutdown")
 
 
 def worker_path(path: str, pid: int) -> str:
@@ -57,7 +85,7 @@ def make_event(
     request_id: str | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The log event of one decision."""
+    """The log event of one decision (as given: the bounds are `DecisionLog`'s)."""
     stamp = datetime.fromtimestamp(now if now is not None else time.time(), UTC)
     return {
         "decision_id": uuid.uuid4().hex,
@@ -77,6 +105,225 @@ def make_event(
     }
 
 
+# --- bounding an event ---------------------------------------------------------------------
+
+
+class _Cuts:
+    """What was cut from one event: the first few field names, and how many in all."""
+
+    __slots__ = ("context_bytes", "fields", "omitted")
+
+    def __init__(self) -> None:
+        self.fields: list[str] = []
+        self.omitted = 0
+        self.context_bytes: int | None = None
+
+    def add(self, path: str) -> None:
+        if len(self.fields) < _LISTED:
+            self.fields.append(path if len(path) <= _PATH_CHARS else path[: _PATH_CHARS - 1] + "…")
+        else:
+            self.omitted += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"fields": self.fields, "omitted": self.omitted}
+        if self.context_bytes is not None:
+            out["context_bytes"] = self.context_bytes
+        return out
+
+
+class _Size:
+    """About the JSON size of a context, how many Python objects hold it, and whether a string
+    in it (or a key) is longer than max_value."""
+
+    __slots__ = ("json", "objects", "over")
+
+    def __init__(self) -> None:
+        self.json = 2
+        self.objects = 1
+        self.over = False
+
+    @property
+    def memory(self) -> int:
+        """About what the objects take in memory (a short str is some 50 bytes in CPython)."""
+        return self.json + _OBJECT_BYTES * self.objects
+
+
+def _add_value(value: Any, max_value: int, size: _Size) -> None:
+    size.objects += 1
+    if isinstance(value, str):
+        n = len(value)
+        size.json += (n if value.isascii() else 4 * n) + 3  # UTF-8 and CPython: <= 4 per char
+        size.over = size.over or n > max_value
+    elif isinstance(value, list | tuple):
+        size.json += 2
+        for item in value:
+            _add_value(item, max_value, size)
+    elif isinstance(value, Mapping):
+        _add_context(value, max_value, size)
+    else:
+        size.json += 8
+
+
+def _add_context(context: Mapping[str, Any], max_value: int, size: _Size) -> None:
+    for key, value in context.items():
+        n = len(str(key))
+        size.json += n + 3
+        size.objects += 1
+        size.over = size.over or n > max_value
+        _add_value(value, max_value, size)
+
+
+def _context_size(context: Mapping[str, Any], max_value: int) -> _Size:
+    # Invariant: cheap, a few additions per value and no JSON; this runs on the request path.
+    # Flat string and scalar values (nearly every context) are counted inline.
+    size = _Size()
+    json, longest = 2, 0
+    for key, value in context.items():
+        kind = type(value)
+        if kind is str:
+            n = len(value)
+            json += n + 6 if value.isascii() else 4 * n + 6
+            if n > longest:
+                longest = n
+        elif kind is bool or kind is int or kind is float:
+            json += 11
+        else:
+            _add_value(value, max_value, size)
+            size.objects -= 1  # the value is counted below with the others
+        n = len(key)
+        json += n
+        if n > longest:
+            longest = n
+    size.json += json
+    size.objects += 2 * len(context)
+    size.over = size.over or longest > max_value
+    return size
+
+
+def _cut_value(value: Any, max_value: int, path: str, cuts: _Cuts) -> Any:
+    if isinstance(value, str):
+        if len(value) > max_value:
+            cuts.add(path)
+            return value[:max_value]
+        return value
+    if isinstance(value, list | tuple):
+        return [_cut_value(v, max_value, f"{path}[{i}]", cuts) for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if len(str(k)) > max_value:
+                cuts.add(f"{path}.{k}")
+            else:
+                out[k] = _cut_value(v, max_value, f"{path}.{k}", cuts)
+        return out
+    return value
+
+
+def _cut_context(
+    context: Mapping[str, Any], max_value: int, max_context: int, cuts: _Cuts
+) -> dict[str, Any]:
+    """Each string cut to max_value; entries left out, in order, once max_context is reached."""
+    out: dict[str, Any] = {}
+    used = 2
+    for key, value in context.items():
+        name = f"context.{key}"
+        if len(str(key)) > max_value:
+            cuts.add(name)
+            continue
+        inner = _Cuts()
+        cut = _cut_value(value, max_value, name, inner)
+        entry = _Size()
+        _add_value(cut, max_value, entry)
+        size = entry.json + len(str(key)) + 1
+        if used + size > max_context:
+            cuts.add(name)
+            continue
+        for field in inner.fields:  # name what was cut, now that the entry is kept
+            cuts.add(field)
+        cuts.omitted += inner.omitted
+        out[key] = cut
+        used += size
+    return out
+
+
+def _fit_context(event: dict[str, Any], cuts: _Cuts, line: bytes, limit: int) -> None:
+    """Keep what of the context fits, its strings cut to 256 characters."""
+    context = event["context"]
+    budget = limit - (len(line) - len(orjson.dumps(context))) - 600  # room for the names
+    if context and budget >= 64:
+        event["context"] = _cut_context(context, min(_SHORT, budget), budget, cuts)
+
+
+def _drop_context(event: dict[str, Any], cuts: _Cuts, line: bytes, limit: int) -> None:
+    if event["context"]:
+        event["context"] = {}
+        cuts.fields = [f for f in cuts.fields if not f.startswith("context.")]
+        cuts.add("context")
+
+
+def _cut_strings(
+    event: dict[str, Any], cuts: _Cuts, line: bytes, limit: int, n: int = _SHORT
+) -> None:
+    for name in ("principal", "action", "resource", "request_id"):
+        value = event[name]
+        if isinstance(value, str) and len(value) > n:
+            event[name] = value[:n]
+            cuts.add(name)
+    event["errors"] = [
+        _cut_value(e, n, f"errors[{i}]", cuts) for i, e in enumerate(event["errors"])
+    ]
+
+
+def _cut_lists(event: dict[str, Any], cuts: _Cuts, line: bytes, limit: int) -> None:
+    for name in ("matched", "errors"):
+        if len(event[name]) > 4:
+            event[name] = event[name][:4]
+            cuts.add(name)
+
+
+def _minimal(event: dict[str, Any], cuts: _Cuts, line: bytes, limit: int) -> None:
+    """The last resort: who, what and the decision; 64 characters a string, no lists."""
+    _cut_strings(event, cuts, line, limit, 64)
+    for name in ("matched", "errors"):
+        if event[name]:
+            event[name] = []
+            cuts.add(name)
+    cuts.omitted += max(0, len(cuts.fields) - 4)
+    del cuts.fields[4:]
+
+
+_SHRINK_STEPS = (_fit_context, _drop_context, _cut_strings, _cut_lists, _minimal)
+
+
+def _shrink(event: dict[str, Any], cuts: _Cuts, limit: int) -> bytes:
+    """Make a stdout line fit `limit` (PIPE_BUF), one step at a time until it does: the context
+    first, then long strings, then the lists. The last step leaves about 2 KiB at most."""
+    line = _dumps(event, cuts)
+    for step in _SHRINK_STEPS:
+        if len(line) <= limit:
+            break
+        step(event, cuts, line, limit)
+        line = _dumps(event, cuts)
+    return line
+
+
+def _dumps(event: dict[str, Any], cuts: _Cuts | None) -> bytes:
+    if cuts is not None and (cuts.fields or cuts.context_bytes is not None):
+        event["truncated"] = cuts.to_dict()
+    return orjson.dumps(event) + b"\n"
+
+
+def _write_fd(fd: int, line: bytes) -> None:
+    """One os.write for a whole line; the loop only runs if the kernel took part of it (a line
+    above PIPE_BUF on a pipe, or a signal) or the descriptor is non-blocking and full."""
+    view = memoryview(line)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+
+
 class DecisionLog:
     """`DecisionLog("stdout")` or `DecisionLog("/var/log/pdp/decisions.jsonl", max_bytes=...)`."""
 
@@ -85,28 +332,45 @@ class DecisionLog:
         destination: str = "stdout",
         *,
         max_bytes: int = 100 << 20,
-        backups: int = 5,
+        backups: int = 10,
         queue_size: int = 10_000,
+        queue_bytes: int = 64 << 20,
+        max_value: int = 1024,
+        max_context: int = 16 << 10,
         allow_sample_rate: float = 1.0,
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         if not 0.0 <= allow_sample_rate <= 1.0:
             raise ValueError("allow_sample_rate is between 0 and 1")
+        if max_value < 1 or max_context < 2 or queue_bytes < 1 or backups < 0:
+            raise ValueError("max_value, max_context and queue_bytes are positive, backups >= 0")
         self.destination = destination
         self.max_bytes = max_bytes
         self.backups = backups
+        self.queue_bytes = queue_bytes
+        self.max_value = max_value
+        self.max_context = max_context
         self.allow_sample_rate = allow_sample_rate
         self.on_event = on_event
-        self.dropped = 0
         self.written = 0
         self.sampled_out = 0
-        self._count_lock = threading.Lock()  # request threads count drops and samples
+        self.truncated = 0
+        self.dropped_by_reason = dict.fromkeys(_REASONS, 0)
+        # Request threads and the writer share these counts; every change holds the lock.
+        self._count_lock = threading.Lock()
+        self._queued = 0  # accepted and not yet written or dropped (the writer's one included)
+        self._queued_bytes = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._handle: IO[bytes] | None = None
         self._size = 0
         self._closed = False
+        self._abandoned = False  # close() gave up on the writer and counted the rest dropped
         self._writer = threading.Thread(target=self._run, name="pdp-decision-log", daemon=True)
         self._writer.start()
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.dropped_by_reason.values())
 
     # --- the request path: never blocks ------------------------------------------------------
 
@@ -129,49 +393,122 @@ class DecisionLog:
             with self._count_lock:
                 self.sampled_out += 1
             return
-        item = (principal, action, resource, context, decision, latency_s, request_id, time.time())
         try:
-            self._queue.put_nowait(item)
-        except queue.Full:
+            size, context, cuts = self._measure(principal, action, resource, context, decision)
+        except Exception:  # a log failure must never fail the request
+            log.exception("decision log: cannot measure an event")
             with self._count_lock:
-                self.dropped += 1
+                self.dropped_by_reason["error"] += 1
+            return
+        size += len(request_id) if request_id else 0
+        item = (principal, action, resource, context, decision, latency_s, request_id)
+        with self._count_lock:
+            if self._closed:
+                self.dropped_by_reason["shutdown"] += 1
+                return
+            if self._queued_bytes + size > self.queue_bytes:
+                self.dropped_by_reason["queue_full"] += 1
+                return
+            try:
+                self._queue.put_nowait((item, time.time(), cuts, size))
+            except queue.Full:
+                self.dropped_by_reason["queue_full"] += 1
+                return
+            self._queued += 1
+            self._queued_bytes += size
+
+    def _measure(
+        self,
+        principal: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None,
+        decision: Decision,
+    ) -> tuple[int, Mapping[str, Any] | None, _Cuts | None]:
+        """The estimated size of the event, and its context cut to the bounds if need be."""
+        size = _EVENT_BYTES + len(principal) + len(action) + len(resource)
+        size += 128 * len(decision.matched)
+        if decision.errors:
+            size += sum(map(len, decision.errors))
+        cuts = None
+        if context:
+            measured = _context_size(context, self.max_value)
+            if measured.over or measured.json > self.max_context:
+                cuts = _Cuts()
+                cuts.context_bytes = measured.json
+                context = _cut_context(context, self.max_value, self.max_context, cuts)
+                measured = _context_size(context, self.max_value)
+            size += measured.memory
+        return size, context, cuts
 
     # --- the writer thread -------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is _STOP:
+            entry = self._queue.get()
+            if entry is _STOP:
                 self._flush()
                 return
+            (principal, action, resource, context, decision, latency, rid), now, cuts, size = entry
+            outcome = "error"
             try:
-                principal, action, resource, context, decision, latency, request_id, now = item
                 event = make_event(
-                    principal, action, resource, context, decision, latency, request_id, now=now
+                    principal, action, resource, context, decision, latency, rid, now=now
                 )
-                self._write(orjson.dumps(event) + b"\n")
-                self.written += 1
+                cuts = self._bound(event, cuts)
+                if self.destination == "stdout":
+                    line = _shrink(event, cuts, _PIPE_BUF)
+                else:
+                    line = _dumps(event, cuts)
+                if self._abandoned:
+                    return
+                self._write(line)
+                outcome = "written"
                 if self.on_event is not None:
                     self.on_event(event)
             except Exception:  # a log failure must never stop the writer
                 log.exception("decision log: cannot write an event")
-                self.dropped += 1
+            finally:
+                with self._count_lock:
+                    if not self._abandoned:
+                        self._queued -= 1
+                        self._queued_bytes -= size
+                        if outcome == "written":
+                            self.written += 1
+                            self.truncated += "truncated" in event
+                        else:
+                            self.dropped_by_reason["error"] += 1
             if self._queue.empty():
                 self._flush()
 
+    def _bound(self, event: dict[str, Any], cuts: _Cuts | None) -> _Cuts:
+        """Cut what the request path left long: the request's strings, the error messages."""
+        cuts = cuts or _Cuts()
+        for name in ("principal", "action", "resource", "request_id"):
+            value = event[name]
+            if isinstance(value, str) and len(value) > _MAX_FIELD:
+                event[name] = value[:_MAX_FIELD]
+                cuts.add(name)
+        errors = event["errors"]
+        for i, message in enumerate(errors):
+            if len(message) > self.max_value:
+                errors[i] = message[: self.max_value]
+                cuts.add(f"errors[{i}]")
+        return cuts
+
     def _open(self) -> IO[bytes]:
         if self._handle is None:
-            if self.destination == "stdout":
-                self._handle = sys.stdout.buffer
-            else:
-                # Opening a FIFO blocks until a reader comes: that happens here, in the writer.
-                self._handle = open(self.destination, "ab")  # noqa: SIM115
-                self._size = self._handle.tell()
+            # Opening a FIFO blocks until a reader comes: that happens here, in the writer.
+            self._handle = open(self.destination, "ab")  # noqa: SIM115
+            self._size = self._handle.tell()
         return self._handle
 
     def _write(self, line: bytes) -> None:
+        if self.destination == "stdout":
+            _write_fd(1, line)  # not sys.stdout.buffer, which may split a line in two writes
+            return
         handle = self._open()
-        if self.destination != "stdout" and self._size + len(line) > self.max_bytes > 0:
+        if self._size + len(line) > self.max_bytes > 0:
             self._rotate(len(line))
             handle = self._open()
         handle.write(line)
@@ -180,7 +517,7 @@ class DecisionLog:
     def _reopen_if_moved(self) -> None:
         """Several workers may share one file: when another one rotated it, follow the new file
         (as logging.handlers.WatchedFileHandler does), and learn its size."""
-        if self._handle is None or self.destination == "stdout":
+        if self._handle is None:
             return
         try:
             same = os.stat(self.destination).st_ino == os.fstat(self._handle.fileno()).st_ino
@@ -221,28 +558,51 @@ class DecisionLog:
 
     # --- shutdown ----------------------------------------------------------------------------
 
-    def close(self, timeout: float = 10.0) -> bool:
-        """Write everything queued, then stop; False if the writer did not finish in time."""
-        if self._closed:
-            return True
-        self._closed = True
+    def close(self, timeout: float = 10.0, stalled: float = 2.0) -> bool:
+        """Write everything queued, then stop. Gives up after `timeout` seconds, or once the
+        writer has written nothing for `stalled` seconds (a FIFO nobody reads); what it had not
+        written is then counted as dropped ("shutdown") and False is returned."""
+        with self._count_lock:
+            if self._closed:
+                return True
+            self._closed = True  # from here on, record() counts instead of queueing
         deadline = time.monotonic() + timeout
-        while True:
+        stop_queued = False
+        left, moved = self._queued, time.monotonic()
+        while self._writer.is_alive():
+            now = time.monotonic()
+            if self._queued != left:  # an int read: no lock needed to see progress
+                left, moved = self._queued, now
+            if now > deadline or now - moved > stalled:
+                break
+            if stop_queued:
+                self._writer.join(0.1)
+                continue
             try:
                 self._queue.put(_STOP, timeout=0.1)
-                break
+                stop_queued = True
             except queue.Full:
-                if time.monotonic() > deadline or not self._writer.is_alive():
-                    return False
-        self._writer.join(max(0.0, deadline - time.monotonic()))
-        if self._handle is not None and self._handle is not sys.stdout.buffer:
+                pass
+        done = stop_queued and not self._writer.is_alive()
+        if not done:
+            with self._count_lock:
+                self._abandoned = True
+                self.dropped_by_reason["shutdown"] += self._queued
+                log.error("decision log: %d queued event(s) not written at close", self._queued)
+                self._queued = self._queued_bytes = 0
+            return False
+        if self._handle is not None:
             self._handle.close()
-        return not self._writer.is_alive()
+        return True
 
-    def stats(self) -> dict[str, int]:
-        return {
-            "written": self.written,
-            "dropped": self.dropped,
-            "sampled_out": self.sampled_out,
-            "queued": self._queue.qsize(),
-        }
+    def stats(self) -> dict[str, Any]:
+        with self._count_lock:
+            return {
+                "written": self.written,
+                "dropped": self.dropped,
+                "dropped_by_reason": dict(self.dropped_by_reason),
+                "truncated": self.truncated,
+                "sampled_out": self.sampled_out,
+                "queued": self._queued,
+                "queued_bytes": self._queued_bytes,
+            }

@@ -114,8 +114,20 @@ class Metrics:
                     "# HELP pdp_decision_log_written_total Decision-log lines written.",
                     "# TYPE pdp_decision_log_written_total counter",
                     f"pdp_decision_log_written_total{{{label}}} {log_stats['written']}",
-                    "# HELP pdp_decision_log_dropped_total Lines dropped: the queue was full.",
+                    "# HELP pdp_decision_log_dropped_total Lines dropped, by reason"
+                    " (queue_full, error, shutdown).",
                     "# TYPE pdp_decision_log_dropped_total counter",
-                    f"pdp_decision_log_dropped_total{{{label}}} {log_stats['dropped']}",
+                ]
+                lines += [
+                    f'pdp_decision_log_dropped_total{{{label},reason="{reason}"}} {n}'
+                    for reason, n in sorted(log_stats["dropped_by_reason"].items())
+                ]
+                lines += [
+                    "# HELP pdp_decision_log_truncated_total Lines written with values cut.",
+                    "# TYPE pdp_decision_log_truncated_total counter",
+                    f"pdp_decision_log_truncated_total{{{label}}} {log_stats['truncated']}",
+                    "# HELP pdp_decision_log_queued_bytes Estimated bytes waiting for the writer.",
+                    "# TYPE pdp_decision_log_queued_bytes gauge",
+                    f"pdp_decision_log_queued_bytes{{{label}}} {log_stats['queued_bytes']}",
                 ]
         return "\n".join(lines) + "\n"

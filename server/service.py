@@ -73,6 +73,12 @@ class Config:
     max_connections: int = 4096  # open HTTP connections per worker (granian backpressure)
     admin_timeout: int = 10  # seconds an idle or half-sent admin connection stays open
     body_budget: int = 64 << 20  # bytes of large HTTP bodies (over 16 KiB) held per worker
+    decision_log_queue_bytes: int = 64 << 20  # estimated bytes queued for the writer
+    decision_log_backups: int = 10  # rotated files kept: .1 ... .10
+    decision_log_max_value: int = 1024  # characters per string in a logged context
+    decision_log_max_context: int = 16 << 10  # estimated bytes of one logged context
+    advisor_max_rows: int = 100_000  # (principal, service) rows in the Access Advisor
+    advisor_max_per_principal: int = 500  # services per principal in the Access Advisor
 
     def advisor_path(self) -> str | None:
         if self.advisor_db:
@@ -111,6 +117,12 @@ class Config:
             max_connections=int(_env("PDP_MAX_CONNECTIONS", str(cls.max_connections))),
             admin_timeout=int(_env("PDP_ADMIN_TIMEOUT", str(cls.admin_timeout))),
             body_budget=int(_env("PDP_BODY_BUDGET", str(cls.body_budget))),
+            decision_log_queue_bytes=int(_env("PDP_DECISION_LOG_QUEUE_BYTES", str(64 << 20))),
+            decision_log_backups=int(_env("PDP_DECISION_LOG_BACKUPS", "10")),
+            decision_log_max_value=int(_env("PDP_DECISION_LOG_MAX_VALUE", "1024")),
+            decision_log_max_context=int(_env("PDP_DECISION_LOG_MAX_CONTEXT", str(16 << 10))),
+            advisor_max_rows=int(_env("PDP_ACCESS_ADVISOR_MAX_ROWS", "100000")),
+            advisor_max_per_principal=int(_env("PDP_ACCESS_ADVISOR_MAX_PER_PRINCIPAL", "500")),
         )
 
 
@@ -131,14 +143,26 @@ class Service:
         self.decision_log: DecisionLog | None = None
         if config.decision_log:
             db = config.advisor_path()
-            self.advisor = AccessAdvisor(db) if db else None
+            self.advisor = (
+                AccessAdvisor(
+                    db,
+                    max_rows=config.advisor_max_rows,
+                    max_per_principal=config.advisor_max_per_principal,
+                )
+                if db
+                else None
+            )
             destination = config.decision_log
             if config.workers > 1 and destination != "stdout":
                 destination = worker_path(destination, os.getpid())
             self.decision_log = DecisionLog(
                 destination,
                 max_bytes=config.decision_log_max_bytes,
+                backups=config.decision_log_backups,
                 queue_size=config.decision_log_queue,
+                queue_bytes=config.decision_log_queue_bytes,
+                max_value=config.decision_log_max_value,
+                max_context=config.decision_log_max_context,
                 allow_sample_rate=config.decision_log_sample,
                 on_event=self.advisor.observe if self.advisor else None,
             )
@@ -207,12 +231,21 @@ class Service:
         self.control.report(generation, self.authorizer.version, error)
 
     def stop(self) -> None:
-        """Stop watching; write every queued decision-log line (nothing is lost on SIGTERM)."""
+        """Stop watching; write every queued decision-log line, then the Access Advisor's rows
+        (what the writer cannot write within 10 s is counted as dropped and logged)."""
         self._stop.set()
         if self.authorizer is not None:
             self.authorizer.close()
         if self.decision_log is not None:
             self.decision_log.close()
+            stats = self.decision_log.stats()
+            log.info(
+                "decision log closed: %d written, %d dropped %s, %d truncated",
+                stats["written"],
+                stats["dropped"],
+                stats["dropped_by_reason"],
+                stats["truncated"],
+            )
         if self.advisor is not None:
             self.advisor.close()
 
@@ -280,6 +313,8 @@ class Service:
         info = self.authorizer.status()
         if self.decision_log is not None:
             info["decision_log"] = self.decision_log.stats()
+        if self.advisor is not None:
+            info["access_advisor"] = self.advisor.stats()
         return info
 
     def access_advisor(self, principal: str, days: int) -> dict[str, Any] | None:

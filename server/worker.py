@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import os
 import threading
 import time
@@ -60,12 +61,18 @@ threading.Thread(
 ).start()
 
 
-@atexit.register
 def _shutdown() -> None:
-    """Drain in-flight gRPC calls (HTTP is drained by granian), then stop the watchers."""
+    """Drain in-flight gRPC calls (HTTP is drained by granian), then stop the watchers and write
+    what the decision log and the Access Advisor still hold."""
     _stop.set()
     grpc_server.stop(grace=5).wait(6)
     service.stop()
+
+
+# granian runs each worker as a forked multiprocessing.Process, which ends in os._exit() after
+# multiprocessing's own exit hooks: atexit handlers never run there. A multiprocessing finalizer
+# does, and in any other process it runs from multiprocessing's atexit hook.
+multiprocessing.util.Finalize(None, _shutdown, exitpriority=100)
 
 
 app = Sidecar(  # RSGI: granian reads each body before the Flask app runs (threads: for batches)

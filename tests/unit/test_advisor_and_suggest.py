@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ def event(principal: str, action: str, when: float, decision: str = "Allow") -> 
         "action": action,
         "resource": "*",
         "decision": decision,
-        "matched": [{"policy": "policies/P.json"}],
+        "matched": [{"policy": "policies/P.json", "statement": 0, "sid": None, "effect": "Allow"}],
         "root": False,
     }
 
@@ -55,6 +56,41 @@ def test_advisor_persists_across_restarts_and_keeps_the_latest(tmp_path: Path) -
     assert abs(usage["s3"]["last_allowed"] - (now - DAY)) < 1
     assert set(second.last_activity()) == {"bob"}
     second.close()
+
+
+def test_advisor_keeps_only_valid_service_prefixes(tmp_path: Path) -> None:
+    """A caller's action is not a service name until it looks like an IAM service prefix."""
+    advisor = AccessAdvisor(str(tmp_path / "advisor.sqlite"))
+    now = time.time()
+    for action in ("Bad_Svc:Get", "s3 :Get", "x" * 65 + ":Get", ":Get", "NoColon", "s3*:Get"):
+        advisor.observe(event("alice", action, now))
+    advisor.observe(event("alice", "S3:GetObject", now))
+    advisor.observe(event("alice", "execute-api:Invoke", now))
+    assert set(advisor.usage("alice")) == {"s3", "execute-api"}
+    assert advisor.stats()["refused"] == 6
+    advisor.close()
+
+
+def test_invented_services_are_bounded_per_principal_and_in_all(tmp_path: Path) -> None:
+    """Under "Action": "*" any name is granted: the table is capped, the oldest rows go first,
+    and one principal cannot push out the others."""
+    db = str(tmp_path / "advisor.sqlite")
+    advisor = AccessAdvisor(db, max_rows=50, max_per_principal=10, flush_every=0.0)
+    now = time.time()
+    advisor.observe(event("bob", "s3:GetObject", now - 1000))
+    for i in range(200):
+        advisor.observe(event("alice", f"svc{i}:Do", now - 500 + i))
+    assert sorted(advisor.usage("alice")) == sorted(f"svc{i}" for i in range(190, 200))
+    assert set(advisor.usage("bob")) == {"s3"}
+    for p in range(10):
+        for i in range(8):
+            advisor.observe(event(f"user{p}", f"svc{i}:Do", now + 10 * p + i))
+    rows = sqlite3.connect(db).execute("SELECT COUNT(*) FROM last_access").fetchone()[0]
+    assert rows == 50
+    assert advisor.usage("bob") == {}  # the oldest row of all went first
+    assert len(advisor.usage("user9")) == 8
+    assert advisor.stats()["pruned"] == 190 + (1 + 10 + 80 - 50)
+    advisor.close()
 
 
 def test_report_granted_vs_used() -> None:

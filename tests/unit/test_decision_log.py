@@ -1,12 +1,16 @@
-"""The decision log: fields, sampling, rotation, never blocking, nothing lost on close."""
+"""The decision log: fields, sampling, rotation, never blocking, bounded in bytes, counted."""
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import threading
 import time
+import tracemalloc
 from pathlib import Path
+
+import pytest
 
 from pdp.decision_log import DecisionLog
 from pdp.model import Decision, MatchedStatement
@@ -143,3 +147,139 @@ def test_under_concurrent_load_nothing_is_lost_silently(tmp_path: Path) -> None:
     stats = log.stats()
     assert stats["written"] + stats["dropped"] == 10_000
     assert len(lines(path)) == stats["written"]
+
+
+def test_a_stalled_writer_holds_at_most_the_queue_bytes(tmp_path: Path) -> None:
+    """The queue is bounded by bytes too: large requests fill it long before 10,000 items."""
+    fifo = tmp_path / "stalled"
+    os.mkfifo(fifo)
+    tracemalloc.start()
+    try:
+        log = DecisionLog(str(fifo), queue_size=100_000, queue_bytes=1 << 20)
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(400):  # 400 x 100 KB of context: 40 MB if each item held it all
+            context = {f"k{j}": f"{i:05}" + "x" * 9_995 for j in range(10)}
+            log.record("bob", "s3:DeleteObject", "*", context, DENY, 0.0)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    stats = log.stats()
+    assert 0 < stats["queued_bytes"] <= 1 << 20
+    assert stats["dropped_by_reason"]["queue_full"] == stats["dropped"] > 0
+    assert stats["queued"] + stats["dropped"] == 400
+    assert held < 4 << 20, held  # what is queued was cut to the logged size, not the request's
+    assert log.close(timeout=0.5) is False
+    assert log.stats()["dropped_by_reason"]["shutdown"] == stats["queued"]
+
+
+def test_oversized_context_values_are_cut_and_the_event_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(str(path), max_value=1024, max_context=16 << 10)
+    context = {
+        "aws:Referer": "r" * 5000,
+        "aws:SourceIp": "10.0.0.1",
+        "tags": ["t" * 2000, "ok"],
+        "n": 7,
+    }
+    log.record("bob", "s3:GetObject", "*", context, ALLOW, 0.0)
+    log.record("bob", "s3:GetObject", "*", {"aws:SourceIp": "10.0.0.1"}, ALLOW, 0.0)
+    assert log.close()
+    cut, whole = lines(path)
+    assert cut["context"] == {
+        "aws:Referer": "r" * 1024,
+        "aws:SourceIp": "10.0.0.1",
+        "tags": ["t" * 1024, "ok"],
+        "n": 7,
+    }
+    truncated = cut["truncated"]
+    assert isinstance(truncated, dict)
+    assert truncated["fields"] == ["context.aws:Referer", "context.tags[0]"]
+    assert truncated["context_bytes"] >= 7000
+    assert "truncated" not in whole and whole["context"] == {"aws:SourceIp": "10.0.0.1"}
+    assert log.stats()["truncated"] == 1
+
+
+def test_the_whole_logged_context_is_capped(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(str(path), max_value=1024, max_context=16 << 10)
+    context = {f"key{i:03}": "v" * 1000 for i in range(128)}
+    context["x" * 5000] = "a key longer than a value may be"
+    log.record("bob", "s3:DeleteObject", "*", context, DENY, 0.0)
+    assert log.close()
+    (event,) = lines(path)
+    logged = event["context"]
+    assert isinstance(logged, dict) and 10 <= len(logged) <= 16
+    assert list(logged) == [f"key{i:03}" for i in range(len(logged))]  # in order, as sent
+    assert len(path.read_bytes()) < 20_000
+    truncated = event["truncated"]
+    assert isinstance(truncated, dict)
+    assert (
+        len(truncated["fields"]) == 16 and truncated["fields"][0] == f"context.key{len(logged):03}"
+    )
+    assert len(truncated["fields"]) + truncated["omitted"] == 129 - len(logged)
+    assert max(len(f) for f in truncated["fields"]) <= 100
+    assert truncated["context_bytes"] > 128_000
+
+
+def test_oversized_strings_from_the_python_api_are_cut(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(str(path))
+    failed = Decision("Deny", "implicitDeny", errors=("e" * 10_000,), policy_version="0002")
+    log.record("bob", "s3:GetObject", "arn:aws:s3:::b/" + "k" * 100_000, None, failed, 0.0)
+    assert log.close()
+    (event,) = lines(path)
+    assert len(str(event["resource"])) == 4096 and len(str(event["errors"][0])) == 1024  # type: ignore[index]
+    assert event["truncated"]["fields"] == ["resource", "errors[0]"]  # type: ignore[index]
+
+
+def test_stdout_events_are_single_writes_of_at_most_pipe_buf(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Each stdout event is one os.write of one line that fits PIPE_BUF, atomic on a pipe."""
+    log = DecisionLog("stdout")
+    big = {f"key{i:02}": "v" * 1000 for i in range(12)}
+    log.record("bob", "s3:GetObject", "*", big, ALLOW, 0.0, "r1")
+    log.record("bob", "s3:GetObject", "arn:aws:s3:::b/" + "k" * 4000, big, ALLOW, 0.0, "r2")
+    log.record("bob", "s3:GetObject", "*", {"aws:SourceIp": "10.0.0.1"}, ALLOW, 0.0, "r3")
+    assert log.close()
+    out = capfd.readouterr().out.splitlines()
+    assert len(out) == 3 and all(len(line.encode()) + 1 <= select.PIPE_BUF for line in out)
+    some, none, whole = (json.loads(line) for line in out)
+    assert [e["request_id"] for e in (some, none, whole)] == ["r1", "r2", "r3"]
+    assert 1 <= len(some["context"]) < 12 and "context.key11" in some["truncated"]["fields"]
+    assert some["context"]["key00"] == "v" * 256  # strings cut shorter to fit
+    assert none["context"] == {} and none["truncated"]["fields"] == ["context", "resource"]
+    assert len(none["resource"]) == 256 and none["principal"] == "bob"
+    assert "truncated" not in whole and whole["context"] == {"aws:SourceIp": "10.0.0.1"}
+
+
+def test_even_a_hostile_event_fits_pipe_buf_on_stdout(capfd: pytest.CaptureFixture[str]) -> None:
+    """Characters JSON escapes or UTF-8 widens, long lists: the line still fits one write."""
+    log = DecisionLog("stdout")
+    matched = tuple(MatchedStatement(f"policies/P{i}.json", i, "S" * 50, "Deny") for i in range(50))
+    hostile = Decision("Deny", "explicitDeny", matched, ("\U0001f600" * 2000,) * 50, "0002")
+    context = {"\x01" * 1000: "\x01" * 1000, "k": ["\U0001f600" * 1000] * 200}
+    log.record("\U0001f600" * 4096, "s3:" + "\x01" * 4000, '"' * 4096, context, hostile, 0.0, "r")
+    assert log.close()
+    (line,) = capfd.readouterr().out.splitlines()
+    assert len(line.encode()) + 1 <= select.PIPE_BUF
+    event = json.loads(line)
+    assert event["decision"] == "Deny" and event["reason"] == "explicitDeny"
+    assert event["request_id"] == "r" and event["principal"] == "\U0001f600" * 64
+    assert event["truncated"]["omitted"] > 0 and len(event["truncated"]["fields"]) == 4
+
+
+def test_events_recorded_after_close_are_counted_as_dropped(tmp_path: Path) -> None:
+    log = DecisionLog(str(tmp_path / "decisions.jsonl"))
+    assert log.close()
+    log.record("bob", "s3:GetObject", "*", None, DENY, 0.0)
+    assert log.stats()["dropped_by_reason"]["shutdown"] == 1 == log.stats()["dropped"]
+
+
+def test_rotation_keeps_ten_backups_by_default(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(str(path), max_bytes=1000)
+    for i in range(300):
+        log.record(f"user{i}", "s3:GetObject", "*", None, DENY, 0.0)
+    assert log.close()
+    assert len(list(tmp_path.iterdir())) == 11
