@@ -33,7 +33,9 @@ def load_store(
     """Load the version a store serves now (or the named `version`)."""
     try:
         name, path = resolve_version(store, version)
-    except (StoreError, OSError, RuntimeError) as exc:
+    except StoreError as exc:
+        raise PolicyLoadError([Diagnostic(exc.code, "", str(exc))], version) from None
+    except (OSError, RuntimeError) as exc:
         raise PolicyLoadError([Diagnostic("store_unresolved", "", str(exc))], version) from None
     return load_directory(path, name=name, cache_size=cache_size)
 
