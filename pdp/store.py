@@ -41,6 +41,7 @@ __all__ = [
     "read_version",
     "resolve_version",
     "version_names",
+    "version_stamp",
 ]
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: IAM's own limits are a few KiB per policy
@@ -49,6 +50,7 @@ _ACCOUNT = re.compile(r"\d{12}", re.ASCII)  # IAM names and ids are ASCII
 _USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 _GROUP_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 _POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
+_FOLDERS = ("policies", "groups", "users", "tests")
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
 # IAM's size limits, in characters other than white space (reference_iam-quotas.html)
 MANAGED_POLICY_CHARS = 6144
@@ -178,6 +180,18 @@ def version_names(store: str | os.PathLike[str]) -> list[str]:
         (e.name for e in os.scandir(versions) if not e.name.startswith(".") and e.is_dir()),
         key=_natural,
     )
+
+
+def version_stamp(directory: str | os.PathLike[str]) -> tuple[int, ...]:
+    """Modification times of a version directory and of its files and folders at the top: a
+    cheap sign that the version changed (a file added, removed or renamed), without reading it."""
+    stamp = []
+    for name in ("", "account.json", *_FOLDERS):
+        try:
+            stamp.append(os.stat(os.path.join(directory, name)).st_mtime_ns)
+        except OSError:
+            stamp.append(0)
+    return tuple(stamp)
 
 
 def resolve_version(store: str | os.PathLike[str], version: str | None = None) -> tuple[str, Path]:
