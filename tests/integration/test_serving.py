@@ -349,12 +349,12 @@ def test_admin_reload_rollback_and_broken_version(server: Server) -> None:
 
 def test_not_ready_until_a_version_loads_and_admin_closed_without_token(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    store.mkdir()
+    (store / "versions").mkdir(parents=True)
     srv = start_server(tmp_path, store=store, token=None, wait_ready=False)
     try:
         assert srv.call("/healthz")[0] == 200
         status, body = srv.call("/readyz")
-        assert status == 503 and "no versions/ directory" in body["error"]
+        assert status == 503 and "versions/ holds no version" in body["error"]
         status, body = srv.call(
             "/v1/is-authorized", {"principal": "bob", "action": "s3:GetObject", "resource": OBJECT}
         )
@@ -363,7 +363,10 @@ def test_not_ready_until_a_version_loads_and_admin_closed_without_token(tmp_path
             with pytest.raises(grpc.RpcError) as caught:
                 pb_grpc.AuthorizerStub(channel).IsAuthorized(request(), timeout=10)
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-        shutil.copytree(copy_store(tmp_path / "src") / "versions", store / "versions")
+        staging = store / "versions" / ".staging"
+        shutil.copytree(copy_store(tmp_path / "src") / "versions", staging)
+        for name in ("0001", "0002"):  # published atomically, one version at a time
+            os.rename(staging / name, store / "versions" / name)
         deadline = time.monotonic() + 20
         while srv.call("/readyz")[0] != 200 and time.monotonic() < deadline:
             time.sleep(0.1)
