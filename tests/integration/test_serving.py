@@ -287,6 +287,25 @@ def test_grpc_batch_limit_and_deadline(stub: pb_grpc.AuthorizerStub) -> None:
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+@pytest.mark.parametrize("method", ["IsAuthorized", "BatchIsAuthorized"])
+@pytest.mark.parametrize("garbage", [b"\xff\xff\xff", b"\x0a\x01\xff", b"\x0a\x05ab"])
+def test_grpc_bytes_that_are_no_message_are_invalid_argument(
+    server: Server, method: str, garbage: bytes
+) -> None:
+    with grpc.insecure_channel(server.grpc) as channel:
+        call = channel.unary_unary(
+            f"/pdp.v1.Authorizer/{method}",
+            request_serializer=None,
+            response_deserializer=None,
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            call(garbage, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("request: not a valid pdp.v1."), caught.value
+    log = server.log.read_text()
+    assert "Traceback" not in log and "Exception deserializing" not in log
+
+
 def test_grpc_health_and_reflection(server: Server) -> None:
     with grpc.insecure_channel(server.grpc) as channel:
         health = health_pb2_grpc.HealthStub(channel)
