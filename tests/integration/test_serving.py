@@ -363,6 +363,43 @@ def test_admin_reload_rollback_and_broken_version(server: Server) -> None:
     assert cli.returncode == 0 and cli.stdout.startswith("reloaded: version 0003 (was 0001)")
 
 
+def pdp_reload(
+    srv: Server, *args: str, token: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PDP_ADMIN_TOKEN")}
+    if token:
+        environment["PDP_ADMIN_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "pdp.cli", "reload", "--admin", srv.admin, *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_reload_without_a_token_names_where_the_token_comes_from(server: Server) -> None:
+    cli = pdp_reload(server)
+    assert cli.returncode == 1
+    assert "401" in cli.stderr and "no admin token given" in cli.stderr
+    assert "PDP_ADMIN_TOKEN" in cli.stderr and "--admin-token-file" in cli.stderr
+    cli = pdp_reload(server, token="wrong")
+    assert cli.returncode == 1 and "the token from PDP_ADMIN_TOKEN was refused" in cli.stderr
+
+
+def test_a_refused_reload_prints_each_problem_once(server: Server) -> None:
+    versions = server.store / "versions"
+    shutil.copytree(versions / "0002", versions / "0005-broken")
+    (versions / "0005-broken" / "users" / "bob.json").write_text('{"groups": ["ghosts"]}')
+    before = server.call("/admin/status", admin=True)[1]["version"]
+    cli = pdp_reload(server, "--version", "0005-broken", token=TOKEN)
+    assert cli.returncode == 1
+    problem = 'users/bob.json: groups[0]: group "ghosts" does not exist'
+    assert cli.stderr.count(problem) == 1, cli.stderr
+    assert cli.stderr.splitlines()[0] == "pdp reload: 422: version '0005-broken' refused: 1 problem"
+    assert server.call("/admin/status", admin=True)[1]["version"] == before
+
+
 # --- separate servers -------------------------------------------------------------------------
 
 
