@@ -67,11 +67,14 @@ def _claim(address: str, listener: str, locks: list[IO[bytes]]) -> None:
     fails while any other socket holds it: another program, or a server without the lock."""
     try:
         host, port = _split(address)
+        if not 0 <= port <= 65535:
+            raise ValueError(port)
     except ValueError:
         raise StartupError(f"--{listener.lower()} {printable(address)}: not HOST:PORT") from None
     if port == 0:
         return  # a port of the system's choosing: nothing to share
-    in_use = StartupError(f"cannot listen on {address} ({listener}): address already in use")
+    where = f"cannot listen on {printable(address)} ({listener})"
+    in_use = StartupError(f"{where}: address already in use")
     path = os.path.join(_lock_dir(), f"pdp-port-{port}.lock")
     try:
         handle = open(path, "ab")  # held for the life of the process
@@ -87,22 +90,21 @@ def _claim(address: str, listener: str, locks: list[IO[bytes]]) -> None:
     try:
         resolved = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise StartupError(f"cannot listen on {address} ({listener}): {exc.strerror}") from None
+        raise StartupError(f"{where}: {exc.strerror}") from None
     failures = []
-    for family, kind, proto, _, where in resolved:
+    for family, kind, proto, _, sockaddr in resolved:
         with socket.socket(family, kind, proto) as probe:
             # SO_REUSEADDR as the real listeners have it: connections of an earlier server
             # still in TIME_WAIT do not count as "in use".
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                probe.bind(where)
+                probe.bind(sockaddr)
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
                     raise in_use from None
                 failures.append(exc.strerror or str(exc))
     if failures and len(failures) == len(resolved):
-        reason = failures[0].lower()
-        raise StartupError(f"cannot listen on {address} ({listener}): {reason}")
+        raise StartupError(f"{where}: {failures[0].lower()}")
 
 
 def _prepare(config: Config) -> list[IO[bytes]]:
