@@ -139,6 +139,8 @@ def _add_authorizer(servicer: AuthorizerServicer, server: grpc.Server) -> None:
     """pb_grpc.add_AuthorizerServicer_to_server, with request deserializers that never raise."""
     handlers = {}
     for method in pb.DESCRIPTOR.services_by_name["Authorizer"].methods:
+        # Invariant: every Authorizer method is unary; a streaming one needs its own handler.
+        assert not (method.client_streaming or method.server_streaming), method.name
         request = getattr(pb, method.input_type.name)
         response = getattr(pb, method.output_type.name)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
