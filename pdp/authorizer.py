@@ -17,14 +17,24 @@ from typing import Any
 
 from pdp.errors import Diagnostic, PolicyLoadError, RequestError
 from pdp.evaluate import failure
-from pdp.loader import DEFAULT_CACHE_SIZE, load_directory, load_store
+from pdp.loader import DEFAULT_CACHE_SIZE, load_directory, load_newest, load_store
 from pdp.model import Decision
 from pdp.snapshot import Snapshot
-from pdp.store import StoreError, resolve_version
+from pdp.store import StoreError, resolve_version, version_stamp
+from pdp.text import printable
 
 __all__ = ["Authorizer", "ReloadResult"]
 
 log = logging.getLogger(__name__)
+
+
+_Target = tuple[str, str, tuple[int, ...]]  # (version name, real path, version_stamp)
+
+
+def _target(store: str | os.PathLike[str]) -> _Target:
+    """What a store serves now, with a stamp that moves when that version changes."""
+    name, path = resolve_version(store)
+    return name, str(path), version_stamp(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +64,14 @@ class Authorizer:
         self.cache_size = cache_size
         self.pinned = pinned
         self.last_error: PolicyLoadError | None = None
+        self.fallback_from: str | None = None  # the refused version replaced at start
         self.reloads_ok = 0
         self.reloads_failed = 0
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
-        self._failed_target: tuple[str, str] | None = None
+        self._failed_target: _Target | None = None
+        self._watch_problem: str | None = None  # logged once, until it changes
 
     @classmethod
     def from_store(
@@ -70,10 +82,35 @@ class Authorizer:
         cache_size: int = DEFAULT_CACHE_SIZE,
         watch: bool = True,
         interval: float = 1.0,
+        fallback: bool = False,
     ) -> Authorizer:
-        """Serve a store's current version (or a pinned one) and, by default, watch for changes."""
-        snapshot = load_store(path, version, cache_size)
+        """Serve a store's current version (or a pinned one) and, by default, watch for changes.
+
+        With `fallback`, a current version that is refused (or a `current` that does not
+        resolve) is replaced by the newest version that loads: `fallback_from` names what was
+        refused ("current" when it did not resolve) until a reload succeeds. A pinned version
+        never falls back. When nothing loads, the refusal of current is raised."""
+        refused, target = None, None
+        if fallback and version is None:
+            try:
+                target = _target(path)  # before the load: a swap meanwhile is then retried
+            except (StoreError, OSError, RuntimeError):
+                pass
+        try:
+            snapshot = load_store(path, version, cache_size)
+        except PolicyLoadError as exc:
+            if not fallback or version is not None:
+                raise
+            try:
+                snapshot = load_newest(path, skip=exc.version, cache_size=cache_size)
+            except PolicyLoadError:
+                raise exc from None
+            refused = exc
         authorizer = cls(snapshot, store=os.fspath(path), cache_size=cache_size, pinned=version)
+        if refused is not None:
+            authorizer.fallback_from = refused.version or "current"
+            authorizer.last_error = refused
+            authorizer._failed_target = target  # refused: not retried until it changes
         if watch:
             authorizer.watch(interval)
         return authorizer
@@ -162,6 +199,7 @@ class Authorizer:
         self._snapshot = snapshot  # the swap: one reference assignment
         self.pinned = version
         self.last_error = None
+        self.fallback_from = None
         self.reloads_ok += 1
         self._failed_target = None
         return ReloadResult(snapshot.version, previous, time.perf_counter() - started)
@@ -181,12 +219,14 @@ class Authorizer:
             if self.pinned is not None:
                 continue
             try:
-                name, path = resolve_version(self.store)
+                target = _target(self.store)
             except (StoreError, OSError, RuntimeError) as exc:
-                log.warning("store watch: %s", exc)
+                if str(exc) != self._watch_problem:  # once, not every interval
+                    self._watch_problem = str(exc)
+                    log.warning("store watch: %s", printable(str(exc)))
                 continue
-            target = (name, str(path))
-            if target == (self._snapshot.version, self._snapshot.path):
+            self._watch_problem = None
+            if target[:2] == (self._snapshot.version, self._snapshot.path):
                 continue
             if target == self._failed_target:
                 continue  # refused already; wait for the publisher to change it
@@ -199,7 +239,7 @@ class Authorizer:
                 log.info("store watch: now serving %s (was %s)", result.version, result.previous)
             except PolicyLoadError as exc:
                 self._failed_target = target
-                log.error("store watch: %s", exc)
+                log.error("store watch: %s", exc.one_line())
             except Exception:  # the watcher must outlive any surprise
                 log.exception("store watch: unexpected error")
 
@@ -224,6 +264,7 @@ class Authorizer:
             "cache": snapshot.cache.stats() if snapshot.cache else None,
             "reloads": {"ok": self.reloads_ok, "failed": self.reloads_failed},
             "last_reload_error": str(self.last_error) if self.last_error else None,
+            "fallback_from": self.fallback_from,
         }
 
     def __enter__(self) -> Authorizer:

@@ -331,11 +331,19 @@ def _suggest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _token(token_file: str | None) -> str | None:
+def _token_and_source(token_file: str | None) -> tuple[str | None, str]:
+    """The admin token and where it came from, as `pdp serve` reads it: --admin-token-file,
+    then PDP_ADMIN_TOKEN, then the file PDP_ADMIN_TOKEN_FILE names."""
     if token_file:
         with open(token_file, encoding="utf-8") as handle:
-            return handle.read().strip() or None
-    return os.environ.get("PDP_ADMIN_TOKEN") or None
+            return handle.read().strip() or None, f"--admin-token-file {token_file}"
+    if os.environ.get("PDP_ADMIN_TOKEN"):
+        return os.environ["PDP_ADMIN_TOKEN"], "PDP_ADMIN_TOKEN"
+    named = os.environ.get("PDP_ADMIN_TOKEN_FILE")
+    if named:
+        with open(named, encoding="utf-8") as handle:
+            return handle.read().strip() or None, f"PDP_ADMIN_TOKEN_FILE {named}"
+    return None, ""
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -348,7 +356,11 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None:
             setattr(config, name, value)
     if args.admin_token_file:
-        config.admin_token = _token(args.admin_token_file)
+        try:
+            config.admin_token = _token_and_source(args.admin_token_file)[0]
+        except OSError as exc:
+            _warn(f"pdp serve: cannot read --admin-token-file: {exc}")
+            return EXIT_ERROR
     if config.workers < 1:
         _warn("pdp serve: --workers must be at least 1")
         return EXIT_ERROR
@@ -366,15 +378,31 @@ def _reload(args: argparse.Namespace) -> int:
         method="POST",
         headers={"Content-Type": "application/json"},
     )
-    token = _token(args.admin_token_file)
+    try:
+        token, source = _token_and_source(args.admin_token_file)
+    except OSError as exc:
+        _warn(f"pdp reload: cannot read the admin token: {exc}")
+        return EXIT_ERROR
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             answer = json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        detail = json.loads(exc.read() or b"{}")
-        _warn(f"pdp reload: {exc.code}: {detail.get('error')}")
+        try:
+            detail = json.loads(exc.read() or b"{}")
+        except ValueError:
+            detail = {}
+        # The error's first line; its problems are listed once, below.
+        error = str(detail.get("error") or exc.reason).partition(":\n")[0]
+        _warn(f"pdp reload: {exc.code}: {error}")
+        if exc.code == 401 and not token:
+            _warn(
+                "  no admin token given: set PDP_ADMIN_TOKEN (or PDP_ADMIN_TOKEN_FILE),"
+                " or pass --admin-token-file, with the token pdp serve was started with"
+            )
+        elif exc.code == 401:
+            _warn(f"  the token from {source} was refused")
         for problem in detail.get("problems", []):
             _warn(f"  {problem}")
         return EXIT_ERROR

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pdp.text import printable
+
 __all__ = ["Diagnostic", "PdpError", "PolicyLoadError", "PolicyValidationError", "RequestError"]
 
 
@@ -59,6 +61,12 @@ class PolicyLoadError(PdpError):
         head = f"version {version!r} refused" if version else "store refused"
         head += f": {count} problem{'s' if count != 1 else ''}"
         super().__init__(head + ":\n" + "\n".join(f"  {d}" for d in self.diagnostics))
+
+    def one_line(self) -> str:
+        """The refusal on one line, every problem included, safe for a log line:
+        `version '0003' refused: 1 problem: users/bob.json: ...; ...`."""
+        head = str(self).partition(":\n")[0]
+        return printable(f"{head}: {'; '.join(str(d) for d in self.diagnostics)}")
 
 
 class RequestError(PdpError):

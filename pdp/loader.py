@@ -14,12 +14,20 @@ from pathlib import Path
 from pdp.errors import Diagnostic, PolicyLoadError
 from pdp.index import Index
 from pdp.snapshot import Snapshot
-from pdp.store import PolicyTestCase, StoreError, StoreVersion, read_version, resolve_version
+from pdp.store import (
+    PolicyTestCase,
+    StoreError,
+    StoreVersion,
+    read_version,
+    resolve_version,
+    version_names,
+)
 
 __all__ = [
     "DEFAULT_CACHE_SIZE",
     "build_snapshot",
     "load_directory",
+    "load_newest",
     "load_store",
     "run_policy_tests",
 ]
@@ -33,9 +41,34 @@ def load_store(
     """Load the version a store serves now (or the named `version`)."""
     try:
         name, path = resolve_version(store, version)
-    except (StoreError, OSError, RuntimeError) as exc:
+    except StoreError as exc:
+        raise PolicyLoadError([Diagnostic(exc.code, "", str(exc))], version) from None
+    except (OSError, RuntimeError) as exc:
         raise PolicyLoadError([Diagnostic("store_unresolved", "", str(exc))], version) from None
     return load_directory(path, name=name, cache_size=cache_size)
+
+
+def load_newest(
+    store: str | os.PathLike[str],
+    *,
+    skip: str | None = None,
+    cache_size: int = DEFAULT_CACHE_SIZE,
+) -> Snapshot:
+    """Load the newest version (natural order: 9 < 10) of a store that loads, leaving out the
+    version named `skip`; raise PolicyLoadError when none does."""
+    try:
+        names = version_names(store)
+    except (StoreError, OSError) as exc:
+        raise PolicyLoadError([Diagnostic("store_unresolved", "", str(exc))]) from None
+    for name in reversed(names):
+        if name == skip:
+            continue
+        try:
+            return load_store(store, name, cache_size)
+        except PolicyLoadError:
+            continue  # refused: try the next older one
+    message = f"{os.fspath(store)}: no version loads"
+    raise PolicyLoadError([Diagnostic("no_version_loads", "", message)])
 
 
 def load_directory(

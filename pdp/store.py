@@ -34,10 +34,14 @@ __all__ = [
     "Account",
     "Group",
     "PolicyTestCase",
+    "VERSION_NAME",
+    "StoreError",
     "StoreVersion",
     "User",
     "read_version",
     "resolve_version",
+    "version_names",
+    "version_stamp",
 ]
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: IAM's own limits are a few KiB per policy
@@ -46,6 +50,8 @@ _ACCOUNT = re.compile(r"\d{12}", re.ASCII)  # IAM names and ids are ASCII
 _USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 _GROUP_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 _POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
+_FOLDERS = ("policies", "groups", "users", "tests")
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
 # IAM's size limits, in characters other than white space (reference_iam-quotas.html)
 MANAGED_POLICY_CHARS = 6144
 USER_INLINE_CHARS = 2048
@@ -66,7 +72,11 @@ PASSWORD_POLICY_FIELDS: dict[str, type] = {
 
 
 class StoreError(Exception):
-    """The store path itself cannot be resolved to a version directory."""
+    """The store path itself cannot be resolved to a version directory; `code` says why."""
+
+    def __init__(self, message: str, code: str = "store_unresolved") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +155,46 @@ def _natural(name: str) -> list[Any]:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
+def _quoted(text: str) -> str:
+    """A name from the file system, quoted on one line (control characters escaped)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _check_version_name(store: str | os.PathLike[str], name: str) -> str:
+    # Invariant: a served version name is safe in a metric label, a log line and a header.
+    if not VERSION_NAME.fullmatch(name):
+        raise StoreError(
+            f"{os.fspath(store)}: {_quoted(name)} is not allowed as a version name"
+            " (1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit)",
+            "invalid_version_name",
+        )
+    return name
+
+
+def version_names(store: str | os.PathLike[str]) -> list[str]:
+    """The names of a store's versions (entries of versions/ that are directories), oldest
+    first in natural order (9 < 10); names starting with "." are not versions."""
+    versions = Path(os.path.realpath(store)) / "versions"
+    if not versions.is_dir():
+        raise StoreError(f"{os.fspath(store)}: no versions/ directory")
+    return sorted(
+        (e.name for e in os.scandir(versions) if not e.name.startswith(".") and e.is_dir()),
+        key=_natural,
+    )
+
+
+def version_stamp(directory: str | os.PathLike[str]) -> tuple[int, ...]:
+    """Modification times of a version directory and of its files and folders at the top: a
+    cheap sign that the version changed (a file added, removed or renamed), without reading it."""
+    stamp = []
+    for name in ("", "account.json", *_FOLDERS):
+        try:
+            stamp.append(os.stat(os.path.join(directory, name)).st_mtime_ns)
+        except OSError:
+            stamp.append(0)
+    return tuple(stamp)
+
+
 def resolve_version(store: str | os.PathLike[str], version: str | None = None) -> tuple[str, Path]:
     """The version a store serves now (or the pinned `version`): its name and real directory."""
     root = Path(os.path.realpath(store))
@@ -152,7 +202,8 @@ def resolve_version(store: str | os.PathLike[str], version: str | None = None) -
     if not versions.is_dir():
         raise StoreError(f"{store}: no versions/ directory")
     if version is not None:
-        if version.startswith(".") or "/" in version or not (versions / version).is_dir():
+        _check_version_name(store, version)
+        if not (versions / version).is_dir():
             raise StoreError(f"{store}: no version {version!r} in versions/")
         target = Path(os.path.realpath(versions / version))
         return version, target
@@ -161,38 +212,58 @@ def resolve_version(store: str | os.PathLike[str], version: str | None = None) -
         try:
             target = current.resolve(strict=True)
         except (OSError, RuntimeError) as exc:  # dangling link, or a loop
-            raise StoreError(
-                f"{store}: current -> {os.readlink(current)} does not resolve ({exc})"
-            ) from None
+            link = _quoted(os.readlink(current)) if current.is_symlink() else "?"
+            raise StoreError(f"{store}: current -> {link} does not resolve ({exc})") from None
         if not target.is_dir():
             raise StoreError(f"{store}: current does not point to a directory")
-        return target.name, target
-    names = sorted(
-        (e.name for e in os.scandir(versions) if not e.name.startswith(".") and e.is_dir()),
-        key=_natural,
-    )
+        return _check_version_name(store, target.name), target
+    names = version_names(store)
     if not names:
         raise StoreError(f"{store}: versions/ holds no version")
-    return names[-1], Path(os.path.realpath(versions / names[-1]))
+    name = _check_version_name(store, names[-1])
+    return name, Path(os.path.realpath(versions / name))
 
 
 class _Reader:
     """Reads the files of one version, collecting diagnostics instead of stopping."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = Path(os.path.realpath(root))
+        self._inside = os.path.join(self.root, "")
         self.problems: list[Diagnostic] = []
 
     def add(self, file: str, path: str, code: str, message: str, hint: str | None = None) -> None:
         self.problems.append(Diagnostic(code, path, message, file, hint))
 
+    def follow(self, rel: str, link: str) -> str | None:
+        """Where a link leads, if that stays in the version directory; None, reported, if not.
+
+        Invariant: every file read is below the real version directory, so a publisher
+        swapping what a link points to can never mix another version into this one."""
+        real = os.path.realpath(link)
+        if real.startswith(self._inside):
+            return real
+        self.add(
+            rel,
+            "",
+            "link_outside_version",
+            f"links outside the version directory (to {_quoted(real)})",
+            "copy the file into the version instead",
+        )
+        return None
+
     def files(self, folder: str) -> list[tuple[str, str]]:
         """(relative name, path) of the .json files of a folder, sorted; strings, not Paths:
-        a store can hold a hundred thousand files."""
-        directory = self.root / folder
+        a store can hold a hundred thousand files. A link's path is where it leads."""
+        directory = str(self.root / folder)
         if not os.path.lexists(directory):
             return []
-        if not directory.is_dir():
+        if os.path.islink(directory):
+            real = self.follow(folder, directory)
+            if real is None:
+                return []
+            directory = real
+        if not os.path.isdir(directory):
             self.add(folder, "", "not_a_directory", f"{folder} must be a directory")
             return []
         out = []
@@ -203,7 +274,11 @@ class _Reader:
             if not entry.name.endswith(".json"):
                 self.add(rel, "", "unexpected_file", "only .json files belong here")
                 continue
-            out.append((rel, entry.path))
+            path: str | None = entry.path
+            if entry.is_symlink():  # d_type from scandir: no extra system call for files
+                path = self.follow(rel, entry.path)
+            if path is not None:
+                out.append((rel, path))
         return out
 
     def read_json(self, rel: str, path: str) -> Any:
@@ -236,7 +311,7 @@ class _Reader:
         try:
             # Ask for the size stat() saw plus one byte: a read of MAX_FILE_BYTES would allocate
             # (and free) a megabyte per file, which dominates loading a large store.
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # a link swapped in: refused
             try:
                 data = os.read(fd, info.st_size + 1)
                 while len(data) <= MAX_FILE_BYTES:
@@ -364,10 +439,10 @@ class _Reader:
 def read_version(name: str, root: Path) -> tuple[StoreVersion | None, list[Diagnostic]]:
     """Read and validate everything below `root`; the version comes back only without problems."""
     reader = _Reader(root)
-    account = _read_account(reader, root)
+    account = _read_account(reader)
     policies: dict[str, Policy] = {}
     for rel, path in reader.files("policies"):
-        stem = os.path.basename(path)[: -len(".json")]
+        stem = os.path.basename(rel)[: -len(".json")]
         if not _POLICY_NAME.fullmatch(stem):
             reader.add(rel, "", "invalid_name", f'invalid policy name "{stem}"')
             continue
@@ -418,16 +493,19 @@ def _read_all(reader: _Reader, folder: str, parse: Callable[..., Any]) -> list[A
     for rel, path in reader.files(folder):
         doc = reader.read_json(rel, path)
         if doc is not None:
-            item = parse(reader, rel, os.path.basename(path)[: -len(".json")], doc)
+            item = parse(reader, rel, os.path.basename(rel)[: -len(".json")], doc)
             if item is not None:
                 out.append(item)
     return out
 
 
-def _read_account(reader: _Reader, root: Path) -> Account:
+def _read_account(reader: _Reader) -> Account:
     rel = "account.json"
-    path = os.path.join(root, rel)
-    if not os.path.lexists(path):
+    link = os.path.join(reader.root, rel)
+    if not os.path.lexists(link):
+        return Account()
+    path = reader.follow(rel, link) if os.path.islink(link) else link
+    if path is None:
         return Account()
     doc = reader.object(rel, reader.read_json(rel, path), ("account_id", "root", "password_policy"))
     if doc is None:

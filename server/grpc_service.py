@@ -104,6 +104,59 @@ def _message(decision: Decision) -> pb.IsAuthorizedResponse:
     )
 
 
+class _Undecodable:
+    """A request whose bytes are no message of its type: the servicer is not called."""
+
+    __slots__ = ("detail",)
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+
+def _decoder(message: Any) -> Any:
+    """A request deserializer that never raises: gRPC would answer INTERNAL and log a
+    traceback for each such call ("Exception deserializing request!")."""
+    name = message.DESCRIPTOR.full_name
+
+    def decode(data: bytes) -> Any:
+        try:
+            return message.FromString(data)
+        except Exception as exc:  # DecodeError, or any other way the bytes fail to parse
+            why = str(exc).rpartition(": ")[2] or type(exc).__name__
+            return _Undecodable(f"request: not a valid {name} message ({why.lower()})")
+
+    return decode
+
+
+def _checked(service: Service, method: Any) -> Any:
+    """`method`, answering INVALID_ARGUMENT for a request that did not decode."""
+
+    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, _Undecodable):
+            service.metrics.bad_request()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.detail)
+        return method(request, context)
+
+    return handle
+
+
+def _add_authorizer(servicer: AuthorizerServicer, server: grpc.Server) -> None:
+    """pb_grpc.add_AuthorizerServicer_to_server, with request deserializers that never raise."""
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["Authorizer"].methods:
+        # Invariant: every Authorizer method is unary; a streaming one needs its own handler.
+        assert not (method.client_streaming or method.server_streaming), method.name
+        request = getattr(pb, method.input_type.name)
+        response = getattr(pb, method.output_type.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _checked(servicer.service, getattr(servicer, method.name)),
+            request_deserializer=_decoder(request),
+            response_serializer=response.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
 class AuthorizerServicer(pb_grpc.AuthorizerServicer):
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -164,7 +217,7 @@ def create_server(
             ("grpc.max_send_message_length", MAX_MESSAGE),
         ],
     )
-    pb_grpc.add_AuthorizerServicer_to_server(AuthorizerServicer(service), server)
+    _add_authorizer(AuthorizerServicer(service), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -12,15 +12,27 @@ Process notes, all known gRPC/WSGI pitfalls:
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 import shutil
+import socket
+import sys
 import tempfile
+from typing import IO
 
+from pdp.text import printable
 from server.control import Control
 from server.service import Config
 
 __all__ = ["serve"]
+
+log = logging.getLogger("pdp.server")
+
+
+class StartupError(Exception):
+    """`pdp serve` cannot start; the message is the one line it prints."""
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -28,12 +40,112 @@ def _split(address: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _check_store(store: str) -> None:
+    """A store is a directory with versions/ in it: anything else stops `pdp serve` at once
+    (an empty versions/ is a store that has no version yet: it waits for one)."""
+    where = f"--store {printable(store)}"
+    if not os.path.exists(store):
+        raise StartupError(f"{where}: does not exist")
+    if not os.path.isdir(store):
+        raise StartupError(f"{where}: not a directory")
+    if not os.path.isdir(os.path.join(store, "versions")):
+        raise StartupError(f"{where}: no versions/ directory")
+
+
+def _lock_dir() -> str:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return runtime if runtime and os.path.isdir(runtime) else tempfile.gettempdir()
+
+
+def _claim(address: str, listener: str, locks: list[IO[bytes]]) -> None:
+    """Make sure no one else listens on `address`, before any worker starts.
+
+    The workers of one `pdp serve` share their ports with SO_REUSEPORT (granian does too), and
+    so would a second `pdp serve` of the same user: requests would split between two stores.
+    So this process takes an advisory lock per port, held while it lives (and by the workers,
+    which inherit it through fork), and then binds the port once without SO_REUSEPORT, which
+    fails while any other socket holds it: another program, or a server without the lock."""
+    try:
+        host, port = _split(address)
+        if not 0 <= port <= 65535:
+            raise ValueError(port)
+    except ValueError:
+        raise StartupError(f"--{listener.lower()} {printable(address)}: not HOST:PORT") from None
+    if port == 0:
+        return  # a port of the system's choosing: nothing to share
+    where = f"cannot listen on {printable(address)} ({listener})"
+    in_use = StartupError(f"{where}: address already in use")
+    path = os.path.join(_lock_dir(), f"pdp-port-{port}.lock")
+    try:
+        handle = open(path, "ab")  # held for the life of the process
+    except OSError:
+        handle = None  # another user's lock file: SO_REUSEPORT does not cross users anyway
+    if handle is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise StartupError(f"{in_use} (by another pdp serve)") from None
+        locks.append(handle)
+    try:
+        resolved = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"{where}: {exc.strerror}") from None
+    failures = []
+    for family, kind, proto, _, sockaddr in resolved:
+        with socket.socket(family, kind, proto) as probe:
+            # SO_REUSEADDR as the real listeners have it: connections of an earlier server
+            # still in TIME_WAIT do not count as "in use".
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise in_use from None
+                failures.append(exc.strerror or str(exc))
+    if failures and len(failures) == len(resolved):
+        raise StartupError(f"{where}: {failures[0].lower()}")
+
+
+def _prepare(config: Config) -> list[IO[bytes]]:
+    """Every check that can stop `pdp serve` before a worker starts; returns the port locks."""
+    _check_store(config.store)
+    listeners = {"HTTP": config.http, "gRPC": config.grpc, "admin": config.admin}
+    if config.grpc.startswith("unix:"):
+        del listeners["gRPC"]  # a Unix socket: gRPC reports a clash itself
+    ports: dict[str, str] = {}
+    for listener, address in listeners.items():
+        port = address.rpartition(":")[2]
+        if port in ports and port != "0":
+            raise StartupError(f"{ports[port]} and {listener} cannot share port {port}")
+        ports[port] = listener
+    locks: list[IO[bytes]] = []
+    try:
+        for listener, address in listeners.items():
+            _claim(address, listener, locks)
+    except StartupError:
+        for handle in locks:
+            handle.close()
+        raise
+    return locks
+
+
 def serve(config: Config) -> int:
     from granian import Granian
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings
 
+    try:
+        locks = _prepare(config)
+    except StartupError as exc:
+        print(f"pdp serve: {exc}", file=sys.stderr)
+        return 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if not config.admin_token:
+        log.warning(
+            "pdp serve: no admin token (PDP_ADMIN_TOKEN, PDP_ADMIN_TOKEN_FILE or"
+            " --admin-token-file): the admin listener refuses every request"
+        )
     own_run_dir = config.run_dir is None
     run_dir = config.run_dir or tempfile.mkdtemp(prefix="pdp-run-")
     Control(run_dir)
@@ -56,12 +168,12 @@ def serve(config: Config) -> int:
     if config.decision_log:
         os.environ["PDP_DECISION_LOG"] = config.decision_log
     host, port = _split(config.http)
-    logging.getLogger("pdp.server").info(
+    log.info(
         "pdp serve: store %s, gRPC %s, HTTP %s, admin %s, %d worker(s)",
-        config.store,
-        config.grpc,
-        config.http,
-        config.admin,
+        printable(config.store),
+        printable(config.grpc),
+        printable(config.http),
+        printable(config.admin),
         config.workers,
     )
     try:
@@ -80,7 +192,17 @@ def serve(config: Config) -> int:
             workers_kill_timeout=15,
             respawn_failed_workers=True,
         ).serve()
+    except RuntimeError as exc:  # granian's bind, if another program took the port meanwhile
+        if "Address already in use" not in str(exc):
+            raise
+        print(
+            f"pdp serve: cannot listen on {config.http} (HTTP): address already in use",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         if own_run_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
+        for handle in locks:
+            handle.close()
     return 0

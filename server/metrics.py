@@ -35,6 +35,16 @@ BUCKETS = (
 )
 
 
+def _escape(value: object) -> str:
+    """A label value as the exposition format writes it: backslash, quote and newline escaped."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(**labels: object) -> str:
+    """`{name="value",...}` with every value escaped; every label goes through here."""
+    return "{" + ",".join(f'{name}="{_escape(value)}"' for name, value in labels.items()) + "}"
+
+
 class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -60,7 +70,7 @@ class Metrics:
     def render(self, status: Callable[[], dict[str, Any] | None]) -> str:
         """Prometheus text format 0.0.4."""
         pid = os.getpid()
-        label = f'worker="{pid}"'
+        worker = _labels(worker=pid)
         lines = [
             "# HELP pdp_decisions_total Decisions made, by decision and reason.",
             "# TYPE pdp_decisions_total counter",
@@ -70,9 +80,8 @@ class Metrics:
             buckets = list(self.bucket_counts)
             total, count, bad = self.latency_sum, self.latency_count, self.bad_requests
         for (decision, reason), n in sorted(decisions.items()):
-            lines.append(
-                f'pdp_decisions_total{{{label},decision="{decision}",reason="{reason}"}} {n}'
-            )
+            labels = _labels(worker=pid, decision=decision, reason=reason)
+            lines.append(f"pdp_decisions_total{labels} {n}")
         lines += [
             "# HELP pdp_decision_latency_seconds Time to decide one request, in the server.",
             "# TYPE pdp_decision_latency_seconds histogram",
@@ -81,13 +90,14 @@ class Metrics:
         for bound, n in zip((*BUCKETS, float("inf")), buckets, strict=True):
             running += n
             le = "+Inf" if bound == float("inf") else repr(bound)
-            lines.append(f'pdp_decision_latency_seconds_bucket{{{label},le="{le}"}} {running}')
-        lines.append(f"pdp_decision_latency_seconds_sum{{{label}}} {total}")
-        lines.append(f"pdp_decision_latency_seconds_count{{{label}}} {count}")
+            labels = _labels(worker=pid, le=le)
+            lines.append(f"pdp_decision_latency_seconds_bucket{labels} {running}")
+        lines.append(f"pdp_decision_latency_seconds_sum{worker} {total}")
+        lines.append(f"pdp_decision_latency_seconds_count{worker} {count}")
         lines += [
             "# HELP pdp_bad_requests_total Requests refused as malformed (HTTP 400, gRPC 3).",
             "# TYPE pdp_bad_requests_total counter",
-            f"pdp_bad_requests_total{{{label}}} {bad}",
+            f"pdp_bad_requests_total{worker} {bad}",
         ]
         info = status()
         if info is not None:
@@ -96,38 +106,42 @@ class Metrics:
             lines += [
                 "# HELP pdp_cache_hits_total Decision cache hits of the current snapshot.",
                 "# TYPE pdp_cache_hits_total counter",
-                f"pdp_cache_hits_total{{{label}}} {cache['hits']}",
+                f"pdp_cache_hits_total{worker} {cache['hits']}",
                 "# HELP pdp_cache_misses_total Decision cache misses of the current snapshot.",
                 "# TYPE pdp_cache_misses_total counter",
-                f"pdp_cache_misses_total{{{label}}} {cache['misses']}",
+                f"pdp_cache_misses_total{worker} {cache['misses']}",
                 "# HELP pdp_policy_version_info The policy version being served.",
                 "# TYPE pdp_policy_version_info gauge",
-                f'pdp_policy_version_info{{{label},version="{info["version"]}"}} 1',
+                f"pdp_policy_version_info{_labels(worker=pid, version=info['version'])} 1",
+                "# HELP pdp_store_fallback 1 while a refused current is replaced by an older"
+                " version (status: fallback_from).",
+                "# TYPE pdp_store_fallback gauge",
+                f"pdp_store_fallback{worker} {0 if info.get('fallback_from') is None else 1}",
                 "# HELP pdp_reloads_total Store reloads, by result.",
                 "# TYPE pdp_reloads_total counter",
-                f'pdp_reloads_total{{{label},result="success"}} {reloads["ok"]}',
-                f'pdp_reloads_total{{{label},result="failure"}} {reloads["failed"]}',
+                f"pdp_reloads_total{_labels(worker=pid, result='success')} {reloads['ok']}",
+                f"pdp_reloads_total{_labels(worker=pid, result='failure')} {reloads['failed']}",
             ]
             log_stats = info.get("decision_log")
             if log_stats is not None:
                 lines += [
                     "# HELP pdp_decision_log_written_total Decision-log lines written.",
                     "# TYPE pdp_decision_log_written_total counter",
-                    f"pdp_decision_log_written_total{{{label}}} {log_stats['written']}",
+                    f"pdp_decision_log_written_total{worker} {log_stats['written']}",
                     "# HELP pdp_decision_log_dropped_total Lines dropped, by reason"
                     " (queue_full, error, shutdown).",
                     "# TYPE pdp_decision_log_dropped_total counter",
                 ]
                 lines += [
-                    f'pdp_decision_log_dropped_total{{{label},reason="{reason}"}} {n}'
+                    f"pdp_decision_log_dropped_total{_labels(worker=pid, reason=reason)} {n}"
                     for reason, n in sorted(log_stats["dropped_by_reason"].items())
                 ]
                 lines += [
                     "# HELP pdp_decision_log_truncated_total Lines written with values cut.",
                     "# TYPE pdp_decision_log_truncated_total counter",
-                    f"pdp_decision_log_truncated_total{{{label}}} {log_stats['truncated']}",
+                    f"pdp_decision_log_truncated_total{worker} {log_stats['truncated']}",
                     "# HELP pdp_decision_log_queued_bytes Estimated bytes waiting for the writer.",
                     "# TYPE pdp_decision_log_queued_bytes gauge",
-                    f"pdp_decision_log_queued_bytes{{{label}}} {log_stats['queued_bytes']}",
+                    f"pdp_decision_log_queued_bytes{worker} {log_stats['queued_bytes']}",
                 ]
         return "\n".join(lines) + "\n"

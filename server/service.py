@@ -18,6 +18,8 @@ from pdp.access_advisor import AccessAdvisor, report
 from pdp.decision_log import DecisionLog, worker_path
 from pdp.index import ROOT
 from pdp.snapshot import Snapshot
+from pdp.store import StoreError, resolve_version, version_names, version_stamp
+from pdp.text import printable
 from server.control import Control
 from server.metrics import Metrics
 from server.requests import MAX_BATCH, MAX_BATCH_CHARS, BatchBudget, DecisionRequest
@@ -135,6 +137,8 @@ class Service:
         self.metrics = Metrics()
         self.authorizer: Authorizer | None = None
         self.load_error: str | None = None
+        self._logged_error: str | None = None  # a refusal is logged once, until it changes
+        self._refused_state: object = None  # the store as it was when the last load failed
         self.ready = threading.Event()
         self._applied_generation = 0
         self._stop = threading.Event()
@@ -170,28 +174,66 @@ class Service:
     # --- loading ---------------------------------------------------------------------------
 
     def load(self) -> bool:
-        """Load the store (the pinned version, if the control file pins one)."""
+        """Load the store (the pinned version, if the control file pins one). Unpinned, a
+        refused current falls back to the newest version that loads (Authorizer.from_store).
+        A store unchanged since the last refusal is not loaded again."""
         pin = None
         if self.control is not None:
             state = self.control.read()
             pin, self._applied_generation = state["pin"], state["generation"]
+        store = self._store_state(pin)
+        if store == self._refused_state:
+            return False
         try:
             self.authorizer = Authorizer.from_store(
                 self.config.store,
                 version=pin,
                 cache_size=self.config.cache_size,
                 interval=self.config.watch_interval,
+                fallback=pin is None,
             )
         except PolicyLoadError as exc:
+            self._refused_state = store
             self.load_error = str(exc)
-            log.error("cannot load %s: %s", self.config.store, exc)
+            self._log_once(f"cannot load {printable(self.config.store)}: {exc.one_line()}")
             return False
         self.load_error = None
         self.ready.set()
         if self.control is not None:
             self.control.report(self._applied_generation, self.authorizer.version)
-        log.info("serving %s version %s", self.config.store, self.authorizer.version)
+        refused = self.authorizer.last_error
+        if self.authorizer.fallback_from is not None and refused is not None:
+            log.warning(
+                "%s: current refused (%s); serving the newest version that loads: %s",
+                printable(self.config.store),
+                refused.one_line(),
+                self.authorizer.version,
+            )
+        else:
+            log.info("serving %s version %s", printable(self.config.store), self.authorizer.version)
         return True
+
+    def _log_once(self, message: str, *, traceback: bool = False) -> None:
+        if message != self._logged_error:
+            self._logged_error = message
+            log.error("%s", message, exc_info=traceback)
+
+    def _store_state(self, pin: str | None) -> object:
+        """What a load depends on, read cheaply: the target version and every version's stamp.
+        While it stays the same, a refused store is not loaded again (a load can take seconds)."""
+        store = self.config.store
+        try:
+            name, path = resolve_version(store, pin)
+            target: object = (name, str(path), version_stamp(path))
+        except (StoreError, OSError, RuntimeError) as exc:
+            target = str(exc)
+        try:
+            root = os.path.join(store, "versions")
+            names = version_names(store)
+            versions: object = [(n, version_stamp(os.path.join(root, n))) for n in names]
+        except (StoreError, OSError) as exc:
+            versions = str(exc)
+        return pin, target, versions
 
     def start(self) -> None:
         """Load in the background (retrying), then follow the control file."""
@@ -217,7 +259,7 @@ class Service:
             return self.load()
         except Exception as exc:
             self.load_error = f"cannot load: {type(exc).__name__}: {exc}"
-            log.exception("cannot load the store")
+            self._log_once(f"cannot load the store: {printable(self.load_error)}", traceback=True)
             return False
 
     def _apply(self, generation: int, pin: str | None) -> None:

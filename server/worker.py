@@ -52,9 +52,15 @@ def _admin_loop(service: Service, address: str, stop: threading.Event) -> None:
 config = Config.from_env()
 service = Service(config, Control(config.run_dir) if config.run_dir else None)
 service.start()
-grpc_server, grpc_port, _health = create_server(
-    service, config.grpc, threads=int(os.environ.get("PDP_GRPC_THREADS", "4"))
-)
+try:
+    grpc_server, grpc_port, _health = create_server(
+        service, config.grpc, threads=int(os.environ.get("PDP_GRPC_THREADS", "4"))
+    )
+except (OSError, RuntimeError):
+    # `pdp serve` checked the port before starting workers: another program took it since.
+    # One line, no traceback; granian sees the worker exit and stops after a retry.
+    message = f"pdp serve: cannot listen on {config.grpc} (gRPC): address already in use"
+    raise SystemExit(message) from None
 _stop = threading.Event()
 threading.Thread(
     target=_admin_loop, args=(service, config.admin, _stop), name="pdp-admin", daemon=True

@@ -293,6 +293,25 @@ def test_grpc_batch_limit_and_deadline(stub: pb_grpc.AuthorizerStub) -> None:
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+@pytest.mark.parametrize("method", ["IsAuthorized", "BatchIsAuthorized"])
+@pytest.mark.parametrize("garbage", [b"\xff\xff\xff", b"\x0a\x01\xff", b"\x0a\x05ab"])
+def test_grpc_bytes_that_are_no_message_are_invalid_argument(
+    server: Server, method: str, garbage: bytes
+) -> None:
+    with grpc.insecure_channel(server.grpc) as channel:
+        call = channel.unary_unary(
+            f"/pdp.v1.Authorizer/{method}",
+            request_serializer=None,
+            response_deserializer=None,
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            call(garbage, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("request: not a valid pdp.v1."), caught.value
+    log = server.log.read_text()
+    assert "Traceback" not in log and "Exception deserializing" not in log
+
+
 def test_grpc_health_and_reflection(server: Server) -> None:
     with grpc.insecure_channel(server.grpc) as channel:
         health = health_pb2_grpc.HealthStub(channel)
@@ -350,17 +369,54 @@ def test_admin_reload_rollback_and_broken_version(server: Server) -> None:
     assert cli.returncode == 0 and cli.stdout.startswith("reloaded: version 0003 (was 0001)")
 
 
+def pdp_reload(
+    srv: Server, *args: str, token: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PDP_ADMIN_TOKEN")}
+    if token:
+        environment["PDP_ADMIN_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "pdp.cli", "reload", "--admin", srv.admin, *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_reload_without_a_token_names_where_the_token_comes_from(server: Server) -> None:
+    cli = pdp_reload(server)
+    assert cli.returncode == 1
+    assert "401" in cli.stderr and "no admin token given" in cli.stderr
+    assert "PDP_ADMIN_TOKEN" in cli.stderr and "--admin-token-file" in cli.stderr
+    cli = pdp_reload(server, token="wrong")
+    assert cli.returncode == 1 and "the token from PDP_ADMIN_TOKEN was refused" in cli.stderr
+
+
+def test_a_refused_reload_prints_each_problem_once(server: Server) -> None:
+    versions = server.store / "versions"
+    shutil.copytree(versions / "0002", versions / "0005-broken")
+    (versions / "0005-broken" / "users" / "bob.json").write_text('{"groups": ["ghosts"]}')
+    before = server.call("/admin/status", admin=True)[1]["version"]
+    cli = pdp_reload(server, "--version", "0005-broken", token=TOKEN)
+    assert cli.returncode == 1
+    problem = 'users/bob.json: groups[0]: group "ghosts" does not exist'
+    assert cli.stderr.count(problem) == 1, cli.stderr
+    assert cli.stderr.splitlines()[0] == "pdp reload: 422: version '0005-broken' refused: 1 problem"
+    assert server.call("/admin/status", admin=True)[1]["version"] == before
+
+
 # --- separate servers -------------------------------------------------------------------------
 
 
 def test_not_ready_until_a_version_loads_and_admin_closed_without_token(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    store.mkdir()
+    (store / "versions").mkdir(parents=True)
     srv = start_server(tmp_path, store=store, token=None, wait_ready=False)
     try:
         assert srv.call("/healthz")[0] == 200
         status, body = srv.call("/readyz")
-        assert status == 503 and "no versions/ directory" in body["error"]
+        assert status == 503 and "versions/ holds no version" in body["error"]
         status, body = srv.call(
             "/v1/is-authorized", {"principal": "bob", "action": "s3:GetObject", "resource": OBJECT}
         )
@@ -369,7 +425,10 @@ def test_not_ready_until_a_version_loads_and_admin_closed_without_token(tmp_path
             with pytest.raises(grpc.RpcError) as caught:
                 pb_grpc.AuthorizerStub(channel).IsAuthorized(request(), timeout=10)
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-        shutil.copytree(copy_store(tmp_path / "src") / "versions", store / "versions")
+        staging = store / "versions" / ".staging"
+        shutil.copytree(copy_store(tmp_path / "src") / "versions", staging)
+        for name in ("0001", "0002"):  # published atomically, one version at a time
+            os.rename(staging / name, store / "versions" / name)
         deadline = time.monotonic() + 20
         while srv.call("/readyz")[0] != 200 and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -410,3 +410,106 @@ def test_batches_with_a_non_object_are_denied(store: Path) -> None:
         )  # type: ignore[list-item]
         assert [d.decision for d in decisions] == ["Deny", "Allow"]
         assert decisions[0].errors[0].startswith("request: must be an object")
+
+
+# --- version names (hardening item 14) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ['0003"} 1\nevil{x="', "0003 ", "-0003", "0003\\"])
+def test_a_version_with_an_unsafe_name_is_refused(store: Path, name: str) -> None:
+    new_version(store, name)
+    with pytest.raises(pdp.PolicyLoadError) as caught:
+        pdp.Authorizer.from_store(store, version=name, watch=False)
+    (problem,) = caught.value.diagnostics
+    assert problem.code == "invalid_version_name" and "\n" not in str(problem)
+    point_current(store, name)
+    with pytest.raises(pdp.PolicyLoadError, match="not allowed as a version name"):
+        pdp.Authorizer.from_store(store, watch=False)
+
+
+def test_pdp_validate_refuses_an_unsafe_version_name_in_one_line(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pdp.cli import main
+
+    new_version(store, 'bad"\nname')
+    point_current(store, 'bad"\nname')
+    assert main(["validate", str(store)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and '"bad\\"\\nname" is not allowed as a version' in err, err
+
+
+# --- fallback at a cold start (hardening item 19) -----------------------------------------------
+
+
+def test_a_broken_current_falls_back_to_the_newest_version_that_loads(store: Path) -> None:
+    new_version(store, "0003")
+    write(store / "versions" / "0003" / "users" / "bob.json", "{")
+    new_version(store, "0004")
+    write(store / "versions" / "0004" / "users" / "bob.json", "{")
+    point_current(store, "0004")
+    with pytest.raises(pdp.PolicyLoadError):
+        pdp.Authorizer.from_store(store, watch=False)  # no fallback unless asked
+    with pdp.Authorizer.from_store(store, fallback=True, interval=0.05) as authz:
+        assert authz.version == "0002"  # 0004 and 0003 are refused
+        status = authz.status()
+        assert status["fallback_from"] == "0004"
+        assert "malformed JSON" in status["last_reload_error"]
+        new_version(store, "0005")
+        point_current(store, "0005")
+        assert wait_for(lambda: authz.version == "0005")
+        assert authz.status()["fallback_from"] is None
+
+
+def test_a_dangling_current_falls_back_too(store: Path) -> None:
+    (store / "current").unlink()
+    (store / "current").symlink_to("versions/0099")
+    with pdp.Authorizer.from_store(store, fallback=True, watch=False) as authz:
+        assert (authz.version, authz.status()["fallback_from"]) == ("0002", "current")
+
+
+def test_when_nothing_loads_the_fallback_raises_why_current_was_refused(store: Path) -> None:
+    for name in ("0001", "0002"):
+        write(store / "versions" / name / "users" / "bob.json", "{")
+    with pytest.raises(pdp.PolicyLoadError, match="version '0002' refused"):
+        pdp.Authorizer.from_store(store, fallback=True, watch=False)
+
+
+# --- symlinks (hardening item 20) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("link", ["users/bob.json", "users", "account.json"])
+def test_a_link_out_of_the_version_directory_is_refused(
+    store: Path, tmp_path: Path, link: str
+) -> None:
+    version = new_version(store, "0003")
+    outside = tmp_path / "outside"
+    shutil.copytree(version, outside)
+    target = version / link
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    target.symlink_to(outside / link)
+    with pytest.raises(pdp.PolicyLoadError) as caught:
+        pdp.Authorizer.from_store(store, version="0003", watch=False)
+    codes = {(d.code, d.source) for d in caught.value.diagnostics}
+    assert ("link_outside_version", link) in codes, caught.value
+    assert "outside the version directory" in str(caught.value)
+
+
+def test_links_that_stay_in_the_version_directory_and_above_it_are_followed(
+    store: Path, tmp_path: Path
+) -> None:
+    """A ConfigMap-like version (`users -> ..data/users`), a linked version directory
+    (`versions/0003 -> ..data/0003`) and a linked store root all load."""
+    data = store / "versions" / "..2026_01_01" / "0003"
+    shutil.copytree(store / "versions" / "0002", data / "..payload")
+    for name in ("account.json", "policies", "groups", "users", "tests"):
+        (data / name).symlink_to(f"..payload/{name}")
+    (data / "..payload" / "users" / "bob2.json").symlink_to("bob.json")
+    (store / "versions" / "..data").symlink_to("..2026_01_01")
+    (store / "versions" / "0003").symlink_to("..data/0003")
+    point_current(store, "0003")
+    root_link = tmp_path / "store-link"
+    root_link.symlink_to(store)
+    with pdp.Authorizer.from_store(root_link, watch=False) as authz:
+        assert authz.version == "0003"
+        assert authz.is_authorized("bob2", "s3:GetObject", BUCKET_OBJECT).decision == "Allow"
