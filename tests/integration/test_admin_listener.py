@@ -1,0 +1,36 @@
+"""The admin listener lives in one worker; the others keep trying to bind it (to take over when
+its holder exits) without growing: no thread or descriptor per attempt."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.integration.servers import start_server
+
+
+def _workers(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _threads_and_fds(pid: int) -> tuple[int, int]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    threads = int(status.split("Threads:")[1].split()[0])
+    return threads, len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def test_workers_without_the_admin_port_do_not_grow(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, workers=2)
+    try:
+        assert srv.call("/admin/status", admin=True)[0] == 200
+        time.sleep(1.0)  # both workers are up and retrying (every 0.5 s) by now
+        workers = _workers(srv.process.pid)
+        assert len(workers) == 2
+        before = {pid: _threads_and_fds(pid) for pid in workers}
+        time.sleep(3.0)  # six retries in the worker without the admin port
+        after = {pid: _threads_and_fds(pid) for pid in workers}
+        for pid in workers:
+            assert after[pid][0] <= before[pid][0] + 1, (before, after)
+            assert after[pid][1] <= before[pid][1] + 2, (before, after)
+    finally:
+        assert srv.stop() == 0
