@@ -348,9 +348,13 @@ def _token_and_source(token_file: str | None) -> tuple[str | None, str]:
 
 def _serve(args: argparse.Namespace) -> int:
     from server.main import serve
-    from server.service import Config
+    from server.service import Config, ConfigError
 
-    config = Config.from_env()
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        _warn(f"pdp serve: {exc}")
+        return EXIT_ERROR
     for name in ("store", "grpc", "http", "admin", "workers", "cache_size", "decision_log"):
         value = getattr(args, name)
         if value is not None:

@@ -6,11 +6,12 @@ Both transports call `decide` / `batch` with checked requests; nothing here know
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pdp import Authorizer, Decision, PolicyLoadError
@@ -24,7 +25,15 @@ from server.control import Control
 from server.metrics import Metrics
 from server.requests import MAX_BATCH, MAX_BATCH_CHARS, BatchBudget, DecisionRequest
 
-__all__ = ["Config", "DeadlineExceeded", "NotReady", "ReloadFailed", "Service"]
+__all__ = [
+    "ENVIRONMENT",
+    "Config",
+    "ConfigError",
+    "DeadlineExceeded",
+    "NotReady",
+    "ReloadFailed",
+    "Service",
+]
 
 log = logging.getLogger("pdp.server")
 
@@ -45,8 +54,8 @@ class ReloadFailed(RuntimeError):
         self.problems = list(problems)
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+class ConfigError(ValueError):
+    """A PDP_* variable holds a value the server cannot use; the message names it."""
 
 
 @dataclass
@@ -90,42 +99,72 @@ class Config:
         return None
 
     @classmethod
-    def from_env(cls) -> Config:
-        token = os.environ.get("PDP_ADMIN_TOKEN")
-        token_file = os.environ.get("PDP_ADMIN_TOKEN_FILE")
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
+        """The configuration from PDP_* variables (`ENVIRONMENT` names them); ConfigError
+        names the variable whose value is wrong."""
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            name = ENVIRONMENT.get(item.name)
+            if name is None or name not in environ:
+                continue
+            raw = environ[name]
+            if item.default is None or isinstance(item.default, str):
+                values[item.name] = (raw or None) if item.default is None else raw
+                continue
+            kind = int if isinstance(item.default, int) else float
+            try:
+                number = kind(raw)
+            except ValueError:
+                what = "a whole number" if kind is int else "a number"
+                raise ConfigError(f"{name}: must be {what}, not {raw!r}") from None
+            if number < 0 or not math.isfinite(number):
+                raise ConfigError(f"{name}: must be a finite number, not negative: {raw!r}")
+            values[item.name] = number
+        token = environ.get("PDP_ADMIN_TOKEN")
+        token_file = environ.get("PDP_ADMIN_TOKEN_FILE")
         if not token and token_file:
-            with open(token_file, encoding="utf-8") as handle:
-                token = handle.read().strip()
-        return cls(
-            store=_env("PDP_STORE", cls.store),
-            grpc=_env("PDP_GRPC", cls.grpc),
-            http=_env("PDP_HTTP", cls.http),
-            admin=_env("PDP_ADMIN", cls.admin),
-            workers=int(_env("PDP_WORKERS", str(cls.workers))),
-            cache_size=int(_env("PDP_CACHE_SIZE", str(cls.cache_size))),
-            watch_interval=float(_env("PDP_WATCH_INTERVAL", str(cls.watch_interval))),
-            max_batch=int(_env("PDP_MAX_BATCH", str(cls.max_batch))),
-            max_batch_chars=int(_env("PDP_MAX_BATCH_CHARS", str(cls.max_batch_chars))),
-            max_body=int(_env("PDP_MAX_BODY", str(cls.max_body))),
-            admin_token=token or None,
-            run_dir=os.environ.get("PDP_RUN_DIR"),
-            decision_log=os.environ.get("PDP_DECISION_LOG") or None,
-            decision_log_sample=float(_env("PDP_DECISION_LOG_SAMPLE", "1.0")),
-            decision_log_max_bytes=int(_env("PDP_DECISION_LOG_MAX_BYTES", str(100 << 20))),
-            decision_log_queue=int(_env("PDP_DECISION_LOG_QUEUE", "10000")),
-            advisor_db=os.environ.get("PDP_ACCESS_ADVISOR_DB") or None,
-            body_timeout=float(_env("PDP_BODY_TIMEOUT", str(cls.body_timeout))),
-            header_timeout=float(_env("PDP_HEADER_TIMEOUT", str(cls.header_timeout))),
-            max_connections=int(_env("PDP_MAX_CONNECTIONS", str(cls.max_connections))),
-            admin_timeout=int(_env("PDP_ADMIN_TIMEOUT", str(cls.admin_timeout))),
-            body_budget=int(_env("PDP_BODY_BUDGET", str(cls.body_budget))),
-            decision_log_queue_bytes=int(_env("PDP_DECISION_LOG_QUEUE_BYTES", str(64 << 20))),
-            decision_log_backups=int(_env("PDP_DECISION_LOG_BACKUPS", "10")),
-            decision_log_max_value=int(_env("PDP_DECISION_LOG_MAX_VALUE", "1024")),
-            decision_log_max_context=int(_env("PDP_DECISION_LOG_MAX_CONTEXT", str(16 << 10))),
-            advisor_max_rows=int(_env("PDP_ACCESS_ADVISOR_MAX_ROWS", "100000")),
-            advisor_max_per_principal=int(_env("PDP_ACCESS_ADVISOR_MAX_PER_PRINCIPAL", "500")),
-        )
+            try:
+                with open(token_file, encoding="utf-8") as handle:
+                    token = handle.read().strip()
+            except OSError as exc:
+                reason = exc.strerror or exc
+                raise ConfigError(
+                    f"PDP_ADMIN_TOKEN_FILE: cannot read {token_file}: {reason}"
+                ) from None
+        values["admin_token"] = token or None
+        return cls(**values)
+
+
+# Each field of Config and the variable it comes from (the admin token has its own two).
+ENVIRONMENT = {
+    "store": "PDP_STORE",
+    "grpc": "PDP_GRPC",
+    "http": "PDP_HTTP",
+    "admin": "PDP_ADMIN",
+    "workers": "PDP_WORKERS",
+    "cache_size": "PDP_CACHE_SIZE",
+    "watch_interval": "PDP_WATCH_INTERVAL",
+    "max_batch": "PDP_MAX_BATCH",
+    "max_batch_chars": "PDP_MAX_BATCH_CHARS",
+    "max_body": "PDP_MAX_BODY",
+    "run_dir": "PDP_RUN_DIR",
+    "decision_log": "PDP_DECISION_LOG",
+    "decision_log_sample": "PDP_DECISION_LOG_SAMPLE",
+    "decision_log_max_bytes": "PDP_DECISION_LOG_MAX_BYTES",
+    "decision_log_queue": "PDP_DECISION_LOG_QUEUE",
+    "advisor_db": "PDP_ACCESS_ADVISOR_DB",
+    "body_timeout": "PDP_BODY_TIMEOUT",
+    "header_timeout": "PDP_HEADER_TIMEOUT",
+    "max_connections": "PDP_MAX_CONNECTIONS",
+    "admin_timeout": "PDP_ADMIN_TIMEOUT",
+    "body_budget": "PDP_BODY_BUDGET",
+    "decision_log_queue_bytes": "PDP_DECISION_LOG_QUEUE_BYTES",
+    "decision_log_backups": "PDP_DECISION_LOG_BACKUPS",
+    "decision_log_max_value": "PDP_DECISION_LOG_MAX_VALUE",
+    "decision_log_max_context": "PDP_DECISION_LOG_MAX_CONTEXT",
+    "advisor_max_rows": "PDP_ACCESS_ADVISOR_MAX_ROWS",
+    "advisor_max_per_principal": "PDP_ACCESS_ADVISOR_MAX_PER_PRINCIPAL",
+}
 
 
 class Service:

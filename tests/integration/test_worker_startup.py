@@ -1,10 +1,15 @@
-"""The admin listener lives in one worker; the others keep trying to bind it (to take over when
-its holder exits) without growing: no thread or descriptor per attempt."""
+"""Worker start-up: the admin listener lives in one worker and the others keep trying to bind it
+(to take over when its holder exits) without growing; a bad setting stops `pdp serve` at once."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.integration.servers import start_server
 
@@ -34,3 +39,26 @@ def test_workers_without_the_admin_port_do_not_grow(tmp_path: Path) -> None:
             assert after[pid][1] <= before[pid][1] + 2, (before, after)
     finally:
         assert srv.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PDP_WORKERS": "two"}, "PDP_WORKERS: must be a whole number, not 'two'"),
+        ({"PDP_BODY_TIMEOUT": "nan"}, "PDP_BODY_TIMEOUT: must be a finite number"),
+        ({"PDP_CACHE_SIZE": "-5"}, "PDP_CACHE_SIZE: must be a finite number, not negative"),
+        ({"PDP_ADMIN_TOKEN_FILE": "/nonexistent/token"}, "PDP_ADMIN_TOKEN_FILE: cannot read"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable(env: dict[str, str], message: str) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PDP_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pdp.cli", "serve"],
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert f"pdp serve: {message}" in result.stderr and "Traceback" not in result.stderr
