@@ -189,7 +189,7 @@ def serve(config: Config) -> int:
             backpressure=config.max_connections,  # per worker; each open connection holds one
             http1_settings=HTTP1Settings(header_read_timeout=int(config.header_timeout * 1000)),
             log_level="warning",
-            workers_kill_timeout=15,
+            workers_kill_timeout=30,  # above a worker's own worst shutdown: 6 s gRPC + 5 + 10 s log
             respawn_failed_workers=True,
         ).serve()
     except RuntimeError as exc:  # granian's bind, if another program took the port meanwhile
