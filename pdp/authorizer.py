@@ -28,6 +28,16 @@ __all__ = ["Authorizer", "ReloadResult"]
 log = logging.getLogger(__name__)
 
 
+def _current_name(store: str | os.PathLike[str]) -> str | None:
+    """The version name `current` points to, even when it does not resolve; None without one
+    or when the link cannot be read. (Without `current` the greatest version is served, and
+    its refusal names it.)"""
+    try:
+        return os.path.basename(os.path.normpath(os.readlink(os.path.join(store, "current"))))
+    except OSError:
+        return None
+
+
 _Target = tuple[str, str, tuple[int, ...]]  # (version name, real path, version_stamp)
 
 
@@ -87,9 +97,11 @@ class Authorizer:
         """Serve a store's current version (or a pinned one) and, by default, watch for changes.
 
         With `fallback`, a current version that is refused (or a `current` that does not
-        resolve) is replaced by the newest version that loads: `fallback_from` names what was
-        refused ("current" when it did not resolve) until a reload succeeds. A pinned version
-        never falls back. When nothing loads, the refusal of current is raised."""
+        resolve) is replaced by the newest version older than it that loads, never a newer one
+        (a store rolled back may hold a newer version withdrawn for granting too much):
+        `fallback_from` names what was refused until a reload succeeds. A pinned version never
+        falls back, and neither does a `current` whose target cannot even be named. When
+        nothing loads, the refusal of current is raised."""
         refused, target = None, None
         if fallback and version is None:
             try:
@@ -99,10 +111,11 @@ class Authorizer:
         try:
             snapshot = load_store(path, version, cache_size)
         except PolicyLoadError as exc:
-            if not fallback or version is not None:
+            ceiling = exc.version or _current_name(path)
+            if not fallback or version is not None or ceiling is None:
                 raise
             try:
-                snapshot = load_newest(path, skip=exc.version, cache_size=cache_size)
+                snapshot = load_newest(path, before=ceiling, cache_size=cache_size)
             except PolicyLoadError:
                 raise exc from None
             refused = exc

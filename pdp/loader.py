@@ -18,6 +18,7 @@ from pdp.store import (
     PolicyTestCase,
     StoreError,
     StoreVersion,
+    natural_key,
     read_version,
     resolve_version,
     version_names,
@@ -51,17 +52,22 @@ def load_store(
 def load_newest(
     store: str | os.PathLike[str],
     *,
-    skip: str | None = None,
+    before: str,
     cache_size: int = DEFAULT_CACHE_SIZE,
 ) -> Snapshot:
-    """Load the newest version (natural order: 9 < 10) of a store that loads, leaving out the
-    version named `skip`; raise PolicyLoadError when none does."""
+    """Load the newest version of a store that loads among those older than `before` (natural
+    order: 9 < 10); raise PolicyLoadError when none does.
+
+    Invariant: never a version newer than `before`. A store rolled back (`current` moved from
+    0003 to 0002) may hold a newer version that was withdrawn for granting too much; when 0002
+    is refused, 0003 must not be what serves."""
     try:
         names = version_names(store)
     except (StoreError, OSError) as exc:
         raise PolicyLoadError([Diagnostic("store_unresolved", "", str(exc))]) from None
+    ceiling = natural_key(before)
     for name in reversed(names):
-        if name == skip:
+        if natural_key(name) >= ceiling:
             continue
         try:
             return load_store(store, name, cache_size)

@@ -38,6 +38,7 @@ __all__ = [
     "StoreError",
     "StoreVersion",
     "User",
+    "natural_key",
     "read_version",
     "resolve_version",
     "version_names",
@@ -151,7 +152,8 @@ class StoreVersion:
     tests: tuple[PolicyTestCase, ...]
 
 
-def _natural(name: str) -> list[Any]:
+def natural_key(name: str) -> list[Any]:
+    """Version names in natural order: "9" < "10" < "10a"."""
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
@@ -179,7 +181,7 @@ def version_names(store: str | os.PathLike[str]) -> list[str]:
         raise StoreError(f"{os.fspath(store)}: no versions/ directory")
     return sorted(
         (e.name for e in os.scandir(versions) if not e.name.startswith(".") and e.is_dir()),
-        key=_natural,
+        key=natural_key,
     )
 
 

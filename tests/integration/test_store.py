@@ -468,6 +468,29 @@ def test_a_dangling_current_falls_back_too(store: Path) -> None:
         assert (authz.version, authz.status()["fallback_from"]) == ("0002", "current")
 
 
+def test_the_fallback_never_serves_a_version_newer_than_current(store: Path) -> None:
+    """0003 granted too much and was rolled back (current -> 0002); when 0002 is then refused
+    at a cold start, 0001 serves, never the withdrawn 0003."""
+    new_version(store, "0003")
+    bob = store / "versions" / "0003" / "users" / "bob.json"
+    doc = json.loads(bob.read_text())
+    doc["policies"] = [*doc.get("policies", []), "arn:aws:iam::aws:policy/AdministratorAccess"]
+    write(bob, doc)
+    point_current(store, "0002")
+    write(store / "versions" / "0002" / "users" / "bob.json", "{")
+    with pdp.Authorizer.from_store(store, fallback=True, watch=False) as authz:
+        assert (authz.version, authz.status()["fallback_from"]) == ("0001", "0002")
+        assert authz.is_authorized("bob", "iam:CreateUser", "*").decision == "Deny"
+    (store / "current").unlink()
+    (store / "current").symlink_to("versions/0002.gone")
+    with pdp.Authorizer.from_store(store, fallback=True, watch=False) as authz:
+        assert authz.version == "0001"  # "0002.gone" sorts after 0002, before 0003
+    (store / "current").unlink()
+    (store / "current").symlink_to("versions/0000")
+    with pytest.raises(pdp.PolicyLoadError):
+        pdp.Authorizer.from_store(store, fallback=True, watch=False)  # nothing older loads
+
+
 def test_when_nothing_loads_the_fallback_raises_why_current_was_refused(store: Path) -> None:
     for name in ("0001", "0002"):
         write(store / "versions" / name / "users" / "bob.json", "{")
