@@ -132,7 +132,7 @@ def _prepare(config: Config) -> list[IO[bytes]]:
 
 def serve(config: Config) -> int:
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
 
     try:
@@ -187,6 +187,9 @@ def serve(config: Config) -> int:
             websockets=False,
             workers=config.workers,
             backpressure=config.max_connections,  # per worker; each open connection holds one
+            # HTTP/1.1 only: granian's HTTP/2 (h2c) allows 200 streams a connection and 16 MiB
+            # of headers, and its idle connections never time out; every client speaks 1.1
+            http=HTTPModes.http1,
             http1_settings=HTTP1Settings(header_read_timeout=int(config.header_timeout * 1000)),
             log_level="warning",
             workers_kill_timeout=30,  # above a worker's own worst shutdown: 6 s gRPC + 5 + 10 s log

@@ -301,3 +301,12 @@ def test_idle_admin_connection_is_closed_after_the_timeout(
     started = time.monotonic()
     assert closed_within(sock, ADMIN_TIMEOUT + 5) == b""
     assert time.monotonic() - started >= ADMIN_TIMEOUT - 0.1
+
+
+def test_http2_is_not_spoken(server: Server, connect: Connect) -> None:
+    """The sidecar speaks HTTP/1.1 only: HTTP/2's streams would multiply what one connection
+    may hold (200 streams, 16 MiB of headers each) and its idle connections never time out."""
+    sock = connect(server.http)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    answer = closed_within(sock, QUICK)
+    assert not answer.startswith(b"\x00"), answer[:40]  # no SETTINGS frame: no HTTP/2
