@@ -98,7 +98,10 @@ class AccessAdvisor:
         self._db.execute(_INDEX)
         self._db.commit()
         self._pending: dict[tuple[str, str], tuple[float, str, str | None]] = {}
+        # Invariant: _lock (pending rows, counters) is never held during SQLite I/O, which can
+        # wait up to 10 s on a locked database: stats() serves /readyz and /metrics.
         self._lock = threading.Lock()
+        self._db_lock = threading.Lock()  # the connection; taken after _lock, never before
         self._last_flush = time.monotonic()
 
     def observe(self, event: dict[str, Any]) -> None:
@@ -128,8 +131,9 @@ class AccessAdvisor:
         with self._lock:
             pending, self._pending = self._pending, {}
             self._last_flush = time.monotonic()
-            if not pending:
-                return
+        if not pending:
+            return
+        with self._db_lock:
             db = self._db
             db.executemany(_UPSERT, [(p, s, t, a, pol) for (p, s), (t, a, pol) in pending.items()])
             before = db.total_changes
@@ -139,8 +143,10 @@ class AccessAdvisor:
             (rows,) = db.execute("SELECT COUNT(*) FROM last_access").fetchone()
             if rows > self.max_rows:
                 db.execute(_PRUNE_OLDEST, (rows - self.max_rows,))
-            self.pruned += db.total_changes - before
+            pruned = db.total_changes - before
             db.commit()
+        with self._lock:
+            self.pruned += pruned
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -149,7 +155,7 @@ class AccessAdvisor:
     def usage(self, principal: str) -> dict[str, dict[str, Any]]:
         """service -> {last_allowed (epoch), action, policy} for one principal."""
         self.flush()
-        with self._lock:
+        with self._db_lock:
             rows = self._db.execute(
                 "SELECT service, last_allowed, action, policy FROM last_access WHERE principal = ?",
                 (principal_name(principal),),
@@ -159,7 +165,7 @@ class AccessAdvisor:
     def last_activity(self) -> dict[str, float]:
         """principal -> the last time anything was allowed to it."""
         self.flush()
-        with self._lock:
+        with self._db_lock:
             rows = self._db.execute(
                 "SELECT principal, MAX(last_allowed) FROM last_access GROUP BY principal"
             ).fetchall()
@@ -167,7 +173,7 @@ class AccessAdvisor:
 
     def close(self) -> None:
         self.flush()
-        with self._lock:
+        with self._db_lock:
             self._db.close()
 
 

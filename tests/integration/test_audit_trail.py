@@ -351,3 +351,29 @@ def test_stdout_lines_are_never_torn_with_two_workers(tmp_path: Path) -> None:
     lines = b"".join(chunks).decode().splitlines()
     events = [json.loads(line) for line in lines if '"decision_id"' in line]
     assert sorted(e["request_id"] for e in events) == sorted(sent)
+
+
+def test_a_locked_advisor_database_does_not_stall_probes_or_decisions(tmp_path: Path) -> None:
+    """An operator's sqlite3 shell (or a backup) holding the Access Advisor database: the log
+    writer waits on it, /readyz, /metrics and decisions do not."""
+    log = tmp_path / "decisions.jsonl"
+    srv = start_server(tmp_path, PDP_DECISION_LOG=str(log))
+    try:
+        allow = {"principal": "alice", "action": "s3:GetObject", "resource": "*"}
+        assert srv.call("/v1/is-authorized", allow)[1]["decision"] == "Allow"
+        time.sleep(1.2)  # the advisor has its database and flushes at most once a second
+        lock = sqlite3.connect(f"{log}.advisor.sqlite", timeout=1)
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            time.sleep(1.2)
+            srv.call("/v1/is-authorized", {**allow, "action": "ec2:DescribeInstances"})
+            time.sleep(0.5)  # the writer is now waiting for the database
+            for path, body in (("/readyz", None), ("/metrics", None), ("/v1/is-authorized", allow)):
+                started = time.monotonic()
+                status, _ = srv.call(path, body)
+                assert status == 200 and time.monotonic() - started < 2.0, path
+        finally:
+            lock.rollback()
+            lock.close()
+    finally:
+        assert srv.stop() == 0
