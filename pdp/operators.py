@@ -166,18 +166,20 @@ def _embedded_networks(net: ipaddress.IPv6Network) -> list[_Network]:
     """The IPv4 networks an IPv6 network holds through the mapped and compatible ranges.
 
     A network inside a range (prefix 96 or longer) holds the IPv4 network with the remaining
-    prefix; a network around a whole range holds all of IPv4. `::/127`, `::/128` and `::1/128`
-    hold only the two addresses that are not IPv4-compatible, so they hold no IPv4 network.
+    prefix. A wider one (`::/0`, `::/3`) holds none: it is written as IPv6 and means IPv6
+    clients, as in IAM, where an IPv4 request is never in an IPv6 range (a Deny on
+    `NotIpAddress ::/0`, "IPv6 clients only", must keep denying IPv4 clients). `::/127`,
+    `::/128` and `::1/128` hold only the two addresses that are not IPv4-compatible, so they
+    hold no IPv4 network.
     """
     base = int(net.network_address)
     out: list[_Network] = []
+    if net.prefixlen < 96:
+        return out
     for high in (_MAPPED_HIGH, 0):
-        if net.prefixlen >= 96:
-            if base >> 32 == high and not (high == 0 and net.prefixlen >= 127 and base <= 1):
-                mask = (_IPV4_BITS << (128 - net.prefixlen)) & _IPV4_BITS
-                out.append((4, base & mask, mask))
-        elif (high << 32) & int(net.netmask) == base:
-            out.append((4, 0, 0))
+        if base >> 32 == high and not (high == 0 and net.prefixlen >= 127 and base <= 1):
+            mask = (_IPV4_BITS << (128 - net.prefixlen)) & _IPV4_BITS
+            out.append((4, base & mask, mask))
     return out
 
 
