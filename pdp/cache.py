@@ -33,14 +33,21 @@ _SORTED = orjson.OPT_SORT_KEYS
 _EXACT = frozenset({str, bool, int})
 
 
-def _encodable(value: object) -> bool:
-    # Invariant: orjson writes NaN and the infinities as null, so two different contexts could
-    # share a key; such values are refused before hashing (the engine refuses them too).
-    if type(value) is float:
-        return math.isfinite(value)
-    if isinstance(value, list | tuple):
-        return all(_encodable(v) for v in value)
-    return True
+def _encodable(value: object, nested: bool = False) -> bool:
+    """True for the values whose canonical JSON is theirs alone: str, int, bool, finite float
+    and (once) a list or tuple of those.
+
+    Invariant: orjson also writes datetime, UUID, Enum and dataclass values (as their string or
+    object forms) and NaN and the infinities as null, so such a value could share a key with
+    a string or null that the engine decides otherwise; they are refused before hashing."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool:
+        return True
+    if kind is float:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    if (kind is list or kind is tuple) and not nested:
+        return all(_encodable(v, True) for v in value)  # type: ignore[attr-defined]
+    return False
 
 
 def cache_key(

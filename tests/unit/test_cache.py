@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import sys
 import tracemalloc
+import uuid
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
 
 import pytest
 
+import pdp
 from pdp.cache import DIRECT_KEY_CHARS, DecisionCache, cache_key
 from pdp.model import Decision
 
@@ -69,6 +74,11 @@ def test_key_order_does_not_matter_but_fields_do() -> None:
         {"x:f": [1.0, float("-inf")]},
         {"x:n": 2**64},
         {1: "not a string key"},
+        {"x:d": datetime(2026, 1, 1, tzinfo=UTC)},
+        {"x:u": uuid.UUID(int=1)},
+        {"x:e": Enum("E", {"A": "a"}).A},
+        {"x:l": [["nested"]]},
+        {"x:s": {"set"}},
     ],
 )
 def test_values_without_an_exact_encoding_are_not_cached(context: dict[object, object]) -> None:
@@ -90,3 +100,16 @@ def test_the_cache_memory_per_entry_is_bounded() -> None:
     tracemalloc.stop()
     assert cache.stats()["size"] == 1000
     assert used / 1000 < 600, used / 1000
+
+
+def test_a_value_the_engine_refuses_never_borrows_a_strings_decision() -> None:
+    """A datetime is refused by the engine (Deny); its ISO string is allowed: the cache must
+    not hand the string's Allow to the datetime once the string was decided."""
+    store = Path(__file__).resolve().parents[2] / "examples" / "store"
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    with pdp.Authorizer.from_store(store, watch=False) as authz:
+        assert authz.is_authorized("alice", "s3:GetObject", "*", {"x:k": when}).decision == "Deny"
+        text = authz.is_authorized("alice", "s3:GetObject", "*", {"x:k": when.isoformat()})
+        assert text.decision == "Allow"
+        again = authz.is_authorized("alice", "s3:GetObject", "*", {"x:k": when})
+        assert again.decision == "Deny" and again.errors
