@@ -173,6 +173,13 @@ def _add_context(context: Mapping[str, Any], max_value: int, size: _Size) -> Non
         _add_value(value, max_value, size)
 
 
+def _bytes(text: str) -> int:
+    """What a string may hold in memory and in UTF-8, as the context is counted: 4 per
+    character unless it is ASCII (an emoji principal is 4 bytes a character, not 1)."""
+    n = len(text)
+    return n if text.isascii() else 4 * n
+
+
 def _context_size(context: Mapping[str, Any], max_value: int) -> _Size:
     # Invariant: cheap, a few additions per value and no JSON; this runs on the request path.
     # Flat string and scalar values (nearly every context) are counted inline.
@@ -426,10 +433,10 @@ class DecisionLog:
         decision: Decision,
     ) -> tuple[int, Mapping[str, Any] | None, _Cuts | None]:
         """The estimated size of the event, and its context cut to the bounds if need be."""
-        size = _EVENT_BYTES + len(principal) + len(action) + len(resource)
+        size = _EVENT_BYTES + _bytes(principal) + _bytes(action) + _bytes(resource)
         size += 128 * len(decision.matched)
         if decision.errors:
-            size += sum(map(len, decision.errors))
+            size += sum(map(_bytes, decision.errors))
         cuts = None
         if context:
             measured = _context_size(context, self.max_value)

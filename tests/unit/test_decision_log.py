@@ -172,6 +172,27 @@ def test_a_stalled_writer_holds_at_most_the_queue_bytes(tmp_path: Path) -> None:
     assert log.stats()["dropped_by_reason"]["shutdown"] == stats["queued"]
 
 
+def test_non_ascii_request_strings_count_their_bytes(tmp_path: Path) -> None:
+    """A principal and resource of emoji are 4 bytes a character in memory: the queue bound
+    counts them so, and holds no more than it says."""
+    fifo = tmp_path / "stalled"
+    os.mkfifo(fifo)
+    tracemalloc.start()
+    try:
+        log = DecisionLog(str(fifo), queue_size=100_000, queue_bytes=1 << 20)
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(300):
+            name = f"{i:04}" + "\U0001f600" * 4000
+            log.record(name, "s3:GetObject", name + "/r", None, DENY, 0.0)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    stats = log.stats()
+    assert stats["dropped"] > 0 and stats["queued_bytes"] <= 1 << 20
+    assert held < 3 << 19, held  # within 1.5 times the bound
+    log.close(timeout=0.5)
+
+
 def test_oversized_context_values_are_cut_and_the_event_says_so(tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
     log = DecisionLog(str(path), max_value=1024, max_context=16 << 10)
