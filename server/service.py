@@ -119,6 +119,10 @@ class Config:
                 raise ConfigError(f"{name}: must be {what}, not {raw!r}") from None
             if number < 0 or not math.isfinite(number):
                 raise ConfigError(f"{name}: must be a finite number, not negative: {raw!r}")
+            low, high = LIMITS.get(item.name, (0, None))
+            if number < low or (high is not None and number > high):
+                bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+                raise ConfigError(f"{name}: must be {bounds}, not {raw!r}")
             values[item.name] = number
         token = environ.get("PDP_ADMIN_TOKEN")
         token_file = environ.get("PDP_ADMIN_TOKEN_FILE")
@@ -134,6 +138,26 @@ class Config:
         values["admin_token"] = token or None
         return cls(**values)
 
+
+# The range of a numeric field, where it is narrower than "not negative".
+LIMITS: dict[str, tuple[float, float | None]] = {
+    "workers": (1, None),
+    "watch_interval": (0.05, None),
+    "max_batch": (1, None),
+    "max_batch_chars": (1, None),
+    "max_body": (1, None),
+    "decision_log_sample": (0, 1),
+    "decision_log_queue": (1, None),
+    "body_timeout": (0.1, None),
+    "header_timeout": (0.1, 60),
+    "max_connections": (1, None),
+    "admin_timeout": (1, None),
+    "decision_log_queue_bytes": (1, None),
+    "decision_log_max_value": (1, None),
+    "decision_log_max_context": (2, None),
+    "advisor_max_rows": (1, None),
+    "advisor_max_per_principal": (1, None),
+}
 
 # Each field of Config and the variable it comes from (the admin token has its own two).
 ENVIRONMENT = {

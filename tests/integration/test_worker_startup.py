@@ -48,6 +48,10 @@ def test_workers_without_the_admin_port_do_not_grow(tmp_path: Path) -> None:
         ({"PDP_BODY_TIMEOUT": "nan"}, "PDP_BODY_TIMEOUT: must be a finite number"),
         ({"PDP_CACHE_SIZE": "-5"}, "PDP_CACHE_SIZE: must be a finite number, not negative"),
         ({"PDP_ADMIN_TOKEN_FILE": "/nonexistent/token"}, "PDP_ADMIN_TOKEN_FILE: cannot read"),
+        ({"PDP_DECISION_LOG_SAMPLE": "2"}, "PDP_DECISION_LOG_SAMPLE: must be between 0 and 1"),
+        ({"PDP_DECISION_LOG_MAX_VALUE": "0"}, "PDP_DECISION_LOG_MAX_VALUE: must be at least 1"),
+        ({"PDP_ACCESS_ADVISOR_MAX_ROWS": "0"}, "PDP_ACCESS_ADVISOR_MAX_ROWS: must be at least 1"),
+        ({"PDP_HEADER_TIMEOUT": "600"}, "PDP_HEADER_TIMEOUT: must be between 0.1 and 60"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_the_variable(env: dict[str, str], message: str) -> None:
