@@ -275,8 +275,8 @@ class Sidecar:
         for name, value in scope.headers.items():
             if name == "content-type":
                 key = "CONTENT_TYPE"
-            elif name == "content-length":
-                continue
+            elif name == "content-length" or name == "transfer-encoding":
+                continue  # the body is whole and de-chunked: CONTENT_LENGTH says its length
             else:
                 key = "HTTP_" + name.upper().replace("-", "_")
             environ[key] = f"{environ[key]}, {value}" if key in environ else value

@@ -310,3 +310,33 @@ def test_http2_is_not_spoken(server: Server, connect: Connect) -> None:
     sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
     answer = closed_within(sock, QUICK)
     assert not answer.startswith(b"\x00"), answer[:40]  # no SETTINGS frame: no HTTP/2
+
+
+def test_a_chunked_body_over_the_limit_is_refused_as_too_large(
+    server: Server, connect: Connect
+) -> None:
+    sock = connect(server.http)
+    sock.sendall(
+        b"POST /v1/is-authorized HTTP/1.1\r\nHost: pdp\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"x" * 65536
+    for _ in range(20):  # 1.25 MiB, over the 1 MiB default
+        sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    sock.sendall(b"0\r\n\r\n")
+    sock.settimeout(QUICK)
+    answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
+    assert b"body: larger than 1048576 bytes" in answer
+
+
+def test_a_chunked_body_within_the_limit_is_decided(server: Server, connect: Connect) -> None:
+    body = f'{{"principal": "bob", {REQUEST}}}'.encode()
+    sock = connect(server.http)
+    sock.sendall(
+        b"POST /v1/is-authorized HTTP/1.1\r\nHost: pdp\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    )
+    sock.settimeout(QUICK)
+    answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200") and b'"decision":"Allow"' in answer, answer
