@@ -192,7 +192,7 @@ def serve(config: Config) -> int:
             http=HTTPModes.http1,
             http1_settings=HTTP1Settings(header_read_timeout=int(config.header_timeout * 1000)),
             log_level="warning",
-            workers_kill_timeout=30,  # above a worker's own worst shutdown: 6 s gRPC + 5 + 10 s log
+            workers_kill_timeout=40,  # > worst clean stop: 6 s gRPC, 5, 12 s log, 10 s sqlite
             respawn_failed_workers=True,
         ).serve()
     except RuntimeError as exc:  # granian's bind, if another program took the port meanwhile
