@@ -36,7 +36,8 @@ __all__ = ["SERVICE_NAME", "create_server", "decision_message"]
 
 log = logging.getLogger("pdp.server.grpc")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Authorizer"].full_name
-MAX_MESSAGE = 4 << 20
+MIN_RECEIVE = 2 << 20  # bytes: a batch at the default work limit is about 1.06 MB
+MAX_SEND = 4 << 20
 
 
 def _value(value: pb.Value, where: str, nested: bool = False) -> Any:
@@ -57,9 +58,10 @@ def _request(message: pb.IsAuthorizedRequest) -> DecisionRequest:
         # proto3 has no "absent" for strings: an empty one is a missing field
         missing = [n for n in ("principal", "action", "resource") if not getattr(message, n)]
         raise BadRequest(f"{missing[0]}: required")
-    fields: dict[str, Any] = {"principal": principal, "action": action, "resource": resource}
-    if max(len(principal), len(action), len(resource)) > MAX_STRING:
-        parse_request(fields)  # raises, naming the field
+    request_id = message.request_id
+    if max(len(principal), len(action), len(resource), len(request_id)) > MAX_STRING:
+        fields = {"principal": principal, "action": action, "resource": resource}
+        parse_request({**fields, "request_id": request_id})  # raises, naming the field
     context: dict[str, Any] = {}
     if message.context:
         if len(message.context) > MAX_CONTEXT_KEYS:
@@ -68,9 +70,7 @@ def _request(message: pb.IsAuthorizedRequest) -> DecisionRequest:
             context[key] = _value(value, f'context["{key}"]')
         check_context(context)  # the checks the HTTP sidecar makes too
     principal_type = check_principal_type(message.principal_type)
-    return DecisionRequest(
-        principal, action, resource, context, message.request_id or None, principal_type
-    )
+    return DecisionRequest(principal, action, resource, context, request_id or None, principal_type)
 
 
 _MESSAGES: dict[int, tuple[Decision, pb.IsAuthorizedResponse]] = {}
@@ -247,18 +247,30 @@ class AuthorizerServicer(pb_grpc.AuthorizerServicer):
         )
 
 
+def _receive_limit(max_batch_chars: int) -> int:
+    """The largest request message a worker reads: 2 bytes per character of the batch work
+    limit, at least MIN_RECEIVE (docs/serving.md, "Batch limits", has the measurements)."""
+    return max(MIN_RECEIVE, 2 * max_batch_chars)
+
+
 def create_server(
     service: Service, address: str, *, threads: int = 16, reuse_port: bool = True
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """A started gRPC server on `address`; returns (server, bound port, health servicer)."""
+    """A started gRPC server on `address`; returns (server, bound port, health servicer).
+
+    At most `config.grpc_max_concurrent` calls are in flight, running or waiting for one of
+    `threads`: past it gRPC answers RESOURCE_EXHAUSTED without reading its message, so what
+    waiting calls hold is bounded too (that many times the receive limit)."""
+    config = service.config
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pdp-grpc"),
         interceptors=(_Decoding(service.metrics.bad_request),),
         options=[
             ("grpc.so_reuseport", 1 if reuse_port else 0),
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
-            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.max_receive_message_length", _receive_limit(config.max_batch_chars)),
+            ("grpc.max_send_message_length", MAX_SEND),
         ],
+        maximum_concurrent_rpcs=config.grpc_max_concurrent or None,
     )
     pb_grpc.add_AuthorizerServicer_to_server(AuthorizerServicer(service), server)
     health_servicer = health.HealthServicer()
