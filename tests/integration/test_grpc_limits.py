@@ -1,8 +1,9 @@
 """What gRPC callers can make a worker hold: calls past PDP_GRPC_MAX_CONCURRENT and messages
-past the size limit are RESOURCE_EXHAUSTED at once."""
+past the size limit are RESOURCE_EXHAUSTED at once, and the clients retry "busy"."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
+from pdp_client import AsyncGrpcClient, GrpcClient
 
 from pdp.v1 import authorizer_pb2 as pb
 from pdp.v1 import authorizer_pb2_grpc as pb_grpc
@@ -206,6 +208,37 @@ def test_a_request_id_has_the_length_limit_http_has(server: Server) -> None:
             pb_grpc.AuthorizerStub(channel).IsAuthorized(item, timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details() == "request_id: longer than 4096 characters"
+
+
+def test_grpc_client_retries_while_pdp_is_busy(server: Server) -> None:
+    """RESOURCE_EXHAUSTED is "busy": retried with backoff, then a fail-closed Deny."""
+    with grpc.insecure_channel(server.grpc) as channel:
+        pinned = _Pinned(channel, LIMIT)
+        with GrpcClient(server.grpc, retries=2, timeout=5) as client:
+            busy = client.is_authorized("bob", "s3:GetObject", "*")
+            assert busy.decision == "Deny", busy
+            assert "RESOURCE_EXHAUSTED" in busy.errors[0], busy
+            # 12 retries cannot all be over within 0.1 s (their delays grow to 1 s each)
+            pinned.release(after=0.1)
+            client.retries = 12
+            answer = client.is_authorized("bob", "s3:GetObject", "*")
+        pinned.wait()
+    assert not answer.errors, answer
+
+
+def test_async_grpc_client_retries_while_pdp_is_busy(server: Server) -> None:
+    with grpc.insecure_channel(server.grpc) as channel:
+        pinned = _Pinned(channel, LIMIT)
+
+        async def decide(retries: int) -> list[str]:
+            async with AsyncGrpcClient(server.grpc, retries=retries, timeout=5) as client:
+                return list((await client.is_authorized("bob", "s3:GetObject", "*")).errors)
+
+        busy = asyncio.run(decide(2))
+        assert len(busy) == 1 and "RESOURCE_EXHAUSTED" in busy[0], busy
+        pinned.release(after=0.1)
+        assert asyncio.run(decide(12)) == []
+        pinned.wait()
 
 
 def test_the_server_log_stays_clean(server: Server) -> None:
