@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -127,6 +127,55 @@ def _show(decision: Decision, as_json: bool) -> None:
         _say(f"  error: {error}")
 
 
+class _Unreadable(Exception):
+    """The --requests file cannot be opened or read; the message says why."""
+
+
+def _request_lines(path: str) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of a requests file; a failure to read it is _Unreadable (an error
+    while printing a decision is not: it is raised where the decision is printed)."""
+    try:
+        with open(path, "rb") as handle:  # bytes: a line that is not UTF-8 is named by number
+            yield from enumerate(handle, start=1)
+    except OSError as exc:
+        raise _Unreadable(exc.strerror or str(exc)) from None
+
+
+def _check_requests(snapshot: Snapshot, path: str) -> int:
+    """One JSON decision per request line; a bad line stops with its file and line number."""
+    try:
+        for number, raw in _request_lines(path):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                _warn(f"{path}:{number}: invalid request: not UTF-8 text")
+                return EXIT_ERROR
+            if not line.strip():
+                continue
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise ValueError("not an object")
+            except ValueError as exc:
+                _warn(f"{path}:{number}: invalid request: {exc}")
+                return EXIT_ERROR
+            principal_type = request.get("principal_type")
+            if principal_type is None or principal_type == "":
+                principal_type = "user"  # as over HTTP (server/requests.py)
+            decision = snapshot.is_authorized(
+                request.get("principal"),  # type: ignore[arg-type]
+                request.get("action"),  # type: ignore[arg-type]
+                request.get("resource"),  # type: ignore[arg-type]
+                request.get("context"),
+                principal_type=principal_type,
+            )
+            print(json.dumps(decision.to_dict()))
+    except _Unreadable as exc:
+        _warn(f"pdp check: cannot read --requests {path}: {exc}")
+        return EXIT_ERROR
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     try:
         snapshot = _load(args.store)
@@ -134,26 +183,7 @@ def _check(args: argparse.Namespace) -> int:
         _print_problems(exc)
         return EXIT_ERROR
     if args.requests:
-        with open(args.requests, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    request = json.loads(line)
-                    if not isinstance(request, dict):
-                        raise ValueError("not an object")
-                except ValueError as exc:
-                    _warn(f"{args.requests}:{number}: invalid request: {exc}")
-                    return EXIT_ERROR
-                decision = snapshot.is_authorized(
-                    request.get("principal"),  # type: ignore[arg-type]
-                    request.get("action"),  # type: ignore[arg-type]
-                    request.get("resource"),  # type: ignore[arg-type]
-                    request.get("context"),
-                    principal_type=request.get("principal_type", "user"),
-                )
-                print(json.dumps(decision.to_dict()))
-        return 0
+        return _check_requests(snapshot, args.requests)
     missing = [f"--{k}" for k in ("principal", "action", "resource") if not getattr(args, k)]
     if missing:
         _warn(f"pdp check: missing {', '.join(missing)} (or give --requests)")

@@ -14,21 +14,33 @@ lock operators out of reload and status.
 from __future__ import annotations
 
 import hmac
+import logging
 import socket
 from typing import Any
 
 from flask import Flask, Response, request
 from waitress.server import create_server
+from werkzeug.exceptions import HTTPException
 
 from server.http_sidecar import json_response, read_json
 from server.requests import BadRequest
 from server.service import NotReady, ReloadFailed, Service
 
-__all__ = ["MAX_BODY", "MAX_HEADERS", "create_admin_app", "create_admin_server"]
+__all__ = ["MAX_BODY", "MAX_DAYS", "MAX_HEADERS", "create_admin_app", "create_admin_server"]
 
+log = logging.getLogger("pdp.server.admin")
 MAX_BODY = 8 << 10  # bytes: an admin body is {"version": "<name>"}
 MAX_HEADERS = 8 << 10  # bytes of request line and headers
 MAX_CONNECTIONS = 1000
+MAX_DAYS = 36_500  # the Access Advisor's window: a hundred years
+
+
+def _days(raw: str) -> int:
+    """The `days` parameter, 1 to MAX_DAYS. The length is checked before int(): Python refuses
+    to convert more than 4,300 digits, and orjson to encode integers past 64 bits."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= MAX_DAYS:
+        return int(raw)
+    raise BadRequest(f"days: must be a whole number from 1 to {MAX_DAYS}")
 
 
 def create_admin_app(service: Service) -> Flask:
@@ -59,6 +71,15 @@ def create_admin_app(service: Service) -> Flask:
     def not_ready(exc: NotReady) -> Response:
         return json_response({"error": f"not ready: {exc}"}, 503)
 
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        return json_response({"error": exc.description or exc.name}, exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def internal(exc: Exception) -> Response:
+        log.exception("internal error")
+        return json_response({"error": "internal error"}, 500)
+
     @app.post("/admin/reload")
     def reload() -> Response:
         version = None
@@ -80,10 +101,7 @@ def create_admin_app(service: Service) -> Flask:
 
     @app.get("/admin/access-advisor/<path:principal>")
     def access_advisor(principal: str) -> Response:
-        days = request.args.get("days", "90")
-        if not (days.isascii() and days.isdigit()):
-            raise BadRequest("days: must be a whole number")
-        answer = service.access_advisor(principal, int(days))
+        answer = service.access_advisor(principal, _days(request.args.get("days", "90")))
         if answer is None:
             return json_response({"error": f"no user {principal!r} in the store"}, 404)
         return json_response(answer)

@@ -6,9 +6,11 @@ serves it (after any fork): gRPC objects do not survive a fork.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
 
@@ -34,7 +36,8 @@ __all__ = ["SERVICE_NAME", "create_server", "decision_message"]
 
 log = logging.getLogger("pdp.server.grpc")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Authorizer"].full_name
-MAX_MESSAGE = 4 << 20
+MIN_RECEIVE = 2 << 20  # bytes: a batch at the default work limit is about 1.06 MB
+MAX_SEND = 4 << 20
 
 
 def _value(value: pb.Value, where: str, nested: bool = False) -> Any:
@@ -55,9 +58,10 @@ def _request(message: pb.IsAuthorizedRequest) -> DecisionRequest:
         # proto3 has no "absent" for strings: an empty one is a missing field
         missing = [n for n in ("principal", "action", "resource") if not getattr(message, n)]
         raise BadRequest(f"{missing[0]}: required")
-    fields: dict[str, Any] = {"principal": principal, "action": action, "resource": resource}
-    if max(len(principal), len(action), len(resource)) > MAX_STRING:
-        parse_request(fields)  # raises, naming the field
+    request_id = message.request_id
+    if max(len(principal), len(action), len(resource), len(request_id)) > MAX_STRING:
+        fields = {"principal": principal, "action": action, "resource": resource}
+        parse_request({**fields, "request_id": request_id})  # raises, naming the field
     context: dict[str, Any] = {}
     if message.context:
         if len(message.context) > MAX_CONTEXT_KEYS:
@@ -66,9 +70,7 @@ def _request(message: pb.IsAuthorizedRequest) -> DecisionRequest:
             context[key] = _value(value, f'context["{key}"]')
         check_context(context)  # the checks the HTTP sidecar makes too
     principal_type = check_principal_type(message.principal_type)
-    return DecisionRequest(
-        principal, action, resource, context, message.request_id or None, principal_type
-    )
+    return DecisionRequest(principal, action, resource, context, request_id or None, principal_type)
 
 
 _MESSAGES: dict[int, tuple[Decision, pb.IsAuthorizedResponse]] = {}
@@ -113,48 +115,88 @@ class _Undecodable:
         self.detail = detail
 
 
-def _decoder(message: Any) -> Any:
-    """A request deserializer that never raises: gRPC would answer INTERNAL and log a
-    traceback for each such call ("Exception deserializing request!")."""
-    name = message.DESCRIPTOR.full_name
+def _decoder(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """`deserializer`, returning an _Undecodable instead of raising: gRPC would answer
+    INTERNAL and log a traceback for each such call ("Exception deserializing request!")."""
+    message = getattr(deserializer, "__self__", None)  # Message.FromString is bound to its class
+    descriptor = getattr(message, "DESCRIPTOR", None)
+    what = f"a valid {descriptor.full_name} message" if descriptor else "a valid request message"
 
     def decode(data: bytes) -> Any:
         try:
-            return message.FromString(data)
+            return deserializer(data)
         except Exception as exc:  # DecodeError, or any other way the bytes fail to parse
             why = str(exc).rpartition(": ")[2] or type(exc).__name__
-            return _Undecodable(f"request: not a valid {name} message ({why.lower()})")
+            return _Undecodable(f"request: not {what} ({why.lower()})")
 
     return decode
 
 
-def _checked(service: Service, method: Any) -> Any:
-    """`method`, answering INVALID_ARGUMENT for a request that did not decode."""
+class _Decoding(grpc.ServerInterceptor):
+    """Every service's handlers, with a request deserializer that never raises and behaviours
+    that answer INVALID_ARGUMENT (counted by `bad_request`) for a request that did not decode.
+    A streamed request ends its call with INVALID_ARGUMENT when the servicer reaches it."""
 
-    def handle(request: Any, context: grpc.ServicerContext) -> Any:
-        if isinstance(request, _Undecodable):
-            service.metrics.bad_request()
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.detail)
-        return method(request, context)
+    def __init__(self, bad_request: Callable[[], None]) -> None:
+        self._bad_request = bad_request
+        self._handlers: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-    return handle
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler  # an unknown method: UNIMPLEMENTED
+        method = handler_call_details.method
+        known = self._handlers.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._wrap(handler)
+        # Invariant: keyed by methods that have a handler, so the dict stays as small as the
+        # services; a racing call at worst wraps the same handler twice.
+        self._handlers[method] = (handler, wrapped)
+        return wrapped
 
-
-def _add_authorizer(servicer: AuthorizerServicer, server: grpc.Server) -> None:
-    """pb_grpc.add_AuthorizerServicer_to_server, with request deserializers that never raise."""
-    handlers = {}
-    for method in pb.DESCRIPTOR.services_by_name["Authorizer"].methods:
-        # Invariant: every Authorizer method is unary; a streaming one needs its own handler.
-        assert not (method.client_streaming or method.server_streaming), method.name
-        request = getattr(pb, method.input_type.name)
-        response = getattr(pb, method.output_type.name)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            _checked(servicer.service, getattr(servicer, method.name)),
-            request_deserializer=_decoder(request),
-            response_serializer=response.SerializeToString,
+    def _wrap(self, handler: Any) -> grpc.RpcMethodHandler:
+        # grpc's RpcMethodHandler is a namedtuple: a copy with two fields replaced
+        kind = ("stream" if handler.request_streaming else "unary") + "_"
+        kind += "stream" if handler.response_streaming else "unary"
+        behaviour = getattr(handler, kind)
+        checked = self._each if handler.request_streaming else self._one
+        return handler._replace(
+            request_deserializer=_decoder(handler.request_deserializer),
+            **{kind: checked(behaviour)},
         )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+    def _refuse(self, request: _Undecodable, context: grpc.ServicerContext) -> None:
+        self._bad_request()
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.detail)
+
+    def _one(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        # functools.wraps keeps grpc_health's experimental_non_blocking on Watch: without it
+        # each watcher would hold a server thread
+        @functools.wraps(behaviour)
+        def behave(request: Any, context: grpc.ServicerContext, *rest: Any) -> Any:
+            if isinstance(request, _Undecodable):
+                self._refuse(request, context)
+            return behaviour(request, context, *rest)
+
+        return behave
+
+    def _each(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        def checked(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+            for request in requests:
+                if isinstance(request, _Undecodable):
+                    self._refuse(request, context)
+                yield request
+
+        @functools.wraps(behaviour)
+        def behave(requests: Iterator[Any], context: grpc.ServicerContext, *rest: Any) -> Any:
+            return behaviour(checked(requests, context), context, *rest)
+
+        return behave
 
 
 class AuthorizerServicer(pb_grpc.AuthorizerServicer):
@@ -205,19 +247,32 @@ class AuthorizerServicer(pb_grpc.AuthorizerServicer):
         )
 
 
+def _receive_limit(max_batch_chars: int) -> int:
+    """The largest request message a worker reads: 2 bytes per character of the batch work
+    limit, at least MIN_RECEIVE (docs/serving.md, "Batch limits", has the measurements)."""
+    return max(MIN_RECEIVE, 2 * max_batch_chars)
+
+
 def create_server(
     service: Service, address: str, *, threads: int = 16, reuse_port: bool = True
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """A started gRPC server on `address`; returns (server, bound port, health servicer)."""
+    """A started gRPC server on `address`; returns (server, bound port, health servicer).
+
+    At most `config.grpc_max_concurrent` calls are in flight, running or waiting for one of
+    `threads`: past it gRPC answers RESOURCE_EXHAUSTED without reading its message, so what
+    waiting calls hold is bounded too (that many times the receive limit)."""
+    config = service.config
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pdp-grpc"),
+        interceptors=(_Decoding(service.metrics.bad_request),),
         options=[
             ("grpc.so_reuseport", 1 if reuse_port else 0),
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
-            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.max_receive_message_length", _receive_limit(config.max_batch_chars)),
+            ("grpc.max_send_message_length", MAX_SEND),
         ],
+        maximum_concurrent_rpcs=config.grpc_max_concurrent or None,
     )
-    _add_authorizer(AuthorizerServicer(service), server)
+    pb_grpc.add_AuthorizerServicer_to_server(AuthorizerServicer(service), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

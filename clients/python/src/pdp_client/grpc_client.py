@@ -1,4 +1,5 @@
-"""The gRPC client: one channel, per-attempt timeouts, retries only when pdp is unreachable."""
+"""The gRPC client: one channel, per-attempt timeouts, retries only when pdp is unreachable or
+busy."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ from pdp_client.model import Decision
 
 __all__ = ["RETRYABLE", "GrpcClient"]
 
-# Codes that mean "pdp was not reached or not ready": safe to retry, never a decision.
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+# Codes that mean "pdp was not reached, not ready or busy": safe to retry, never a decision.
+# RESOURCE_EXHAUSTED is a worker at its PDP_GRPC_MAX_CONCURRENT calls (or a message over its
+# size limit, which fails the same way after the retries).
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
 class GrpcClient:
