@@ -131,6 +131,7 @@ def request_chars(request: DecisionRequest) -> int:
     """What deciding a request costs, in characters: its strings, and `VALUE_CHARS` for each
     key and value besides (a list of a thousand small numbers is a thousand values to check)."""
     size = len(request.principal) + len(request.action) + len(request.resource)
+    size += len(request.request_id or "")
     for key, value in request.context.items():
         size += len(key) + VALUE_CHARS
         if isinstance(value, str):
