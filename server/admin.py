@@ -20,9 +20,8 @@ from typing import Any
 
 from flask import Flask, Response, request
 from waitress.server import create_server
-from werkzeug.exceptions import HTTPException
 
-from server.http_sidecar import json_response, read_json
+from server.http_sidecar import json_errors, json_response, read_json
 from server.requests import BadRequest
 from server.service import NotReady, ReloadFailed, Service
 
@@ -63,22 +62,7 @@ def create_admin_app(service: Service) -> Flask:
             return response
         return None
 
-    @app.errorhandler(BadRequest)
-    def bad_request(exc: BadRequest) -> Response:
-        return json_response({"error": str(exc)}, 400)
-
-    @app.errorhandler(NotReady)
-    def not_ready(exc: NotReady) -> Response:
-        return json_response({"error": f"not ready: {exc}"}, 503)
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
-        return json_response({"error": exc.description or exc.name}, exc.code or 500)
-
-    @app.errorhandler(Exception)
-    def internal(exc: Exception) -> Response:
-        log.exception("internal error")
-        return json_response({"error": "internal error"}, 500)
+    json_errors(app, log)
 
     @app.post("/admin/reload")
     def reload() -> Response:

@@ -29,7 +29,7 @@ from pdp.jsondoc import MalformedJson, repeated_key
 from server.requests import BadRequest, parse_request
 from server.service import NotReady, Service
 
-__all__ = ["Sidecar", "create_app", "json_response", "read_json"]
+__all__ = ["Sidecar", "create_app", "json_errors", "json_response", "read_json"]
 
 log = logging.getLogger("pdp.server.http")
 
@@ -57,25 +57,21 @@ def read_json(max_body: int) -> Any:
     return value
 
 
-def create_app(service: Service) -> Flask:
-    app = Flask("pdp")
-    app.config["MAX_CONTENT_LENGTH"] = service.config.max_body
-    openapi = resources.files("server").joinpath("openapi.json").read_bytes()
-    max_body = service.config.max_body
+def json_errors(
+    app: Flask, logger: logging.Logger, on_bad_request: Callable[[], None] = lambda: None
+) -> None:
+    """Every error of `app` as JSON, mapped once for the sidecar and the admin listener: bad
+    input 400 (counted by `on_bad_request`), not ready 503, HTTP errors as they are, and
+    anything else a logged 500 that never echoes its cause."""
 
     @app.errorhandler(BadRequest)
     def bad_request(exc: BadRequest) -> Response:
-        service.metrics.bad_request()
+        on_bad_request()
         return json_response({"error": str(exc)}, 400)
 
     @app.errorhandler(NotReady)
     def not_ready(exc: NotReady) -> Response:
         return json_response({"error": f"not ready: {exc}"}, 503)
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def too_large(exc: RequestEntityTooLarge) -> Response:
-        service.metrics.bad_request()
-        return json_response({"error": f"body: larger than {max_body} bytes"}, 400)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
@@ -83,8 +79,21 @@ def create_app(service: Service) -> Flask:
 
     @app.errorhandler(Exception)
     def internal(exc: Exception) -> Response:
-        log.exception("internal error")
+        logger.exception("internal error")
         return json_response({"error": "internal error"}, 500)
+
+
+def create_app(service: Service) -> Flask:
+    app = Flask("pdp")
+    app.config["MAX_CONTENT_LENGTH"] = service.config.max_body
+    openapi = resources.files("server").joinpath("openapi.json").read_bytes()
+    max_body = service.config.max_body
+    json_errors(app, log, service.metrics.bad_request)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge) -> Response:
+        service.metrics.bad_request()
+        return json_response({"error": f"body: larger than {max_body} bytes"}, 400)
 
     @app.post("/v1/is-authorized")
     def is_authorized() -> Response:
