@@ -2,20 +2,30 @@
 
 Decode, call the Service, encode; no policy logic. Create the server only in the process that
 serves it (after any fork): gRPC objects do not survive a fork.
+
+The server is a `grpc.aio` server on its own event loop, in a daemon thread of the worker (the
+main thread belongs to granian). Request messages are read on the loop, so a call whose headers
+arrived but whose message never does holds no thread (with the sync server, 8 such calls from
+one unauthenticated client stalled a 4-thread worker's whole gRPC service). Single decisions
+run on the loop; batches are read and decided in a small thread pool, so a 100 ms batch does
+not stop the loop. `create_server` returns a `GrpcServer`, a sync facade for the worker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent import futures
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from pdp import Decision
@@ -32,7 +42,7 @@ from server.requests import (
 )
 from server.service import DeadlineExceeded, NotReady, Service
 
-__all__ = ["SERVICE_NAME", "create_server", "decision_message"]
+__all__ = ["SERVICE_NAME", "GrpcServer", "create_server", "decision_message"]
 
 log = logging.getLogger("pdp.server.grpc")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Authorizer"].full_name
@@ -132,116 +142,241 @@ def _decoder(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return decode
 
 
-class _Decoding(grpc.ServerInterceptor):
-    """Every service's handlers, with a request deserializer that never raises and behaviours
-    that answer INVALID_ARGUMENT (counted by `bad_request`) for a request that did not decode.
-    A streamed request ends its call with INVALID_ARGUMENT when the servicer reaches it."""
+BUSY = "Concurrent RPC limit exceeded!"  # grpc's own words for its maximum_concurrent_rpcs
+# Calls that hold no slot: a health Watch waits on the loop for changes, holding nothing but a
+# stream (the sync server gave its slot back after the first answer too).
+_UNCOUNTED = frozenset({"/grpc.health.v1.Health/Watch"})
 
-    def __init__(self, bad_request: Callable[[], None]) -> None:
+
+class _Admission(grpc.aio.ServerInterceptor):
+    """Every service's handlers, with a request deserializer that never raises, a bound on
+    calls in flight and a bound on the time to receive a unary request's message.
+
+    - A request that did not decode answers INVALID_ARGUMENT (counted by `bad_request`); in a
+      stream, when the servicer reaches it.
+    - Past `limit` calls in flight (None: no limit; health Watch not counted) a call answers
+      RESOURCE_EXHAUSTED without its message being read.
+    - A unary request's message must arrive within `message_timeout` seconds, else
+      DEADLINE_EXCEEDED: a call whose headers came but whose message never does gives its slot
+      back instead of holding it until the caller's deadline, or forever.
+
+    grpc's own `maximum_concurrent_rpcs` would count a call until it ends, health watchers and
+    half-sent calls included. So counted unary-request handlers are served as stream-request
+    ones: the behaviour runs as soon as the headers are in, and reads the one message itself.
+    """
+
+    def __init__(
+        self, bad_request: Callable[[], None], limit: int | None, message_timeout: float
+    ) -> None:
         self._bad_request = bad_request
+        self._limit = limit
+        self._timeout = message_timeout
+        self._in_flight = 0  # Invariant: only the loop's thread reads or writes it
         self._handlers: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler  # an unknown method: UNIMPLEMENTED
         method = handler_call_details.method
         known = self._handlers.get(method)
         if known is not None and known[0] is handler:
             return known[1]
-        wrapped = self._wrap(handler)
+        wrapped = self._wrap(handler, counted=method not in _UNCOUNTED)
         # Invariant: keyed by methods that have a handler, so the dict stays as small as the
-        # services; a racing call at worst wraps the same handler twice.
+        # services. Only the loop's thread runs this.
         self._handlers[method] = (handler, wrapped)
         return wrapped
 
-    def _wrap(self, handler: Any) -> grpc.RpcMethodHandler:
-        # grpc's RpcMethodHandler is a namedtuple: a copy with two fields replaced
+    def _wrap(self, handler: Any, counted: bool) -> grpc.RpcMethodHandler:
         kind = ("stream" if handler.request_streaming else "unary") + "_"
         kind += "stream" if handler.response_streaming else "unary"
         behaviour = getattr(handler, kind)
-        checked = self._each if handler.request_streaming else self._one
-        return handler._replace(
-            request_deserializer=_decoder(handler.request_deserializer),
-            **{kind: checked(behaviour)},
+        decode = _decoder(handler.request_deserializer)
+        if handler.request_streaming:
+            return handler._replace(  # grpc's RpcMethodHandler is a namedtuple
+                request_deserializer=decode, **{kind: self._each(behaviour, counted)}
+            )
+        if not counted:
+            return handler._replace(request_deserializer=decode, **{kind: self._one(behaviour)})
+        make = (
+            grpc.stream_stream_rpc_method_handler
+            if handler.response_streaming
+            else grpc.stream_unary_rpc_method_handler
+        )
+        return make(  # type: ignore[no-any-return]
+            self._first(behaviour),
+            request_deserializer=decode,
+            response_serializer=handler.response_serializer,
         )
 
-    def _refuse(self, request: _Undecodable, context: grpc.ServicerContext) -> None:
+    async def _refuse(self, request: _Undecodable, context: grpc.aio.ServicerContext) -> None:
         self._bad_request()
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.detail)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.detail)
 
-    def _one(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
-        # functools.wraps keeps grpc_health's experimental_non_blocking on Watch: without it
-        # each watcher would hold a server thread
+    async def _admit(self, context: grpc.aio.ServicerContext) -> None:
+        if self._limit is not None and self._in_flight >= self._limit:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, BUSY)
+        self._in_flight += 1
+
+    async def _receive(self, requests: AsyncIterator[Any], context: Any) -> Any:
+        """The one message of a unary request, read within the message timeout."""
+        try:
+            request = await asyncio.wait_for(anext(requests), self._timeout)
+        except TimeoutError:
+            detail = f"request: message not received within {self._timeout:g} s"
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, detail)
+        except StopAsyncIteration:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request: no message sent")
+        if isinstance(request, _Undecodable):
+            await self._refuse(request, context)
+        return request
+
+    def _first(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        """A unary-request behaviour as a counted stream-request one (see the class)."""
+        # Invariant: every wrapper is the same kind of function as the behaviour (coroutine or
+        # async generator): grpc.aio picks how to run a handler by its kind, and would run any
+        # other function in a thread.
+        if inspect.isasyncgenfunction(behaviour):
+
+            @functools.wraps(behaviour)
+            async def stream(requests: AsyncIterator[Any], context: Any) -> Any:
+                await self._admit(context)
+                try:
+                    request = await self._receive(requests, context)
+                    async for response in behaviour(request, context):
+                        yield response
+                finally:
+                    self._in_flight -= 1
+
+            return stream
+
         @functools.wraps(behaviour)
-        def behave(request: Any, context: grpc.ServicerContext, *rest: Any) -> Any:
-            if isinstance(request, _Undecodable):
-                self._refuse(request, context)
-            return behaviour(request, context, *rest)
+        async def behave(requests: AsyncIterator[Any], context: Any) -> Any:
+            await self._admit(context)
+            try:
+                return await behaviour(await self._receive(requests, context), context)
+            finally:
+                self._in_flight -= 1
 
         return behave
 
-    def _each(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
-        def checked(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
-            for request in requests:
+    def _one(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        """An uncounted unary-request behaviour, refusing a request that did not decode."""
+        if inspect.isasyncgenfunction(behaviour):
+
+            @functools.wraps(behaviour)
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 if isinstance(request, _Undecodable):
-                    self._refuse(request, context)
-                yield request
+                    await self._refuse(request, context)
+                async for response in behaviour(request, context):
+                    yield response
+
+            return stream
 
         @functools.wraps(behaviour)
-        def behave(requests: Iterator[Any], context: grpc.ServicerContext, *rest: Any) -> Any:
-            return behaviour(checked(requests, context), context, *rest)
+        async def behave(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, _Undecodable):
+                await self._refuse(request, context)
+            return await behaviour(request, context)
+
+        return behave
+
+    def _each(self, behaviour: Callable[..., Any], counted: bool) -> Callable[..., Any]:
+        """A stream-request behaviour, refusing each request that did not decode."""
+
+        async def checked(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+            async for request in requests:
+                if isinstance(request, _Undecodable):
+                    await self._refuse(request, context)
+                yield request
+
+        if inspect.isasyncgenfunction(behaviour):
+
+            @functools.wraps(behaviour)
+            async def stream(requests: AsyncIterator[Any], context: Any) -> Any:
+                if counted:
+                    await self._admit(context)
+                try:
+                    async for response in behaviour(checked(requests, context), context):
+                        yield response
+                finally:
+                    if counted:
+                        self._in_flight -= 1
+
+            return stream
+
+        @functools.wraps(behaviour)
+        async def behave(requests: AsyncIterator[Any], context: Any) -> Any:
+            if counted:
+                await self._admit(context)
+            try:
+                return await behaviour(checked(requests, context), context)
+            finally:
+                if counted:
+                    self._in_flight -= 1
 
         return behave
 
 
 class AuthorizerServicer(pb_grpc.AuthorizerServicer):
-    def __init__(self, service: Service) -> None:
-        self.service = service
+    """pdp.v1.Authorizer on the aio server. A batch is read and decided in `pool`."""
 
-    def IsAuthorized(  # noqa: N802 (gRPC's method name)
-        self, request: pb.IsAuthorizedRequest, context: grpc.ServicerContext
+    def __init__(self, service: Service, pool: futures.Executor) -> None:
+        self.service = service
+        self._pool = pool
+
+    async def IsAuthorized(  # noqa: N802 (gRPC's method name)
+        self, request: pb.IsAuthorizedRequest, context: grpc.aio.ServicerContext
     ) -> pb.IsAuthorizedResponse:
         try:
             decision = self.service.decide(_request(request))
         except BadRequest as exc:
             self.service.metrics.bad_request()
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except NotReady as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         return decision_message(decision)
 
-    def BatchIsAuthorized(  # noqa: N802
-        self, request: pb.BatchIsAuthorizedRequest, context: grpc.ServicerContext
+    async def BatchIsAuthorized(  # noqa: N802
+        self, request: pb.BatchIsAuthorizedRequest, context: grpc.aio.ServicerContext
     ) -> pb.BatchIsAuthorizedResponse:
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        budget = self.service.batch_budget()
-        items = []
+        loop = asyncio.get_running_loop()
         try:
-            budget.check_count(len(request.requests))
-            for i, item in enumerate(request.requests):
-                if i & 15 == 15:
-                    time.sleep(0)  # let a single call in between (see Service.batch)
-                if deadline is not None and i % 64 == 0 and time.monotonic() > deadline:
-                    raise DeadlineExceeded(f"deadline exceeded after reading {i} requests")
-                try:
-                    parsed = _request(item)
-                except BadRequest as exc:
-                    raise BadRequest(f"requests[{i}].{exc}") from None
-                items.append(budget.add(parsed))
-            decisions, version = self.service.batch(items, deadline)
+            return await loop.run_in_executor(self._pool, self._batch, request, deadline)
         except BadRequest as exc:
             self.service.metrics.bad_request()
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except DeadlineExceeded as exc:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
         except NotReady as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        raise AssertionError("unreachable: abort raises")
+
+    def _batch(
+        self, request: pb.BatchIsAuthorizedRequest, deadline: float | None
+    ) -> pb.BatchIsAuthorizedResponse:
+        """Read and decide a batch (in a pool thread)."""
+        budget = self.service.batch_budget()
+        budget.check_count(len(request.requests))
+        items = []
+        for i, item in enumerate(request.requests):
+            if i & 15 == 15:
+                time.sleep(0)  # let a single call in between (see Service.batch)
+            if deadline is not None and i % 64 == 0 and time.monotonic() > deadline:
+                raise DeadlineExceeded(f"deadline exceeded after reading {i} requests")
+            try:
+                parsed = _request(item)
+            except BadRequest as exc:
+                raise BadRequest(f"requests[{i}].{exc}") from None
+            items.append(budget.add(parsed))
+        decisions, version = self.service.batch(items, deadline)
         return pb.BatchIsAuthorizedResponse(
             results=[decision_message(d) for d in decisions], policy_version=version
         )
@@ -253,43 +388,96 @@ def _receive_limit(max_batch_chars: int) -> int:
     return max(MIN_RECEIVE, 2 * max_batch_chars)
 
 
-def create_server(
-    service: Service, address: str, *, threads: int = 16, reuse_port: bool = True
-) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """A started gRPC server on `address`; returns (server, bound port, health servicer).
+class GrpcServer:
+    """A running aio gRPC server seen from sync code: its bound `port`, and `stop`."""
 
-    At most `config.grpc_max_concurrent` calls are in flight, running or waiting for one of
-    `threads`: past it gRPC answers RESOURCE_EXHAUSTED without reading its message, so what
-    waiting calls hold is bounded too (that many times the receive limit)."""
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        server: grpc.aio.Server,
+        port: int,
+        health_servicer: health_aio.HealthServicer,
+        pool: futures.ThreadPoolExecutor,
+    ) -> None:
+        self._loop = loop
+        self._server = server
+        self.port = port
+        self.health = health_servicer
+        self._pool = pool
+
+    def stop(self, grace: float | None = None) -> bool:
+        """Refuse new calls, let calls in flight finish for up to `grace` seconds, then cancel
+        them and end the loop. Waits at most `grace` + 1 seconds; False if that was not enough."""
+        stopping = asyncio.run_coroutine_threadsafe(self._server.stop(grace), self._loop)
+        try:
+            stopping.result(timeout=(grace or 0) + 1)
+            return True
+        except futures.TimeoutError:
+            return False
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def _start(
+    service: Service, address: str, reuse_port: bool, pool: futures.Executor
+) -> tuple[grpc.aio.Server, int, health_aio.HealthServicer]:
     config = service.config
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pdp-grpc"),
-        interceptors=(_Decoding(service.metrics.bad_request),),
+    admission = _Admission(
+        service.metrics.bad_request, config.grpc_max_concurrent or None, config.body_timeout
+    )
+    server = grpc.aio.server(
+        migration_thread_pool=pool,  # for sync handlers; every handler here is async
+        interceptors=(admission,),
         options=[
             ("grpc.so_reuseport", 1 if reuse_port else 0),
             ("grpc.max_receive_message_length", _receive_limit(config.max_batch_chars)),
             ("grpc.max_send_message_length", MAX_SEND),
         ],
-        maximum_concurrent_rpcs=config.grpc_max_concurrent or None,
     )
-    pb_grpc.add_AuthorizerServicer_to_server(AuthorizerServicer(service), server)
-    health_servicer = health.HealthServicer()
+    pb_grpc.add_AuthorizerServicer_to_server(AuthorizerServicer(service, pool), server)
+    health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
+    status = health_pb2.HealthCheckResponse
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, status.NOT_SERVING)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"gRPC cannot listen on {address}")
-    server.start()
+    await server.start()
+    return server, port, health_servicer
+
+
+def create_server(
+    service: Service, address: str, *, threads: int = 4, reuse_port: bool = True
+) -> GrpcServer:
+    """A started gRPC server on `address`, on its own event loop in a daemon thread.
+
+    At most `config.grpc_max_concurrent` calls are in flight: past it gRPC answers
+    RESOURCE_EXHAUSTED without reading its message, so what calls hold is bounded too (that
+    many times the receive limit). `threads` read and decide batches."""
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="pdp-grpc-loop", daemon=True).start()
+    pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pdp-grpc")
+    starting = asyncio.run_coroutine_threadsafe(_start(service, address, reuse_port, pool), loop)
+    try:
+        server, port, health_servicer = starting.result(timeout=30)
+    except BaseException:
+        loop.call_soon_threadsafe(loop.stop)
+        pool.shutdown(wait=False)
+        raise
     status = health_pb2.HealthCheckResponse
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, status.NOT_SERVING)
+
+    async def serving() -> None:
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, status.SERVING)
 
     def mark_ready() -> None:
         service.ready.wait()
-        for name in ("", SERVICE_NAME):
-            health_servicer.set(name, status.SERVING)
+        asyncio.run_coroutine_threadsafe(serving(), loop)
 
     threading.Thread(target=mark_ready, name="pdp-grpc-health", daemon=True).start()
-    return server, port, health_servicer
+    return GrpcServer(loop, server, port, health_servicer, pool)

@@ -53,7 +53,7 @@ config = Config.from_env()
 service = Service(config, Control(config.run_dir) if config.run_dir else None)
 service.start()
 try:
-    grpc_server, grpc_port, _health = create_server(
+    grpc_server = create_server(
         service, config.grpc, threads=int(os.environ.get("PDP_GRPC_THREADS", "4"))
     )
 except (OSError, RuntimeError):
@@ -71,7 +71,7 @@ def _shutdown() -> None:
     """Drain in-flight gRPC calls (HTTP is drained by granian), then stop the watchers and write
     what the decision log and the Access Advisor still hold."""
     _stop.set()
-    grpc_server.stop(grace=5).wait(6)
+    grpc_server.stop(grace=5)  # waits at most 6 s
     service.stop()
 
 
