@@ -90,7 +90,7 @@ class Config:
     decision_log_max_context: int = 16 << 10  # estimated bytes of one logged context
     advisor_max_rows: int = 100_000  # (principal, service) rows in the Access Advisor
     advisor_max_per_principal: int = 500  # services per principal in the Access Advisor
-    grpc_max_concurrent: int = 64  # gRPC calls in flight per worker, queued ones too (0: no limit)
+    grpc_max_concurrent: int = 64  # gRPC calls admitted at once per worker (0: no limit)
 
     def advisor_path(self) -> str | None:
         if self.advisor_db:
