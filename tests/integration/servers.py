@@ -20,10 +20,20 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store"
 TOKEN = "test-admin-token"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, never one this process handed out before: the kernel can
+    give the same ephemeral port to two binds in a row, and `pdp serve` refuses HTTP and gRPC
+    on one port."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def copy_store(target: Path) -> Path:
