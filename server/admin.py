@@ -105,12 +105,15 @@ def create_admin_server(app: Flask, host: str, port: int, timeout: int) -> Any:
 
     The socket is bound here, before waitress exists: waitress starts its task threads and a
     wake-up pipe before it binds, and a worker retrying a port that another worker holds leaked
-    two threads each time (thousands an hour)."""
+    two threads each time (thousands an hour). It listens at once too: with SO_REUSEADDR, Linux
+    lets a second worker bind a port that is bound but not yet listening, and two workers then
+    both believed they held admin; whichever listens second now fails here."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(1024)
     except OSError:
         sock.close()
         raise
