@@ -8,12 +8,41 @@ that `pdp serve` sets before the workers start.
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
+from types import FrameType
+
+_EARLY: list[int] = []  # SIGTERM/SIGINT received before granian's handlers were in place
+
+
+def _remember(signum: int, frame: FrameType | None) -> None:
+    _EARLY.append(signum)
+
+
+def _redeliver() -> None:
+    """Send an early stop signal again once granian handles signals (or give up after 120 s).
+
+    granian imports this module in the forked worker before it installs the worker's signal
+    handlers; until then the worker runs the parent's handler, which only sets a flag in the
+    parent's (copied) state, so a SIGTERM sent to a starting worker was lost and the worker ran
+    on until granian's kill timeout."""
+    deadline = time.monotonic() + 120
+    while signal.getsignal(signal.SIGTERM) is _remember and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _EARLY:
+        os.kill(os.getpid(), _EARLY[0])
+
+
+for _signal in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(_signal, _remember)
+threading.Thread(target=_redeliver, name="pdp-early-signals", daemon=True).start()
+
+# ruff: noqa: E402 (the handlers above must be in place before the slow imports below)
 import atexit
 import logging
 import multiprocessing.util
 import os
-import threading
-import time
 
 from server.admin import create_admin_app, create_admin_server
 from server.control import Control

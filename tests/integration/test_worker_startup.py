@@ -66,3 +66,13 @@ def test_a_bad_setting_is_one_line_naming_the_variable(env: dict[str, str], mess
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert f"pdp serve: {message}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sigterm_to_a_starting_server_stops_it_promptly(tmp_path: Path) -> None:
+    """SIGTERM right after start, while a worker may still be importing (before granian has
+    its signal handlers): every worker stops within seconds, not at granian's kill timeout."""
+    for attempt in range(3):
+        srv = start_server(tmp_path / str(attempt), workers=2, wait_ready=False)
+        started = time.monotonic()
+        assert srv.stop(timeout=30) == 0
+        assert time.monotonic() - started < 15
