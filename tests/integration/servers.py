@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
+
+from pdp.v1 import authorizer_pb2 as pb
+from pdp.v1 import authorizer_pb2_grpc as pb_grpc
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store"
 TOKEN = "test-admin-token"
 
@@ -80,6 +85,17 @@ class Server:
         if context:
             body["context"] = context
         return self.call("/v1/is-authorized", body)[1]
+
+    def grpc_status(self, timeout: float = 5) -> grpc.StatusCode:
+        """The status of one IsAuthorized call on a fresh channel: OK, or the code it failed
+        with (how the gRPC limit tests see whether the server takes calls)."""
+        with grpc.insecure_channel(self.grpc) as channel:
+            message = pb.IsAuthorizedRequest(principal="bob", action="s3:GetObject", resource="*")
+            try:
+                pb_grpc.AuthorizerStub(channel).IsAuthorized(message, timeout=timeout)
+            except grpc.RpcError as exc:
+                return exc.code()  # type: ignore[no-any-return]
+        return grpc.StatusCode.OK
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:

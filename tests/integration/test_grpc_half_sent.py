@@ -14,8 +14,6 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from pdp.v1 import authorizer_pb2 as pb
-from pdp.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.integration.servers import Server, start_server
 
 LIMIT = 20
@@ -71,23 +69,12 @@ def _half_sent(address: str, count: int) -> socket.socket:
     return connection
 
 
-def _decide(server: Server) -> grpc.StatusCode:
-    with grpc.insecure_channel(server.grpc) as channel:
-        stub = pb_grpc.AuthorizerStub(channel)
-        message = pb.IsAuthorizedRequest(principal="bob", action="s3:GetObject", resource="*")
-        try:
-            stub.IsAuthorized(message, timeout=2)
-        except grpc.RpcError as exc:
-            return exc.code()  # type: ignore[no-any-return]
-        return grpc.StatusCode.OK
-
-
 def test_half_sent_calls_do_not_stall_decisions_or_health(server: Server) -> None:
     connections = [_half_sent(server.grpc, 4) for _ in range(4)]  # 16 calls
     try:
         time.sleep(0.3)  # the server has taken them in
         started = time.monotonic()
-        assert _decide(server) == grpc.StatusCode.OK
+        assert server.grpc_status(timeout=2) == grpc.StatusCode.OK
         with grpc.insecure_channel(server.grpc) as channel:
             health = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=2
@@ -103,9 +90,11 @@ def test_a_half_sent_call_gives_its_slot_back_after_the_message_timeout(server: 
     connection = _half_sent(server.grpc, LIMIT)
     try:
         time.sleep(0.3)
-        assert _decide(server) == grpc.StatusCode.RESOURCE_EXHAUSTED  # all slots are taken
+        assert (
+            server.grpc_status(timeout=2) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        )  # all slots are taken
         deadline = time.monotonic() + MESSAGE_TIMEOUT + 3
-        while _decide(server) != grpc.StatusCode.OK:
+        while server.grpc_status(timeout=2) != grpc.StatusCode.OK:
             assert time.monotonic() < deadline, "half-sent calls kept their slots"
             time.sleep(0.1)
     finally:

@@ -65,7 +65,7 @@ def test_health_watchers_hold_no_thread_or_call_slot(server: Server) -> None:
                     assert time.monotonic() < deadline, "watchers hold their call slots"
                     time.sleep(0.01)
             watchers.append(watcher)
-        assert _decide(server) == grpc.StatusCode.OK
+        assert server.grpc_status() == grpc.StatusCode.OK
         for watcher in watchers:
             watcher.cancel()
 
@@ -109,27 +109,16 @@ class _Pinned:
 def _free(server: Server) -> None:
     """Wait until the server has given back the slots of calls that ended."""
     deadline = time.monotonic() + 5
-    while _decide(server) != grpc.StatusCode.OK:
+    while server.grpc_status() != grpc.StatusCode.OK:
         assert time.monotonic() < deadline, "the slots were not given back"
         time.sleep(0.05)
-
-
-def _decide(server: Server) -> grpc.StatusCode:
-    with grpc.insecure_channel(server.grpc) as channel:
-        stub = pb_grpc.AuthorizerStub(channel)
-        message = pb.IsAuthorizedRequest(principal="bob", action="s3:GetObject", resource="*")
-        try:
-            stub.IsAuthorized(message, timeout=5)
-        except grpc.RpcError as exc:
-            return exc.code()  # type: ignore[no-any-return]
-        return grpc.StatusCode.OK
 
 
 def test_calls_past_the_concurrency_limit_are_resource_exhausted(server: Server) -> None:
     with grpc.insecure_channel(server.grpc) as channel:
         pinned = _Pinned(channel, LIMIT)
         started = time.monotonic()
-        assert _decide(server) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert server.grpc_status() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert time.monotonic() - started < 2
         pinned.release()
         pinned.wait()
@@ -245,5 +234,5 @@ def test_async_grpc_client_retries_while_pdp_is_busy(server: Server) -> None:
 
 
 def test_the_server_log_stays_clean(server: Server) -> None:
-    assert _decide(server) == grpc.StatusCode.OK
+    assert server.grpc_status() == grpc.StatusCode.OK
     _clean_log(server)
