@@ -8,6 +8,7 @@ import select
 import threading
 import time
 import tracemalloc
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -149,20 +150,30 @@ def test_under_concurrent_load_nothing_is_lost_silently(tmp_path: Path) -> None:
     assert len(lines(path)) == stats["written"]
 
 
-def test_a_stalled_writer_holds_at_most_the_queue_bytes(tmp_path: Path) -> None:
-    """The queue is bounded by bytes too: large requests fill it long before 10,000 items."""
+def _flood_a_stalled_log(
+    tmp_path: Path, requests: Iterable[tuple[str, str, dict[str, str] | None]]
+) -> tuple[DecisionLog, int]:
+    """Record `requests` (principal, resource, context) as Denies on a log whose writer is
+    stalled (a FIFO nobody reads, 1 MiB queue bound); the log and the bytes its queue holds."""
     fifo = tmp_path / "stalled"
     os.mkfifo(fifo)
     tracemalloc.start()
     try:
         log = DecisionLog(str(fifo), queue_size=100_000, queue_bytes=1 << 20)
         before = tracemalloc.get_traced_memory()[0]
-        for i in range(400):  # 400 x 100 KB of context: 40 MB if each item held it all
-            context = {f"k{j}": f"{i:05}" + "x" * 9_995 for j in range(10)}
-            log.record("bob", "s3:DeleteObject", "*", context, DENY, 0.0)
-        held = tracemalloc.get_traced_memory()[0] - before
+        for principal, resource, context in requests:
+            log.record(principal, "s3:DeleteObject", resource, context, DENY, 0.0)
+        return log, tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
+
+
+def test_a_stalled_writer_holds_at_most_the_queue_bytes(tmp_path: Path) -> None:
+    """The queue is bounded by bytes too: large requests fill it long before 10,000 items."""
+    log, held = _flood_a_stalled_log(
+        tmp_path,  # 400 x 100 KB of context: 40 MB if each item held it all
+        (("bob", "*", {f"k{j}": f"{i:05}" + "x" * 9_995 for j in range(10)}) for i in range(400)),
+    )
     stats = log.stats()
     assert 0 < stats["queued_bytes"] <= 1 << 20
     assert stats["dropped_by_reason"]["queue_full"] == stats["dropped"] > 0
@@ -175,18 +186,8 @@ def test_a_stalled_writer_holds_at_most_the_queue_bytes(tmp_path: Path) -> None:
 def test_non_ascii_request_strings_count_their_bytes(tmp_path: Path) -> None:
     """A principal and resource of emoji are 4 bytes a character in memory: the queue bound
     counts them so, and holds no more than it says."""
-    fifo = tmp_path / "stalled"
-    os.mkfifo(fifo)
-    tracemalloc.start()
-    try:
-        log = DecisionLog(str(fifo), queue_size=100_000, queue_bytes=1 << 20)
-        before = tracemalloc.get_traced_memory()[0]
-        for i in range(300):
-            name = f"{i:04}" + "\U0001f600" * 4000
-            log.record(name, "s3:GetObject", name + "/r", None, DENY, 0.0)
-        held = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    names = (f"{i:04}" + "\U0001f600" * 4000 for i in range(300))
+    log, held = _flood_a_stalled_log(tmp_path, ((name, name + "/r", None) for name in names))
     stats = log.stats()
     assert stats["dropped"] > 0 and stats["queued_bytes"] <= 1 << 20
     assert held < 3 << 19, held  # within 1.5 times the bound
