@@ -198,13 +198,15 @@ class Authorizer:
         started = time.perf_counter()
         try:
             if self.store is not None:
-                snapshot = load_store(self.store, version, self.cache_size)
+                snapshot = load_store(self.store, version, self.cache_size, self._snapshot)
             elif version is not None:
                 message = "serving one directory: there are no versions to pin"
                 raise PolicyLoadError([Diagnostic("no_versions", "", message)], version)
             else:
                 assert self.directory is not None
-                snapshot = load_directory(self.directory, cache_size=self.cache_size)
+                snapshot = load_directory(
+                    self.directory, cache_size=self.cache_size, previous=self._snapshot
+                )
         except PolicyLoadError as exc:
             self.last_error = exc
             self.reloads_failed += 1

@@ -77,6 +77,17 @@ class PolicySet:
         self._decisions: dict[tuple[MatchedStatement, ...], Decision] = {}
         self._implicit = Decision("Deny", "implicitDeny", policy_version=version)
 
+    def for_version(self, version: str | None) -> PolicySet:
+        """The same policies stamped with another store version: the statement index is shared,
+        the remembered decisions are not (they carry the version)."""
+        other = PolicySet.__new__(PolicySet)
+        for slot in PolicySet.__slots__:
+            setattr(other, slot, getattr(self, slot))
+        other.version = version
+        other._decisions = {}
+        other._implicit = Decision("Deny", "implicitDeny", policy_version=version)
+        return other
+
     def candidates(self, service: str) -> tuple[CompiledStatement, ...]:
         return self._by_service.get(service, self._generic)
 

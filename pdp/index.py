@@ -36,6 +36,20 @@ def aws_managed_policies() -> dict[str, Policy]:
     return out
 
 
+def _same(new: tuple[Policy, ...] | None, old: tuple[Policy, ...]) -> bool:
+    return (
+        new is not None
+        and len(new) == len(old)
+        and all(a is b for a, b in zip(new, old, strict=True))
+    )
+
+
+def _touches(refs: tuple[str, ...], changed: set[str]) -> bool:
+    """Whether a user's policy references name a customer policy that changed or went away
+    (a reference is a name or an ARN ending in the name; AWS managed ones never change)."""
+    return any(ref.rsplit("/", 1)[-1] in changed for ref in refs if changed)
+
+
 class _Root:
     __slots__ = ()
 
@@ -64,9 +78,15 @@ class Counts:
 
 
 class Index:
-    """Resolves a principal (user name, user ARN or root ARN) to what decides for it."""
+    """Resolves a principal (user name, user ARN or root ARN) to what decides for it.
 
-    def __init__(self, version: StoreVersion) -> None:
+    Built from `previous` (the index of the version serving now), it reuses the entry of every
+    user whose file, groups and policies are all the very objects they were (store.read_version
+    reuses the objects of unchanged files), and resolves only the others, as a cold build
+    would: the result is the same, the cost is that of the change (docs/store.md, Reloading).
+    """
+
+    def __init__(self, version: StoreVersion, previous: Index | None = None) -> None:
         self.version = version.name
         self.account = version.account.account_id
         self.root_enabled = version.account.root_enabled
@@ -74,24 +94,57 @@ class Index:
         self.counts = Counts(len(version.users), len(version.groups), len(version.policies))
         self._customer = version.policies
         self._sets: dict[tuple[int, ...], PolicySet] = {}
-        group_policies: dict[str, tuple[Policy, ...]] = {}
+        self._group_policies: dict[str, tuple[Policy, ...]] = {}
         for group in version.groups.values():
             attached = self._resolve(group.file, group.policies)
-            group_policies[group.name] = attached + group.inline_policies
+            self._group_policies[group.name] = attached + group.inline_policies
+        if previous is not None and previous.account != self.account:
+            previous = None  # every ARN changes with the account
         self._users: dict[str, UserEntry] = {}
-        self._arns: dict[str, str] = {}
-        for user in version.users.values():
-            policies = list(self._resolve(user.file, user.policies)) + list(user.inline_policies)
-            for i, name in enumerate(user.groups):
-                if name not in group_policies:
-                    self._problem(user.file, f"groups[{i}]", f'group "{name}" does not exist')
-                    continue
-                policies.extend(group_policies[name])
-            unique = tuple({id(p): p for p in policies}.values())  # a policy counts once
-            arn = f"arn:aws:iam::{self.account}:user{user.path}{user.name}"
-            self._users[user.name] = UserEntry(user, arn, unique)
-            self._arns[arn] = user.name
+        if previous is None:
+            for user in version.users.values():
+                self._users[user.name] = self._entry(user)
+        else:
+            self._update(version, previous)
+        self._arns = {entry.arn: name for name, entry in self._users.items()}
         self._root_arn = f"arn:aws:iam::{self.account}:root"
+
+    def _entry(self, user: User) -> UserEntry:
+        policies = list(self._resolve(user.file, user.policies)) + list(user.inline_policies)
+        for i, name in enumerate(user.groups):
+            attached = self._group_policies.get(name)
+            if attached is None:
+                self._problem(user.file, f"groups[{i}]", f'group "{name}" does not exist')
+                continue
+            policies.extend(attached)
+        unique = tuple({id(p): p for p in policies}.values())  # a policy counts once
+        arn = f"arn:aws:iam::{self.account}:user{user.path}{user.name}"
+        return UserEntry(user, arn, unique)
+
+    def _update(self, version: StoreVersion, previous: Index) -> None:
+        """Reuse the entries of `previous` that nothing changed under; build the others."""
+        changed_groups = {
+            name
+            for name, attached in previous._group_policies.items()
+            if not _same(self._group_policies.get(name), attached)
+        }
+        changed_policies = {
+            name
+            for name, policy in previous._customer.items()
+            if version.policies.get(name) is not policy
+        }
+        old = previous._users
+        users = self._users
+        for name, user in version.users.items():
+            entry = old.get(name)
+            if (
+                entry is None
+                or entry.user is not user
+                or not changed_groups.isdisjoint(user.groups)
+                or (user.policies and _touches(user.policies, changed_policies))
+            ):
+                entry = self._entry(user)
+            users[name] = entry
 
     def _problem(self, file: str, path: str, message: str) -> None:
         self.problems.append(Diagnostic("missing_reference", path, message, file))
@@ -146,16 +199,22 @@ class Index:
     def policy_set(self, entry: UserEntry) -> PolicySet:
         """The user's PolicySet, built on first use and shared between users with equal policies.
 
-        Concurrency: two threads may build the same set at once; both results are equal and
-        either may win, so no lock is needed.
+        An entry reused from the previous version still holds that version's set: the same
+        policies, stamped with the other version, so it is re-stamped (its statement index is
+        shared, not rebuilt). Concurrency: two threads may build the same set at once; both
+        results are equal and either may win, so no lock is needed.
         """
         found = entry.policy_set
-        if found is None:
+        if found is None or found.version != self.version:
             key = tuple(id(p) for p in entry.policies)
-            found = self._sets.get(key)
-            if found is None:
-                found = self._sets.setdefault(key, PolicySet(entry.policies, self.version))
-            entry.policy_set = found
+            mine = self._sets.get(key)
+            if mine is None:
+                if found is None:
+                    built = PolicySet(entry.policies, self.version)
+                else:
+                    built = found.for_version(self.version)
+                mine = self._sets.setdefault(key, built)
+            entry.policy_set = found = mine
         return found
 
     def root_principal(self) -> Principal:

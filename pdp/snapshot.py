@@ -20,6 +20,7 @@ from pdp.errors import RequestError
 from pdp.evaluate import check_request, failure
 from pdp.index import ROOT, Index
 from pdp.model import Decision
+from pdp.store import Parsed
 
 __all__ = ["PRINCIPAL_TYPES", "Snapshot"]
 
@@ -29,12 +30,29 @@ PRINCIPAL_TYPES = ("user", "root")
 class Snapshot:
     """One loaded store version. `is_authorized` never raises."""
 
-    __slots__ = ("version", "path", "index", "cache", "loaded_at", "load_seconds", "_root")
+    __slots__ = (
+        "version",
+        "path",
+        "index",
+        "parsed",
+        "cache",
+        "loaded_at",
+        "load_seconds",
+        "_root",
+    )
 
-    def __init__(self, index: Index, path: str, cache_size: int, load_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        index: Index,
+        path: str,
+        cache_size: int,
+        load_seconds: float = 0.0,
+        parsed: Parsed | None = None,
+    ) -> None:
         self.version = index.version
         self.path = path
         self.index = index
+        self.parsed = parsed or {}  # what the files parsed to: the next load reuses it
         self.cache = DecisionCache(cache_size) if cache_size > 0 else None
         self.loaded_at = time.time()
         self.load_seconds = load_seconds

@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +32,7 @@ __all__ = [
     "AccessKey",
     "Account",
     "Group",
+    "Parsed",
     "PolicyTestCase",
     "VERSION_NAME",
     "StoreError",
@@ -46,6 +46,8 @@ __all__ = [
 ]
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: IAM's own limits are a few KiB per policy
+_CHUNK = 1 << 16
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 DEFAULT_ACCOUNT = "000000000000"
 _ACCOUNT = re.compile(r"\d{12}", re.ASCII)  # IAM names and ids are ASCII
 _USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
@@ -70,6 +72,9 @@ PASSWORD_POLICY_FIELDS: dict[str, type] = {
     "PasswordReusePrevention": int,
     "HardExpiry": bool,
 }
+
+
+Parsed = Mapping[str, tuple[bytes, object]]  # file name -> (its bytes, what they parsed to)
 
 
 class StoreError(Exception):
@@ -150,6 +155,8 @@ class StoreVersion:
     groups: dict[str, Group]
     users: dict[str, User]
     tests: tuple[PolicyTestCase, ...]
+    # What each file (by name) held and parsed to: the next read reuses it (Reader.reuse).
+    parsed: Parsed = field(default_factory=dict, repr=False)
 
 
 def natural_key(name: str) -> list[Any]:
@@ -229,10 +236,12 @@ def resolve_version(store: str | os.PathLike[str], version: str | None = None) -
 class _Reader:
     """Reads the files of one version, collecting diagnostics instead of stopping."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, earlier: Parsed) -> None:
         self.root = Path(os.path.realpath(root))
         self._inside = os.path.join(self.root, "")
         self.problems: list[Diagnostic] = []
+        self.earlier = earlier
+        self.parsed: dict[str, tuple[bytes, object]] = {}
 
     def add(self, file: str, path: str, code: str, message: str, hint: str | None = None) -> None:
         self.problems.append(Diagnostic(code, path, message, file, hint))
@@ -256,7 +265,10 @@ class _Reader:
 
     def files(self, folder: str) -> list[tuple[str, str]]:
         """(relative name, path) of the .json files of a folder, sorted; strings, not Paths:
-        a store can hold a hundred thousand files. A link's path is where it leads."""
+        a store can hold a hundred thousand files. A link's path is where it leads.
+
+        Only regular files are listed (others are reported): the type comes from the directory
+        entry, so listing costs no system call per file."""
         directory = str(self.root / folder)
         if not os.path.lexists(directory):
             return []
@@ -269,17 +281,23 @@ class _Reader:
             self.add(folder, "", "not_a_directory", f"{folder} must be a directory")
             return []
         out = []
-        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-            if entry.name.startswith("."):
-                continue
-            rel = f"{folder}/{entry.name}"
+        with os.scandir(directory) as listing:
+            entries = {e.name: e for e in listing if not e.name.startswith(".")}
+        for name in sorted(entries):
+            entry = entries[name]
+            rel = f"{folder}/{name}"
             if not entry.name.endswith(".json"):
                 self.add(rel, "", "unexpected_file", "only .json files belong here")
                 continue
             path: str | None = entry.path
             if entry.is_symlink():  # d_type from scandir: no extra system call for files
                 path = self.follow(rel, entry.path)
-            if path is not None:
+                regular = path is not None and os.path.isfile(path)
+            else:
+                regular = entry.is_file(follow_symlinks=False)
+            if path is not None and not regular:
+                self.add(rel, "", "not_a_file", "not a regular file")
+            elif path is not None:
                 out.append((rel, path))
         return out
 
@@ -287,6 +305,9 @@ class _Reader:
         raw = self.read_bytes(rel, path)
         if raw is None:
             return None
+        return self.parse_json(rel, raw)
+
+    def parse_json(self, rel: str, raw: bytes) -> Any:
         try:
             return load_json(raw)
         except MalformedJson as exc:
@@ -294,33 +315,26 @@ class _Reader:
             return None
 
     def read_bytes(self, rel: str, path: str) -> bytes | None:
+        """The bytes of a regular file (as `files` lists them), at most MAX_FILE_BYTES.
+
+        Three system calls: open, read, close. A read shorter than asked for is the end of a
+        regular file, so there is no stat() and no second read; O_NONBLOCK keeps a FIFO swapped
+        in after listing from blocking the load (it reads as empty, and the version is refused).
+        """
         try:
-            info = os.stat(path)
-        except OSError as exc:
-            self.add(rel, "", "unreadable_file", f"cannot read: {exc.strerror or exc}")
-            return None
-        if not stat.S_ISREG(info.st_mode):
-            self.add(rel, "", "not_a_file", "not a regular file")
-            return None
-        if info.st_size > MAX_FILE_BYTES:
-            self.add(
-                rel,
-                "",
-                "file_too_large",
-                f"file is {info.st_size} bytes, over the {MAX_FILE_BYTES} byte limit",
-            )
-            return None
-        try:
-            # Ask for the size stat() saw plus one byte: a read of MAX_FILE_BYTES would allocate
-            # (and free) a megabyte per file, which dominates loading a large store.
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # a link swapped in: refused
+            fd = os.open(path, _READ_FLAGS)  # a link swapped in: refused (O_NOFOLLOW)
             try:
-                data = os.read(fd, info.st_size + 1)
-                while len(data) <= MAX_FILE_BYTES:
-                    more = os.read(fd, MAX_FILE_BYTES + 1 - len(data))
-                    if not more:
-                        break
-                    data += more
+                data = os.read(fd, _CHUNK)
+                if len(data) == _CHUNK:
+                    parts = [data]
+                    size = len(data)
+                    while size <= MAX_FILE_BYTES:
+                        more = os.read(fd, min(_CHUNK, MAX_FILE_BYTES + 1 - size))
+                        if not more:
+                            break
+                        parts.append(more)
+                        size += len(more)
+                    data = b"".join(parts)
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -330,6 +344,20 @@ class _Reader:
             self.add(rel, "", "file_too_large", f"file is over the {MAX_FILE_BYTES} byte limit")
             return None
         return data
+
+    def reuse(self, rel: str, raw: bytes) -> Any:
+        """What an earlier load parsed from a file of this name with exactly these bytes, or
+        None. The name is part of the key (a user's name is its file's name), and the bytes are
+        compared whole, so an edited file is never taken for the one read before."""
+        earlier = self.earlier.get(rel)
+        if earlier is not None and earlier[0] == raw:
+            return earlier[1]
+        return None
+
+    def remember(self, rel: str, raw: bytes, item: object, problems_before: int) -> None:
+        """Keep what a file parsed to for the next load, if parsing it found no problem."""
+        if len(self.problems) == problems_before:
+            self.parsed[rel] = (raw, item)
 
     def object(self, rel: str, doc: Any, allowed: tuple[str, ...]) -> dict[str, Any] | None:
         if not isinstance(doc, dict):
@@ -438,9 +466,15 @@ class _Reader:
         return tuple(keys)
 
 
-def read_version(name: str, root: Path) -> tuple[StoreVersion | None, list[Diagnostic]]:
-    """Read and validate everything below `root`; the version comes back only without problems."""
-    reader = _Reader(root)
+def read_version(
+    name: str, root: Path, earlier: Parsed | None = None
+) -> tuple[StoreVersion | None, list[Diagnostic]]:
+    """Read and validate everything below `root`; the version comes back only without problems.
+
+    `earlier` is the `parsed` table of a version read before (usually the one serving): a file
+    whose name and bytes are the same as then is not parsed again. Every file is still read and
+    every cross-file rule still checked, so the version is validated as a whole."""
+    reader = _Reader(root, earlier or {})
     account = _read_account(reader)
     policies: dict[str, Policy] = {}
     for rel, path in reader.files("policies"):
@@ -449,18 +483,15 @@ def read_version(name: str, root: Path) -> tuple[StoreVersion | None, list[Diagn
             reader.add(rel, "", "invalid_name", f'invalid policy name "{stem}"')
             continue
         raw = reader.read_bytes(rel, path)
-        if raw is not None and _chars(raw.decode("utf-8", "replace")) > MANAGED_POLICY_CHARS:
-            reader.add(
-                rel,
-                "",
-                "policy_too_large",
-                f"{_chars(raw.decode('utf-8', 'replace'))} characters, over IAM's"
-                f" {MANAGED_POLICY_CHARS} for a managed policy (white space not counted)",
-            )
-        elif raw is not None:
-            policy = reader.policy(rel, raw, name=rel)
-            if policy is not None:
-                policies[stem] = policy
+        if raw is None:
+            continue
+        policy = reader.reuse(rel, raw)
+        if policy is None:
+            before = len(reader.problems)
+            policy = _read_policy(reader, rel, raw)
+            reader.remember(rel, raw, policy, before)
+        if policy is not None:
+            policies[stem] = policy
     groups = {g.name: g for g in _read_all(reader, "groups", _read_group)}
     users = {u.name: u for u in _read_all(reader, "users", _read_user)}
     tests = tuple(t for rel, path in reader.files("tests") for t in _read_tests(reader, rel, path))
@@ -469,7 +500,22 @@ def read_version(name: str, root: Path) -> tuple[StoreVersion | None, list[Diagn
     _check_names_unique(reader, policies, "policies")
     if reader.problems:
         return None, sorted(reader.problems, key=lambda d: (d.source or "", d.path))
-    return StoreVersion(name, str(root), account, policies, groups, users, tests), []
+    version = StoreVersion(name, str(root), account, policies, groups, users, tests, reader.parsed)
+    return version, []
+
+
+def _read_policy(reader: _Reader, rel: str, raw: bytes) -> Policy | None:
+    chars = _chars(raw.decode("utf-8", "replace"))
+    if chars > MANAGED_POLICY_CHARS:
+        reader.add(
+            rel,
+            "",
+            "policy_too_large",
+            f"{chars} characters, over IAM's {MANAGED_POLICY_CHARS} for a managed policy"
+            " (white space not counted)",
+        )
+        return None
+    return reader.policy(rel, raw, name=rel)
 
 
 def _chars(text: str) -> int:
@@ -493,11 +539,18 @@ def _check_names_unique(reader: _Reader, items: dict[str, Any], folder: str) -> 
 def _read_all(reader: _Reader, folder: str, parse: Callable[..., Any]) -> list[Any]:
     out = []
     for rel, path in reader.files(folder):
-        doc = reader.read_json(rel, path)
-        if doc is not None:
-            item = parse(reader, rel, os.path.basename(rel)[: -len(".json")], doc)
-            if item is not None:
-                out.append(item)
+        raw = reader.read_bytes(rel, path)
+        if raw is None:
+            continue
+        item = reader.reuse(rel, raw)
+        if item is None:
+            before = len(reader.problems)
+            doc = reader.parse_json(rel, raw)
+            if doc is not None:
+                item = parse(reader, rel, os.path.basename(rel)[: -len(".json")], doc)
+                reader.remember(rel, raw, item, before)
+        if item is not None:
+            out.append(item)
     return out
 
 
@@ -508,6 +561,9 @@ def _read_account(reader: _Reader) -> Account:
         return Account()
     path = reader.follow(rel, link) if os.path.islink(link) else link
     if path is None:
+        return Account()
+    if not os.path.isfile(path):
+        reader.add(rel, "", "not_a_file", "not a regular file")
         return Account()
     doc = reader.object(rel, reader.read_json(rel, path), ("account_id", "root", "password_policy"))
     if doc is None:
