@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +85,12 @@ class Authorizer:
         directory: str | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
         pinned: str | None = None,
+        build_lock: AbstractContextManager[object] | None = None,
     ) -> None:
         self._snapshot = snapshot
+        # Held while a reload builds: the server passes one lock per server so that its
+        # workers build one at a time and the others keep serving at full speed.
+        self._build_lock = build_lock or nullcontext()
         self.store = store
         self.directory = directory
         self.cache_size = cache_size
@@ -111,6 +115,7 @@ class Authorizer:
         watch: bool = True,
         interval: float = 1.0,
         fallback: bool = False,
+        build_lock: AbstractContextManager[object] | None = None,
     ) -> Authorizer:
         """Serve a store's current version (or a pinned one) and, by default, watch for changes.
 
@@ -137,7 +142,13 @@ class Authorizer:
             except PolicyLoadError:
                 raise exc from None
             refused = exc
-        authorizer = cls(snapshot, store=os.fspath(path), cache_size=cache_size, pinned=version)
+        authorizer = cls(
+            snapshot,
+            store=os.fspath(path),
+            cache_size=cache_size,
+            pinned=version,
+            build_lock=build_lock,
+        )
         if refused is not None:
             authorizer.fallback_from = refused.version or "current"
             authorizer.last_error = refused
@@ -215,7 +226,7 @@ class Authorizer:
         previous = self._snapshot.version
         started = time.perf_counter()
         try:
-            with _responsive():
+            with self._build_lock, _responsive():
                 snapshot = self._load(version)
         except PolicyLoadError as exc:
             self.last_error = exc

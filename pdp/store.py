@@ -357,9 +357,13 @@ class _Reader:
     def reuse(self, rel: str, raw: bytes) -> Any:
         """What an earlier load parsed from a file of this name with exactly these bytes, or
         None. The name is part of the key (a user's name is its file's name), and the bytes are
-        compared whole, so an edited file is never taken for the one read before."""
+        compared whole, so an edited file is never taken for the one read before.
+
+        A reused entry is kept as it was (the same tuple): dropping the earlier table then
+        frees nothing that is still in use, which keeps the swap cheap."""
         earlier = self.earlier.get(rel)
         if earlier is not None and earlier[0] == raw:
+            self.parsed[rel] = earlier
             return earlier[1]
         return None
 

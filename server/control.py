@@ -5,10 +5,15 @@ Each worker polls it, reloads when the generation moves, and reports in `workers
 what it serves. The admin listener lives in one worker, so a reload it receives reaches the
 others this way; it answers once every live worker has reported the new generation. A worker
 started later (a respawn, SIGHUP) reads the pin at start, so pins survive restarts.
+
+`build.lock` is flock()ed by a worker while it builds a new snapshot (`build_lock`), so that the
+workers of a server build one after another: a build takes a core, and the others keep theirs
+for serving (docs/serving.md, Reloads under load).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -16,7 +21,36 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Control"]
+__all__ = ["BUILD_LOCK_WAIT", "BuildLock", "Control"]
+
+BUILD_LOCK_WAIT = 60.0  # seconds: past this a worker builds anyway (a stuck peer never blocks)
+
+
+class BuildLock:
+    """A reusable context manager: flock() on one file, waited for up to BUILD_LOCK_WAIT (then
+    the holder goes ahead without it, so a stuck peer can delay a reload but never stop it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + BUILD_LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+        self._fd = fd
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
 
 
 class Control:
@@ -25,6 +59,10 @@ class Control:
         self.file = self.run_dir / "control.json"
         self.workers = self.run_dir / "workers"
         self.workers.mkdir(parents=True, exist_ok=True)
+
+    def build_lock(self) -> BuildLock:
+        """The server's build lock, for `Authorizer(build_lock=...)`."""
+        return BuildLock(self.run_dir / "build.lock")
 
     def _write(self, path: Path, doc: dict[str, Any]) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # one per writer

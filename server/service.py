@@ -256,6 +256,7 @@ class Service:
                 cache_size=self.config.cache_size,
                 interval=self.config.watch_interval,
                 fallback=pin is None,
+                build_lock=self.control.build_lock() if self.control is not None else None,
             )
         except PolicyLoadError as exc:
             self._refused_state = store
