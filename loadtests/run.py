@@ -1,6 +1,6 @@
-"""`make loadtest`: pdp on a generated store, locust headless against HTTP and then gRPC (with
-the store republished and reloaded several times during the gRPC run), reports under
-loadtests/results/.
+"""`make loadtest`: pdp on a generated store, locust headless against HTTP and then gRPC twice
+(steady, then with the store republished and reloaded several times during the run: the two p99s
+are compared), reports under loadtests/results/.
 
     python loadtests/run.py [--users 50] [--seconds 30] [--processes 1]
     python loadtests/run.py --http HOST:PORT --grpc HOST:PORT   # a pdp running elsewhere
@@ -177,6 +177,9 @@ def main() -> None:
     reloads: list[dict[str, object]] = []
     try:
         results.append(run_locust("http", "SidecarUser", f"http://{http}", args))
+        # The same gRPC run twice, without and then with reloads: their p99s side by side say
+        # what reloading costs the requests that are served meanwhile.
+        results.append(run_locust("grpc-steady", "GrpcAuthorizerUser", grpc_addr, args))
 
         def republish() -> None:
             for n in range(args.reloads):
@@ -209,8 +212,11 @@ def main() -> None:
     ]
     for result in results:
         report += describe(result)
+    steady, reloading = (float(r["total"]["99%"]) for r in results[1:3])  # type: ignore[index]
     report += [
         "",
+        f"gRPC p99 with {len(reloads)} reloads: {reloading:.0f} ms, without: {steady:.0f} ms"
+        f" ({reloading / max(steady, 1):.2f}x; target <= 2x)",
         f"Reloads during the gRPC run: {len(reloads)}: "
         + ", ".join(f"{r['previous']} -> {r['version']}" for r in reloads),
         f"Versions seen in gRPC answers: {results[-1]['versions']}",
