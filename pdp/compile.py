@@ -30,7 +30,12 @@ def _resource_matcher(tokens: tuple[Token, ...]) -> Matcher:
 
 class CompiledStatement:
     """One statement, ready to evaluate. `services` lists the action prefixes it can match
-    (lower-cased), or is None when it may match any service (`*`, `*:Get*`, NotAction)."""
+    (lower-cased), or is None when it may match any service (`*`, `*:Get*`, NotAction).
+
+    `match_action` returns a bool; `match_resource` (the static Resource or NotResource
+    patterns) returns something truthy on a match. `PolicySet` makes the same test as `applies`
+    inline, reading these attributes.
+    """
 
     __slots__ = (
         "ref",
@@ -63,7 +68,7 @@ class CompiledStatement:
         self.match_action = actions.matcher
         self.not_action = not_action
         self.resources = resources
-        self.match_resource = resources.matcher
+        self.match_resource = resources.test
         self.resource_templates = resource_templates
         self.not_resource = not_resource
         self.conditions = conditions
@@ -75,15 +80,16 @@ class CompiledStatement:
             return False
         hit = self.match_resource(resource)
         if not hit and self.resource_templates:
-            hit = self._template_hit(resource, ctx)
-        if hit is self.not_resource:
+            hit = self.template_hit(resource, ctx)
+        if (not hit) is not self.not_resource:  # no match under Resource, a match under NotResource
             return False
         for condition in self.conditions:
             if not condition(ctx):
                 return False
         return True
 
-    def _template_hit(self, resource: str, ctx: RequestContext) -> bool:
+    def template_hit(self, resource: str, ctx: RequestContext) -> bool:
+        """Whether a Resource (or NotResource) pattern with policy variables matches."""
         for template in self.resource_templates:
             tokens = template.tokens(ctx.single)
             # A variable with no value: "the resource that includes a policy variable with no

@@ -66,6 +66,7 @@ class Condition:
         family = operator.spec.family
         if family.name == "null":
             self._null_values = frozenset(family.parse(t.text) for t in self.templates)
+            self._when_missing = True in self._null_values  # "Null": true asks for no key
         elif not any(t.has_variables for t in self.templates):
             self._test = self._build(self.templates, None)
 
@@ -91,16 +92,17 @@ class Condition:
 
     def __call__(self, ctx: RequestContext) -> bool:
         value = ctx.get(self.key) if self._reads_clock else ctx.values.get(self.key, MISSING)
+        if value is MISSING:
+            return self._when_missing
         kind = type(value)
         if kind is tuple:
             if not value:
-                value = MISSING  # an empty multi-valued key is an absent key
+                return self._when_missing  # an empty multi-valued key is an absent key
         elif value == "" and self._set_op is not None:
-            value = MISSING  # "a null dataset, such as an empty string" (ForAllValues/ForAnyValue)
-        if self._null_values is not None:
-            return (value is MISSING) in self._null_values
-        if value is MISSING:
+            # "a null dataset, such as an empty string" (ForAllValues/ForAnyValue)
             return self._when_missing
+        if self._null_values is not None:
+            return False in self._null_values
         test = self._test or self._build(self.templates, ctx)
         negated = self._negated
         set_op = self._set_op

@@ -2,7 +2,8 @@
 
 (reference_policies_evaluation-logic.html) Statements are looked up by the action's service
 prefix through a `PolicySet` built once per set of policies, so a decision only visits the
-statements that can match. Evaluation never raises: a malformed request or an unreadable context
+statements that can match; Deny statements come first, and once one applies the Allow statements
+are not visited at all. Evaluation never raises: a malformed request or an unreadable context
 value is a Deny that lists the error.
 """
 
@@ -12,11 +13,12 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from typing import Literal
 
 from pdp.compile import CompiledStatement
 from pdp.context import RequestContext
 from pdp.errors import RequestError
-from pdp.model import Decision, MatchedStatement, Principal
+from pdp.model import Decision, Principal
 from pdp.operators import EvaluationError
 from pdp.policy import Policy
 
@@ -32,16 +34,33 @@ MAX_RESOURCE = 4096
 
 def check_request(action: object, resource: object) -> str:
     """Check the action and resource of a request; return the action's lower-cased service."""
-    if not isinstance(action, str) or not 0 < len(action) <= MAX_ACTION:
-        raise RequestError(f"action: must be a non-empty string of at most {MAX_ACTION} characters")
-    if not _ACTION.fullmatch(action):
-        raise RequestError(f'action: "{action}" is not of the form "service:action"')
-    service = action.partition(":")[0]
+    service = _SERVICES.get(action) if type(action) is str else None
+    if service is None:
+        service = _check_action(action)
     if not isinstance(resource, str) or not 0 < len(resource) <= MAX_RESOURCE:
         raise RequestError(
             f"resource: must be a non-empty string of at most {MAX_RESOURCE} characters"
         )
-    return service.lower()
+    return service
+
+
+# Actions that passed `_check_action` (exact str only), with their lower-cased service: a few
+# hundred actions make most requests, and a dict lookup is cheaper than the regex.
+_SERVICES: dict[str, str] = {}
+_MAX_SERVICES = 4096
+
+
+def _check_action(action: object) -> str:
+    if not isinstance(action, str) or not 0 < len(action) <= MAX_ACTION:
+        raise RequestError(f"action: must be a non-empty string of at most {MAX_ACTION} characters")
+    if not _ACTION.fullmatch(action):
+        raise RequestError(f'action: "{action}" is not of the form "service:action"')
+    service = action.partition(":")[0].lower()
+    if type(action) is str:
+        if len(_SERVICES) >= _MAX_SERVICES:
+            _SERVICES.clear()
+        _SERVICES[action] = service
+    return service
 
 
 def failure(exc: Exception, version: str | None = None) -> Decision:
@@ -51,6 +70,16 @@ def failure(exc: Exception, version: str | None = None) -> Decision:
     log.error("internal error while deciding", exc_info=exc)
     message = f"internal error: {type(exc).__name__}"
     return Decision("Deny", "implicitDeny", errors=(message,), policy_version=version)
+
+
+Candidates = tuple[tuple[CompiledStatement, ...], tuple[CompiledStatement, ...]]
+"""The statements that can match one service's actions: (Deny statements, Allow statements)."""
+
+
+def _split(statements: Iterable[CompiledStatement]) -> Candidates:
+    """Deny and Allow statements apart, each in document order."""
+    statements = tuple(statements)
+    return tuple(s for s in statements if s.deny), tuple(s for s in statements if not s.deny)
 
 
 class PolicySet:
@@ -66,15 +95,17 @@ class PolicySet:
         self.version = version
         statements = [s for p in self.policies for s in p.statements]
         services = {svc for s in statements for svc in (s.services or ())}
-        # Invariant: each tuple keeps document order, so `matched` lists statements as written.
+        # Invariant: per service, its Deny and its Allow candidates, each in document order, so
+        # `matched` lists statements as written.
         self._by_service = {
-            svc: tuple(s for s in statements if s.services is None or svc in s.services)
+            svc: _split(s for s in statements if s.services is None or svc in s.services)
             for svc in services
         }
-        self._generic = tuple(s for s in statements if s.services is None)
+        self._generic = _split(s for s in statements if s.services is None)
         # Decisions without errors are immutable and few (one per set of matching statements):
-        # reuse them rather than build one per request.
-        self._decisions: dict[tuple[MatchedStatement, ...], Decision] = {}
+        # reuse them rather than build one per request. Keyed by the statements themselves
+        # (identity hash), which this set holds for as long as the decisions.
+        self._decisions: dict[tuple[CompiledStatement, ...], Decision] = {}
         self._implicit = Decision("Deny", "implicitDeny", policy_version=version)
 
     def for_version(self, version: str | None) -> PolicySet:
@@ -89,7 +120,10 @@ class PolicySet:
         return other
 
     def candidates(self, service: str) -> tuple[CompiledStatement, ...]:
-        return self._by_service.get(service, self._generic)
+        """The statements that can match an action of `service`, in document order."""
+        denies, allows = self._by_service.get(service, self._generic)
+        wanted = set(denies + allows)
+        return tuple(s for p in self.policies for s in p.statements if s in wanted)
 
     def decide(
         self,
@@ -112,35 +146,83 @@ class PolicySet:
     def decide_context(
         self, ctx: RequestContext, action: str, service: str, resource: str
     ) -> Decision:
-        """Decide a checked request: `action` lower-cased, `service` its prefix."""
-        denies: list[MatchedStatement] = []
-        allows: list[MatchedStatement] = []
+        """Decide a checked request: `action` lower-cased, `service` its prefix.
+
+        Deny statements are visited first, all of them. If one applies, the decision is an
+        explicit Deny whose `matched` lists every Deny that applies, and Allow statements are not
+        visited. A Deny statement that cannot be evaluated (an EvaluationError) also ends it
+        there: the decision is a Deny (explicit if another Deny applies, else implicit: fail
+        closed, the Deny might have applied). In both cases `errors` lists only Deny statements:
+        an Allow that would have failed changes nothing and is not visited. Otherwise every Allow
+        statement is visited: `matched` lists every Allow that applies, in document order, and
+        an error in any of them makes the decision an implicit Deny that lists the errors.
+        """
+        denies, allows = self._by_service.get(service, self._generic)
         errors: list[str] = []
-        for statement in self._by_service.get(service, self._generic):
-            try:
-                if statement.applies(action, resource, ctx):
-                    (denies if statement.deny else allows).append(statement.ref)
-            except EvaluationError as exc:
-                ref = statement.ref
-                errors.append(f"{ref.policy}: Statement[{ref.statement}]: {exc}")
-        version = self.version
+        hits = _applying(denies, action, resource, ctx, errors) if denies else []
         if errors:
-            if denies:
-                return Decision("Deny", "explicitDeny", tuple(denies), tuple(errors), version)
-            return Decision("Deny", "implicitDeny", (), tuple(errors), version)
-        if not denies and not allows:
-            return self._implicit
-        key = tuple(denies or allows)
+            refs = tuple(s.ref for s in hits)
+            reason: Literal["explicitDeny", "implicitDeny"] = (
+                "explicitDeny" if refs else "implicitDeny"
+            )
+            return Decision("Deny", reason, refs, tuple(errors), self.version)
+        if not hits:
+            hits = _applying(allows, action, resource, ctx, errors) if allows else []
+            if errors:
+                return Decision("Deny", "implicitDeny", (), tuple(errors), self.version)
+            if not hits:
+                return self._implicit
+        key = tuple(hits)
         decision = self._decisions.get(key)
         if decision is None:
-            if len(self._decisions) >= _MAX_REMEMBERED:
-                self._decisions.clear()
-            if denies:
-                decision = Decision("Deny", "explicitDeny", key, policy_version=version)
-            else:
-                decision = Decision("Allow", "allowed", key, policy_version=version)
-            self._decisions[key] = decision
+            decision = self._remember(key)
         return decision
+
+    def _remember(self, key: tuple[CompiledStatement, ...]) -> Decision:
+        """The Decision for statements that apply (all Deny or all Allow), built once."""
+        if len(self._decisions) >= _MAX_REMEMBERED:
+            self._decisions.clear()
+        refs = tuple(s.ref for s in key)
+        if key[0].deny:
+            decision = Decision("Deny", "explicitDeny", refs, policy_version=self.version)
+        else:
+            decision = Decision("Allow", "allowed", refs, policy_version=self.version)
+        self._decisions[key] = decision
+        return decision
+
+
+def _applying(
+    statements: tuple[CompiledStatement, ...],
+    action: str,
+    resource: str,
+    ctx: RequestContext,
+    errors: list[str],
+) -> list[CompiledStatement]:
+    """The statements that apply, in order; those that raise EvaluationError go to `errors`.
+
+    This is `CompiledStatement.applies` made inline (keep the two alike): a statement for
+    another action costs one C-level call, and only conditions and policy variables cost a
+    Python frame.
+    """
+    hits: list[CompiledStatement] = []
+    for statement in statements:
+        if statement.match_action(action) is statement.not_action:
+            continue
+        try:
+            hit = statement.match_resource(resource)
+            if not hit and statement.resource_templates:
+                hit = statement.template_hit(resource, ctx)
+            if (not hit) is not statement.not_resource:
+                continue
+            for condition in statement.conditions:
+                if not condition(ctx):
+                    break
+            else:
+                hits.append(statement)
+        except EvaluationError as exc:
+            ref = statement.ref
+            errors.append(f"{ref.policy}: Statement[{ref.statement}]: {exc}")
+    return hits
 
 
 _MAX_REMEMBERED = 4096

@@ -16,9 +16,10 @@ Three dialects, after the IAM User Guide:
 
 Why linear: Python's `re` backtracks, and `a*a*a*a*b` over a long subject is exponential with a
 naive translation. When every star of a pattern matches the same character class, greedy-leftmost
-matching is exact: each middle chunk is wrapped in an atomic group `(?>.*?chunk)` that commits to
-its leftmost occurrence (chunks have fixed length and the next star absorbs whatever lies between),
-and only the last chunk is anchored at the end. Patterns that mix segment-bound and colon-crossing
+matching is exact: each middle chunk is matched at its leftmost occurrence and committed to, as
+an atomic group `(?>.*?chunk)` would (chunks have fixed length and the next star absorbs whatever
+lies between; :func:`_leftmost` spells it with possessive runs, which are faster), and only the
+last chunk is anchored at the end. Patterns that mix segment-bound and colon-crossing
 stars are matched segment by segment (:func:`_segment_matcher`), each segment with the same trick.
 """
 
@@ -160,31 +161,59 @@ def _regex(
     *,
     anchor_end: bool = True,
 ) -> re.Pattern[str]:
-    """Greedy-leftmost regex: atomic groups for middle chunks, see the module docstring."""
-    chunks: list[tuple[int | None, str]] = []  # (index of the star before the chunk, chunk regex)
-    current: list[str] = []
+    """Greedy-leftmost regex: each middle chunk at its leftmost occurrence (see the module
+    docstring and :func:`_leftmost`), the last chunk anchored at the end. A trailing
+    colon-crossing star (`.*` then the end) is no test at all, so it is left out."""
+    chunks: list[tuple[int | None, list[Token]]] = []  # (index of the star before, tokens)
+    current: list[Token] = []
     star_before: int | None = None
     for i, tok in enumerate(tokens):
         if tok is STAR:
-            chunks.append((star_before, "".join(current)))
+            chunks.append((star_before, current))
             current = []
             star_before = i
-        elif tok is QMARK:
-            current.append(qmark_class)
         else:
-            current.append(re.escape(tok))  # type: ignore[arg-type,type-var]
-    chunks.append((star_before, "".join(current)))
-    parts = [r"\A", chunks[0][1]]
-    for n, (star, body) in enumerate(chunks[1:], start=1):
+            current.append(tok)
+    chunks.append((star_before, current))
+    parts = [r"\A", _literal(chunks[0][1], qmark_class)]
+    for n, (star, chunk) in enumerate(chunks[1:], start=1):
         cls = star_class(star)  # type: ignore[arg-type]
-        last = n == len(chunks) - 1
-        if last and anchor_end:
-            parts.append(f"{cls}*{body}" if body else f"{cls}*")
-        elif body:
-            parts.append(f"(?>{cls}*?{body})")
+        if n == len(chunks) - 1 and anchor_end:
+            if chunk or cls != _ANY:
+                parts.append(f"{cls}*{_literal(chunk, qmark_class)}\\Z")
+            return re.compile("".join(parts), re.DOTALL)
+        if chunk:
+            parts.append(_leftmost(chunk, cls, qmark_class))
     if anchor_end:
         parts.append(r"\Z")
     return re.compile("".join(parts), re.DOTALL)
+
+
+def _literal(chunk: Sequence[Token], qmark_class: str) -> str:
+    """A chunk (literals and `?`, no star) as a regex of fixed length."""
+    return "".join(re.escape(t) if isinstance(t, str) else qmark_class for t in chunk)
+
+
+def _leftmost(chunk: Sequence[Token], cls: str, qmark_class: str) -> str:
+    """A star of class `cls`, then `chunk` at its leftmost occurrence, with no way back.
+
+    A chunk that starts with a literal character `c` skips from one `c` to the next: a run of
+    other characters, then each `c` not followed by the rest of the chunk with the run after
+    it, all possessive (linear, and as fast as a naive regex). When the star stays in its
+    segment the runs exclude `:`, and a chunk that starts with `:` can only be at the next
+    colon. Other chunks (starting with `?`) are an atomic group around a lazy star.
+    """
+    first = chunk[0]
+    if not isinstance(first, str):
+        return f"(?>{cls}*?{_literal(chunk, qmark_class)})"
+    c = re.escape(first[0])
+    rest = _literal([first[1:], *chunk[1:]], qmark_class)
+    if cls == _SEG and first[0] == ":":
+        return f"[^:]*+:{rest}"
+    run = f"[^{c}]*+" if cls == _ANY else f"[^:{c}]*+"
+    if not rest:
+        return f"{run}{c}"
+    return f"{run}(?:{c}(?!{rest}){run})*+{c}{rest}"
 
 
 def _segment_matcher(tokens: Sequence[Token]) -> Matcher:
@@ -265,10 +294,12 @@ class PatternSet:
     """Several patterns of one element (`Action`, `Resource`), matched as one: any may match.
 
     `matcher` is the fastest callable that decides the set, returning a bool: for the usual
-    shapes (only exact names, only `prefix*`) it is a C-level call with no Python frame.
+    shapes (only exact names, only `prefix*`) it is a C-level call with no Python frame. `test`
+    decides the set too, but its result need only be truthy: it is `matcher`, or the one
+    compiled pattern itself when there is a single pattern of another shape (a regex's `match`).
     """
 
-    __slots__ = ("match_all", "exact", "prefixes", "others", "matcher")
+    __slots__ = ("match_all", "exact", "prefixes", "others", "matcher", "test")
 
     def __init__(
         self, patterns: Iterable[Sequence[Token]], *, dialect: str, ignore_case: bool
@@ -297,6 +328,9 @@ class PatternSet:
             self.matcher = self.exact.__contains__
         elif not self.others and not self.exact:
             self.matcher = methodcaller("startswith", self.prefixes)
+        self.test: Matcher = self.matcher
+        if len(self.others) == 1 and not self.exact and not self.prefixes and not self.match_all:
+            self.test = self.others[0]
 
     def __call__(self, subject: str) -> bool:
         if self.match_all or subject in self.exact:

@@ -169,10 +169,55 @@ def test_malformed_values_per_family(key: str, value: str) -> None:
     assert d.decision == "Deny" and d.errors
 
 
+BROKEN = {"NumericLessThan": {"x:n": "3"}}  # an EvaluationError when x:n is "three"
+
+
 def test_explicit_deny_still_wins_when_another_statement_errs() -> None:
-    p = policy(deny(Sid="Always"), allow(Condition={"NumericLessThan": {"x:n": "3"}}))
+    """A Deny that applies decides; a Deny that cannot be evaluated is listed in `errors`."""
+    p = policy(deny(Sid="Always"), deny(Sid="Broken", Condition=BROKEN), allow(Condition=BROKEN))
     d = decide([p], context={"x:n": "three"})
-    assert d.reason == "explicitDeny" and d.errors
+    assert d.reason == "explicitDeny" and [m.sid for m in d.matched] == ["Always"]
+    assert len(d.errors) == 1 and d.errors[0].startswith("p.json: Statement[1]: NumericLessThan")
+
+
+def test_allows_are_not_visited_once_a_deny_applies() -> None:
+    """Deny statements are evaluated first: after many Allows, the Deny decides, `matched` lists
+    every Deny that applies (document order, across policies) and no Allow, and Allows that
+    would fail are never evaluated, so no error is reported for them."""
+    first = policy(
+        *[allow(Sid=f"Read{i}") for i in range(40)],
+        *[allow(Sid=f"Broken{i}", Condition=BROKEN) for i in range(10)],
+        deny("s3:Get*", Sid="NoGet"),
+        deny("ec2:*", Sid="NoEc2"),
+        name="first.json",
+    )
+    second = policy(allow(Sid="More"), deny(Sid="NoAll"), name="second.json")
+    d = decide([first, second], context={"x:n": "three"})
+    assert (d.decision, d.reason, d.errors) == ("Deny", "explicitDeny", ())
+    assert [(m.policy, m.statement, m.sid, m.effect) for m in d.matched] == [
+        ("first.json", 50, "NoGet", "Deny"),
+        ("second.json", 1, "NoAll", "Deny"),
+    ]
+
+
+def test_an_error_in_a_deny_denies_without_visiting_allows() -> None:
+    """Fail closed: a Deny that could not be evaluated might have applied, so the decision is a
+    Deny (implicit: no Deny applied) even though an Allow matches; Allows are not evaluated, so
+    only the Deny's error is listed."""
+    p = policy(allow(Sid="All"), allow(Condition=BROKEN), deny(Sid="Broken", Condition=BROKEN))
+    d = decide([p], context={"x:n": "three"})
+    assert (d.decision, d.reason, d.matched) == ("Deny", "implicitDeny", ())
+    assert len(d.errors) == 1 and d.errors[0].startswith("p.json: Statement[2]: NumericLessThan")
+
+
+def test_an_error_in_an_allow_denies_with_the_error() -> None:
+    """No Deny applies and an Allow cannot be evaluated: an implicit Deny listing the error,
+    even though another Allow matches."""
+    p = policy(allow(Sid="All"), allow(Condition=BROKEN), deny("ec2:*"))
+    d = decide([p], context={"x:n": "three"})
+    assert (d.decision, d.reason, d.matched) == ("Deny", "implicitDeny", ())
+    assert len(d.errors) == 1 and d.errors[0].startswith("p.json: Statement[1]: NumericLessThan")
+    assert decide([p], context={"x:n": "1"}).reason == "allowed"
 
 
 @pytest.mark.parametrize(
@@ -302,21 +347,25 @@ resources = st.sampled_from(
     ]
 )
 statements = st.builds(
-    lambda effect, not_action, acts, res: {
+    lambda effect, not_action, acts, not_resource, res, condition: {
         "Effect": effect,
         ("NotAction" if not_action else "Action"): acts,
-        "Resource": res,
+        ("NotResource" if not_resource else "Resource"): res,
+        **({"Condition": {"NumericLessThan": {"x:n": condition}}} if condition else {}),
     },
     st.sampled_from(["Allow", "Deny"]),
     st.booleans(),
     st.lists(patterns, min_size=1, max_size=3),
+    st.booleans(),
     st.lists(resources, min_size=1, max_size=2),
+    st.sampled_from([None, None, "3", "10"]),
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(
-    stmts=st.lists(statements, min_size=1, max_size=6),
+    stmts=st.lists(statements, min_size=1, max_size=8),
+    split=st.integers(min_value=0, max_value=8),
     action=actions,
     resource=st.sampled_from(
         [
@@ -326,13 +375,17 @@ statements = st.builds(
             "arn:aws:sqs:r:1:q",
         ]
     ),
+    n=st.sampled_from([None, 1, 5, "three"]),
 )
 def test_decision_matches_a_naive_model(
-    stmts: list[dict[str, Any]], action: str, resource: str
+    stmts: list[dict[str, Any]], split: int, action: str, resource: str, n: int | str | None
 ) -> None:
-    """Index + compiled matchers agree with a naive fnmatch-style model of IAM's combining rule."""
-    p = policy(*stmts)
-    d = decide([p], action=action, resource=resource)
+    """Index, Deny-first evaluation and compiled matchers agree with a naive model of IAM's
+    combining rule (fnmatch-style globs, every statement visited), errors included: x:n holds
+    a number, nothing, or a word that NumericLessThan cannot read (an EvaluationError)."""
+    docs = [stmts[:split], stmts[split:]]
+    policies = [policy(*d, name=f"p{i}.json") for i, d in enumerate(docs) if d]
+    d = decide(policies, action=action, resource=resource, context={"x:n": n} if n else None)
 
     def glob(pattern: str, subject: str, ignore_case: bool) -> bool:
         pattern = pattern.replace("${aws:username}", "alice")
@@ -341,16 +394,41 @@ def test_decision_matches_a_naive_model(
         rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
         return re.fullmatch(rx, subject, re.S) is not None
 
-    applies = []
-    for s in stmts:
-        acts = s.get("Action", s.get("NotAction"))
-        hit = any(glob(a, action, True) for a in acts)
-        if "NotAction" in s:
-            hit = not hit
-        if hit and any(glob(r, resource, False) for r in s["Resource"]):
-            applies.append(s["Effect"])
-    expected = "explicitDeny" if "Deny" in applies else "allowed" if applies else "implicitDeny"
-    assert d.reason == expected, json.dumps(stmts)
+    applies: dict[str, list[tuple[str, int]]] = {"Allow": [], "Deny": []}
+    erred: dict[str, list[tuple[str, int]]] = {"Allow": [], "Deny": []}
+    for name, doc in ((f"p{i}.json", doc) for i, doc in enumerate(docs) if doc):
+        for index, s in enumerate(doc):
+            acts = s.get("Action", s.get("NotAction"))
+            hit = any(glob(a, action, True) for a in acts)
+            if "NotAction" in s:
+                hit = not hit
+            res = s.get("Resource", s.get("NotResource"))
+            in_resource = any(glob(r, resource, False) for r in res)
+            if not hit or in_resource is ("NotResource" in s):
+                continue
+            condition = s.get("Condition", {}).get("NumericLessThan", {}).get("x:n")
+            if condition is not None and n == "three":
+                erred[s["Effect"]].append((name, index))
+            elif condition is None or (n is not None and int(n) < int(condition)):
+                applies[s["Effect"]].append((name, index))
+    # The rule: a Deny that applies or fails decides (Allows unseen); then an Allow that fails
+    # is an implicit Deny; then the Allows that apply.
+    if applies["Deny"] or erred["Deny"]:
+        reason = "explicitDeny" if applies["Deny"] else "implicitDeny"
+        expected = ("Deny", reason, applies["Deny"], erred["Deny"])
+    elif erred["Allow"]:
+        expected = ("Deny", "implicitDeny", [], erred["Allow"])
+    elif applies["Allow"]:
+        expected = ("Allow", "allowed", applies["Allow"], [])
+    else:
+        expected = ("Deny", "implicitDeny", [], [])
+    got = (
+        d.decision,
+        d.reason,
+        [(m.policy, m.statement) for m in d.matched],
+        [(e.partition(":")[0], int(e.split("[")[1].split("]")[0])) for e in d.errors],
+    )
+    assert got == expected, json.dumps(stmts)
 
 
 def test_a_list_cannot_switch_a_negated_deny_off() -> None:
