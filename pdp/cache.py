@@ -6,12 +6,15 @@ read the clock are not stored (the snapshot checks that), nor are decisions that
 A snapshot owns its cache, so a reload starts cold.
 
 Memory is bounded per entry, whatever a caller sends. A request without context whose three
-strings together hold at most `DIRECT_KEY_CHARS` characters is keyed by those strings; every
-other request by the SHA-256 digest of its canonical JSON (orjson, keys sorted), 32 bytes. So an
+strings together hold at most `DIRECT_KEY_CHARS` characters is keyed by those strings. Any other
+request is keyed by its canonical JSON (orjson, keys sorted) when that holds at most
+`DIRECT_KEY_BYTES` bytes, and otherwise by "#" and the SHA-256 digest of it, 33 bytes. The kinds
+never meet: a tuple never equals bytes, and canonical JSON of a request starts with "[". So an
 entry costs at most a few hundred bytes (docs/serving.md, "Decision cache memory", has the
 measured figure), never the size of the request. The canonical form keeps apart what IAM keeps
-apart: "1", 1, 1.0 and true; 0.0 and -0.0. A value it cannot encode exactly (an integer past 64
-bits, a non-finite float, a non-string key) leaves the request uncached.
+apart: "1", 1, 1.0 and true; 0.0 and -0.0. A value it cannot encode exactly (a datetime, UUID or
+Enum, which orjson would write as a plain string or number; an integer past 64 bits; a non-finite
+float; a non-string key) leaves the request uncached.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from cachetools import LRUCache
 
 from pdp.model import Decision
 
-__all__ = ["DIRECT_KEY_CHARS", "DecisionCache", "cache_key"]
+__all__ = ["DIRECT_KEY_BYTES", "DIRECT_KEY_CHARS", "DecisionCache", "cache_key"]
 
 DIRECT_KEY_CHARS = 256
+DIRECT_KEY_BYTES = 256
+_DIGEST = b"#"  # canonical JSON of a tuple starts with "[", so no direct key starts with "#"
 _SORTED = orjson.OPT_SORT_KEYS
 _EXACT = frozenset({str, bool, int})
 
@@ -53,7 +58,9 @@ def _encodable(value: object, nested: bool = False) -> bool:
 def cache_key(
     principal: str, action: str, resource: str, context: Mapping[str, object] | None
 ) -> Hashable | None:
-    """The key for a request, or None when it cannot be keyed exactly (then it is not cached)."""
+    """The key for a request, or None when it cannot be keyed exactly (then it is not cached):
+    a tuple of the three strings, the canonical JSON itself (first byte "[") or `_DIGEST` and
+    the digest of it."""
     if type(principal) is not str or type(action) is not str or type(resource) is not str:
         return None  # the engine refuses the request; nothing to cache
     if not context:
@@ -68,7 +75,9 @@ def cache_key(
         canonical = orjson.dumps((principal, action, resource, context), option=_SORTED)
     except TypeError:  # an integer past 64 bits, a key that is not a string, an odd value
         return None
-    return sha256(canonical).digest()
+    if len(canonical) <= DIRECT_KEY_BYTES:
+        return canonical
+    return _DIGEST + sha256(canonical).digest()
 
 
 class DecisionCache:
@@ -93,6 +102,8 @@ class DecisionCache:
             return decision
 
     def put(self, key: Hashable, decision: Decision) -> None:
+        if type(key) is bytes:
+            key = bytes(memoryview(key))  # orjson's bytes hold a 4 KiB buffer; a copy holds its own
         with self._lock:
             self._lru[key] = decision
 
