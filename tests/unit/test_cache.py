@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import tracemalloc
 import uuid
 from collections.abc import Callable, Hashable
@@ -343,3 +344,40 @@ def test_a_cached_decision_equals_the_uncached_one(
         if cache_key(*request) is not None and not expected.errors:
             assert cache.stats()["hits"] == hits + 1, request
             assert again is first
+
+
+def test_concurrent_hits_and_puts_keep_the_lru_consistent() -> None:
+    """A hit reorders the LRU and a put evicts from it: from many threads at once (switching
+    every microsecond), every lookup is counted, no entry is lost or kept past maxsize, and no
+    thread sees an error."""
+    cache = DecisionCache(maxsize=8)
+    decision = Decision("Allow", "allowed")
+    keys = [cache_key("bob", "s3:GetObject", f"r{i}", {"x:k": i}) for i in range(12)]
+    errors: list[BaseException] = []
+    rounds = 2000
+
+    def work(offset: int) -> None:
+        try:
+            for n in range(rounds):
+                key = keys[(n + offset) % len(keys)]
+                assert key is not None
+                if cache.get(key) is None:
+                    cache.put(key, decision)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:3]
+    stats = cache.stats()
+    assert stats["hits"] + stats["misses"] == 8 * rounds
+    order = cache._lru._LRUCache__order  # type: ignore[attr-defined]  # cachetools' recency list
+    assert stats["size"] == len(order) <= 8 and set(order) == set(cache._lru)
