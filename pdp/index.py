@@ -18,6 +18,7 @@ from pdp.errors import Diagnostic
 from pdp.evaluate import PolicySet
 from pdp.model import Principal
 from pdp.policy import Policy, parse_policy
+from pdp.shards import MASK, Shards
 from pdp.store import StoreVersion, User
 
 __all__ = ["AWS_MANAGED_PREFIX", "ROOT", "Index", "UserEntry", "aws_managed_policies"]
@@ -98,15 +99,17 @@ class Index:
         for group in version.groups.values():
             attached = self._resolve(group.file, group.policies)
             self._group_policies[group.name] = attached + group.inline_policies
-        if previous is not None and previous.account != self.account:
-            previous = None  # every ARN changes with the account
-        self._users: dict[str, UserEntry] = {}
+        if previous is not None and (
+            previous.account != self.account or version.changed_users is None
+        ):
+            previous = None  # every ARN changes with the account; or no delta to apply
         if previous is None:
-            for user in version.users.values():
-                self._users[user.name] = self._entry(user)
+            entries = [self._entry(user) for user in version.users.values()]
+            self._users: Shards[UserEntry] = Shards((e.user.name, e) for e in entries)
+            self._arns: Shards[str] = Shards((e.arn, e.user.name) for e in entries)
         else:
             self._update(version, previous)
-        self._arns = {entry.arn: name for name, entry in self._users.items()}
+        self._buckets = self._users.buckets  # for resolve(): one lookup, no method call
         self._root_arn = f"arn:aws:iam::{self.account}:root"
 
     def _entry(self, user: User) -> UserEntry:
@@ -122,7 +125,9 @@ class Index:
         return UserEntry(user, arn, unique)
 
     def _update(self, version: StoreVersion, previous: Index) -> None:
-        """Reuse the entries of `previous` that nothing changed under; build the others."""
+        """Copy the tables of `previous` and rebuild the entries of the users that changed
+        (`version.changed_users`) or whose groups or attached policies changed; the others
+        stay as they were. The tables come out as a cold build makes them, order included."""
         changed_groups = {
             name
             for name, attached in previous._group_policies.items()
@@ -133,18 +138,29 @@ class Index:
             for name, policy in previous._customer.items()
             if version.policies.get(name) is not policy
         }
-        old = previous._users
-        users = self._users
-        for name, user in version.users.items():
-            entry = old.get(name)
-            if (
-                entry is None
-                or entry.user is not user
-                or not changed_groups.isdisjoint(user.groups)
-                or (user.policies and _touches(user.policies, changed_policies))
-            ):
-                entry = self._entry(user)
-            users[name] = entry
+        affected = set(version.changed_users or ())
+        if changed_groups or changed_policies:
+            users = version.users
+            scan = users.unordered_items() if isinstance(users, Shards) else users.items()
+            for name, member in scan:
+                if not changed_groups.isdisjoint(member.groups) or (
+                    member.policies and _touches(member.policies, changed_policies)
+                ):
+                    affected.add(name)
+        entries: dict[str, UserEntry] = {}
+        arns: dict[str, str] = {}
+        gone_arns: list[str] = []
+        for name in affected:
+            old = previous._users.get(name)
+            if old is not None:
+                gone_arns.append(old.arn)
+            user = version.users.get(name)
+            if user is not None:
+                entry = entries[name] = self._entry(user)
+                arns[entry.arn] = name
+        gone = [name for name in affected if name not in entries]
+        self._users = previous._users.evolve(entries, gone)
+        self._arns = previous._arns.evolve(arns, [a for a in gone_arns if a not in arns])
 
     def _problem(self, file: str, path: str, message: str) -> None:
         self.problems.append(Diagnostic("missing_reference", path, message, file))
@@ -177,7 +193,7 @@ class Index:
 
     def resolve(self, principal: str) -> UserEntry | _Root | None:
         """The user entry for a name or user ARN, ROOT for the root ARN, None if unknown."""
-        entry = self._users.get(principal)
+        entry = self._buckets[hash(principal) & MASK].get(principal)
         if entry is not None:
             return entry
         if principal.startswith("arn:"):

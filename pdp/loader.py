@@ -132,14 +132,15 @@ def build_snapshot(
     root: Path, name: str, cache_size: int, previous: Snapshot | None = None
 ) -> tuple[StoreVersion, Snapshot]:
     """Read, validate, compile and index a version directory, without running its tests."""
-    earlier = previous.parsed if previous is not None else None
+    earlier = previous.source if previous is not None else None
     version, problems = read_version(name, root, earlier)
     if version is None:
         raise PolicyLoadError(problems, name)
-    index = Index(version, previous.index if previous is not None else None)
+    base = previous.index if previous is not None and earlier is not None else None
+    index = Index(version, base)
     if index.problems:
         raise PolicyLoadError(sorted(index.problems, key=_order), name)
-    return version, Snapshot(index, str(root), cache_size, parsed=version.parsed)
+    return version, Snapshot(index, str(root), cache_size, source=version)
 
 
 def run_policy_tests(

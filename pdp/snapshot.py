@@ -20,7 +20,7 @@ from pdp.errors import RequestError
 from pdp.evaluate import check_request, failure
 from pdp.index import ROOT, Index
 from pdp.model import Decision
-from pdp.store import Parsed
+from pdp.store import StoreVersion
 
 __all__ = ["PRINCIPAL_TYPES", "Snapshot"]
 
@@ -34,7 +34,7 @@ class Snapshot:
         "version",
         "path",
         "index",
-        "parsed",
+        "source",
         "cache",
         "loaded_at",
         "load_seconds",
@@ -47,12 +47,12 @@ class Snapshot:
         path: str,
         cache_size: int,
         load_seconds: float = 0.0,
-        parsed: Parsed | None = None,
+        source: StoreVersion | None = None,
     ) -> None:
         self.version = index.version
         self.path = path
         self.index = index
-        self.parsed = parsed or {}  # what the files parsed to: the next load reuses it
+        self.source = source  # what was read (and parsed): the next load reads against it
         self.cache = DecisionCache(cache_size) if cache_size > 0 else None
         self.loaded_at = time.time()
         self.load_seconds = load_seconds

@@ -27,6 +27,7 @@ from typing import Any
 from pdp.errors import Diagnostic, PolicyValidationError
 from pdp.jsondoc import JsonObject, MalformedJson, load_json
 from pdp.policy import Policy, parse_policy
+from pdp.shards import Shards
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -75,7 +76,7 @@ PASSWORD_POLICY_FIELDS: dict[str, type] = {
 }
 
 
-Parsed = Mapping[str, tuple[bytes, object]]  # file name -> (its bytes, what they parsed to)
+Parsed = Shards[tuple[bytes, object]]  # file name -> (its bytes, what they parsed to)
 
 
 class StoreError(Exception):
@@ -154,10 +155,13 @@ class StoreVersion:
     account: Account
     policies: dict[str, Policy]
     groups: dict[str, Group]
-    users: dict[str, User]
+    users: Mapping[str, User]  # a Shards map: a reload copies only what it changes
     tests: tuple[PolicyTestCase, ...]
     # What each file (by name) held and parsed to: the next read reuses it (Reader.reuse).
-    parsed: Parsed = field(default_factory=dict, repr=False)
+    parsed: Parsed = field(default_factory=Shards, repr=False)
+    # The users added, edited or deleted since the version this one was read against; None
+    # when read in full.
+    changed_users: frozenset[str] | None = None
 
 
 def _sorted(names: Iterable[str], run: int = 2048) -> Iterator[str]:
@@ -250,7 +254,13 @@ class _Reader:
         self._inside = os.path.join(self.root, "")
         self.problems: list[Diagnostic] = []
         self.earlier = earlier
-        self.parsed: dict[str, tuple[bytes, object]] = {}
+        # What this read parsed (new or changed files) and the files it no longer has: the
+        # next `parsed` table is `earlier` evolved by them (see `parsed_table`).
+        self.fresh: dict[str, tuple[bytes, object]] = {}
+        self.gone: list[str] = []
+
+    def parsed_table(self) -> Parsed:
+        return self.earlier.evolve(self.fresh, self.gone)
 
     def add(self, file: str, path: str, code: str, message: str, hint: str | None = None) -> None:
         self.problems.append(Diagnostic(code, path, message, file, hint))
@@ -272,42 +282,55 @@ class _Reader:
         )
         return None
 
-    def files(self, folder: str) -> list[tuple[str, str]]:
-        """(relative name, path) of the .json files of a folder, sorted; strings, not Paths:
-        a store can hold a hundred thousand files. A link's path is where it leads.
-
-        Only regular files are listed (others are reported): the type comes from the directory
-        entry, so listing costs no system call per file."""
+    def folder(self, folder: str) -> str | None:
+        """The real path of a folder of the version, or None when it is absent or refused."""
         directory = str(self.root / folder)
         if not os.path.lexists(directory):
-            return []
+            return None
         if os.path.islink(directory):
             real = self.follow(folder, directory)
             if real is None:
-                return []
+                return None
             directory = real
         if not os.path.isdir(directory):
             self.add(folder, "", "not_a_directory", f"{folder} must be a directory")
+            return None
+        return directory
+
+    def entry(self, folder: str, entry: os.DirEntry[str]) -> tuple[str, str] | None:
+        """(relative name, path) of a directory entry that is a .json regular file (a link's
+        path is where it leads); None, reported, for anything else. The type comes from the
+        directory entry: no system call per file."""
+        rel = f"{folder}/{entry.name}"
+        if not entry.name.endswith(".json"):
+            self.add(rel, "", "unexpected_file", "only .json files belong here")
+            return None
+        path: str | None = entry.path
+        if entry.is_symlink():
+            path = self.follow(rel, entry.path)  # dangling: reading it says so
+            regular = path is not None and (os.path.isfile(path) or not os.path.exists(path))
+        else:
+            regular = entry.is_file(follow_symlinks=False)
+        if path is None:
+            return None
+        if not regular:
+            self.add(rel, "", "not_a_file", "not a regular file")
+            return None
+        return rel, path
+
+    def files(self, folder: str) -> list[tuple[str, str]]:
+        """(relative name, path) of the .json files of a folder, sorted; strings, not Paths:
+        a store can hold a hundred thousand files."""
+        directory = self.folder(folder)
+        if directory is None:
             return []
-        out = []
         with os.scandir(directory) as listing:
             entries = {e.name: e for e in listing if not e.name.startswith(".")}
+        out = []
         for name in _sorted(entries):
-            entry = entries[name]
-            rel = f"{folder}/{name}"
-            if not entry.name.endswith(".json"):
-                self.add(rel, "", "unexpected_file", "only .json files belong here")
-                continue
-            path: str | None = entry.path
-            if entry.is_symlink():  # d_type from scandir: no extra system call for files
-                path = self.follow(rel, entry.path)  # dangling: reading it says so
-                regular = path is not None and (os.path.isfile(path) or not os.path.exists(path))
-            else:
-                regular = entry.is_file(follow_symlinks=False)
-            if path is not None and not regular:
-                self.add(rel, "", "not_a_file", "not a regular file")
-            elif path is not None:
-                out.append((rel, path))
+            found = self.entry(folder, entries[name])
+            if found is not None:
+                out.append(found)
         return out
 
     def read_json(self, rel: str, path: str) -> Any:
@@ -357,20 +380,17 @@ class _Reader:
     def reuse(self, rel: str, raw: bytes) -> Any:
         """What an earlier load parsed from a file of this name with exactly these bytes, or
         None. The name is part of the key (a user's name is its file's name), and the bytes are
-        compared whole, so an edited file is never taken for the one read before.
-
-        A reused entry is kept as it was (the same tuple): dropping the earlier table then
-        frees nothing that is still in use, which keeps the swap cheap."""
+        compared whole, so an edited file is never taken for the one read before."""
         earlier = self.earlier.get(rel)
         if earlier is not None and earlier[0] == raw:
-            self.parsed[rel] = earlier
             return earlier[1]
         return None
 
     def remember(self, rel: str, raw: bytes, item: object, problems_before: int) -> None:
-        """Keep what a file parsed to for the next load, if parsing it found no problem."""
+        """Keep what a file parsed to for the next load, if parsing it found no problem (with
+        one, the version is refused and its table never used)."""
         if len(self.problems) == problems_before:
-            self.parsed[rel] = (raw, item)
+            self.fresh[rel] = (raw, item)
 
     def object(self, rel: str, doc: Any, allowed: tuple[str, ...]) -> dict[str, Any] | None:
         if not isinstance(doc, dict):
@@ -480,44 +500,140 @@ class _Reader:
 
 
 def read_version(
-    name: str, root: Path, earlier: Parsed | None = None
+    name: str, root: Path, earlier: StoreVersion | None = None
 ) -> tuple[StoreVersion | None, list[Diagnostic]]:
     """Read and validate everything below `root`; the version comes back only without problems.
 
-    `earlier` is the `parsed` table of a version read before (usually the one serving): a file
-    whose name and bytes are the same as then is not parsed again. Every file is still read and
-    every cross-file rule still checked, so the version is validated as a whole."""
-    reader = _Reader(root, earlier or {})
+    With `earlier` (a version read before, usually the one serving), the read is a delta: each
+    file's bytes are compared with those `earlier` read under the same name, and only files
+    that differ are parsed; the tables of `earlier` are copied and updated (deletions noticed
+    by count), so that a reload allocates what changed, not a hundred thousand entries anew.
+    Every file is still read and every rule of the whole version still checked; the result
+    equals a full read's, order included (tests/integration/test_incremental_reload.py)."""
+    reader = _Reader(root, earlier.parsed if earlier is not None else Shards())
     account = _read_account(reader)
-    policies: dict[str, Policy] = {}
-    for rel, path in reader.files("policies"):
-        stem = os.path.basename(rel)[: -len(".json")]
-        if not _POLICY_NAME.fullmatch(stem):
-            reader.add(rel, "", "invalid_name", f'invalid policy name "{stem}"')
-            continue
-        raw = reader.read_bytes(rel, path)
-        if raw is None:
-            continue
-        policy = reader.reuse(rel, raw)
-        if policy is None:
-            before = len(reader.problems)
-            policy = _read_policy(reader, rel, raw)
-            reader.remember(rel, raw, policy, before)
-        if policy is not None:
-            policies[stem] = policy
-    groups = {g.name: g for g in _read_all(reader, "groups", _read_group)}
-    users = {u.name: u for u in _read_all(reader, "users", _read_user)}
+    changed: set[str] = set()  # the users added, edited or deleted (for the index)
+    if earlier is None:
+        policies = _read_folder(reader, "policies", _read_policy)
+        groups = _read_folder(reader, "groups", _read_group)
+        users: Mapping[str, User] = Shards(_read_folder(reader, "users", _read_user).items())
+        added = set(_FOLDERS)
+    else:
+        added = set()
+        policies = _read_delta(reader, "policies", _read_policy, earlier.policies, added)
+        groups = _read_delta(reader, "groups", _read_group, earlier.groups, added)
+        users = _read_delta(reader, "users", _read_user, earlier.users, added, changed)
     tests = tuple(t for rel, path in reader.files("tests") for t in _read_tests(reader, rel, path))
-    _check_names_unique(reader, users, "users")
-    _check_names_unique(reader, groups, "groups")
-    _check_names_unique(reader, policies, "policies")
+    for folder, items in (("users", users), ("groups", groups), ("policies", policies)):
+        if folder in added:  # only a new name can clash with another
+            _check_names_unique(reader, items, folder)
     if reader.problems:
         return None, sorted(reader.problems, key=lambda d: (d.source or "", d.path))
-    version = StoreVersion(name, str(root), account, policies, groups, users, tests, reader.parsed)
+    version = StoreVersion(
+        name,
+        str(root),
+        account,
+        policies,
+        groups,
+        users,
+        tests,
+        reader.parsed_table(),
+        frozenset(changed) if earlier is not None else None,
+    )
     return version, []
 
 
-def _read_policy(reader: _Reader, rel: str, raw: bytes) -> Policy | None:
+_Parse = Callable[["_Reader", str, str, bytes], Any]
+
+
+def _parse_file(reader: _Reader, rel: str, raw: bytes, parse: _Parse) -> Any:
+    """What a file holds (reused when its bytes are those read before), or None if refused."""
+    item = reader.reuse(rel, raw)
+    if item is None:
+        before = len(reader.problems)
+        item = parse(reader, rel, os.path.basename(rel)[: -len(".json")], raw)
+        reader.remember(rel, raw, item, before)
+    return item
+
+
+def _read_folder(reader: _Reader, folder: str, parse: _Parse) -> dict[str, Any]:
+    """Every file of a folder, by name, in name order."""
+    items: dict[str, Any] = {}
+    for rel, path in reader.files(folder):
+        raw = reader.read_bytes(rel, path)
+        if raw is not None:
+            item = _parse_file(reader, rel, raw, parse)
+            if item is not None:
+                items[os.path.basename(rel)[: -len(".json")]] = item
+    return items
+
+
+def _read_delta(
+    reader: _Reader,
+    folder: str,
+    parse: _Parse,
+    before: Mapping[str, Any],
+    added: set[str],
+    changed: set[str] | None = None,
+) -> Any:
+    """A folder read against what an earlier read of it gave (`before`, by name, whose files
+    are all in `reader.earlier`): the same table, but for the files that differ. A `Shards`
+    table evolves (copying what changed); a dict is copied, and re-sorted after an addition."""
+    directory = reader.folder(folder)
+    updates: dict[str, Any] = {}
+    refused: list[str] = []
+    unchanged = edited = 0
+    if directory is not None:
+        with os.scandir(directory) as listing:
+            for entry in listing:  # in directory order: no list, no sort of every name
+                if entry.name.startswith("."):
+                    continue
+                found = reader.entry(folder, entry)
+                if found is None:
+                    continue
+                rel, path = found
+                raw = reader.read_bytes(rel, path)
+                if raw is None:
+                    continue
+                earlier = reader.earlier.get(rel)
+                if earlier is not None and earlier[0] == raw:
+                    unchanged += 1
+                    continue
+                stem = entry.name[: -len(".json")]
+                if stem in before:
+                    edited += 1
+                else:
+                    added.add(folder)
+                item = _parse_file(reader, rel, raw, parse)
+                if changed is not None:
+                    changed.add(stem)
+                if item is None:
+                    refused.append(stem)  # and the version with it
+                else:
+                    updates[stem] = item
+    deleted = refused
+    if unchanged + edited < len(before):  # some files went away: find which (rare)
+        present = set(os.listdir(directory)) if directory is not None else set()
+        gone = [stem for stem in before if f"{stem}.json" not in present]
+        reader.gone += [f"{folder}/{stem}.json" for stem in gone]
+        deleted = deleted + gone
+        if changed is not None:
+            changed.update(gone)
+    if isinstance(before, Shards):
+        return before.evolve(updates, deleted)
+    items = dict(before)
+    for stem in deleted:
+        items.pop(stem, None)
+    items.update(updates)
+    if folder in added:  # a new name: back to name order, as a full read gives
+        items = {k: items[k] for k in _sorted(items)}
+    return items
+
+
+def _read_policy(reader: _Reader, rel: str, stem: str, raw: bytes) -> Policy | None:
+    if not _POLICY_NAME.fullmatch(stem):
+        reader.add(rel, "", "invalid_name", f'invalid policy name "{stem}"')
+        return None
     chars = _chars(raw.decode("utf-8", "replace"))
     if chars > MANAGED_POLICY_CHARS:
         reader.add(
@@ -536,7 +652,7 @@ def _chars(text: str) -> int:
     return len(text) - sum(text.count(c) for c in " \t\n\r")
 
 
-def _check_names_unique(reader: _Reader, items: dict[str, Any], folder: str) -> None:
+def _check_names_unique(reader: _Reader, items: Mapping[str, Any], folder: str) -> None:
     seen: dict[str, str] = {}
     for name in items:
         if name.lower() in seen:
@@ -547,24 +663,6 @@ def _check_names_unique(reader: _Reader, items: dict[str, Any], folder: str) -> 
                 f'"{name}" and "{seen[name.lower()]}" differ only in case (IAM names ignore case)',
             )
         seen[name.lower()] = name
-
-
-def _read_all(reader: _Reader, folder: str, parse: Callable[..., Any]) -> list[Any]:
-    out = []
-    for rel, path in reader.files(folder):
-        raw = reader.read_bytes(rel, path)
-        if raw is None:
-            continue
-        item = reader.reuse(rel, raw)
-        if item is None:
-            before = len(reader.problems)
-            doc = reader.parse_json(rel, raw)
-            if doc is not None:
-                item = parse(reader, rel, os.path.basename(rel)[: -len(".json")], doc)
-                reader.remember(rel, raw, item, before)
-        if item is not None:
-            out.append(item)
-    return out
 
 
 def _read_account(reader: _Reader) -> Account:
@@ -625,8 +723,10 @@ _USER_FIELDS = (
 )
 
 
-def _read_user(reader: _Reader, rel: str, name: str, raw: Any) -> User | None:
-    doc = reader.object(rel, raw, _USER_FIELDS)
+def _read_user(reader: _Reader, rel: str, name: str, raw: bytes) -> User | None:
+    doc = reader.parse_json(rel, raw)
+    if doc is not None:
+        doc = reader.object(rel, doc, _USER_FIELDS)
     if doc is None:
         return None
     if not _USER_NAME.fullmatch(name):
@@ -662,8 +762,13 @@ def _read_user(reader: _Reader, rel: str, name: str, raw: Any) -> User | None:
     )
 
 
-def _read_group(reader: _Reader, rel: str, name: str, raw: Any) -> Group | None:
-    doc = reader.object(rel, raw, ("policies", "inline_policies", "path"))
+def _read_group(reader: _Reader, rel: str, name: str, raw: bytes) -> Group | None:
+    doc = reader.parse_json(rel, raw)
+    doc = (
+        reader.object(rel, doc, ("policies", "inline_policies", "path"))
+        if doc is not None
+        else None
+    )
     if doc is None:
         return None
     if not _GROUP_NAME.fullmatch(name):

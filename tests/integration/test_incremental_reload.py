@@ -122,9 +122,16 @@ def mutate(root: Path, rng: random.Random) -> str:
     return f"{kind} {target}"
 
 
-def shape(snapshot: pdp.Snapshot) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Every user's ARN and effective policies, by name: what the index resolved."""
-    return {e.user.name: (e.arn, tuple(p.name for p in e.policies)) for e in snapshot.index.users()}
+def shape(snapshot: pdp.Snapshot) -> list[object]:
+    """What the index resolved, in its order: every user's name, ARN and effective policies;
+    and the order of the version's own tables (reports list users in it)."""
+    source = snapshot.source
+    assert source is not None
+    users = [
+        (e.user.name, e.arn, tuple(p.name for p in e.policies)) for e in snapshot.index.users()
+    ]
+    tables = [list(source.users), list(source.groups), list(source.policies)]
+    return [users, tables, sorted(source.parsed)]
 
 
 def requests(rng: random.Random, users: list[str]) -> list[tuple[str, str, str]]:
@@ -164,7 +171,7 @@ def test_an_incremental_reload_decides_as_a_cold_load(tmp_path: Path, seed: int)
         if kind == "refused":
             continue  # the serving snapshot stays, as in Authorizer.reload
         assert shape(warm) == shape(cold), done
-        for name, action, resource in requests(rng, list(shape(cold))):
+        for name, action, resource in requests(rng, [e.user.name for e in cold.index.users()]):
             context = {"aws:PrincipalTag/team": "blue"}
             got = warm.is_authorized(name, action, resource, context)
             want = cold.is_authorized(name, action, resource, context)
