@@ -27,7 +27,7 @@ from typing import Any
 from pdp.errors import Diagnostic, PolicyValidationError
 from pdp.jsondoc import JsonObject, MalformedJson, load_json
 from pdp.policy import Policy, parse_policy
-from pdp.shards import Shards
+from pdp.shards import MASK, Shards
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -588,6 +588,9 @@ def _read_delta(
             for entry in listing:  # in directory order: no list, no sort of every name
                 if entry.name.startswith("."):
                     continue
+                if _same_as_before(reader, folder, entry):
+                    unchanged += 1
+                    continue
                 found = reader.entry(folder, entry)
                 if found is None:
                     continue
@@ -628,6 +631,27 @@ def _read_delta(
     if folder in added:  # a new name: back to name order, as a full read gives
         items = {k: items[k] for k in _sorted(items)}
     return items
+
+
+def _same_as_before(reader: _Reader, folder: str, entry: os.DirEntry[str]) -> bool:
+    """The common case of a delta read, in one frame: a plain .json file (its type from the
+    directory entry) whose bytes are those read before under its name. Anything else (a link,
+    an odd file, a read error, a large or changed file) is False: the caller's full path then
+    reads and reports it."""
+    name = entry.name
+    if not name.endswith(".json") or entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+        return False
+    try:
+        fd = os.open(entry.path, _READ_FLAGS)
+        try:
+            raw = os.read(fd, _CHUNK)
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    rel = f"{folder}/{name}"
+    earlier = reader.earlier.buckets[hash(rel) & MASK].get(rel)
+    return earlier is not None and len(raw) < _CHUNK and earlier[0] == raw
 
 
 def _read_policy(reader: _Reader, rel: str, stem: str, raw: bytes) -> Policy | None:
