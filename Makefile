@@ -30,7 +30,7 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)  ## print engine, store and serving figures (not part of make test)
+bench: $(STAMP)  ## print engine, store, reload and serving figures (not part of make test)
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_reload.py
