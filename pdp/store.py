@@ -628,9 +628,14 @@ def _read_delta(
     for stem in deleted:
         items.pop(stem, None)
     items.update(updates)
-    if folder in added:  # a new name: back to name order, as a full read gives
-        items = {k: items[k] for k in _sorted(items)}
+    if folder in added:  # a new name: back to file name order, as a full read gives
+        # (not stem order: "a-b.json" comes before "a.json", yet "a" before "a-b")
+        items = {n[: -len(".json")]: items[n[: -len(".json")]] for n in _sorted(map(_file, items))}
     return items
+
+
+def _file(stem: str) -> str:
+    return f"{stem}.json"
 
 
 def _same_as_before(reader: _Reader, folder: str, entry: os.DirEntry[str]) -> bool:

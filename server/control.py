@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import tempfile
 import time
@@ -23,28 +24,43 @@ from typing import Any
 
 __all__ = ["BUILD_LOCK_WAIT", "BuildLock", "Control"]
 
+log = logging.getLogger("pdp.server.control")
+
 BUILD_LOCK_WAIT = 60.0  # seconds: past this a worker builds anyway (a stuck peer never blocks)
 
 
 class BuildLock:
     """A reusable context manager: flock() on one file, waited for up to BUILD_LOCK_WAIT (then
-    the holder goes ahead without it, so a stuck peer can delay a reload but never stop it)."""
+    the holder goes ahead without it, so a stuck peer can delay a reload but never stop it). A
+    lock that cannot be had at all (no flock() on the run directory's file system, no file
+    descriptor left) is built without, with a warning: the lock only paces builds."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
 
     def __enter__(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            log.warning("build lock %s: %s; building without it", self.path, exc)
+            return
         deadline = time.monotonic() + BUILD_LOCK_WAIT
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
-                time.sleep(0.01)
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
+        except BaseException as exc:  # no flock() here (ENOLCK...), or interrupted: never leak fd
+            os.close(fd)
+            if not isinstance(exc, OSError):
+                raise
+            log.warning("build lock %s: %s; building without it", self.path, exc)
+            return
         self._fd = fd
 
     def __exit__(self, *exc: object) -> None:

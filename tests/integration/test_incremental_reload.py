@@ -72,6 +72,12 @@ def make_version(root: Path, rng: random.Random) -> Path:
     return root
 
 
+def new_name(rng: random.Random, first: str) -> str:
+    """A name for an added file: from a small pool, so that some are prefixes of others and sort
+    apart as stems and as file names ("N1-a.json" before "N1.json")."""
+    return f"{first}{rng.randint(0, 3)}{rng.choice(['', '-a', '+a', ',a', '.a', '_a'])}"
+
+
 def names(root: Path, folder: str) -> list[str]:
     return sorted(p.stem for p in (root / folder).glob("*.json"))
 
@@ -90,13 +96,13 @@ def mutate(root: Path, rng: random.Random) -> str:
         target = rng.choice(policies)
         (root / "policies" / f"{target}.json").unlink()
     elif kind == "add policy":
-        target = f"N{rng.randint(0, 10**6)}"
+        target = new_name(rng, "N")
         write(root / "policies" / f"{target}.json", policy(rng, 7))
     elif kind == "edit user" and users:
         target = rng.choice(users)
         write(root / "users" / f"{target}.json", user(rng, groups, policies))
     elif kind == "add user":
-        target = f"n{rng.randint(0, 10**6)}"
+        target = new_name(rng, "n")
         write(root / "users" / f"{target}.json", user(rng, groups, policies))
     elif kind == "delete user" and users:
         target = rng.choice(users)
@@ -109,7 +115,7 @@ def mutate(root: Path, rng: random.Random) -> str:
         target = rng.choice(groups)
         (root / "groups" / f"{target}.json").unlink()
     elif kind == "add group" and policies:
-        target = f"H{rng.randint(0, 10**6)}"
+        target = new_name(rng, "H")
         write(root / "groups" / f"{target}.json", {"policies": [rng.choice(policies)]})
     elif kind == "account":
         target = rng.choice(["123456789012", "210987654321"])
@@ -283,6 +289,26 @@ def test_the_policy_tests_of_the_new_version_run_on_a_reload(tmp_path: Path) -> 
         with pytest.raises(pdp.PolicyLoadError, match="policy_test_failed|expected Deny"):
             authz.reload()
         assert authz.version == "0001"
+
+
+def test_a_name_added_by_a_reload_takes_its_place_in_file_name_order(tmp_path: Path) -> None:
+    # "a-b.json" sorts before "a.json" ("-" < "."), though the stem "a" sorts before "a-b": a cold
+    # read lists policies and groups in file name order, and so must a reload that adds one.
+    root = tmp_path / "v"
+    deny = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}],
+    }
+    write(root / "policies" / "a.json", deny)
+    write(root / "groups" / "a.json", {"policies": ["a"]})
+    serving = load_directory(root, cache_size=0)
+    write(root / "policies" / "a-b.json", deny)
+    write(root / "groups" / "a-b.json", {"policies": ["a-b"]})
+    warm, cold = load_directory(root, previous=serving), load_directory(root)
+    assert warm.source is not None and cold.source is not None
+    assert list(cold.source.policies) == list(cold.source.groups) == ["a-b", "a"]
+    assert list(warm.source.policies) == list(cold.source.policies)
+    assert list(warm.source.groups) == list(cold.source.groups)
 
 
 def test_a_refused_reload_leaves_the_next_one_exact(tmp_path: Path) -> None:
