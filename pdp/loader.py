@@ -108,7 +108,13 @@ def load_directory(
     # yet its first pass after a load would scan them all, holding the GIL for hundreds of
     # milliseconds: a stall for every request of the process. Reference counting still frees
     # a snapshot's objects when it is dropped.
+    # The trade-off: freeze() also freezes cyclic garbage of the process that the collector has
+    # not reached yet, which then stays. The young generations are collected first (well under a
+    # millisecond); what may remain is garbage that reached the oldest generation since its last
+    # collection, which runs often, since frozen objects no longer count towards it.
     gc_was_enabled = gc.isenabled()
+    if gc_was_enabled:
+        gc.collect(1)
     gc.disable()
     try:
         version, snapshot = build_snapshot(root, name, cache_size, previous)

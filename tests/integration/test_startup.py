@@ -179,6 +179,8 @@ def test_a_store_where_nothing_loads_is_logged_once_then_picked_up(tmp_path: Pat
     shutil.copytree(source / "versions" / "0001-broken", store / "versions" / "0001")
     srv = start_server(tmp_path, store=store, wait_ready=False)
     try:
+        # Before the first attempt ends, /readyz says "loading" with no error yet.
+        assert wait_until(lambda: srv.call("/readyz")[1]["error"] is not None)
         status, body = srv.call("/readyz")
         assert status == 503 and 'group "ghosts" does not exist' in body["error"]
         time.sleep(1.0)  # five retries

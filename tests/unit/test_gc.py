@@ -37,3 +37,32 @@ def test_a_dropped_snapshot_leaves_no_cyclic_garbage() -> None:
         check=True,
     )
     assert result.stdout.strip() == "0", result.stderr
+
+
+YOUNG_GARBAGE = """
+import gc, sys, weakref
+from pdp.loader import load_directory
+
+class Node:
+    pass
+
+node = Node()
+node.self = node  # a cycle: only the collector can free it
+alive = weakref.ref(node)
+del node
+load_directory(sys.argv[1], cache_size=0)  # freezes what the process holds
+gc.collect()
+print(alive() is None)
+"""
+
+
+def test_garbage_pending_when_a_load_starts_is_not_frozen_for_good() -> None:
+    version = ROOT / "examples" / "store" / "versions" / "0001"
+    result = subprocess.run(
+        [sys.executable, "-c", YOUNG_GARBAGE, str(version)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "True", result.stderr
