@@ -73,19 +73,24 @@ def test_grpc_batch_over_the_work_limit_is_invalid(stub: pb_grpc.AuthorizerStub)
 def test_grpc_batch_stops_once_its_deadline_passed(
     server: Server, stub: pb_grpc.AuthorizerStub
 ) -> None:
-    """A batch costs the worker about its deadline, not the whole batch (read and decided)."""
+    """A batch costs the worker about its deadline, not the whole batch (read and decided).
+
+    CPU time is counted in 10 ms ticks and a batch costs a few of them, so each side is the sum
+    of three batches (one tick of noise moved a single pair past the bound)."""
     batch = _heavy(240)  # within the limit: reading it is most of the work
     before, started = _cpu_seconds(server), time.monotonic()
-    assert len(stub.BatchIsAuthorized(batch, timeout=60).results) == 240
-    full = time.monotonic() - started
+    for _ in range(3):
+        assert len(stub.BatchIsAuthorized(batch, timeout=60).results) == 240
+    full = (time.monotonic() - started) / 3
     costs = [_cpu_seconds(server) - before]
     before = _cpu_seconds(server)
-    with pytest.raises(grpc.RpcError) as info:
-        stub.BatchIsAuthorized(batch, timeout=full * 0.2)
-    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    for _ in range(3):
+        with pytest.raises(grpc.RpcError) as info:
+            stub.BatchIsAuthorized(batch, timeout=full * 0.2)
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     time.sleep(max(1.0, full * 2))  # whatever the server still does, it has done by now
     costs.append(_cpu_seconds(server) - before)
-    assert costs[1] < costs[0] * 0.6, f"full batch {costs[0]:.3f}s CPU, cut short {costs[1]:.3f}s"
+    assert costs[1] < costs[0] * 0.6, f"full batches {costs[0]:.3f}s CPU, cut short {costs[1]:.3f}s"
     assert server.decide("bob", "s3:GetObject", "*")["decision"] in ("Allow", "Deny")
 
 
