@@ -40,14 +40,17 @@ RATE = 2000  # decisions per second under the steady load
 
 
 def read_floor(version: Path) -> float:
-    """Seconds to list, open, read and close every file of a version, and nothing else."""
+    """Seconds to list, open, read and close every file of a version, and nothing else (opened
+    relative to their folder, the cheapest way)."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
     started = time.perf_counter()
     for folder in FOLDERS:
+        folder_fd = os.open(version / folder, os.O_RDONLY | os.O_DIRECTORY)
         for entry in os.scandir(version / folder):
-            fd = os.open(entry.path, flags)
+            fd = os.open(entry.name, flags, dir_fd=folder_fd)
             os.read(fd, 65536)
             os.close(fd)
+        os.close(folder_fd)
     return time.perf_counter() - started
 
 
@@ -113,7 +116,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--groups", type=int, default=2_000)
     parser.add_argument("--policies", type=int, default=10_000)
-    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=5)
     args = parser.parse_args()
 
     store = generate(DATA / "big", args.users, args.groups, args.policies)

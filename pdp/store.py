@@ -584,36 +584,58 @@ def _read_delta(
     refused: list[str] = []
     unchanged = edited = 0
     if directory is not None:
-        with os.scandir(directory) as listing:
-            for entry in listing:  # in directory order: no list, no sort of every name
-                if entry.name.startswith("."):
-                    continue
-                if _same_as_before(reader, folder, entry):
-                    unchanged += 1
-                    continue
-                found = reader.entry(folder, entry)
-                if found is None:
-                    continue
-                rel, path = found
-                raw = reader.read_bytes(rel, path)
-                if raw is None:
-                    continue
-                earlier = reader.earlier.get(rel)
-                if earlier is not None and earlier[0] == raw:
-                    unchanged += 1
-                    continue
-                stem = entry.name[: -len(".json")]
-                if stem in before:
-                    edited += 1
-                else:
-                    added.add(folder)
-                item = _parse_file(reader, rel, raw, parse)
-                if changed is not None:
-                    changed.add(stem)
-                if item is None:
-                    refused.append(stem)  # and the version with it
-                else:
-                    updates[stem] = item
+        folder_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        buckets = reader.earlier.buckets
+        try:
+            with os.scandir(directory) as listing:
+                for entry in listing:  # in directory order: no list, no sort of every name
+                    name = entry.name
+                    if name.startswith("."):
+                        continue
+                    # The common case, inline (a hundred thousand times): a plain .json file (its
+                    # type from the directory entry) whose bytes are those read before under its
+                    # name. Anything else falls through to the full path below, which reads and
+                    # reports it.
+                    if name.endswith(".json") and entry.is_file(follow_symlinks=False):
+                        rel = f"{folder}/{name}"
+                        earlier = buckets[hash(rel) & MASK].get(rel)
+                        if earlier is not None:
+                            try:
+                                fd = os.open(name, _READ_FLAGS, dir_fd=folder_fd)
+                                try:
+                                    raw = os.read(fd, _CHUNK)
+                                finally:
+                                    os.close(fd)
+                            except OSError:
+                                raw = b""
+                            if len(raw) < _CHUNK and earlier[0] == raw:
+                                unchanged += 1
+                                continue
+                    found = reader.entry(folder, entry)
+                    if found is None:
+                        continue
+                    rel, path = found
+                    content = reader.read_bytes(rel, path)
+                    if content is None:
+                        continue
+                    earlier = reader.earlier.get(rel)
+                    if earlier is not None and earlier[0] == content:
+                        unchanged += 1
+                        continue
+                    stem = entry.name[: -len(".json")]
+                    if stem in before:
+                        edited += 1
+                    else:
+                        added.add(folder)
+                    item = _parse_file(reader, rel, content, parse)
+                    if changed is not None:
+                        changed.add(stem)
+                    if item is None:
+                        refused.append(stem)  # and the version with it
+                    else:
+                        updates[stem] = item
+        finally:
+            os.close(folder_fd)
     deleted = refused
     if unchanged + edited < len(before):  # some files went away: find which (rare)
         present = set(os.listdir(directory)) if directory is not None else set()
@@ -636,27 +658,6 @@ def _read_delta(
 
 def _file(stem: str) -> str:
     return f"{stem}.json"
-
-
-def _same_as_before(reader: _Reader, folder: str, entry: os.DirEntry[str]) -> bool:
-    """The common case of a delta read, in one frame: a plain .json file (its type from the
-    directory entry) whose bytes are those read before under its name. Anything else (a link,
-    an odd file, a read error, a large or changed file) is False: the caller's full path then
-    reads and reports it."""
-    name = entry.name
-    if not name.endswith(".json") or entry.is_symlink() or not entry.is_file(follow_symlinks=False):
-        return False
-    try:
-        fd = os.open(entry.path, _READ_FLAGS)
-        try:
-            raw = os.read(fd, _CHUNK)
-        finally:
-            os.close(fd)
-    except OSError:
-        return False
-    rel = f"{folder}/{name}"
-    earlier = reader.earlier.buckets[hash(rel) & MASK].get(rel)
-    return earlier is not None and len(raw) < _CHUNK and earlier[0] == raw
 
 
 def _read_policy(reader: _Reader, rel: str, stem: str, raw: bytes) -> Policy | None:
