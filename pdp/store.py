@@ -420,14 +420,18 @@ class _Reader:
         return True
 
     def names(self, rel: str, doc: dict[str, Any], key: str) -> tuple[str, ...]:
-        value = doc.get(key, [])
+        if key not in doc:
+            return ()
+        value = doc[key]
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             self.add(rel, key, "invalid_field", f"{key} must be a list of names")
             return ()
         return tuple(value)
 
     def inline(self, rel: str, doc: dict[str, Any], limit: int) -> tuple[Policy, ...]:
-        value = doc.get("inline_policies", {})
+        if "inline_policies" not in doc:
+            return ()
+        value = doc["inline_policies"]
         if not isinstance(value, dict):
             self.add(rel, "inline_policies", "invalid_field", "inline_policies must be an object")
             return ()
@@ -551,9 +555,14 @@ def _parse_file(reader: _Reader, rel: str, raw: bytes, parse: _Parse) -> Any:
     item = reader.reuse(rel, raw)
     if item is None:
         before = len(reader.problems)
-        item = parse(reader, rel, os.path.basename(rel)[: -len(".json")], raw)
+        item = parse(reader, rel, _stem(rel), raw)
         reader.remember(rel, raw, item, before)
     return item
+
+
+def _stem(rel: str) -> str:
+    """`users/alice.json` -> `alice`."""
+    return rel.rpartition("/")[2][: -len(".json")]
 
 
 def _read_folder(reader: _Reader, folder: str, parse: _Parse) -> dict[str, Any]:
@@ -564,7 +573,7 @@ def _read_folder(reader: _Reader, folder: str, parse: _Parse) -> dict[str, Any]:
         if raw is not None:
             item = _parse_file(reader, rel, raw, parse)
             if item is not None:
-                items[os.path.basename(rel)[: -len(".json")]] = item
+                items[_stem(rel)] = item
     return items
 
 
@@ -753,6 +762,10 @@ _USER_FIELDS = (
 )
 
 
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
 def _read_user(reader: _Reader, rel: str, name: str, raw: bytes) -> User | None:
     doc = reader.parse_json(rel, raw)
     if doc is not None:
@@ -774,7 +787,7 @@ def _read_user(reader: _Reader, rel: str, name: str, raw: bytes) -> User | None:
         reader.add(rel, "path", "invalid_field", 'path must start and end with "/"')
         path = "/"
     for key in ("mfa_enabled", "console_access"):
-        reader.typed(rel, doc, key, lambda v: isinstance(v, bool), "true or false")
+        reader.typed(rel, doc, key, _is_bool, "true or false")
     return User(
         name=name,
         file=rel,
@@ -788,7 +801,7 @@ def _read_user(reader: _Reader, rel: str, name: str, raw: bytes) -> User | None:
         password_last_changed=reader.date(
             rel, "password_last_changed", doc.get("password_last_changed")
         ),
-        access_keys=reader.access_keys(rel, doc.get("access_keys", [])),
+        access_keys=reader.access_keys(rel, doc["access_keys"]) if "access_keys" in doc else (),
     )
 
 
