@@ -45,10 +45,15 @@ def _same(new: tuple[Policy, ...] | None, old: tuple[Policy, ...]) -> bool:
     )
 
 
+def _policy_name(ref: str) -> str:
+    """The name in a policy reference: the name itself, or the last part of its ARN."""
+    return ref.rsplit("/", 1)[-1]
+
+
 def _touches(refs: tuple[str, ...], changed: set[str]) -> bool:
     """Whether a user's policy references name a customer policy that changed or went away
-    (a reference is a name or an ARN ending in the name; AWS managed ones never change)."""
-    return any(ref.rsplit("/", 1)[-1] in changed for ref in refs if changed)
+    (an AWS managed one of the same name counts too: a needless rebuild, never a stale one)."""
+    return any(_policy_name(ref) in changed for ref in refs)
 
 
 class _Root:
@@ -140,9 +145,7 @@ class Index:
         }
         affected = set(version.changed_users or ())
         if changed_groups or changed_policies:
-            users = version.users
-            scan = users.unordered_items() if isinstance(users, Shards) else users.items()
-            for name, member in scan:
+            for name, member in version.users.unordered_items():
                 if not changed_groups.isdisjoint(member.groups) or (
                     member.policies and _touches(member.policies, changed_policies)
                 ):
@@ -182,7 +185,7 @@ class Index:
                 if not ref.startswith(own_prefix):
                     self._problem(file, where, f'policy "{ref}" is not in account {self.account}')
                     continue
-                policy = self._customer.get(ref.rsplit("/", 1)[-1])
+                policy = self._customer.get(_policy_name(ref))
             else:
                 policy = self._customer.get(ref)
             if policy is None:

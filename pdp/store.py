@@ -14,11 +14,10 @@ Names starting with "." are skipped (a Kubernetes ConfigMap volume keeps `..data
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -155,21 +154,13 @@ class StoreVersion:
     account: Account
     policies: dict[str, Policy]
     groups: dict[str, Group]
-    users: Mapping[str, User]  # a Shards map: a reload copies only what it changes
+    users: Shards[User]  # a reload copies only the part of it that it changes
     tests: tuple[PolicyTestCase, ...]
     # What each file (by name) held and parsed to: the next read reuses it (Reader.reuse).
     parsed: Parsed = field(default_factory=Shards, repr=False)
     # The users added, edited or deleted since the version this one was read against; None
     # when read in full.
     changed_users: frozenset[str] | None = None
-
-
-def _sorted(names: Iterable[str], run: int = 2048) -> Iterator[str]:
-    """`sorted(names)`, in runs merged lazily: one sort of 100,000 names is one C call that
-    holds the GIL for tens of milliseconds, which a reload in a serving process must not do."""
-    items = list(names)
-    runs = [sorted(items[i : i + run]) for i in range(0, len(items), run)]
-    return heapq.merge(*runs) if len(runs) > 1 else iter(runs[0] if runs else ())
 
 
 def natural_key(name: str) -> list[Any]:
@@ -327,7 +318,7 @@ class _Reader:
         with os.scandir(directory) as listing:
             entries = {e.name: e for e in listing if not e.name.startswith(".")}
         out = []
-        for name in _sorted(entries):
+        for name in sorted(entries):
             found = self.entry(folder, entries[name])
             if found is not None:
                 out.append(found)
@@ -520,7 +511,7 @@ def read_version(
     if earlier is None:
         policies = _read_folder(reader, "policies", _read_policy)
         groups = _read_folder(reader, "groups", _read_group)
-        users: Mapping[str, User] = Shards(_read_folder(reader, "users", _read_user).items())
+        users: Shards[User] = Shards(_read_folder(reader, "users", _read_user).items())
         added = set(_FOLDERS)
     else:
         added = set()
@@ -661,12 +652,8 @@ def _read_delta(
     items.update(updates)
     if folder in added:  # a new name: back to file name order, as a full read gives
         # (not stem order: "a-b.json" comes before "a.json", yet "a" before "a-b")
-        items = {n[: -len(".json")]: items[n[: -len(".json")]] for n in _sorted(map(_file, items))}
+        items = dict(sorted(items.items(), key=lambda item: f"{item[0]}.json"))
     return items
-
-
-def _file(stem: str) -> str:
-    return f"{stem}.json"
 
 
 def _read_policy(reader: _Reader, rel: str, stem: str, raw: bytes) -> Policy | None:
@@ -807,11 +794,8 @@ def _read_user(reader: _Reader, rel: str, name: str, raw: bytes) -> User | None:
 
 def _read_group(reader: _Reader, rel: str, name: str, raw: bytes) -> Group | None:
     doc = reader.parse_json(rel, raw)
-    doc = (
-        reader.object(rel, doc, ("policies", "inline_policies", "path"))
-        if doc is not None
-        else None
-    )
+    if doc is not None:
+        doc = reader.object(rel, doc, ("policies", "inline_policies", "path"))
     if doc is None:
         return None
     if not _GROUP_NAME.fullmatch(name):
