@@ -33,8 +33,8 @@ class CompiledStatement:
     (lower-cased), or is None when it may match any service (`*`, `*:Get*`, NotAction).
 
     `match_action` returns a bool; `match_resource` (the static Resource or NotResource
-    patterns) returns something truthy on a match. `PolicySet` makes the same test as `applies`
-    inline, reading these attributes.
+    patterns) returns something truthy on a match. Whether the statement applies is decided by
+    `pdp.evaluate._applying` from these attributes.
     """
 
     __slots__ = (
@@ -73,20 +73,6 @@ class CompiledStatement:
         self.not_resource = not_resource
         self.conditions = conditions
         self.services = services
-
-    def applies(self, action: str, resource: str, ctx: RequestContext) -> bool:
-        """`action` must be lower-cased. Raises EvaluationError on an unreadable context value."""
-        if self.match_action(action) is self.not_action:
-            return False
-        hit = self.match_resource(resource)
-        if not hit and self.resource_templates:
-            hit = self.template_hit(resource, ctx)
-        if (not hit) is not self.not_resource:  # no match under Resource, a match under NotResource
-            return False
-        for condition in self.conditions:
-            if not condition(ctx):
-                return False
-        return True
 
     def template_hit(self, resource: str, ctx: RequestContext) -> bool:
         """Whether a Resource (or NotResource) pattern with policy variables matches."""

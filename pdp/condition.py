@@ -39,7 +39,7 @@ class Condition:
         "key_text",
         "templates",
         "_test",
-        "_null_values",
+        "_when_present",
         "_negated",
         "_set_op",
         "_when_missing",
@@ -61,12 +61,14 @@ class Condition:
         else:
             self._when_missing = operator.spec.negated
         self._reads_clock = self.key in CLOCK_KEYS
-        self._null_values: frozenset[bool] | None = None
+        # For Null only: its answer when the key has a value (for the others, the test decides).
+        self._when_present: bool | None = None
         self._test: Test | None = None
         family = operator.spec.family
         if family.name == "null":
-            self._null_values = frozenset(family.parse(t.text) for t in self.templates)
-            self._when_missing = True in self._null_values  # "Null": true asks for no key
+            wanted = frozenset(family.parse(t.text) for t in self.templates)
+            self._when_missing = True in wanted  # "Null": true asks for no key
+            self._when_present = False in wanted  # "Null": false asks for one
         elif not any(t.has_variables for t in self.templates):
             self._test = self._build(self.templates, None)
 
@@ -101,8 +103,8 @@ class Condition:
         elif value == "" and self._set_op is not None:
             # "a null dataset, such as an empty string" (ForAllValues/ForAnyValue)
             return self._when_missing
-        if self._null_values is not None:
-            return False in self._null_values
+        if self._when_present is not None:
+            return self._when_present
         test = self._test or self._build(self.templates, ctx)
         negated = self._negated
         set_op = self._set_op

@@ -119,12 +119,6 @@ class PolicySet:
         other._implicit = Decision("Deny", "implicitDeny", policy_version=version)
         return other
 
-    def candidates(self, service: str) -> tuple[CompiledStatement, ...]:
-        """The statements that can match an action of `service`, in document order."""
-        denies, allows = self._by_service.get(service, self._generic)
-        wanted = set(denies + allows)
-        return tuple(s for p in self.policies for s in p.statements if s in wanted)
-
     def decide(
         self,
         principal: Principal,
@@ -200,9 +194,9 @@ def _applying(
 ) -> list[CompiledStatement]:
     """The statements that apply, in order; those that raise EvaluationError go to `errors`.
 
-    This is `CompiledStatement.applies` made inline (keep the two alike): a statement for
-    another action costs one C-level call, and only conditions and policy variables cost a
-    Python frame.
+    The one place that says when a statement applies (Action, then Resource, then every
+    condition), written inline: a statement for another action costs one C-level call, and
+    only conditions and policy variables cost a Python frame.
     """
     hits: list[CompiledStatement] = []
     for statement in statements:
