@@ -15,7 +15,6 @@ The generated store is kept under bench/.data/ (git-ignored) and reused while it
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import random
@@ -30,7 +29,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_store import DATA, generate, rss_mb  # noqa: E402
+from bench_store import DATA, generate, rss_mb, shape_arguments  # noqa: E402
 
 import pdp  # noqa: E402
 from pdp.loader import load_directory  # noqa: E402
@@ -112,10 +111,7 @@ def percentiles(values: list[float]) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--groups", type=int, default=2_000)
-    parser.add_argument("--policies", type=int, default=10_000)
+    parser = shape_arguments()
     parser.add_argument("--trials", type=int, default=5)
     args = parser.parse_args()
 

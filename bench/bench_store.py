@@ -136,11 +136,17 @@ def small_store(root: Path, user: str, policies: list[pdp.Policy]) -> Path:
     return root / "small"
 
 
-def main() -> None:
+def shape_arguments() -> argparse.ArgumentParser:
+    """The store shape options of the store benchmarks (the issue's large store by default)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--groups", type=int, default=2_000)
     parser.add_argument("--policies", type=int, default=10_000)
+    return parser
+
+
+def main() -> None:
+    parser = shape_arguments()
     parser.add_argument("--runs", type=int, default=20_000)
     args = parser.parse_args()
 

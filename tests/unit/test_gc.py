@@ -8,6 +8,21 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+VERSION = ROOT / "examples" / "store" / "versions" / "0001"
+
+
+def run(program: str) -> str:
+    """What `program` prints, run in a fresh interpreter (the collector's state is per process)
+    with the example store's first version as its argument."""
+    result = subprocess.run(
+        [sys.executable, "-c", program, str(VERSION)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.strip()
+
 
 PROGRAM = """
 import gc, sys
@@ -28,15 +43,7 @@ print(gc.collect())
 
 
 def test_a_dropped_snapshot_leaves_no_cyclic_garbage() -> None:
-    version = ROOT / "examples" / "store" / "versions" / "0001"
-    result = subprocess.run(
-        [sys.executable, "-c", PROGRAM, str(version)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert result.stdout.strip() == "0", result.stderr
+    assert run(PROGRAM) == "0"
 
 
 YOUNG_GARBAGE = """
@@ -57,12 +64,4 @@ print(alive() is None)
 
 
 def test_garbage_pending_when_a_load_starts_is_not_frozen_for_good() -> None:
-    version = ROOT / "examples" / "store" / "versions" / "0001"
-    result = subprocess.run(
-        [sys.executable, "-c", YOUNG_GARBAGE, str(version)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert result.stdout.strip() == "True", result.stderr
+    assert run(YOUNG_GARBAGE) == "True"
