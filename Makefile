@@ -12,7 +12,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' -e 'clients/python[flask]'
+	$(BIN)/python -m pip install --quiet -e '.[serve,test]' -e 'clients/python[flask]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -29,8 +29,8 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pdp.v1 import authorizer_pb2 as pb  # noqa: E402
-from pdp.v1 import authorizer_pb2_grpc as pb_grpc  # noqa: E402
+from pdp_client.v1 import authorizer_pb2 as pb  # noqa: E402
+from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc  # noqa: E402
 from tests.integration.servers import Server, start_server  # noqa: E402
 
 MIB = 1 << 20

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_store import DATA, generate, rss_mb, shape_arguments  # noqa: E402
 
 import pdp  # noqa: E402
-from pdp.loader import load_directory  # noqa: E402
+from pdp.store.activation import load_directory  # noqa: E402
 
 FOLDERS = ("policies", "groups", "users")
 RATE = 2000  # decisions per second under the steady load

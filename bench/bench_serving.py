@@ -31,8 +31,8 @@ from grpc_health.v1 import health_pb2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pdp.v1 import authorizer_pb2 as pb  # noqa: E402
-from pdp.v1 import authorizer_pb2_grpc as pb_grpc  # noqa: E402
+from pdp_client.v1 import authorizer_pb2 as pb  # noqa: E402
+from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc  # noqa: E402
 from tests.integration.servers import free_port  # noqa: E402
 
 REQUEST = {

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import measure  # noqa: E402
 
 import pdp  # noqa: E402
-from pdp.cache import cache_key  # noqa: E402
+from pdp.store.cache import cache_key  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / ".data"
 ACCOUNT = "123456789012"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from flask import Flask, abort, g, jsonify, request
+
 from pdp_client import HttpClient
 from pdp_client.flask import PdpFlask, require
 

@@ -20,8 +20,9 @@ from typing import Any
 import grpc
 from grpc_user import GrpcUser
 from locust import FastHttpUser, between, events, task
-from pdp_client._pb import authorizer_pb2 as pb
-from pdp_client._pb import authorizer_pb2_grpc as pb_grpc
+
+from pdp_client.v1 import authorizer_pb2 as pb
+from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 
 USERS = int(os.environ.get("PDP_LOADTEST_USERS", "5000"))
 ACCOUNT = "123456789012"

@@ -11,11 +11,11 @@ The embedded door::
     decision.decision, decision.reason, decision.matched, decision.errors
 """
 
-from pdp.authorizer import Authorizer, ReloadResult
 from pdp.errors import Diagnostic, PdpError, PolicyLoadError, PolicyValidationError, RequestError
-from pdp.evaluate import PolicySet, evaluate
+from pdp.language import Policy, PolicySet, evaluate, parse_policy
 from pdp.model import Decision, MatchedStatement, Principal
-from pdp.policy import Policy, parse_policy
+from pdp.store import Authorizer, ReloadResult
+from pdp.text import printable
 
 __all__ = [
     "Authorizer",
@@ -32,6 +32,7 @@ __all__ = [
     "RequestError",
     "evaluate",
     "parse_policy",
+    "printable",
 ]
 
 __version__ = "0.1.0"

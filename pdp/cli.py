@@ -17,13 +17,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pdp.errors import PolicyLoadError, PolicyValidationError
-from pdp.loader import build_snapshot, load_directory, load_store, run_policy_tests
-from pdp.model import Decision
-from pdp.policy import parse_policy
-from pdp.snapshot import Snapshot
-from pdp.store import StoreError, StoreVersion, read_version, resolve_version
-from pdp.text import printable
+from pdp import Decision, PolicyLoadError, PolicyValidationError, parse_policy, printable
+from pdp.store import (
+    Snapshot,
+    StoreError,
+    StoreVersion,
+    build_snapshot,
+    load_directory,
+    load_store,
+    read_version,
+    resolve_version,
+    run_policy_tests,
+)
 
 __all__ = ["main"]
 
@@ -161,7 +166,7 @@ def _check_requests(snapshot: Snapshot, path: str) -> int:
                 return EXIT_ERROR
             principal_type = request.get("principal_type")
             if principal_type is None or principal_type == "":
-                principal_type = "user"  # as over HTTP (server/requests.py)
+                principal_type = "user"  # as over HTTP (server/pdp_server/requests.py)
             decision = snapshot.is_authorized(
                 request.get("principal"),  # type: ignore[arg-type]
                 request.get("action"),  # type: ignore[arg-type]
@@ -296,8 +301,7 @@ def _read_store(path: str) -> StoreVersion | None:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from pdp.access_advisor import AccessAdvisor
-    from pdp.audit import SEVERITIES, audit, credential_report, render
+    from pdp.audit import SEVERITIES, AccessAdvisor, audit, credential_report, render
 
     version = _read_store(args.path)
     if version is None:
@@ -321,22 +325,21 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _access_advisor(args: argparse.Namespace) -> int:
-    from pdp.access_advisor import AccessAdvisor, report
-    from pdp.index import ROOT
+    from pdp.audit import AccessAdvisor, report
 
     try:
         snapshot = _load(args.store)
     except PolicyLoadError as exc:
         _print_problems(exc)
         return EXIT_ERROR
-    entry = snapshot.index.resolve(args.principal)
-    if entry is None or entry is ROOT:
+    policies = snapshot.user_policies(args.principal)
+    if policies is None:
         _warn(f"pdp access-advisor: no user {args.principal!r} in the store")
         return EXIT_ERROR
     advisor = AccessAdvisor(args.db)
     answer = report(
         args.principal,
-        entry.policies,  # type: ignore[union-attr]
+        policies,
         advisor.usage(args.principal),
         days=args.days,
     )
@@ -346,7 +349,7 @@ def _access_advisor(args: argparse.Namespace) -> int:
 
 
 def _suggest(args: argparse.Namespace) -> int:
-    from pdp.suggest import log_files, parse_since, read_events, suggest_policy
+    from pdp.audit import log_files, parse_since, read_events, suggest_policy
 
     try:
         since = parse_since(args.since)
@@ -377,8 +380,8 @@ def _token_and_source(token_file: str | None) -> tuple[str | None, str]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from server.main import serve
-    from server.service import Config, ConfigError
+    from pdp_server.main import serve
+    from pdp_server.service import Config, ConfigError
 
     try:
         config = Config.from_env()

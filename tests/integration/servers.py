@@ -18,8 +18,8 @@ from typing import Any
 
 import grpc
 
-from pdp.v1 import authorizer_pb2 as pb
-from pdp.v1 import authorizer_pb2_grpc as pb_grpc
+from pdp_client.v1 import authorizer_pb2 as pb
+from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store"
 TOKEN = "test-admin-token"

@@ -18,9 +18,9 @@ from typing import Any
 import grpc
 import pytest
 
-from pdp.suggest import log_files
-from pdp.v1 import authorizer_pb2 as pb
-from pdp.v1 import authorizer_pb2_grpc as pb_grpc
+from pdp.audit.suggest import log_files
+from pdp_client.v1 import authorizer_pb2 as pb
+from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.integration.servers import Server, copy_store, free_port, start_server
 
 OBJECT = "arn:aws:s3:::example-bucket/report.csv"

@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pdp.v1 import authorizer_pb2 as pb
-from pdp.v1 import authorizer_pb2_grpc as pb_grpc
+from pdp_client.v1 import authorizer_pb2 as pb
+from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.integration.servers import Server, start_server
 
 MAX_CHARS = 2_000_000

@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 import pytest
-from pdp_client import AsyncGrpcClient, Decision, GrpcClient, HttpClient, PdpUnavailable
 
-from pdp.v1 import authorizer_pb2 as pb
-from pdp.v1 import authorizer_pb2_grpc as pb_grpc
+from pdp_client import AsyncGrpcClient, Decision, GrpcClient, HttpClient, PdpUnavailable
+from pdp_client.v1 import authorizer_pb2 as pb
+from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 
 REQUEST = {"principal": "bob", "action": "s3:GetObject", "resource": "*"}
 ALLOW = pb.IsAuthorizedResponse(decision="Allow", reason="allowed", policy_version="0002")

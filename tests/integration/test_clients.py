@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+
 from pdp_client import (
     AsyncGrpcClient,
     Decision,
@@ -19,7 +20,6 @@ from pdp_client import (
     PdpRequestError,
     PdpUnavailable,
 )
-
 from tests.integration.servers import Server, free_port, start_server
 
 OBJECT = "arn:aws:s3:::example-bucket/report.csv"

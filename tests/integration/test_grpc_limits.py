@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
-from pdp_client import AsyncGrpcClient, GrpcClient
 
-from pdp.v1 import authorizer_pb2 as pb
-from pdp.v1 import authorizer_pb2_grpc as pb_grpc
+from pdp_client import AsyncGrpcClient, GrpcClient
+from pdp_client.v1 import authorizer_pb2 as pb
+from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.integration.servers import Server, start_server
 
 LIMIT = 2

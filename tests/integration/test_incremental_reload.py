@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import pdp
-from pdp.loader import load_directory
+from pdp.store.activation import load_directory
 
 ACCOUNT = "123456789012"
 SERVICES = ("s3", "ec2", "sqs", "dynamodb")

@@ -12,12 +12,12 @@ from pathlib import Path
 import grpc
 import pytest
 from flask import Flask
-from pdp_client import GrpcClient, HttpClient, PdpRequestError
-from pdp_client.flask import PdpFlask, require
 
 from pdp import Authorizer
-from pdp.v1 import authorizer_pb2 as pb
-from pdp.v1 import authorizer_pb2_grpc as pb_grpc
+from pdp_client import GrpcClient, HttpClient, PdpRequestError
+from pdp_client.flask import PdpFlask, require
+from pdp_client.v1 import authorizer_pb2 as pb
+from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.integration.servers import EXAMPLE, Server, start_server
 
 ROOT = "arn:aws:iam::123456789012:root"

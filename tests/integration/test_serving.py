@@ -18,8 +18,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from pdp.v1 import authorizer_pb2 as pb
-from pdp.v1 import authorizer_pb2_grpc as pb_grpc
+from pdp_client.v1 import authorizer_pb2 as pb
+from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.integration.servers import TOKEN, Server, copy_store, start_server
 
 OBJECT = "arn:aws:s3:::example-bucket/report.csv"
@@ -181,7 +181,7 @@ def test_health_readiness_metrics_and_openapi(server: Server) -> None:
     assert "pdp_cache_hits_total" in text and 'version="0002"} 1' in text
     assert "pdp_reloads_total" in text
     status, spec = server.call("/openapi.json")
-    repo = Path(__file__).resolve().parents[2] / "server" / "openapi.json"
+    repo = Path(__file__).resolve().parents[2] / "server" / "pdp_server" / "openapi.json"
     assert status == 200 and spec == json.loads(repo.read_text())
     assert set(spec["paths"]) >= {"/v1/is-authorized", "/v1/batch-is-authorized"}
     assert server.call("/nope")[0] == 404

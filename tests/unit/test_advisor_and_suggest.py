@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 import pdp
-from pdp.access_advisor import AccessAdvisor, principal_name, report
-from pdp.decision_log import DecisionLog
-from pdp.suggest import log_files, parse_since, read_events, suggest_policy
+from pdp.audit.access_advisor import AccessAdvisor, principal_name, report
+from pdp.audit.decision_log import DecisionLog
+from pdp.audit.suggest import log_files, parse_since, read_events, suggest_policy
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store"
 DAY = 86400

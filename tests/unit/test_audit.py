@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from pdp.audit import Finding, audit, credential_report, render
-from pdp.store import read_version
+from pdp.audit.findings import Finding, audit, credential_report, render
+from pdp.store.version import read_version
 
 NOW = time.time()
 
@@ -449,6 +449,6 @@ def test_a_store_spelling_every_action_otherwise_is_refused_by_audit(tmp_path: P
     ],
 )
 def test_every_action_is_judged_by_what_the_pattern_matches(pattern: str, every: bool) -> None:
-    from pdp.coverage import matches_every_action
+    from pdp.language.coverage import matches_every_action
 
     assert matches_every_action(pattern) is every

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import pdp
-from server import control
-from server.control import Control
+from pdp_server import control
+from pdp_server.control import Control
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store"
 

@@ -22,8 +22,8 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 import pdp
-from pdp.cache import DIRECT_KEY_BYTES, DIRECT_KEY_CHARS, DecisionCache, cache_key
 from pdp.model import Decision
+from pdp.store.cache import DIRECT_KEY_BYTES, DIRECT_KEY_CHARS, DecisionCache, cache_key
 
 BIG = "x" * 4096
 

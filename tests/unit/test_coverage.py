@@ -1,5 +1,5 @@
-"""pdp.coverage agrees with the real matcher: a missed string is really missed, and a pattern
-called universal really matches every action or ARN it is shown."""
+"""pdp.language.coverage agrees with the real matcher: a missed string is really missed, and a
+pattern called universal really matches every action or ARN it is shown."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pdp import coverage
-from pdp.coverage import _ACTIONS, _RESOURCES, _Grammar, _missed
-from pdp.wildcard import PatternSet, normalize, tokenize
+from pdp.language import coverage
+from pdp.language.coverage import _ACTIONS, _RESOURCES, _Grammar, _missed
+from pdp.language.wildcard import PatternSet, normalize, tokenize
 
 
 def _in_grammar(text: str, grammar: _Grammar) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pdp.decision_log import DecisionLog
+from pdp.audit.decision_log import DecisionLog
 from pdp.model import Decision, MatchedStatement
 
 ALLOW = Decision(

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pdp
-from pdp.evaluate import _applying
+from pdp.language.evaluate import _applying
 
 ACCOUNT = "123456789012"
 ALICE = pdp.Principal.user("alice", account=ACCOUNT, tags={"team": "blue"})
@@ -60,6 +60,7 @@ def test_public_api_is_pinned() -> None:
         "RequestError",
         "evaluate",
         "parse_policy",
+        "printable",
     ]
 
 
@@ -311,7 +312,7 @@ def test_policy_set_index_agrees_with_a_full_scan() -> None:
 
 
 def _ctx() -> Any:
-    from pdp.context import RequestContext
+    from pdp.language.context import RequestContext
 
     return RequestContext(ALICE, {})
 

@@ -1,5 +1,5 @@
 """A loaded snapshot holds no reference cycles, so freezing it out of the collector's sight
-(pdp/loader.py) can never keep garbage alive: reference counting frees all of it."""
+(pdp/store/activation.py) can never keep garbage alive: reference counting frees all of it."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def run(program: str) -> str:
 PROGRAM = """
 import gc, sys
 import pdp
-from pdp.loader import load_directory
+from pdp.store.activation import load_directory
 gc.collect()
 snapshot = load_directory(sys.argv[1], cache_size=100)
 assert gc.get_freeze_count() > 0, "the load froze nothing"
@@ -48,7 +48,7 @@ def test_a_dropped_snapshot_leaves_no_cyclic_garbage() -> None:
 
 YOUNG_GARBAGE = """
 import gc, sys, weakref
-from pdp.loader import load_directory
+from pdp.store.activation import load_directory
 
 class Node:
     pass

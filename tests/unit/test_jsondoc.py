@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pdp.jsondoc import JsonObject, MalformedJson, _load_slowly, load_json, repeated_key
+from pdp.language.jsondoc import JsonObject, MalformedJson, _load_slowly, load_json, repeated_key
 
 KEYS = st.text(alphabet='ab:"\\/é\u2028', max_size=3)
 SCALARS = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5)

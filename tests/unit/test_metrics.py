@@ -1,11 +1,11 @@
-"""server/metrics.py: the Prometheus text the workers render, read back strictly."""
+"""server/pdp_server/metrics.py: the Prometheus text the workers render, read back strictly."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from server.metrics import Metrics
+from pdp_server.metrics import Metrics
 
 # The exposition format 0.0.4: a comment, or `name{label="value",...} number`, where a label
 # value is escaped: backslash, double quote and newline as \\, \" and \n.

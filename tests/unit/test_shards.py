@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pdp.shards import Shards
+from pdp.store.shards import Shards
 
 KEYS = st.text(max_size=4)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import pdp
-from pdp import authorizer as authorizer_module
+from pdp.store import authorizer as authorizer_module
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store" / "versions" / "0001"
 

@@ -293,8 +293,8 @@ def test_a_wildcard_in_the_service_prefix_is_refused(action: str) -> None:
 
 def test_built_in_managed_policies_validate_within_iams_size_limit() -> None:
     """Built-ins skip the store's size check, so it is made here; none uses a prefix wildcard."""
-    from pdp.index import aws_managed_policies
-    from pdp.store import MANAGED_POLICY_CHARS
+    from pdp.store.index import aws_managed_policies
+    from pdp.store.version import MANAGED_POLICY_CHARS
 
     policies = aws_managed_policies()
     assert set(policies) == {"AdministratorAccess", "PowerUserAccess", "ReadOnlyAccess"}
@@ -309,7 +309,7 @@ def test_built_in_managed_policies_validate_within_iams_size_limit() -> None:
 
 def test_read_only_access_reads_and_does_not_write_or_read_secrets() -> None:
     """The stand-in ReadOnlyAccess: per-service read actions, as AWS's keeps secrets out."""
-    from pdp.index import aws_managed_policies
+    from pdp.store.index import aws_managed_policies
 
     read_only = aws_managed_policies()["ReadOnlyAccess"]
     who = pdp.Principal.user("carol", account="123456789012")

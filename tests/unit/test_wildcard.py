@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pdp.wildcard import PatternSet, compile_glob, tokenize
+from pdp.language.wildcard import PatternSet, compile_glob, tokenize
 
 
 def reference(pattern: str, subject: str, *, dialect: str) -> bool:

@@ -6,9 +6,9 @@ import random
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
-from pdp_client._pb import authorizer_pb2 as pb
 from pdp_client.errors import PdpUnavailable
 from pdp_client.model import Decision, unreachable
+from pdp_client.v1 import authorizer_pb2 as pb
 
 OnUnavailable = Literal["deny", "raise"]
 T = TypeVar("T")

@@ -17,10 +17,10 @@ from pdp_client._common import (
     request_dict,
     request_message,
 )
-from pdp_client._pb import authorizer_pb2 as pb
-from pdp_client._pb import authorizer_pb2_grpc as pb_grpc
 from pdp_client.errors import PdpRequestError, PdpUnavailable
 from pdp_client.model import Decision
+from pdp_client.v1 import authorizer_pb2 as pb
+from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 
 __all__ = ["RETRYABLE", "GrpcClient"]
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pdp.errors import Diagnostic, PolicyLoadError, RequestError
-from pdp.evaluate import failure
-from pdp.loader import DEFAULT_CACHE_SIZE, load_directory, load_newest, load_store
+from pdp.language import failure
 from pdp.model import Decision
-from pdp.snapshot import Snapshot
-from pdp.store import StoreError, resolve_version, version_stamp
+from pdp.store.activation import DEFAULT_CACHE_SIZE, load_directory, load_newest, load_store
+from pdp.store.snapshot import Snapshot
+from pdp.store.version import StoreError, resolve_version, version_stamp
 from pdp.text import printable
 
 __all__ = ["Authorizer", "ReloadResult"]

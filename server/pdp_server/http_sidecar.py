@@ -25,9 +25,9 @@ from flask import Flask, Response, request
 from granian.rsgi import HTTPProtocol, ProtocolClosed, Scope
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from pdp.jsondoc import MalformedJson, repeated_key
-from server.requests import BadRequest, parse_request
-from server.service import NotReady, Service
+from pdp.language import MalformedJson, repeated_key
+from pdp_server.requests import BadRequest, parse_request
+from pdp_server.service import NotReady, Service
 
 __all__ = ["Sidecar", "create_app", "json_errors", "json_response", "read_json"]
 
@@ -86,7 +86,7 @@ def json_errors(
 def create_app(service: Service) -> Flask:
     app = Flask("pdp")
     app.config["MAX_CONTENT_LENGTH"] = service.config.max_body
-    openapi = resources.files("server").joinpath("openapi.json").read_bytes()
+    openapi = resources.files("pdp_server").joinpath("openapi.json").read_bytes()
     max_body = service.config.max_body
     json_errors(app, log, service.metrics.bad_request)
 

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from pdp.errors import Diagnostic, PolicyLoadError
-from pdp.index import Index
-from pdp.snapshot import Snapshot
-from pdp.store import (
+from pdp.store.index import Index
+from pdp.store.snapshot import Snapshot
+from pdp.store.version import (
     PolicyTestCase,
     StoreError,
     StoreVersion,

@@ -15,11 +15,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pdp.coverage import matches_every_action, matches_every_resource
-from pdp.index import AWS_MANAGED_PREFIX
-from pdp.operators import to_date, to_number
-from pdp.policy import Policy
-from pdp.store import AccessKey, StoreVersion, User
+from pdp.language import Policy, matches_every_action, matches_every_resource, to_date, to_number
+from pdp.store import AWS_MANAGED_PREFIX, AccessKey, StoreVersion, User
 from pdp.text import printable
 
 __all__ = ["SEVERITIES", "Finding", "audit", "credential_report", "render"]
@@ -113,7 +110,8 @@ def _listed(stmt: dict[str, Any], element: str) -> list[str]:
 
 def _policy_findings(policy: Policy, file: str, prefix: str = "") -> list[Finding]:
     """Findings of one policy. "Every action" and "every resource" are decided by what the
-    patterns match (pdp.coverage), so `arn:*:*:*:*:*` counts as `*` and `arn:*:*:*:*:*:*` not."""
+    patterns match (pdp.language.coverage), so `arn:*:*:*:*:*` counts as `*` and
+    `arn:*:*:*:*:*:*` not."""
     out = []
     doc = policy.document
     substitute = doc.get("Version") == "2012-10-17"

@@ -14,13 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from pdp.cache import DecisionCache, cache_key
-from pdp.context import RequestContext
 from pdp.errors import RequestError
-from pdp.evaluate import check_request, failure
-from pdp.index import ROOT, Index
+from pdp.language import Policy, RequestContext, check_request, failure
 from pdp.model import Decision
-from pdp.store import StoreVersion
+from pdp.store.cache import DecisionCache, cache_key
+from pdp.store.index import Index
+from pdp.store.version import StoreVersion
 
 __all__ = ["PRINCIPAL_TYPES", "Snapshot"]
 
@@ -82,14 +81,16 @@ class Snapshot:
             if principal_type != "user":
                 return self._decide_root(principal, action, resource, context, principal_type)
             cache = self.cache
-            key = cache_key(principal, action, resource, context) if cache else None
+            if cache is None:
+                return self._decide(principal, action, resource, context)[0]
+            key = cache_key(principal, action, resource, context)
             if key is not None:
-                hit = cache.get(key)  # type: ignore[union-attr]
+                hit = cache.get(key)
                 if hit is not None:
                     return hit
             decision, cacheable = self._decide(principal, action, resource, context)
             if key is not None and cacheable:
-                cache.put(key, decision)  # type: ignore[union-attr]
+                cache.put(key, decision)
             return decision
         except Exception as exc:  # fail closed: never an exception, never an Allow
             return failure(exc, self.version)
@@ -104,18 +105,17 @@ class Snapshot:
         if not isinstance(principal, str) or not principal:
             raise RequestError("principal: must be a user name, user ARN or root ARN")
         service = check_request(action, resource)
-        entry = self.index.resolve(principal)
-        if entry is None:
-            raise RequestError(f'principal: unknown principal "{principal}"')
-        if entry is ROOT:
-            raise RequestError(
-                'principal: the account root is not a user; ask for it with principal_type "root"'
-            )
         index = self.index
-        ctx = RequestContext(index.principal(entry), context)  # type: ignore[arg-type]
-        decision = index.policy_set(entry).decide_context(  # type: ignore[arg-type]
-            ctx, action.lower(), service, resource
-        )
+        entry = index.resolve(principal)
+        if entry is None:
+            if index.is_root(principal):
+                raise RequestError(
+                    "principal: the account root is not a user;"
+                    ' ask for it with principal_type "root"'
+                )
+            raise RequestError(f'principal: unknown principal "{principal}"')
+        ctx = RequestContext(index.principal(entry), context)
+        decision = index.policy_set(entry).decide_context(ctx, action.lower(), service, resource)
         return decision, not decision.errors and not ctx.clock_read
 
     def _decide_root(
@@ -130,7 +130,7 @@ class Snapshot:
             known = ", ".join(f'"{t}"' for t in PRINCIPAL_TYPES)
             raise RequestError(f"principal_type: must be one of {known}")
         check_request(action, resource)
-        if self.index.resolve(principal) is not ROOT:
+        if not self.index.is_root(principal):
             raise RequestError(
                 f'principal: with principal_type "root" the principal is the root ARN'
                 f' "arn:aws:iam::{self.index.account}:root"'
@@ -139,3 +139,8 @@ class Snapshot:
         if context:
             RequestContext(self.index.root_principal(), context)
         return self._root
+
+    def user_policies(self, principal: str) -> tuple[Policy, ...] | None:
+        """The effective policies of a user (name or ARN), None when no such user exists."""
+        entry = self.index.resolve(principal)
+        return None if entry is None else entry.policies

@@ -21,9 +21,9 @@ from typing import Any
 from flask import Flask, Response, request
 from waitress.server import create_server
 
-from server.http_sidecar import json_errors, json_response, read_json
-from server.requests import BadRequest
-from server.service import NotReady, ReloadFailed, Service
+from pdp_server.http_sidecar import json_errors, json_response, read_json
+from pdp_server.requests import BadRequest
+from pdp_server.service import NotReady, ReloadFailed, Service
 
 __all__ = ["MAX_BODY", "MAX_DAYS", "MAX_HEADERS", "create_admin_app", "create_admin_server"]
 

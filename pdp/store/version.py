@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from pdp.errors import Diagnostic, PolicyValidationError
-from pdp.jsondoc import JsonObject, MalformedJson, load_json
-from pdp.policy import Policy, parse_policy
-from pdp.shards import MASK, Shards
+from pdp.language import JsonObject, MalformedJson, Policy, load_json, parse_policy
+from pdp.store.shards import MASK, Shards
 
 __all__ = [
     "MAX_FILE_BYTES",

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pdp.context import CLOCK_KEYS, MISSING, RequestContext, Scalar
-from pdp.operators import EvaluationError, Operator, Test
-from pdp.variables import Template
+from pdp.language.context import CLOCK_KEYS, MISSING, RequestContext, Scalar
+from pdp.language.operators import EvaluationError, Operator, Test
+from pdp.language.variables import Template
 
 __all__ = ["Condition"]
 

@@ -28,9 +28,9 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
-from pdp.context import ClockTime, Scalar, scalar_text
+from pdp.language.context import ClockTime, Scalar, scalar_text
+from pdp.language.wildcard import Matcher, PatternSet, Token, compile_glob
 from pdp.text import printable
-from pdp.wildcard import Matcher, PatternSet, Token, compile_glob
 
 __all__ = [
     "EvaluationError",

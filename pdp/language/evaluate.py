@@ -15,12 +15,12 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Literal
 
-from pdp.compile import CompiledStatement
-from pdp.context import RequestContext
 from pdp.errors import RequestError
+from pdp.language.compile import CompiledStatement
+from pdp.language.context import RequestContext
+from pdp.language.operators import EvaluationError
+from pdp.language.policy import Policy
 from pdp.model import Decision, Principal
-from pdp.operators import EvaluationError
-from pdp.policy import Policy
 
 __all__ = ["PolicySet", "evaluate"]
 

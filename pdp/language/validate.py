@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pdp.errors import Diagnostic
-from pdp.jsondoc import JsonObject
+from pdp.language.jsondoc import JsonObject
 from pdp.text import has_unsafe, printable
 
 __all__ = ["ConditionEntry", "PolicyNode", "StatementNode", "validate_document"]

@@ -6,7 +6,7 @@ which has five colons, not six). Each question is a language inclusion, "does th
 every string of the grammar?", with the grammars:
 
 - **every action**: `service:name`, both non-empty runs of `[a-z0-9_.-]`, which is what a request
-  may name (`pdp.evaluate.check_request`), lower-cased as the matcher compares actions.
+  may name (`pdp.language.evaluate.check_request`), lower-cased as the matcher compares actions.
 - **every resource**: every ARN of the partition, `arn:aws:<service>:<region>:<account>:<resource>`,
   with service and resource non-empty, region and account possibly empty (`arn:aws:s3:::b`,
   `arn:aws:iam::123456789012:user/u`), and the resource part holding any characters, colons too
@@ -16,7 +16,7 @@ every string of the grammar?", with the grammars:
   The request resource `"*"` (an action that names no resource) is not an ARN and not counted:
   `"arn:*"` does not match it, though `"*"` does.
 
-A pattern is read exactly as `pdp.wildcard` matches it: for actions `*` and `?` match any
+A pattern is read exactly as `pdp.language.wildcard` matches it: for actions `*` and `?` match any
 character; for resources `?` and a `*` inside an ARN segment never match `:`, and a `*` that ends
 its segment (followed by `:` or the end) crosses colons.
 
@@ -45,8 +45,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pdp.variables import VariableSyntaxError, parse_template
-from pdp.wildcard import QMARK, STAR, Token, compile_glob, normalize, tokenize
+from pdp.language.variables import VariableSyntaxError, parse_template
+from pdp.language.wildcard import QMARK, STAR, Token, compile_glob, normalize, tokenize
 
 __all__ = ["MAX_STATES", "matches_every_action", "matches_every_resource"]
 
@@ -115,7 +115,7 @@ _RESOURCES = _Grammar(
 
 
 def _units(tokens: Sequence[Token], dialect: str) -> list[_Unit]:
-    """The pattern's positions, with each wildcard's class as pdp.wildcard assigns it."""
+    """The pattern's positions, with each wildcard's class as pdp.language.wildcard assigns it."""
     units: list[_Unit] = []
     for i, tok in enumerate(tokens):
         if tok is STAR:

@@ -11,14 +11,21 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pdp.condition import Condition
-from pdp.context import RequestContext
 from pdp.errors import Diagnostic
+from pdp.language.condition import Condition
+from pdp.language.context import RequestContext
+from pdp.language.operators import EvaluationError, OperatorSyntaxError, parse_operator
+from pdp.language.validate import StatementNode
+from pdp.language.variables import Template, VariableSyntaxError, parse_template
+from pdp.language.wildcard import (
+    Matcher,
+    PatternSet,
+    Token,
+    compile_glob,
+    shared_pattern_set,
+    tokenize,
+)
 from pdp.model import MatchedStatement
-from pdp.operators import EvaluationError, OperatorSyntaxError, parse_operator
-from pdp.validate import StatementNode
-from pdp.variables import Template, VariableSyntaxError, parse_template
-from pdp.wildcard import Matcher, PatternSet, Token, compile_glob, shared_pattern_set, tokenize
 
 __all__ = ["CompiledStatement", "compile_statement"]
 
@@ -34,7 +41,7 @@ class CompiledStatement:
 
     `match_action` returns a bool; `match_resource` (the static Resource or NotResource
     patterns) returns something truthy on a match. Whether the statement applies is decided by
-    `pdp.evaluate._applying` from these attributes.
+    `pdp.language.evaluate._applying` from these attributes.
     """
 
     __slots__ = (

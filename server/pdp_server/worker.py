@@ -44,11 +44,11 @@ import logging
 import multiprocessing.util
 import os
 
-from server.admin import create_admin_app, create_admin_server
-from server.control import Control
-from server.grpc_service import create_server
-from server.http_sidecar import Sidecar, create_app
-from server.service import Config, Service
+from pdp_server.admin import create_admin_app, create_admin_server
+from pdp_server.control import Control
+from pdp_server.grpc_service import create_server
+from pdp_server.http_sidecar import Sidecar, create_app
+from pdp_server.service import Config, Service
 
 log = logging.getLogger("pdp.server.worker")
 

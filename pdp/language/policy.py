@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pdp.compile import CompiledStatement, compile_statement
 from pdp.errors import Diagnostic, PolicyValidationError
-from pdp.jsondoc import MalformedJson, load_json
-from pdp.validate import validate_document
+from pdp.language.compile import CompiledStatement, compile_statement
+from pdp.language.jsondoc import MalformedJson, load_json
+from pdp.language.validate import validate_document
 
 __all__ = ["Policy", "parse_policy"]
 

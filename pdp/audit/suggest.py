@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from pdp.access_advisor import principal_name
-from pdp.policy import parse_policy
+from pdp.audit.access_advisor import principal_name
+from pdp.language import parse_policy
 
 __all__ = ["log_files", "parse_since", "read_events", "suggest_policy"]
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from pdp.policy import Policy
+from pdp.language import Policy
 
 __all__ = ["AccessAdvisor", "granted_services", "principal_name", "report"]
 

@@ -14,16 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pdp import Authorizer, Decision, PolicyLoadError
-from pdp.access_advisor import AccessAdvisor, report
-from pdp.decision_log import DecisionLog, worker_path
-from pdp.index import ROOT
-from pdp.snapshot import Snapshot
-from pdp.store import StoreError, resolve_version, version_names, version_stamp
-from pdp.text import printable
-from server.control import Control
-from server.metrics import Metrics
-from server.requests import MAX_BATCH, MAX_BATCH_CHARS, BatchBudget, DecisionRequest
+from pdp import Authorizer, Decision, PolicyLoadError, printable
+from pdp.audit import AccessAdvisor, DecisionLog, report, worker_path
+from pdp.store import Snapshot, StoreError, resolve_version, version_names, version_stamp
+from pdp_server.control import Control
+from pdp_server.metrics import Metrics
+from pdp_server.requests import MAX_BATCH, MAX_BATCH_CHARS, BatchBudget, DecisionRequest
 
 __all__ = [
     "ENVIRONMENT",
@@ -429,10 +425,10 @@ class Service:
         """Access Advisor's report for a user, or None when the user is unknown."""
         if self.advisor is None:
             raise NotReady("the Access Advisor needs a decision log file (PDP_DECISION_LOG)")
-        entry = self._authorizer().snapshot.index.resolve(principal)
-        if entry is None or entry is ROOT:
+        policies = self._authorizer().snapshot.user_policies(principal)
+        if policies is None:
             return None
-        return report(principal, entry.policies, self.advisor.usage(principal), days=days)  # type: ignore[union-attr]
+        return report(principal, policies, self.advisor.usage(principal), days=days)
 
     def reload(self, version: str | None) -> dict[str, Any]:
         """Reload here, then (with several workers) everywhere; raise ReloadFailed if refused."""

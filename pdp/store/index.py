@@ -12,16 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Final
 
 from pdp.errors import Diagnostic
-from pdp.evaluate import PolicySet
+from pdp.language import Policy, PolicySet, parse_policy
 from pdp.model import Principal
-from pdp.policy import Policy, parse_policy
-from pdp.shards import MASK, Shards
-from pdp.store import StoreVersion, User
+from pdp.store.shards import MASK, Shards
+from pdp.store.version import StoreVersion, User
 
-__all__ = ["AWS_MANAGED_PREFIX", "ROOT", "Index", "UserEntry", "aws_managed_policies"]
+__all__ = ["AWS_MANAGED_PREFIX", "Index", "UserEntry", "aws_managed_policies"]
 
 AWS_MANAGED_PREFIX = "arn:aws:iam::aws:policy/"
 
@@ -30,7 +28,7 @@ AWS_MANAGED_PREFIX = "arn:aws:iam::aws:policy/"
 def aws_managed_policies() -> dict[str, Policy]:
     """The built-in AWS managed policies that a store may attach by ARN, by name."""
     out = {}
-    for item in resources.files("pdp.managed").iterdir():
+    for item in resources.files("pdp.store.managed").iterdir():
         if item.name.endswith(".json"):
             name = item.name[: -len(".json")]
             out[name] = parse_policy(item.read_bytes(), name=AWS_MANAGED_PREFIX + name)
@@ -54,13 +52,6 @@ def _touches(refs: tuple[str, ...], changed: set[str]) -> bool:
     """Whether a user's policy references name a customer policy that changed or went away
     (an AWS managed one of the same name counts too: a needless rebuild, never a stale one)."""
     return any(_policy_name(ref) in changed for ref in refs)
-
-
-class _Root:
-    __slots__ = ()
-
-
-ROOT: Final = _Root()
 
 
 class UserEntry:
@@ -194,18 +185,21 @@ class Index:
             out.append(policy)
         return tuple(out)
 
-    def resolve(self, principal: str) -> UserEntry | _Root | None:
-        """The user entry for a name or user ARN, ROOT for the root ARN, None if unknown."""
+    def resolve(self, principal: str) -> UserEntry | None:
+        """The user entry for a user name or user ARN; None for anything else (the root ARN
+        included: `is_root` asks for that)."""
         entry = self._buckets[hash(principal) & MASK].get(principal)
         if entry is not None:
             return entry
         if principal.startswith("arn:"):
-            if principal == self._root_arn:
-                return ROOT
             name = self._arns.get(principal)
             if name is not None:
                 return self._users[name]
         return None
+
+    def is_root(self, principal: str) -> bool:
+        """Whether `principal` is this account's root ARN."""
+        return principal == self._root_arn
 
     def principal(self, entry: UserEntry) -> Principal:
         if entry.principal is None:

@@ -1,5 +1,5 @@
 """`pdp serve`: granian runs the HTTP sidecar in N worker processes; each worker also serves gRPC
-(SO_REUSEPORT on one port) and one of them the admin listener (server/worker.py).
+(SO_REUSEPORT on one port) and one of them the admin listener (server/pdp_server/worker.py).
 
 Process notes, all known gRPC/WSGI pitfalls:
 - granian forks the workers before any gRPC object exists: this process creates none.
@@ -7,7 +7,7 @@ Process notes, all known gRPC/WSGI pitfalls:
 - granian forwards SIGTERM/SIGINT to the workers and waits for them (drain, exit 0); SIGHUP
   restarts the workers one by one, and each new worker loads the store afresh: that is a reload.
 - an admin request reaches one worker; the others follow through the run directory's control
-  file (server/control.py) before the admin answers.
+  file (server/pdp_server/control.py) before the admin answers.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import sys
 import tempfile
 from typing import IO
 
-from pdp.text import printable
-from server.control import Control
-from server.service import Config
+from pdp import printable
+from pdp_server.control import Control
+from pdp_server.service import Config
 
 __all__ = ["serve"]
 
@@ -178,11 +178,11 @@ def serve(config: Config) -> int:
     )
     try:
         Granian(
-            "server.worker:app",
+            "pdp_server.worker:app",
             address=host,
             port=port,
             # RSGI, not WSGI: WSGI lends a thread to every request whose headers are in, and a
-            # body that never finishes kept it (server/http_sidecar.py Sidecar)
+            # body that never finishes kept it (server/pdp_server/http_sidecar.py Sidecar)
             interface=Interfaces.RSGI,
             websockets=False,
             workers=config.workers,

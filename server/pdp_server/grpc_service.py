@@ -9,7 +9,7 @@ arrived but whose message never does holds no thread (with the sync server, 8 su
 one unauthenticated client stalled a 4-thread worker's whole gRPC service). Single decisions
 run on the loop; batches are read and decided in a small thread pool, so a 100 ms batch does
 not stop the loop. `create_server` returns a `GrpcServer`, a sync facade for the worker. Every
-call first passes `server/grpc_admission.py` (decoding that never raises, admission, the
+call first passes `server/pdp_server/grpc_admission.py` (decoding that never raises, admission, the
 message timeout).
 """
 
@@ -28,10 +28,10 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from pdp import Decision
-from pdp.v1 import authorizer_pb2 as pb
-from pdp.v1 import authorizer_pb2_grpc as pb_grpc
-from server.grpc_admission import Admission
-from server.requests import (
+from pdp_client.v1 import authorizer_pb2 as pb
+from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
+from pdp_server.grpc_admission import Admission
+from pdp_server.requests import (
     MAX_CONTEXT_KEYS,
     MAX_STRING,
     BadRequest,
@@ -40,7 +40,7 @@ from server.requests import (
     check_principal_type,
     parse_request,
 )
-from server.service import DeadlineExceeded, NotReady, Service
+from pdp_server.service import DeadlineExceeded, NotReady, Service
 
 __all__ = ["SERVICE_NAME", "GrpcServer", "create_server", "decision_message"]
 

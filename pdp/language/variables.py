@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pdp.wildcard import Token, tokenize
+from pdp.language.wildcard import Token, tokenize
 
 __all__ = ["SPECIAL", "Template", "Var", "VariableSyntaxError", "parse_template"]
 

@@ -1,0 +1,34 @@
+"""The policy language: IAM JSON documents, read, checked, compiled and evaluated.
+
+jsondoc (strict JSON) -> validate (the grammar, every problem with its path) -> compile
+(wildcard, variables, operators, condition) -> policy (a checked, compiled document) ->
+evaluate (a set of policies and one request -> a Decision). context holds the request's
+condition keys; coverage answers "does this pattern match every action/resource?" for audits.
+
+This package knows nothing of stores, files or transports.
+"""
+
+from pdp.language.context import RequestContext
+from pdp.language.coverage import matches_every_action, matches_every_resource
+from pdp.language.evaluate import PolicySet, check_request, evaluate, failure
+from pdp.language.jsondoc import JsonObject, MalformedJson, load_json, repeated_key
+from pdp.language.operators import to_date, to_number
+from pdp.language.policy import Policy, parse_policy
+
+__all__ = [
+    "JsonObject",
+    "MalformedJson",
+    "Policy",
+    "PolicySet",
+    "RequestContext",
+    "check_request",
+    "evaluate",
+    "failure",
+    "load_json",
+    "matches_every_action",
+    "matches_every_resource",
+    "parse_policy",
+    "repeated_key",
+    "to_date",
+    "to_number",
+]

@@ -1,0 +1,57 @@
+"""The store runtime: a versioned directory read, checked as a whole, indexed and served.
+
+version (read one version directory: users, groups, policies, account) -> index (principal ->
+effective policies) -> snapshot (index + decision cache; decides) -> activation (build a
+snapshot, run the store's policy tests, fall back to the newest good version) -> authorizer
+(the serving snapshot, swapped atomically on reload). `managed/` holds the built-in AWS
+managed policies; shards and cache are the tables behind the index and the snapshot.
+"""
+
+from pdp.store.activation import (
+    DEFAULT_CACHE_SIZE,
+    build_snapshot,
+    load_directory,
+    load_newest,
+    load_store,
+    run_policy_tests,
+)
+from pdp.store.authorizer import Authorizer, ReloadResult
+from pdp.store.index import AWS_MANAGED_PREFIX, aws_managed_policies
+from pdp.store.snapshot import PRINCIPAL_TYPES, Snapshot
+from pdp.store.version import (
+    AccessKey,
+    Account,
+    Group,
+    StoreError,
+    StoreVersion,
+    User,
+    read_version,
+    resolve_version,
+    version_names,
+    version_stamp,
+)
+
+__all__ = [
+    "AWS_MANAGED_PREFIX",
+    "DEFAULT_CACHE_SIZE",
+    "PRINCIPAL_TYPES",
+    "AccessKey",
+    "Account",
+    "Authorizer",
+    "Group",
+    "ReloadResult",
+    "Snapshot",
+    "StoreError",
+    "StoreVersion",
+    "User",
+    "aws_managed_policies",
+    "build_snapshot",
+    "load_directory",
+    "load_newest",
+    "load_store",
+    "read_version",
+    "resolve_version",
+    "run_policy_tests",
+    "version_names",
+    "version_stamp",
+]
