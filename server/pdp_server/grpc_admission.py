@@ -113,7 +113,7 @@ class Admission(grpc.aio.ServerInterceptor):
             if handler.response_streaming
             else grpc.stream_unary_rpc_method_handler
         )
-        return make(  # type: ignore[no-any-return]
+        return make(
             self._first(behaviour),
             request_deserializer=decode,
             response_serializer=handler.response_serializer,

@@ -55,15 +55,15 @@ class GrpcClient:
             try:
                 return method(message, timeout=self.timeout)
             except grpc.RpcError as exc:
-                code = exc.code()  # type: ignore[attr-defined]
+                code = exc.code()
                 if code == grpc.StatusCode.INVALID_ARGUMENT:
-                    raise PdpRequestError(exc.details()) from None  # type: ignore[attr-defined]
+                    raise PdpRequestError(exc.details()) from None
                 if code in RETRYABLE:
                     delay = next(delays, None)
                     if delay is not None:
                         time.sleep(delay)
                         continue
-                detail = f"{code.name}: {exc.details()}"  # type: ignore[attr-defined]
+                detail = f"{code.name}: {exc.details()}"
                 raise PdpUnavailable(f"{self.target}: {detail}") from None
 
     def is_authorized(

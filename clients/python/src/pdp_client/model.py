@@ -54,7 +54,7 @@ class Decision:
             decision="Allow" if message.decision == "Allow" else "Deny",
             reason=message.reason or "implicitDeny",
             matched=tuple(
-                MatchedStatement(m.policy, m.statement, m.sid or None, m.effect)  # type: ignore[arg-type]
+                MatchedStatement(m.policy, m.statement, m.sid or None, m.effect)
                 for m in message.matched
             ),
             errors=tuple(message.errors),
