@@ -44,7 +44,7 @@ loadtest: $(STAMP)  ## locust against HTTP and gRPC on a generated store: loadte
 	$(BIN)/python loadtests/run.py
 
 serve: $(STAMP)  ## run the service on examples/store
-	$(BIN)/pdp serve
+	$(BIN)/pdp serve --store examples/store
 
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

@@ -207,7 +207,18 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_ALLOW if decision.decision == "Allow" else EXIT_DENY
 
 
+def _store_argument(parser: argparse.ArgumentParser) -> None:
+    """--store, from PDP_STORE when not given; required when neither is."""
+    store = os.environ.get("PDP_STORE") or None
+    parser.add_argument(
+        "--store", default=store, required=store is None, help="store directory (PDP_STORE)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["serve"]:
+        return _serve(arguments[1:])
     parser = argparse.ArgumentParser(prog="pdp", description="IAM-semantics policy decision point")
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser(
@@ -218,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     test.add_argument("path", metavar="STORE|VERSION_DIR")
     test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
     check = commands.add_parser("check", help="decide a request, like the IAM policy simulator")
-    check.add_argument("--store", default=os.environ.get("PDP_STORE", "examples/store"))
+    _store_argument(check)
     check.add_argument("--principal", help="user name or user ARN (the root ARN with --root)")
     check.add_argument(
         "--root",
@@ -233,15 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--context", action="append", default=[], metavar="KEY=VALUE")
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
     check.add_argument("--requests", metavar="FILE.jsonl", help="decide one request per line")
-    serve = commands.add_parser("serve", help="serve decisions over gRPC and HTTP, plus admin")
-    serve.add_argument("--store", help="store directory (PDP_STORE; default examples/store)")
-    serve.add_argument("--grpc", help="gRPC address (PDP_GRPC; default 127.0.0.1:50051)")
-    serve.add_argument("--http", help="HTTP sidecar address (PDP_HTTP; default 127.0.0.1:8180)")
-    serve.add_argument("--admin", help="admin address (PDP_ADMIN; default 127.0.0.1:8182)")
-    serve.add_argument("--workers", type=int, help="worker processes (PDP_WORKERS; default 1)")
-    serve.add_argument("--cache-size", type=int, help="decisions cached per worker (100000)")
-    serve.add_argument("--admin-token-file", help="file holding the admin bearer token")
-    serve.add_argument("--decision-log", help='"stdout" or a file (PDP_DECISION_LOG; off)')
+    commands.add_parser(
+        "serve",
+        help="serve decisions over gRPC and HTTP, plus admin (needs pdp[serve]; serve --help)",
+        add_help=False,
+    )
     audit = commands.add_parser("audit", help="security findings and the credential report")
     audit.add_argument("path", metavar="STORE|VERSION_DIR")
     audit.add_argument("--format", choices=("text", "json", "sarif"), default="text")
@@ -255,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     audit.add_argument("--advisor-db", help="Access Advisor database (enables inactive users)")
     advisor = commands.add_parser("access-advisor", help="services granted vs. used")
     advisor.add_argument("--principal", required=True)
-    advisor.add_argument("--store", default=os.environ.get("PDP_STORE", "examples/store"))
+    _store_argument(advisor)
     advisor.add_argument("--db", required=True, help="the Access Advisor database (SQLite)")
     advisor.add_argument("--days", type=int, default=90)
     suggest = commands.add_parser("suggest-policy", help="least privilege from the decision log")
@@ -266,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reload.add_argument("--version", help="pin this version (rollback); default: follow current")
     reload.add_argument("--admin", default=os.environ.get("PDP_ADMIN", "127.0.0.1:8182"))
     reload.add_argument("--admin-token-file", help="file holding the admin bearer token")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.command == "validate":
         return _validate(args.paths)
     if args.command == "test":
@@ -279,9 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _audit(args)
     if args.command == "access-advisor":
         return _access_advisor(args)
-    if args.command == "suggest-policy":
-        return _suggest(args)
-    return _serve(args)
+    return _suggest(args)
 
 
 EXIT_FINDINGS = 3
@@ -379,29 +384,20 @@ def _token_and_source(token_file: str | None) -> tuple[str | None, str]:
     return None, ""
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from pdp_server.main import serve
-    from pdp_server.service import Config, ConfigError
-
+def _serve(argv: Sequence[str]) -> int:
+    """`pdp serve` is the service's (pdp_server), an optional part: say how to install it."""
     try:
-        config = Config.from_env()
-    except ConfigError as exc:
-        _warn(f"pdp serve: {exc}")
+        from pdp_server.main import check_installed
+        from pdp_server.main import main as serve
+
+        check_installed()
+    except ModuleNotFoundError as exc:
+        _warn(
+            f"pdp serve: the service is not installed (no module {exc.name!r}). From a pdp"
+            " checkout: pip install './[serve]' ./clients/python"
+        )
         return EXIT_ERROR
-    for name in ("store", "grpc", "http", "admin", "workers", "cache_size", "decision_log"):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(config, name, value)
-    if args.admin_token_file:
-        try:
-            config.admin_token = _token_and_source(args.admin_token_file)[0]
-        except OSError as exc:
-            _warn(f"pdp serve: cannot read --admin-token-file: {exc}")
-            return EXIT_ERROR
-    if config.workers < 1:
-        _warn("pdp serve: --workers must be at least 1")
-        return EXIT_ERROR
-    return serve(config)
+    return serve(argv)
 
 
 def _reload(args: argparse.Namespace) -> int:

@@ -1,6 +1,10 @@
 """`pdp serve`: granian runs the HTTP sidecar in N worker processes; each worker also serves gRPC
 (SO_REUSEPORT on one port) and one of them the admin listener (server/pdp_server/worker.py).
 
+`main(argv)` is `pdp serve`: its flags come from `pdp_server.config`, over the PDP_* variables.
+This process resolves the configuration once, writes it to the run directory and hands its path
+to the workers (`WORKER_CONFIG`); granian then calls `pdp_server.worker:create_app` in each.
+
 Process notes, all known gRPC/WSGI pitfalls:
 - granian forks the workers before any gRPC object exists: this process creates none.
 - gRPC on a shared port is balanced per connection, not per call: open several channels.
@@ -12,21 +16,27 @@ Process notes, all known gRPC/WSGI pitfalls:
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import errno
 import fcntl
+import importlib
 import logging
 import os
 import shutil
 import socket
 import sys
 import tempfile
+from collections.abc import Sequence
 from typing import IO
 
 from pdp import printable
+from pdp_server.config import Config, ConfigError, add_arguments
 from pdp_server.control import Control
-from pdp_server.service import Config
 
-__all__ = ["serve"]
+__all__ = ["REQUIRES", "WORKER_CONFIG", "check_installed", "main", "serve"]
+
+WORKER_CONFIG = "PDP_WORKER_CONFIG"  # set by `pdp serve` for its workers: not a setting
 
 log = logging.getLogger("pdp.server")
 
@@ -107,6 +117,42 @@ def _claim(address: str, listener: str, locks: list[IO[bytes]]) -> None:
         raise StartupError(f"{where}: {failures[0].lower()}")
 
 
+# What the workers import: the "serve" extra (pyproject.toml), checked before any worker starts.
+REQUIRES = (
+    "granian",
+    "grpc",
+    "grpc_health.v1.health",
+    "grpc_reflection.v1alpha.reflection",
+    "flask",
+    "waitress",
+    "pdp_client.v1.authorizer_pb2_grpc",
+)
+
+
+def check_installed() -> None:
+    """ModuleNotFoundError naming the first of the service's modules that cannot be imported."""
+    for name in REQUIRES:
+        importlib.import_module(name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`pdp serve [flags]`: the PDP_* variables, the flags over them, then serve."""
+    parser = argparse.ArgumentParser(
+        prog="pdp serve",
+        description="Serve decisions over gRPC and HTTP, plus the admin listener. Every flag"
+        " has a PDP_* variable (docs/serving.md, Configuration); a flag wins over it.",
+    )
+    add_arguments(parser)
+    flags = parser.parse_args(argv)
+    try:
+        config = Config.from_sources(os.environ, flags)
+        config.check()
+    except ConfigError as exc:
+        print(f"pdp serve: {exc}", file=sys.stderr)
+        return 2
+    return serve(config)
+
+
 def _prepare(config: Config) -> list[IO[bytes]]:
     """Every check that can stop `pdp serve` before a worker starts; returns the port locks."""
     _check_store(config.store)
@@ -149,24 +195,10 @@ def serve(config: Config) -> int:
     own_run_dir = config.run_dir is None
     run_dir = config.run_dir or tempfile.mkdtemp(prefix="pdp-run-")
     Control(run_dir)
-    os.environ.update(
-        {
-            "PDP_STORE": config.store,
-            "PDP_GRPC": config.grpc,
-            "PDP_HTTP": config.http,
-            "PDP_ADMIN": config.admin,
-            "PDP_WORKERS": str(config.workers),
-            "PDP_CACHE_SIZE": str(config.cache_size),
-            "PDP_WATCH_INTERVAL": str(config.watch_interval),
-            "PDP_MAX_BATCH": str(config.max_batch),
-            "PDP_MAX_BODY": str(config.max_body),
-            "PDP_RUN_DIR": run_dir,
-        }
-    )
-    if config.admin_token:
-        os.environ["PDP_ADMIN_TOKEN"] = config.admin_token
-    if config.decision_log:
-        os.environ["PDP_DECISION_LOG"] = config.decision_log
+    config = dataclasses.replace(config, run_dir=run_dir)
+    handoff = os.path.join(run_dir, "config.json")
+    config.save(handoff)
+    os.environ[WORKER_CONFIG] = handoff  # granian's workers inherit it, forked or spawned
     host, port = _split(config.http)
     log.info(
         "pdp serve: store %s, gRPC %s, HTTP %s, admin %s, %d worker(s)",
@@ -178,7 +210,8 @@ def serve(config: Config) -> int:
     )
     try:
         Granian(
-            "pdp_server.worker:app",
+            "pdp_server.worker:create_app",
+            factory=True,
             address=host,
             port=port,
             # RSGI, not WSGI: WSGI lends a thread to every request whose headers are in, and a

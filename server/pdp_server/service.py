@@ -6,25 +6,21 @@ Both transports call `decide` / `batch` with checked requests; nothing here know
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
 from typing import Any
 
 from pdp import Authorizer, Decision, PolicyLoadError, printable
 from pdp.audit import AccessAdvisor, DecisionLog, report, worker_path
 from pdp.store import Snapshot, StoreError, resolve_version, version_names, version_stamp
+from pdp_server.config import Config
 from pdp_server.control import Control
 from pdp_server.metrics import Metrics
-from pdp_server.requests import MAX_BATCH, MAX_BATCH_CHARS, BatchBudget, DecisionRequest
+from pdp_server.requests import BatchBudget, DecisionRequest
 
 __all__ = [
-    "ENVIRONMENT",
-    "Config",
-    "ConfigError",
     "DeadlineExceeded",
     "NotReady",
     "ReloadFailed",
@@ -48,145 +44,6 @@ class ReloadFailed(RuntimeError):
     def __init__(self, message: str, problems: Sequence[str]) -> None:
         super().__init__(message)
         self.problems = list(problems)
-
-
-class ConfigError(ValueError):
-    """A PDP_* variable holds a value the server cannot use; the message names it."""
-
-
-@dataclass
-class Config:
-    """What `pdp serve` runs; every field also comes from a PDP_* environment variable."""
-
-    store: str = "examples/store"
-    grpc: str = "127.0.0.1:50051"
-    http: str = "127.0.0.1:8180"
-    admin: str = "127.0.0.1:8182"
-    workers: int = 1
-    cache_size: int = 100_000
-    watch_interval: float = 1.0
-    max_batch: int = MAX_BATCH
-    max_batch_chars: int = MAX_BATCH_CHARS
-    max_body: int = 1 << 20
-    admin_token: str | None = field(default=None, repr=False)
-    run_dir: str | None = None
-    decision_log: str | None = None  # "stdout", a file path, or None (off)
-    decision_log_sample: float = 1.0  # share of Allow decisions logged (Deny and root: all)
-    decision_log_max_bytes: int = 100 << 20
-    decision_log_queue: int = 10_000
-    advisor_db: str | None = None  # default: <decision log>.advisor.sqlite
-    body_timeout: float = 10.0  # seconds to receive a whole HTTP body (then 408)
-    header_timeout: float = 10.0  # seconds to receive HTTP headers, and idle keep-alive
-    max_connections: int = 4096  # open HTTP connections per worker (granian backpressure)
-    admin_timeout: int = 10  # seconds an idle or half-sent admin connection stays open
-    body_budget: int = 64 << 20  # bytes of large HTTP bodies (over 16 KiB) held per worker
-    decision_log_queue_bytes: int = 64 << 20  # estimated bytes queued for the writer
-    decision_log_backups: int = 10  # rotated files kept: .1 ... .10
-    decision_log_max_value: int = 1024  # characters per string in a logged context
-    decision_log_max_context: int = 16 << 10  # estimated bytes of one logged context
-    advisor_max_rows: int = 100_000  # (principal, service) rows in the Access Advisor
-    advisor_max_per_principal: int = 500  # services per principal in the Access Advisor
-    grpc_max_concurrent: int = 64  # gRPC calls admitted at once per worker (0: no limit)
-
-    def advisor_path(self) -> str | None:
-        if self.advisor_db:
-            return self.advisor_db
-        if self.decision_log and self.decision_log != "stdout":
-            return f"{self.decision_log}.advisor.sqlite"
-        return None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
-        """The configuration from PDP_* variables (`ENVIRONMENT` names them); ConfigError
-        names the variable whose value is wrong."""
-        values: dict[str, Any] = {}
-        for item in fields(cls):
-            name = ENVIRONMENT.get(item.name)
-            if name is None or name not in environ:
-                continue
-            raw = environ[name]
-            if item.default is None or isinstance(item.default, str):
-                values[item.name] = (raw or None) if item.default is None else raw
-                continue
-            kind = int if isinstance(item.default, int) else float
-            try:
-                number = kind(raw)
-            except ValueError:
-                what = "a whole number" if kind is int else "a number"
-                raise ConfigError(f"{name}: must be {what}, not {raw!r}") from None
-            if number < 0 or not math.isfinite(number):
-                raise ConfigError(f"{name}: must be a finite number, not negative: {raw!r}")
-            low, high = LIMITS.get(item.name, (0, None))
-            if number < low or (high is not None and number > high):
-                bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
-                raise ConfigError(f"{name}: must be {bounds}, not {raw!r}")
-            values[item.name] = number
-        token = environ.get("PDP_ADMIN_TOKEN")
-        token_file = environ.get("PDP_ADMIN_TOKEN_FILE")
-        if not token and token_file:
-            try:
-                with open(token_file, encoding="utf-8") as handle:
-                    token = handle.read().strip()
-            except OSError as exc:
-                reason = exc.strerror or exc
-                raise ConfigError(
-                    f"PDP_ADMIN_TOKEN_FILE: cannot read {token_file}: {reason}"
-                ) from None
-        values["admin_token"] = token or None
-        return cls(**values)
-
-
-# The range of a numeric field, where it is narrower than "not negative".
-LIMITS: dict[str, tuple[float, float | None]] = {
-    "workers": (1, None),
-    "watch_interval": (0.05, None),
-    "max_batch": (1, None),
-    "max_batch_chars": (1, None),
-    "max_body": (1, None),
-    "decision_log_sample": (0, 1),
-    "decision_log_queue": (1, None),
-    "body_timeout": (0.1, None),
-    "header_timeout": (0.1, 60),
-    "max_connections": (1, None),
-    "admin_timeout": (1, None),
-    "decision_log_queue_bytes": (1, None),
-    "decision_log_max_value": (1, None),
-    "decision_log_max_context": (2, None),
-    "advisor_max_rows": (1, None),
-    "advisor_max_per_principal": (1, None),
-}
-
-# Each field of Config and the variable it comes from (the admin token has its own two).
-ENVIRONMENT = {
-    "store": "PDP_STORE",
-    "grpc": "PDP_GRPC",
-    "http": "PDP_HTTP",
-    "admin": "PDP_ADMIN",
-    "workers": "PDP_WORKERS",
-    "cache_size": "PDP_CACHE_SIZE",
-    "watch_interval": "PDP_WATCH_INTERVAL",
-    "max_batch": "PDP_MAX_BATCH",
-    "max_batch_chars": "PDP_MAX_BATCH_CHARS",
-    "max_body": "PDP_MAX_BODY",
-    "run_dir": "PDP_RUN_DIR",
-    "decision_log": "PDP_DECISION_LOG",
-    "decision_log_sample": "PDP_DECISION_LOG_SAMPLE",
-    "decision_log_max_bytes": "PDP_DECISION_LOG_MAX_BYTES",
-    "decision_log_queue": "PDP_DECISION_LOG_QUEUE",
-    "advisor_db": "PDP_ACCESS_ADVISOR_DB",
-    "body_timeout": "PDP_BODY_TIMEOUT",
-    "header_timeout": "PDP_HEADER_TIMEOUT",
-    "max_connections": "PDP_MAX_CONNECTIONS",
-    "admin_timeout": "PDP_ADMIN_TIMEOUT",
-    "body_budget": "PDP_BODY_BUDGET",
-    "decision_log_queue_bytes": "PDP_DECISION_LOG_QUEUE_BYTES",
-    "decision_log_backups": "PDP_DECISION_LOG_BACKUPS",
-    "decision_log_max_value": "PDP_DECISION_LOG_MAX_VALUE",
-    "decision_log_max_context": "PDP_DECISION_LOG_MAX_CONTEXT",
-    "advisor_max_rows": "PDP_ACCESS_ADVISOR_MAX_ROWS",
-    "advisor_max_per_principal": "PDP_ACCESS_ADVISOR_MAX_PER_PRINCIPAL",
-    "grpc_max_concurrent": "PDP_GRPC_MAX_CONCURRENT",
-}
 
 
 class Service:

@@ -114,29 +114,40 @@ def start_server(
     workers: int = 1,
     token: str | None = TOKEN,
     wait_ready: bool = True,
+    flags: bool = False,
     **env: str,
 ) -> Server:
+    """`pdp serve` configured by PDP_* variables (`env` adds more), or with `flags` by its
+    command line alone: then no PDP_* variable reaches it, the token comes from a file."""
     store = store or copy_store(tmp / "store")
     http, grpc_port, admin = free_port(), free_port(), free_port()
-    environment = dict(os.environ)
-    environment.pop("PDP_ADMIN_TOKEN", None)
-    environment.update(
-        {
-            "PDP_STORE": str(store),
-            "PDP_HTTP": f"127.0.0.1:{http}",
-            "PDP_GRPC": f"127.0.0.1:{grpc_port}",
-            "PDP_ADMIN": f"127.0.0.1:{admin}",
-            "PDP_WORKERS": str(workers),
-            "PDP_WATCH_INTERVAL": "0.2",
-            **env,
-        }
-    )
-    if token:
-        environment["PDP_ADMIN_TOKEN"] = token
+    settings = {
+        "PDP_STORE": str(store),
+        "PDP_HTTP": f"127.0.0.1:{http}",
+        "PDP_GRPC": f"127.0.0.1:{grpc_port}",
+        "PDP_ADMIN": f"127.0.0.1:{admin}",
+        "PDP_WORKERS": str(workers),
+        "PDP_WATCH_INTERVAL": "0.2",
+        **env,
+    }
+    environment = {k: v for k, v in os.environ.items() if k != "PDP_ADMIN_TOKEN"}
+    argv = [sys.executable, "-m", "pdp.cli", "serve"]
+    if flags:
+        environment = {k: v for k, v in environment.items() if not k.startswith("PDP_")}
+        for name, value in settings.items():
+            argv += ["--" + name.removeprefix("PDP_").lower().replace("_", "-"), value]
+        if token:
+            token_file = tmp / f"token-{http}"
+            token_file.write_text(token)
+            argv += ["--admin-token-file", str(token_file)]
+    else:
+        environment.update(settings)
+        if token:
+            environment["PDP_ADMIN_TOKEN"] = token
     log = tmp / f"serve-{http}.log"
     with log.open("wb") as output:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "pdp.cli", "serve"],
+            argv,
             env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,

@@ -203,3 +203,20 @@ def test_a_server_without_an_admin_token_warns_once(tmp_path: Path) -> None:
         assert "PDP_ADMIN_TOKEN" in log and "--admin-token-file" in log
     finally:
         assert srv.stop() == 0
+
+
+def test_serve_configured_by_flags_alone(tmp_path: Path) -> None:
+    """Every setting is a flag too: with no PDP_* variable at all, flags set the store, the
+    listeners, two workers and the admin token file, and the workers run with them."""
+    srv = start_server(tmp_path, workers=2, flags=True, PDP_CACHE_SIZE="0")
+    try:
+        status, body = srv.call(
+            "/v1/is-authorized", {"principal": "bob", "action": "s3:GetObject", "resource": OBJECT}
+        )
+        assert status == 200 and body["decision"] == "Allow"
+        status, info = srv.call("/admin/status", admin=True)
+        assert status == 200 and info["version"] == "0002"
+        assert srv.call("/admin/status", admin=True, token="wrong")[0] == 401
+        assert info["cache"] is None  # --cache-size 0 reached the worker
+    finally:
+        assert srv.stop() == 0

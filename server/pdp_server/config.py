@@ -1,0 +1,317 @@
+"""What `pdp serve` runs with: every setting defined once, here.
+
+Each field of `Config` carries its environment variable, its flag, its parser and its help
+(`setting(...)`); `Config.from_sources` reads the environment and then the flags over it, the
+`pdp serve` parser is built from the same fields (`add_arguments`), and so is the table in
+docs/serving.md (`markdown_table`; a test keeps the two equal). The parent process resolves the
+configuration once and hands it to its workers as a file (`save` / `load`): a worker reads no
+PDP_* variable of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from typing import Any
+
+from pdp_server.requests import MAX_BATCH, MAX_BATCH_CHARS
+
+__all__ = ["Config", "ConfigError", "add_arguments", "markdown_table"]
+
+
+class ConfigError(ValueError):
+    """A setting holds a value the server cannot use; the message names the variable or flag."""
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+def _optional(raw: str) -> str | None:
+    return raw or None
+
+
+def _bounded(kind: type[int] | type[float], low: float, high: float | None) -> Callable[[str], Any]:
+    what = "a whole number" if kind is int else "a number"
+    bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+
+    def parse(raw: str) -> int | float:
+        try:
+            number = kind(raw)
+        except ValueError:
+            raise ValueError(f"must be {what}, not {raw!r}") from None
+        if number < 0 or not math.isfinite(number):
+            raise ValueError(f"must be a finite number, not negative: {raw!r}")
+        if number < low or (high is not None and number > high):
+            raise ValueError(f"must be {bounds}, not {raw!r}")
+        return number
+
+    parse.__doc__ = f"{what}, {bounds}"
+    return parse
+
+
+def _whole(low: float = 0, high: float | None = None) -> Callable[[str], Any]:
+    return _bounded(int, low, high)
+
+
+def _number(low: float = 0, high: float | None = None) -> Callable[[str], Any]:
+    return _bounded(float, low, high)
+
+
+def setting(
+    default: Any,
+    env: str,
+    help: str,
+    parse: Callable[[str], Any] = _text,
+    *,
+    flag: bool = True,
+    secret: bool = False,
+) -> Any:
+    """A Config field: its default, PDP_* variable, parser and help; `flag=False` for values
+    that must not appear on a command line (ps shows it to every user)."""
+    metadata = {"env": env, "help": help, "parse": parse, "flag": flag, "secret": secret}
+    return field(default=default, metadata=metadata, repr=not secret)
+
+
+@dataclass
+class Config:
+    """What `pdp serve` runs. The store has no default: it must be given."""
+
+    store: str = setting("", "PDP_STORE", "the store directory to serve (required)")
+    grpc: str = setting("127.0.0.1:50051", "PDP_GRPC", "gRPC address, HOST:PORT or unix:PATH")
+    http: str = setting("127.0.0.1:8180", "PDP_HTTP", "HTTP sidecar address, HOST:PORT")
+    admin: str = setting("127.0.0.1:8182", "PDP_ADMIN", "admin listener address, HOST:PORT")
+    workers: int = setting(1, "PDP_WORKERS", "worker processes", _whole(1))
+    cache_size: int = setting(
+        100_000, "PDP_CACHE_SIZE", "decisions cached per worker (0: no cache)", _whole()
+    )
+    watch_interval: float = setting(
+        1.0, "PDP_WATCH_INTERVAL", "seconds between looks at the store", _number(0.05)
+    )
+    max_batch: int = setting(MAX_BATCH, "PDP_MAX_BATCH", "requests in one batch", _whole(1))
+    max_batch_chars: int = setting(
+        MAX_BATCH_CHARS,
+        "PDP_MAX_BATCH_CHARS",
+        "characters of one batch (strings, plus 16 a context key and value)",
+        _whole(1),
+    )
+    max_body: int = setting(1 << 20, "PDP_MAX_BODY", "bytes of an HTTP request body", _whole(1))
+    body_timeout: float = setting(
+        10.0, "PDP_BODY_TIMEOUT", "seconds to receive a whole HTTP body (then 408)", _number(0.1)
+    )
+    header_timeout: float = setting(
+        10.0,
+        "PDP_HEADER_TIMEOUT",
+        "seconds to receive HTTP headers, and idle keep-alive",
+        _number(0.1, 60),
+    )
+    max_connections: int = setting(
+        4096, "PDP_MAX_CONNECTIONS", "open HTTP connections per worker", _whole(1)
+    )
+    body_budget: int = setting(
+        64 << 20,
+        "PDP_BODY_BUDGET",
+        "bytes of large HTTP bodies (over 16 KiB) held per worker",
+        _whole(),
+    )
+    grpc_max_concurrent: int = setting(
+        64,
+        "PDP_GRPC_MAX_CONCURRENT",
+        "gRPC calls admitted at once per worker (0: no limit)",
+        _whole(),
+    )
+    grpc_threads: int = setting(
+        4, "PDP_GRPC_THREADS", "threads per worker that read and decide gRPC batches", _whole(1)
+    )
+    admin_token: str | None = setting(
+        None,
+        "PDP_ADMIN_TOKEN",
+        "the admin bearer token (no flag: a command line is public)",
+        _optional,
+        flag=False,
+        secret=True,
+    )
+    admin_token_file: str | None = setting(
+        None,
+        "PDP_ADMIN_TOKEN_FILE",
+        "a file holding the admin bearer token (the flag wins over PDP_ADMIN_TOKEN)",
+        _optional,
+    )
+    admin_timeout: int = setting(
+        10, "PDP_ADMIN_TIMEOUT", "seconds an idle or half-sent admin connection stays", _whole(1)
+    )
+    run_dir: str | None = setting(
+        None,
+        "PDP_RUN_DIR",
+        "the workers' shared directory (default: a new temporary one)",
+        _optional,
+    )
+    decision_log: str | None = setting(
+        None, "PDP_DECISION_LOG", '"stdout" or a file; off when unset', _optional
+    )
+    decision_log_sample: float = setting(
+        1.0,
+        "PDP_DECISION_LOG_SAMPLE",
+        "share of Allow decisions logged (Deny and root: all)",
+        _number(0, 1),
+    )
+    decision_log_max_bytes: int = setting(
+        100 << 20, "PDP_DECISION_LOG_MAX_BYTES", "bytes of a log file before it rotates", _whole()
+    )
+    decision_log_backups: int = setting(
+        10, "PDP_DECISION_LOG_BACKUPS", "rotated files kept: .1 ... .N", _whole()
+    )
+    decision_log_queue: int = setting(
+        10_000, "PDP_DECISION_LOG_QUEUE", "events queued for the writer", _whole(1)
+    )
+    decision_log_queue_bytes: int = setting(
+        64 << 20,
+        "PDP_DECISION_LOG_QUEUE_BYTES",
+        "estimated bytes queued for the writer",
+        _whole(1),
+    )
+    decision_log_max_value: int = setting(
+        1024, "PDP_DECISION_LOG_MAX_VALUE", "characters per string in a logged context", _whole(1)
+    )
+    decision_log_max_context: int = setting(
+        16 << 10,
+        "PDP_DECISION_LOG_MAX_CONTEXT",
+        "estimated bytes of one logged context",
+        _whole(2),
+    )
+    advisor_db: str | None = setting(
+        None,
+        "PDP_ACCESS_ADVISOR_DB",
+        "the Access Advisor database (default: <decision log>.advisor.sqlite)",
+        _optional,
+    )
+    advisor_max_rows: int = setting(
+        100_000,
+        "PDP_ACCESS_ADVISOR_MAX_ROWS",
+        "(principal, service) rows in the Access Advisor",
+        _whole(1),
+    )
+    advisor_max_per_principal: int = setting(
+        500,
+        "PDP_ACCESS_ADVISOR_MAX_PER_PRINCIPAL",
+        "services per principal in the Access Advisor",
+        _whole(1),
+    )
+
+    def advisor_path(self) -> str | None:
+        if self.advisor_db:
+            return self.advisor_db
+        if self.decision_log and self.decision_log != "stdout":
+            return f"{self.decision_log}.advisor.sqlite"
+        return None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
+        """The configuration from PDP_* variables alone (no flags)."""
+        return cls.from_sources(environ, argparse.Namespace())
+
+    @classmethod
+    def from_sources(cls, environ: Mapping[str, str], flags: argparse.Namespace) -> Config:
+        """Defaults, then PDP_* variables, then the flags given (`add_arguments` made them);
+        then the admin token is read from its file. ConfigError names the variable or flag."""
+        values: dict[str, Any] = {}
+        token_file_flag = False
+        for item in _settings():
+            raw_flag = getattr(flags, item.name, None)
+            if raw_flag is not None:
+                where, raw = _flag(item), raw_flag
+                token_file_flag |= item.name == "admin_token_file"
+            elif item.metadata["env"] in environ:
+                where, raw = item.metadata["env"], environ[item.metadata["env"]]
+            else:
+                continue
+            try:
+                values[item.name] = item.metadata["parse"](raw)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+        config = cls(**values)
+        if config.admin_token_file and (token_file_flag or not config.admin_token):
+            config.admin_token = _read_token(config.admin_token_file, token_file_flag)
+        return config
+
+    def check(self) -> None:
+        """What `pdp serve` needs beyond each value's own range."""
+        if not self.store:
+            raise ConfigError("--store (or PDP_STORE): required: the store directory to serve")
+
+    def save(self, path: str) -> None:
+        """Write the resolved configuration for the workers (mode 0600: it holds the token)."""
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(asdict(self), handle)
+
+    @classmethod
+    def load(cls, path: str) -> Config:
+        with open(path, encoding="utf-8") as handle:
+            values = json.load(handle)
+        known = {item.name for item in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _settings() -> list[Field[Any]]:
+    return [item for item in fields(Config) if "env" in item.metadata]
+
+
+def _flag(item: Field[Any]) -> str:
+    return "--" + item.name.replace("_", "-")
+
+
+def _read_token(path: str, from_flag: bool) -> str | None:
+    where = "--admin-token-file" if from_flag else "PDP_ADMIN_TOKEN_FILE"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip() or None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _default_text(item: Field[Any]) -> str:
+    default = item.default if item.default is not MISSING else None
+    if default is None:
+        return "unset"
+    if default == "":
+        return "none: required"
+    if isinstance(default, int) and default >= 1 << 20 and default % (1 << 20) == 0:
+        return f"{default} ({default >> 20} MiB)"
+    return str(default)
+
+
+def _kind(item: Field[Any]) -> str:
+    parse = item.metadata["parse"]
+    return "text" if parse in (_text, _optional) else str(parse.__doc__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting (but the token itself), each defaulting to "not given"."""
+    for item in _settings():
+        if not item.metadata["flag"]:
+            continue
+        parser.add_argument(
+            _flag(item),
+            dest=item.name,
+            metavar=item.name.upper(),
+            help=f"{item.metadata['help']} ({item.metadata['env']}; {_kind(item)};"
+            f" default {_default_text(item)})",
+        )
+
+
+def markdown_table() -> str:
+    """The settings as the table in docs/serving.md."""
+    lines = [
+        "| flag | environment variable | default | values | what it sets |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for item in _settings():
+        flag = f"`{_flag(item)}`" if item.metadata["flag"] else "(none)"
+        cells = (flag, f"`{item.metadata['env']}`", _default_text(item), _kind(item))
+        lines.append(f"| {' | '.join(cells)} | {item.metadata['help']} |")
+    return "\n".join(lines) + "\n"
