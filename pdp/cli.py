@@ -46,6 +46,15 @@ def _load(path: str, *, cache_size: int = 0) -> Snapshot:
     return load_directory(target, cache_size=cache_size)
 
 
+def _load_or_say(path: str) -> Snapshot | None:
+    """The snapshot of a store or version directory; None once its problems are printed."""
+    try:
+        return _load(path)
+    except PolicyLoadError as exc:
+        _print_problems(exc)
+        return None
+
+
 def _say(line: str) -> None:
     """Print one line of text output. Every text line goes through here or `_warn`: file names,
     store contents, request strings and server answers may hold escape sequences (pdp.text)."""
@@ -182,10 +191,8 @@ def _check_requests(snapshot: Snapshot, path: str) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    try:
-        snapshot = _load(args.store)
-    except PolicyLoadError as exc:
-        _print_problems(exc)
+    snapshot = _load_or_say(args.store)
+    if snapshot is None:
         return EXIT_ERROR
     if args.requests:
         return _check_requests(snapshot, args.requests)
@@ -332,10 +339,8 @@ def _audit(args: argparse.Namespace) -> int:
 def _access_advisor(args: argparse.Namespace) -> int:
     from pdp.audit import AccessAdvisor, report
 
-    try:
-        snapshot = _load(args.store)
-    except PolicyLoadError as exc:
-        _print_problems(exc)
+    snapshot = _load_or_say(args.store)
+    if snapshot is None:
         return EXIT_ERROR
     policies = snapshot.user_policies(args.principal)
     if policies is None:

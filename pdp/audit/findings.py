@@ -108,6 +108,16 @@ def _listed(stmt: dict[str, Any], element: str) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def _inline_path(policy: Policy) -> str:
+    return f"inline_policies.{policy.name.split('#', 1)[1]}"
+
+
+def _inline_finding(policy: Policy, file: str, advice: str) -> Finding:
+    """An inline policy, of a user or a group: `advice` ends the suggested fix."""
+    message = "inline policies cannot be reused or versioned; use a customer-managed policy"
+    return Finding("inline_policy", "low", file, _inline_path(policy), message + advice)
+
+
 def _policy_findings(policy: Policy, file: str, prefix: str = "") -> list[Finding]:
     """Findings of one policy. "Every action" and "every resource" are decided by what the
     patterns match (pdp.language.coverage), so `arn:*:*:*:*:*` counts as `*` and
@@ -287,21 +297,11 @@ def audit(
         findings.extend(_policy_findings(policy, f"policies/{name}.json"))
     for group in version.groups.values():
         for policy in group.inline_policies:
-            inline = policy.name.split("#", 1)[1]
-            findings.append(
-                Finding(
-                    "inline_policy",
-                    "low",
-                    group.file,
-                    f"inline_policies.{inline}",
-                    "inline policies cannot be reused or versioned; use a customer-managed policy",
-                )
-            )
-            findings.extend(_policy_findings(policy, group.file, f"inline_policies.{inline}."))
+            findings.append(_inline_finding(policy, group.file, ""))
+            findings.extend(_policy_findings(policy, group.file, f"{_inline_path(policy)}."))
     for user in version.users.values():
         for policy in user.inline_policies:
-            inline = policy.name.split("#", 1)[1]
-            findings.extend(_policy_findings(policy, user.file, f"inline_policies.{inline}."))
+            findings.extend(_policy_findings(policy, user.file, f"{_inline_path(policy)}."))
     return sorted(findings, key=lambda f: (-f.rank(), f.file, f.path))
 
 
@@ -345,17 +345,7 @@ def _user_findings(
             )
         )
     for policy in user.inline_policies:
-        inline = policy.name.split("#", 1)[1]
-        out.append(
-            Finding(
-                "inline_policy",
-                "low",
-                user.file,
-                f"inline_policies.{inline}",
-                "inline policies cannot be reused or versioned; use a"
-                " customer-managed policy attached to a group",
-            )
-        )
+        out.append(_inline_finding(policy, user.file, " attached to a group"))
     if activity is not None:
         last = activity.get(user.name)
         if last is None or now - last > days * DAY:

@@ -12,9 +12,10 @@ come only from the policy text itself, which is why `${*}` and `${?}` exist.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from pdp.language.wildcard import Token, tokenize
 
@@ -67,31 +68,33 @@ class Template:
 
     def resolve(self, lookup: Lookup) -> str | None:
         """The string with every variable replaced, or None if one has no value."""
-        out: list[str] = []
-        for part in self.parts:
-            if isinstance(part, Var):
-                value = part.value(lookup)
-                if value is None:
-                    return None
-                out.append(value)
-            else:
-                out.append(part)
-        return "".join(out)
+        out = _substituted(self.parts, lookup, list.append)
+        return None if out is None else "".join(out)
 
     def tokens(self, lookup: Lookup | None = None) -> tuple[Token, ...] | None:
         """Wildcard tokens: raw text may hold `*`/`?`; variable values and specials are literal."""
-        out: list[Token] = []
-        for part in self.token_parts:
-            if isinstance(part, Var):
-                if lookup is None:
-                    raise ValueError("template has variables: a lookup is needed")
-                value = part.value(lookup)
-                if value is None:
-                    return None
-                out.append(value)
-            else:
-                out.extend(part)
-        return tuple(out)
+        out = _substituted(self.token_parts, lookup or _no_lookup, list.extend)
+        return None if out is None else tuple(out)
+
+
+def _no_lookup(key: str) -> str | None:
+    raise ValueError("template has variables: a lookup is needed")
+
+
+def _substituted(
+    parts: Iterable[Any], lookup: Lookup, add_raw: Callable[[list[Any], Any], None]
+) -> list[Any] | None:
+    """Each Var's value in place (None as soon as one has none); raw parts go in by `add_raw`."""
+    out: list[Any] = []
+    for part in parts:
+        if isinstance(part, Var):
+            value = part.value(lookup)
+            if value is None:
+                return None
+            out.append(value)
+        else:
+            add_raw(out, part)
+    return out
 
 
 @lru_cache(maxsize=65536)

@@ -223,16 +223,7 @@ def _segment_matcher(tokens: Sequence[Token]) -> Matcher:
     star: then its head must match the start of one subject segment and the next pattern segment
     may start at any later subject segment. Cost: segments x subject, never exponential.
     """
-    segments: list[list[Token]] = [[]]
-    for tok in tokens:
-        if isinstance(tok, str) and ":" in tok:
-            pieces = tok.split(":")
-            if pieces[0]:
-                segments[-1].append(pieces[0])
-            for piece in pieces[1:]:
-                segments.append([piece] if piece else [])
-        else:
-            segments[-1].append(tok)
+    segments = _cut_at_colons(tokens)
     compiled: list[tuple[bool, Matcher]] = []
     for seg in segments:
         is_open = bool(seg) and seg[-1] is STAR
@@ -266,18 +257,25 @@ def _segment_matcher(tokens: Sequence[Token]) -> Matcher:
     return match
 
 
+def _cut_at_colons(tokens: Sequence[Token], most: int | None = None) -> list[list[Token]]:
+    """The tokens cut at each colon of their text; with `most`, into at most that many parts,
+    the last keeping its colons (an ARN's resource part)."""
+    parts: list[list[Token]] = [[]]
+    for tok in tokens:
+        if isinstance(tok, str) and ":" in tok and (most is None or len(parts) < most):
+            pieces = tok.split(":", -1 if most is None else most - len(parts))
+            if pieces[0]:
+                parts[-1].append(pieces[0])
+            for piece in pieces[1:]:
+                parts.append([piece] if piece else [])
+        else:
+            parts[-1].append(tok)
+    return parts
+
+
 def _arn_matcher(tokens: Sequence[Token]) -> Matcher:
     """ArnLike/ArnEquals: compare the six components separately (the sixth keeps its colons)."""
-    components: list[list[Token]] = [[]]
-    for tok in tokens:
-        if isinstance(tok, str) and ":" in tok and len(components) < 6:
-            pieces = tok.split(":", 6 - len(components))
-            if pieces[0]:
-                components[-1].append(pieces[0])
-            for piece in pieces[1:]:
-                components.append([piece] if piece else [])
-        else:
-            components[-1].append(tok)
+    components = _cut_at_colons(tokens, most=6)
     parts = [compile_glob(c) if c else "".__eq__ for c in components]
     count = len(parts)
 
