@@ -155,13 +155,7 @@ def run_policy_tests(
     """Decide every case of the version's tests/*.json: each case with its failure, or None."""
     results: list[tuple[PolicyTestCase, Diagnostic | None]] = []
     for case in version.tests:
-        decision = snapshot.is_authorized(
-            case.principal,
-            case.action,
-            case.resource,
-            case.context,
-            principal_type=case.principal_type,
-        )
+        decision = snapshot.decide(case)
         wrong = decision.decision != case.expect or (
             case.reason is not None and decision.reason != case.reason
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Protocol
 
 from pdp.errors import RequestError
 from pdp.language import Policy, RequestContext, check_request, failure
@@ -21,9 +22,24 @@ from pdp.store.cache import DecisionCache, cache_key
 from pdp.store.index import Index
 from pdp.store.version import StoreVersion
 
-__all__ = ["PRINCIPAL_TYPES", "Snapshot"]
+__all__ = ["PRINCIPAL_TYPES", "Request", "Snapshot"]
 
 PRINCIPAL_TYPES = ("user", "root")
+
+
+class Request(Protocol):
+    """A decision request as the transports and the store's tests hold one."""
+
+    @property
+    def principal(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def resource(self) -> str: ...
+    @property
+    def context(self) -> Mapping[str, object] | None: ...
+    @property
+    def principal_type(self) -> str: ...
 
 
 class Snapshot:
@@ -94,6 +110,16 @@ class Snapshot:
             return decision
         except Exception as exc:  # fail closed: never an exception, never an Allow
             return failure(exc, self.version)
+
+    def decide(self, request: Request) -> Decision:
+        """`is_authorized` for a request object; never raises."""
+        return self.is_authorized(
+            request.principal,
+            request.action,
+            request.resource,
+            request.context,
+            principal_type=request.principal_type,
+        )
 
     def _decide(
         self,

@@ -245,13 +245,7 @@ class Service:
     def _decide_on(self, snapshot: Snapshot, request: DecisionRequest) -> Decision:
         """Decide on one snapshot, then count it and log it (off the request path)."""
         started = time.perf_counter()
-        decision = snapshot.is_authorized(
-            request.principal,
-            request.action,
-            request.resource,
-            request.context,
-            principal_type=request.principal_type,
-        )
+        decision = snapshot.decide(request)
         elapsed = time.perf_counter() - started
         self.metrics.observe(decision.decision, decision.reason, elapsed)
         if self.decision_log is not None:
