@@ -5,7 +5,8 @@ Raise a `ServiceError` subclass (or a `ServiceError` with a `kind`); the transpo
 an answer with `http_error` (the Flask handlers in `pdp_server.http_sidecar.json_errors`, the
 RSGI `Sidecar`'s pre-built bodies) and `grpc_abort` (every `context.abort` of the gRPC
 service). An HTTP error body is `{"error": {"code": "<code>", "message": "<text>"}}`, plus
-what the error adds (a refused reload's `problems`).
+what the error adds (a refused reload's `problems`); a gRPC error has the status code and the
+message, and the code in the trailing metadata `pdp-error-code`.
 
 Neither grpc nor Flask is imported here: this module is loaded by `pdp serve` before it forks
 its workers, and gRPC objects do not survive a fork.
