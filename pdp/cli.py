@@ -431,9 +431,15 @@ def _reload(args: argparse.Namespace) -> int:
             detail = json.loads(exc.read() or b"{}")
         except ValueError:
             detail = {}
+        if not isinstance(detail, dict):
+            detail = {}
+        error = detail.get("error")
+        if not isinstance(error, dict):  # a server older than the error codes: {"error": "..."}
+            error = {"message": error, "problems": detail.get("problems")}
         # The error's first line; its problems are listed once, below.
-        error = str(detail.get("error") or exc.reason).partition(":\n")[0]
-        _warn(f"pdp reload: {exc.code}: {error}")
+        message = str(error.get("message") or exc.reason).partition(":\n")[0]
+        code = f" ({error['code']})" if isinstance(error.get("code"), str) else ""
+        _warn(f"pdp reload: {exc.code}{code}: {message}")
         if exc.code == 401 and not token:
             _warn(
                 "  no admin token given: set PDP_ADMIN_TOKEN (or PDP_ADMIN_TOKEN_FILE),"
@@ -441,8 +447,8 @@ def _reload(args: argparse.Namespace) -> int:
             )
         elif exc.code == 401:
             _warn(f"  the token from {source} was refused")
-        for problem in detail.get("problems", []):
-            _warn(f"  {problem}")
+        for problem in error.get("problems") or []:
+            _warn(f"  {_problem_line(problem)}")
         return EXIT_ERROR
     except OSError as exc:
         _warn(f"pdp reload: cannot reach {args.admin}: {exc}")
@@ -452,6 +458,18 @@ def _reload(args: argparse.Namespace) -> int:
         f" loaded in {answer['load_seconds']:.3f} s"
     )
     return 0
+
+
+def _problem_line(problem: Any) -> str:
+    """One problem of a refused reload as the engine prints a diagnostic:
+    `source: path: message (hint) [code]` (a plain string from an older server as it is)."""
+    if not isinstance(problem, dict):
+        return str(problem)
+    where = ": ".join(str(problem[k]) for k in ("source", "path") if problem.get(k))
+    text = f"{where}: {problem.get('message')}" if where else str(problem.get("message"))
+    if problem.get("hint"):
+        text += f" ({problem['hint']})"
+    return f"{text} [{problem['code']}]" if problem.get("code") else text
 
 
 if __name__ == "__main__":

@@ -21,9 +21,16 @@ from typing import Any
 from flask import Flask, Response, request
 from waitress.server import create_server
 
-from pdp_server.http_sidecar import json_errors, json_response, read_json
-from pdp_server.requests import BadRequest
-from pdp_server.service import NotReady, ReloadFailed, Service
+from pdp_server.errors import (
+    AdminDisabled,
+    BadRequest,
+    NotFound,
+    NotReady,
+    ReloadFailed,
+    Unauthenticated,
+)
+from pdp_server.http_sidecar import error_response, json_errors, json_response, read_json
+from pdp_server.service import Service
 
 __all__ = ["MAX_BODY", "MAX_DAYS", "MAX_HEADERS", "create_admin_app", "create_admin_server"]
 
@@ -47,20 +54,15 @@ def create_admin_app(service: Service) -> Flask:
     token = service.config.admin_token
 
     @app.before_request
-    def authorize() -> Response | None:
+    def authorize() -> None:
         if not token:
-            return json_response(
-                {"error": "admin disabled: no admin token configured (PDP_ADMIN_TOKEN)"}, 403
-            )
+            raise AdminDisabled("admin disabled: no admin token configured (PDP_ADMIN_TOKEN)")
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode(), token.encode()
         ):
-            response = json_response({"error": "missing or wrong bearer token"}, 401)
-            response.headers["WWW-Authenticate"] = 'Bearer realm="pdp-admin"'
-            return response
-        return None
+            raise Unauthenticated("missing or wrong bearer token")
 
     json_errors(app, log)
 
@@ -78,23 +80,20 @@ def create_admin_app(service: Service) -> Flask:
             return json_response(service.reload(version))
         except ReloadFailed as exc:
             status = service.status() or {}
-            return json_response(
-                {"error": str(exc), "problems": exc.problems, "version": status.get("version")},
-                422,
-            )
+            return error_response(exc, version=status.get("version"))
 
     @app.get("/admin/access-advisor/<path:principal>")
     def access_advisor(principal: str) -> Response:
         answer = service.access_advisor(principal, _days(request.args.get("days", "90")))
         if answer is None:
-            return json_response({"error": f"no user {principal!r} in the store"}, 404)
+            raise NotFound(f"no user {principal!r} in the store")
         return json_response(answer)
 
     @app.get("/admin/status")
     def status() -> Response:
         info = service.status()
         if info is None:
-            raise NotReady(service.load_error or "the policy store is still loading")
+            raise NotReady(service.load_error)
         return json_response(info)
 
     return app

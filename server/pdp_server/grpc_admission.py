@@ -18,6 +18,8 @@ from typing import Any
 
 import grpc
 
+from pdp_server.errors import BadRequest, BodyTimeout, Busy, grpc_abort
+
 __all__ = ["BUSY", "Admission"]
 
 
@@ -121,11 +123,11 @@ class Admission(grpc.aio.ServerInterceptor):
 
     async def _refuse(self, request: _Undecodable, context: grpc.aio.ServicerContext) -> None:
         self._bad_request()
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.detail)
+        await grpc_abort(context, BadRequest(request.detail))
 
     async def _admit(self, context: grpc.aio.ServicerContext) -> None:
         if self._limit is not None and self._in_flight >= self._limit:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, BUSY)
+            await grpc_abort(context, Busy(BUSY))
         self._in_flight += 1
 
     async def _receive(self, requests: AsyncIterator[Any], context: Any) -> Any:
@@ -134,9 +136,9 @@ class Admission(grpc.aio.ServerInterceptor):
             request = await asyncio.wait_for(anext(requests), self._timeout)
         except TimeoutError:
             detail = f"request: message not received within {self._timeout:g} s"
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, detail)
+            await grpc_abort(context, BodyTimeout(detail))
         except StopAsyncIteration:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request: no message sent")
+            await grpc_abort(context, BadRequest("request: no message sent"))
         if isinstance(request, _Undecodable):
             await self._refuse(request, context)
         return request

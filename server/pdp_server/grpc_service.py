@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from concurrent import futures
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -30,17 +30,17 @@ from grpc_reflection.v1alpha import reflection
 from pdp import Decision
 from pdp_client.v1 import authorizer_pb2 as pb
 from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
+from pdp_server.errors import BadRequest, DeadlineExceeded, ServiceError, grpc_abort
 from pdp_server.grpc_admission import Admission
 from pdp_server.requests import (
     MAX_CONTEXT_KEYS,
     MAX_STRING,
-    BadRequest,
     DecisionRequest,
     check_context,
     check_principal_type,
     parse_request,
 )
-from pdp_server.service import DeadlineExceeded, NotReady, Service
+from pdp_server.service import Service
 
 __all__ = ["SERVICE_NAME", "GrpcServer", "create_server", "decision_message"]
 
@@ -128,11 +128,8 @@ class AuthorizerServicer(pb_grpc.AuthorizerServicer):
     ) -> pb.IsAuthorizedResponse:
         try:
             decision = self.service.decide(_request(request))
-        except BadRequest as exc:
-            self.service.metrics.bad_request()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except NotReady as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except ServiceError as exc:
+            await self._abort(context, exc)
         return decision_message(decision)
 
     async def BatchIsAuthorized(  # noqa: N802
@@ -143,14 +140,13 @@ class AuthorizerServicer(pb_grpc.AuthorizerServicer):
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, self._batch, request, deadline)
-        except BadRequest as exc:
+        except ServiceError as exc:
+            await self._abort(context, exc)
+
+    async def _abort(self, context: grpc.aio.ServicerContext, exc: ServiceError) -> NoReturn:
+        if isinstance(exc, BadRequest):
             self.service.metrics.bad_request()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except DeadlineExceeded as exc:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
-        except NotReady as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        raise AssertionError("unreachable: abort raises")
+        await grpc_abort(context, exc)
 
     def _batch(
         self, request: pb.BatchIsAuthorizedRequest, deadline: float | None

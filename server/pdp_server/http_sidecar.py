@@ -26,10 +26,29 @@ from granian.rsgi import HTTPProtocol, ProtocolClosed, Scope
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from pdp.language import MalformedJson, repeated_key
-from pdp_server.requests import BadRequest, parse_request
-from pdp_server.service import NotReady, Service
+from pdp_server.errors import (
+    BadRequest,
+    BodyTimeout,
+    BodyTooLarge,
+    Busy,
+    InternalError,
+    NotReady,
+    ServiceError,
+    error_body,
+    http_error,
+    kind_for_status,
+)
+from pdp_server.requests import parse_request
+from pdp_server.service import Service
 
-__all__ = ["Sidecar", "create_app", "json_errors", "json_response", "read_json"]
+__all__ = [
+    "Sidecar",
+    "create_app",
+    "error_response",
+    "json_errors",
+    "json_response",
+    "read_json",
+]
 
 log = logging.getLogger("pdp.server.http")
 
@@ -38,14 +57,24 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
+def error_response(exc: ServiceError, **extra: Any) -> Response:
+    """The JSON answer to `exc` (pdp_server/errors.py), with `extra` top-level fields."""
+    status, body, headers = http_error(exc, **extra)
+    return Response(body, status=status, headers=headers, mimetype="application/json")
+
+
+def _too_large(max_body: int) -> BodyTooLarge:
+    return BodyTooLarge(f"body: larger than {max_body} bytes")
+
+
 def read_json(max_body: int) -> Any:
     """The request body as JSON, or BadRequest naming what is wrong with it (a repeated key
     too: orjson would keep the last value silently)."""
     if request.content_length is not None and request.content_length > max_body:
-        raise BadRequest(f"body: larger than {max_body} bytes")
+        raise _too_large(max_body)
     data = request.get_data(cache=False)
     if len(data) > max_body:
-        raise BadRequest(f"body: larger than {max_body} bytes")
+        raise _too_large(max_body)
     try:
         value = orjson.loads(data)
         repeat = repeated_key(data, value)
@@ -60,27 +89,27 @@ def read_json(max_body: int) -> Any:
 def json_errors(
     app: Flask, logger: logging.Logger, on_bad_request: Callable[[], None] = lambda: None
 ) -> None:
-    """Every error of `app` as JSON, mapped once for the sidecar and the admin listener: bad
-    input 400 (counted by `on_bad_request`), not ready 503, HTTP errors as they are, and
-    anything else a logged 500 that never echoes its cause."""
+    """Every error of `app` as JSON from the one table (pdp_server/errors.py), for the sidecar
+    and the admin listener: a ServiceError by its kind (a BadRequest counted by
+    `on_bad_request`), the framework's HTTP errors (unknown path, wrong method) keeping their
+    status, and anything else a logged 500 that never echoes its cause."""
 
-    @app.errorhandler(BadRequest)
-    def bad_request(exc: BadRequest) -> Response:
-        on_bad_request()
-        return json_response({"error": str(exc)}, 400)
-
-    @app.errorhandler(NotReady)
-    def not_ready(exc: NotReady) -> Response:
-        return json_response({"error": f"not ready: {exc}"}, 503)
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError) -> Response:
+        if isinstance(exc, BadRequest):
+            on_bad_request()
+        return error_response(exc)
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
-        return json_response({"error": exc.description or exc.name}, exc.code or 500)
+    def http_exception(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        body = error_body(kind_for_status(status).code, exc.description or exc.name)
+        return json_response(body, status)
 
     @app.errorhandler(Exception)
     def internal(exc: Exception) -> Response:
         logger.exception("internal error")
-        return json_response({"error": "internal error"}, 500)
+        return error_response(InternalError())
 
 
 def create_app(service: Service) -> Flask:
@@ -93,7 +122,7 @@ def create_app(service: Service) -> Flask:
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> Response:
         service.metrics.bad_request()
-        return json_response({"error": f"body: larger than {max_body} bytes"}, 400)
+        return error_response(_too_large(max_body))
 
     @app.post("/v1/is-authorized")
     def is_authorized() -> Response:
@@ -130,7 +159,7 @@ def create_app(service: Service) -> Flask:
     def readyz() -> Response:
         status = service.status()
         if status is None:
-            return json_response({"status": "loading", "error": service.load_error}, 503)
+            return error_response(NotReady(service.load_error), status="loading")
         return json_response({"status": "ready", "policy_version": status["version"]})
 
     @app.get("/metrics")
@@ -146,11 +175,19 @@ def create_app(service: Service) -> Flask:
 
 
 class _Busy(Exception):
-    """The large-body budget is spent: answer 503 without reading the body."""
+    """The large-body budget is spent: answer 503 (busy) without reading the body."""
 
 
 _Headers = list[tuple[str, str]]
 _JSON = [("content-type", "application/json")]
+
+
+def _prebuilt(exc: ServiceError) -> tuple[int, _Headers, bytes]:
+    """An RSGI answer to `exc`: status, headers, body."""
+    status, body, headers = http_error(exc)
+    return status, [*_JSON, *((k.lower(), v) for k, v in headers.items())], body
+
+
 # Invariant: the app never waits on I/O (the decision log is a queue). So a request with a small
 # body runs on the event loop: the hop to a pool thread and back cost more than the decision
 # (a sequential decision took 0.6-0.7 ms inline, 0.9-1.0 ms through the pool, 0.5-0.6 ms on
@@ -197,12 +234,10 @@ class Sidecar:
             "wsgi.run_once": False,
             "wsgi.input_terminated": True,
         }
-        self._timeout_body = orjson.dumps(
-            {"error": f"body: not received within {body_timeout:g} seconds"}
-        )
-        self._busy_body = orjson.dumps(
-            {"error": "busy: too many large request bodies in flight; retry shortly"}
-        )
+        # Answered on the loop without the app, so built once (from the same table).
+        timeout = BodyTimeout(f"body: not received within {body_timeout:g} seconds")
+        self._timeout = _prebuilt(timeout)
+        self._busy = _prebuilt(Busy("busy: too many large request bodies in flight; retry shortly"))
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="pdp-http")
@@ -220,10 +255,10 @@ class Sidecar:
                 async with asyncio.timeout(self.body_timeout):
                     body, length = await self._body(scope, proto, held)
             except TimeoutError:
-                proto.response_bytes(408, _JSON, self._timeout_body)  # hyper then closes it
+                proto.response_bytes(*self._timeout)  # hyper then closes the connection
                 return
             except _Busy:
-                proto.response_bytes(503, [*_JSON, ("retry-after", "1")], self._busy_body)
+                proto.response_bytes(*self._busy)
                 return
             except ProtocolClosed:
                 return

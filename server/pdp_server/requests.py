@@ -1,13 +1,16 @@
 """The request model shared by both transports: validate a decision request, naming the field.
 
 HTTP bodies arrive as JSON and gRPC messages are turned into the same Python values first, so a
-request is checked in one place. A `BadRequest` becomes HTTP 400 or gRPC INVALID_ARGUMENT.
+request is checked in one place. A `BadRequest` (pdp_server/errors.py) becomes HTTP 400 or gRPC
+INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from pdp_server.errors import BadRequest
 
 __all__ = [
     "MAX_BATCH",
@@ -35,10 +38,6 @@ MAX_LIST = 256
 _FIELDS = ("principal", "principal_type", "action", "resource", "context", "request_id")
 PRINCIPAL_TYPES = ("user", "root")
 _SCALARS = (str, bool, int, float)
-
-
-class BadRequest(ValueError):
-    """A request that cannot be decided as sent; the message names the field."""
 
 
 @dataclass(frozen=True, slots=True)

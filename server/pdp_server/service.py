@@ -17,6 +17,7 @@ from pdp.audit import AccessAdvisor, DecisionLog, report, worker_path
 from pdp.store import Snapshot, StoreError, resolve_version, version_names, version_stamp
 from pdp_server.config import Config
 from pdp_server.control import Control
+from pdp_server.errors import DeadlineExceeded, NotReady, ReloadFailed, problem, problems_of
 from pdp_server.metrics import Metrics
 from pdp_server.requests import BatchBudget, DecisionRequest
 
@@ -28,22 +29,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("pdp.server")
-
-
-class NotReady(RuntimeError):
-    """No policy version is loaded yet: HTTP 503, gRPC UNAVAILABLE."""
-
-
-class DeadlineExceeded(RuntimeError):
-    """The caller's deadline passed while a batch was being decided: gRPC DEADLINE_EXCEEDED."""
-
-
-class ReloadFailed(RuntimeError):
-    """A reload was refused; `problems` lists every diagnostic."""
-
-    def __init__(self, message: str, problems: Sequence[str]) -> None:
-        super().__init__(message)
-        self.problems = list(problems)
 
 
 class Service:
@@ -215,7 +200,7 @@ class Service:
     def _authorizer(self) -> Authorizer:
         authorizer = self.authorizer
         if authorizer is None:
-            raise NotReady(self.load_error or "the policy store is still loading")
+            raise NotReady(self.load_error)
         return authorizer
 
     def decide(self, request: DecisionRequest) -> Decision:
@@ -291,7 +276,7 @@ class Service:
         try:
             result = authorizer.reload(version=version)
         except PolicyLoadError as exc:
-            raise ReloadFailed(str(exc), [str(d) for d in exc.diagnostics]) from None
+            raise ReloadFailed(str(exc), problems_of(exc.diagnostics)) from None
         answer: dict[str, Any] = {
             "version": result.version,
             "previous": result.previous,
@@ -306,8 +291,11 @@ class Service:
             late = self.config.workers - len(reports)
             failed = [r for r in reports if r.get("error")]
             if late or failed:
-                problems = [f"worker {r['pid']}: {r['error']}" for r in failed]
+                problems = [
+                    problem("worker_refused", str(r["error"]), f"worker {r['pid']}") for r in failed
+                ]
                 if late:
-                    problems.append(f"{late} worker(s) did not confirm the reload in time")
+                    message = f"{late} worker(s) did not confirm the reload in time"
+                    problems.append(problem("worker_timeout", message))
                 raise ReloadFailed("not every worker reloaded", problems)
         return answer

@@ -29,7 +29,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def test_days_out_of_range_is_400_naming_it(server: Server, days: str) -> None:
     status, body = server.call(f"/admin/access-advisor/bob?days={days}", admin=True)
     assert status == 400, body
-    assert body == {"error": "days: must be a whole number from 1 to 36500"}
+    message = "days: must be a whole number from 1 to 36500"
+    assert body == {"error": {"code": "invalid_request", "message": message}}
 
 
 @pytest.mark.parametrize("days", ["1", "90", "36500"])
@@ -40,16 +41,18 @@ def test_days_within_range_is_answered(server: Server, days: str) -> None:
 
 def test_unknown_routes_and_methods_are_json(server: Server) -> None:
     status, body = server.call("/admin/nothing-here", admin=True)
-    assert status == 404 and "not found" in body["error"], body
+    assert status == 404 and body["error"]["code"] == "not_found", body
+    assert "not found" in body["error"]["message"], body
     status, body = server.call("/admin/reload", admin=True, method="GET")
-    assert status == 405 and "not allowed" in body["error"], body
+    assert status == 405 and body["error"]["code"] == "method_not_allowed", body
+    assert "not allowed" in body["error"]["message"], body
 
 
 def test_an_internal_failure_is_a_logged_json_500(server: Server) -> None:
     """A run directory removed under a running server (a /tmp cleaner) breaks a reload."""
     shutil.rmtree(server.store.parent / "run")
     status, body = server.call("/admin/reload", {}, admin=True)
-    assert (status, body) == (500, {"error": "internal error"})
+    assert (status, body) == (500, {"error": {"code": "internal", "message": "internal error"}})
     log = server.log.read_text()
     assert "pdp.server.admin internal error" in log and "FileNotFoundError" in log, log[-3000:]
     assert server.call("/admin/status", admin=True)[0] == 200  # and the admin keeps serving
@@ -57,4 +60,5 @@ def test_an_internal_failure_is_a_logged_json_500(server: Server) -> None:
 
 def test_a_bad_token_is_still_refused_first(server: Server) -> None:
     status, body = server.call("/admin/access-advisor/bob?days=0", admin=True, token="wrong")
-    assert status == 401 and "bearer token" in body["error"]
+    assert status == 401 and body["error"]["code"] == "unauthenticated", body
+    assert "bearer token" in body["error"]["message"], body

@@ -98,7 +98,8 @@ def test_http_batch_over_the_work_limit_is_400(server: Server) -> None:
     item = {"principal": "bob", "action": "s3:GetObject", "resource": "*"}
     item["context"] = {f"app:k{i}": "v" * 4000 for i in range(100)}  # ~400k characters
     status, body = server.call("/v1/batch-is-authorized", {"requests": [item] * 6})
-    assert status == 400 and "characters for one batch" in body["error"]
+    assert status == 400 and body["error"]["code"] == "invalid_request", body
+    assert "characters for one batch" in body["error"]["message"], body
     status, body = server.call("/v1/batch-is-authorized", {"requests": [item] * 4})
     assert status == 200 and len(body["results"]) == 4
 
@@ -109,7 +110,8 @@ def test_context_keys_have_a_length_limit(server: Server, stub: pb_grpc.Authoriz
         "/v1/is-authorized",
         {"principal": "bob", "action": "s3:GetObject", "resource": "*", "context": {key: "v"}},
     )
-    assert status == 400 and "key longer than 256 characters" in body["error"]
+    assert status == 400 and body["error"]["code"] == "invalid_request", body
+    assert "key longer than 256 characters" in body["error"]["message"], body
     message = pb.IsAuthorizedRequest(
         principal="bob",
         action="s3:GetObject",

@@ -133,7 +133,7 @@ def test_http_repeated_json_keys_are_a_400_naming_the_key(
 ) -> None:
     """A repeated key is refused, not decided for whichever value came last."""
     status, body, _ = timed_call(server.http, path, raw)
-    assert (status, body) == (400, {"error": message})
+    assert (status, body) == (400, {"error": {"code": "invalid_request", "message": message}})
 
 
 def test_http_escapes_without_repeats_are_decided(server: Server) -> None:
@@ -146,7 +146,8 @@ def test_http_escapes_without_repeats_are_decided(server: Server) -> None:
 def test_admin_repeated_json_keys_are_a_400(server: Server) -> None:
     raw = b'{"version": "0001", "version": "0002"}'
     status, body, _ = timed_call(server.admin, "/admin/reload", raw, token=TOKEN)
-    assert (status, body) == (400, {"error": 'body: duplicate key "version"'})
+    error = {"code": "invalid_request", "message": 'body: duplicate key "version"'}
+    assert (status, body) == (400, {"error": error})
     status, body, _ = timed_call(server.admin, "/admin/status", token=TOKEN)
     assert status == 200 and body["version"] == "0002"
 
@@ -191,7 +192,8 @@ def test_slow_bodies_do_not_stall_health_or_decisions(server: Server, connect: C
             answer = closed_within(sock, max(left, 0.1))
             assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer
             if answer:
-                assert b"body: not received within 2 seconds" in answer
+                error = b'"code":"body_timeout","message":"body: not received within 2 seconds"'
+                assert error in answer, answer
     finally:
         stop.set()
         sender.join(5)
@@ -211,6 +213,7 @@ def test_large_bodies_share_a_budget_small_ones_are_never_refused(
         third.settimeout(QUICK)
         answer = third.recv(4096)
         assert answer.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in answer.lower()
+        assert b'{"error":{"code":"busy","message":"busy: too many large' in answer, answer
         assert time.monotonic() - started < QUICK
         decision = f'{{"principal": "bob", {REQUEST}}}'.encode()
         status, body, seconds = timed_call(srv.http, "/v1/is-authorized", decision)
@@ -250,7 +253,7 @@ def test_http_body_over_the_limit_is_refused_before_it_is_read(
     started = time.monotonic()
     answer = closed_within(sock, QUICK)
     assert answer.startswith(b"HTTP/1.1 400"), answer
-    assert b"body: larger than 1048576 bytes" in answer
+    assert b'"code":"body_too_large","message":"body: larger than 1048576 bytes"' in answer
     assert time.monotonic() - started < QUICK
 
 
@@ -327,7 +330,7 @@ def test_a_chunked_body_over_the_limit_is_refused_as_too_large(
     sock.settimeout(QUICK)
     answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
-    assert b"body: larger than 1048576 bytes" in answer
+    assert b'"code":"body_too_large","message":"body: larger than 1048576 bytes"' in answer
 
 
 def test_a_chunked_body_within_the_limit_is_decided(server: Server, connect: Connect) -> None:

@@ -147,7 +147,9 @@ def test_http_bad_input_is_a_400_naming_the_problem(
     server: Server, raw: bytes, message: str
 ) -> None:
     status, body = server.call("/v1/is-authorized", raw=raw)
-    assert status == 400 and body["error"].startswith(message), body
+    code = "body_too_large" if message.startswith("body: larger than") else "invalid_request"
+    assert status == 400 and body["error"]["code"] == code, body
+    assert body["error"]["message"].startswith(message), body
 
 
 @pytest.mark.parametrize(
@@ -167,7 +169,8 @@ def test_http_bad_input_is_a_400_naming_the_problem(
 )
 def test_http_bad_batches(server: Server, body: Any, message: str) -> None:
     status, answer = server.call("/v1/batch-is-authorized", body)
-    assert status == 400 and answer["error"] == message or answer["error"].startswith(message)
+    assert status == 400 and answer["error"]["code"] == "invalid_request", answer
+    assert answer["error"]["message"].startswith(message), answer
 
 
 def test_health_readiness_metrics_and_openapi(server: Server) -> None:
@@ -332,7 +335,9 @@ def test_grpc_health_and_reflection(server: Server) -> None:
 def test_admin_requires_the_right_token(server: Server) -> None:
     for token in (None, "wrong", TOKEN[:-1]):
         status, body = server.call("/admin/status", admin=True, token=token)
-        assert status == 401 and body["error"] == "missing or wrong bearer token"
+        assert status == 401 and body == {
+            "error": {"code": "unauthenticated", "message": "missing or wrong bearer token"}
+        }
     status, body = server.call("/admin/status", admin=True)
     assert status == 200 and body["version"] == "0002" and body["users"] == 3
 
@@ -352,12 +357,24 @@ def test_admin_reload_rollback_and_broken_version(server: Server) -> None:
     (versions / "0004" / "users" / "bob.json").write_text('{"groups": ["nope"]}')
     status, body = server.call("/admin/reload", {"version": "0004"}, admin=True)
     assert status == 422 and body["version"] == "0001"
-    assert body["problems"] == ['users/bob.json: groups[0]: group "nope" does not exist']
+    assert body["error"]["code"] == "reload_refused", body
+    assert body["error"]["message"].startswith("version '0004' refused: 1 problem:"), body
+    assert body["error"]["problems"] == [
+        {
+            "code": "missing_reference",
+            "source": "users/bob.json",
+            "path": "groups[0]",
+            "message": 'group "nope" does not exist',
+            "hint": None,
+        }
+    ]
     assert server.decide("bob", "s3:GetObject", OBJECT)["policy_version"] == "0001"
     status, info = server.call("/admin/status", admin=True)
     assert 'group "nope" does not exist' in info["last_reload_error"]
     status, body = server.call("/admin/reload", raw=b'{"version": 3}', admin=True)
-    assert status == 400 and body["error"] == "version: must be a non-empty string"
+    assert status == 400 and body == {
+        "error": {"code": "invalid_request", "message": "version: must be a non-empty string"}
+    }
     # the CLI calls the same endpoint
     cli = subprocess.run(
         [sys.executable, "-m", "pdp.cli", "reload", "--admin", server.admin],
@@ -400,9 +417,12 @@ def test_a_refused_reload_prints_each_problem_once(server: Server) -> None:
     before = server.call("/admin/status", admin=True)[1]["version"]
     cli = pdp_reload(server, "--version", "0005-broken", token=TOKEN)
     assert cli.returncode == 1
-    problem = 'users/bob.json: groups[0]: group "ghosts" does not exist'
-    assert cli.stderr.count(problem) == 1, cli.stderr
-    assert cli.stderr.splitlines()[0] == "pdp reload: 422: version '0005-broken' refused: 1 problem"
+    problem = 'users/bob.json: groups[0]: group "ghosts" does not exist [missing_reference]'
+    assert cli.stderr.count('group "ghosts" does not exist') == 1, cli.stderr
+    assert cli.stderr.splitlines() == [
+        "pdp reload: 422 (reload_refused): version '0005-broken' refused: 1 problem",
+        f"  {problem}",
+    ]
     assert server.call("/admin/status", admin=True)[1]["version"] == before
 
 
@@ -416,11 +436,15 @@ def test_not_ready_until_a_version_loads_and_admin_closed_without_token(tmp_path
     try:
         assert srv.call("/healthz")[0] == 200
         status, body = srv.call("/readyz")
-        assert status == 503 and "versions/ holds no version" in body["error"]
+        assert status == 503 and body["status"] == "loading", body
+        assert body["error"]["code"] == "not_ready", body
+        assert body["error"]["message"].startswith("not ready: "), body
+        assert "versions/ holds no version" in body["error"]["message"], body
         status, body = srv.call(
             "/v1/is-authorized", {"principal": "bob", "action": "s3:GetObject", "resource": OBJECT}
         )
-        assert status == 503
+        assert status == 503 and body["error"]["code"] == "not_ready", body
+        assert "versions/ holds no version" in body["error"]["message"], body
         with grpc.insecure_channel(srv.grpc) as channel:
             with pytest.raises(grpc.RpcError) as caught:
                 pb_grpc.AuthorizerStub(channel).IsAuthorized(request(), timeout=10)
@@ -434,7 +458,8 @@ def test_not_ready_until_a_version_loads_and_admin_closed_without_token(tmp_path
             time.sleep(0.1)
         assert srv.call("/readyz") == (200, {"status": "ready", "policy_version": "0002"})
         status, body = srv.call("/admin/status", admin=True, token="anything")
-        assert status == 403 and "no admin token configured" in body["error"]
+        assert status == 403 and body["error"]["code"] == "admin_disabled", body
+        assert "no admin token configured" in body["error"]["message"], body
     finally:
         assert srv.stop() == 0
 

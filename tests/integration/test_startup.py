@@ -179,10 +179,15 @@ def test_a_store_where_nothing_loads_is_logged_once_then_picked_up(tmp_path: Pat
     shutil.copytree(source / "versions" / "0001-broken", store / "versions" / "0001")
     srv = start_server(tmp_path, store=store, wait_ready=False)
     try:
-        # Before the first attempt ends, /readyz says "loading" with no error yet.
-        assert wait_until(lambda: srv.call("/readyz")[1]["error"] is not None)
+        # Before the first attempt ends, /readyz says "loading" with no reason yet.
+        def refused() -> bool:
+            return 'group "ghosts"' in srv.call("/readyz")[1]["error"]["message"]
+
+        assert wait_until(refused)
         status, body = srv.call("/readyz")
-        assert status == 503 and 'group "ghosts" does not exist' in body["error"]
+        assert status == 503 and body["status"] == "loading", body
+        assert body["error"]["code"] == "not_ready", body
+        assert 'group "ghosts" does not exist' in body["error"]["message"], body
         time.sleep(1.0)  # five retries
         log = srv.log.read_text()
         assert log.count('group "ghosts" does not exist') == 1, log

@@ -287,8 +287,11 @@ def test_reload_escapes_what_the_server_answers(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`pdp reload` prints the admin server's error, problems and version names escaped."""
+    problem = {k: HOSTILE for k in ("code", "source", "path", "message", "hint")}
+    error = {"code": HOSTILE, "message": HOSTILE, "problems": [problem]}
     answers: list[tuple[int, dict[str, Any]]] = [
-        (400, {"error": HOSTILE, "problems": [f"users/x.json: {HOSTILE}"]}),
+        (422, {"error": error, "version": HOSTILE}),
+        (400, {"error": HOSTILE, "problems": [f"users/x.json: {HOSTILE}"]}),  # an older server
         (200, {"version": HOSTILE, "previous": HOSTILE, "load_seconds": 0.1}),
     ]
 
@@ -310,7 +313,12 @@ def test_reload_escapes_what_the_server_answers(
     thread.start()
     try:
         address = f"127.0.0.1:{server.server_address[1]}"
-        assert _run(capsys, "reload", "--admin", address)[0] == 1
+        code, text = _run(capsys, "reload", "--admin", address)
+        assert code == 1 and text.startswith("pdp reload: 422 (\\x1b[2J"), text
+        assert text.count("\\x1b[2J") == 7, text  # code, message, and each field of the problem
+        code, text = _run(capsys, "reload", "--admin", address)
+        assert code == 1 and text.startswith("pdp reload: 400: \\x1b[2J"), text
+        assert "  users/x.json: \\x1b[2J" in text, text
         code, text = _run(capsys, "reload", "--admin", address)
         assert code == 0 and text.startswith("reloaded: version \\x1b[2J")
     finally:

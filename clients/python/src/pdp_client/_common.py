@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
@@ -54,6 +55,35 @@ def checked_results(results: Sequence[T], sent: int, where: str) -> Sequence[T]:
     if len(results) != sent:
         raise PdpUnavailable(f"{where}: {len(results)} results for {sent} requests")
     return results
+
+
+ERROR_CODE_KEY = "pdp-error-code"  # gRPC trailing metadata: pdp's stable error code
+
+
+def grpc_error_code(exc: Any) -> str | None:
+    """pdp's error code from a failed call's trailing metadata; None when it sent none (a call
+    that grpc itself refused, or a server older than the codes)."""
+    try:
+        metadata = exc.trailing_metadata() or ()
+    except Exception:  # not a grpc.Call: no metadata to read
+        return None
+    for key, value in metadata:
+        if key == ERROR_CODE_KEY:
+            return value if isinstance(value, str) else bytes(value).decode(errors="replace")
+    return None
+
+
+def http_error(data: bytes) -> tuple[str | None, str]:
+    """pdp's error code and message from an HTTP error body: `{"error": {"code", "message"}}`
+    (and the bare `{"error": "text"}` of servers older than the codes)."""
+    try:
+        error = json.loads(data).get("error")
+    except (ValueError, AttributeError):
+        return None, data[:200].decode(errors="replace")
+    if isinstance(error, dict):
+        code = error.get("code")
+        return (code if isinstance(code, str) else None), str(error.get("message", ""))
+    return None, "" if error is None else str(error)
 
 
 def _value(value: Any) -> pb.Value:

@@ -14,6 +14,7 @@ from pdp_client._common import (
     check_policy,
     checked_results,
     fail_closed,
+    grpc_error_code,
     request_dict,
     request_message,
 )
@@ -51,13 +52,14 @@ class AsyncGrpcClient:
                 return await method(message, timeout=self.timeout)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                    raise PdpRequestError(exc.details()) from None
+                    raise PdpRequestError(exc.details(), grpc_error_code(exc)) from None
                 if exc.code() in RETRYABLE:
                     delay = next(delays, None)
                     if delay is not None:
                         await asyncio.sleep(delay)
                         continue
-                raise PdpUnavailable(f"{self.target}: {exc.code().name}: {exc.details()}") from None
+                detail = f"{exc.code().name}: {exc.details()}"
+                raise PdpUnavailable(f"{self.target}: {detail}", grpc_error_code(exc)) from None
 
     async def is_authorized(
         self,

@@ -14,6 +14,7 @@ from pdp_client._common import (
     check_policy,
     checked_results,
     fail_closed,
+    grpc_error_code,
     request_dict,
     request_message,
 )
@@ -57,14 +58,14 @@ class GrpcClient:
             except grpc.RpcError as exc:
                 code = exc.code()
                 if code == grpc.StatusCode.INVALID_ARGUMENT:
-                    raise PdpRequestError(exc.details()) from None
+                    raise PdpRequestError(exc.details(), grpc_error_code(exc)) from None
                 if code in RETRYABLE:
                     delay = next(delays, None)
                     if delay is not None:
                         time.sleep(delay)
                         continue
                 detail = f"{code.name}: {exc.details()}"
-                raise PdpUnavailable(f"{self.target}: {detail}") from None
+                raise PdpUnavailable(f"{self.target}: {detail}", grpc_error_code(exc)) from None
 
     def is_authorized(
         self,

@@ -9,7 +9,14 @@ from typing import Any
 
 import urllib3
 
-from pdp_client._common import backoff, check_policy, checked_results, fail_closed, request_dict
+from pdp_client._common import (
+    backoff,
+    check_policy,
+    checked_results,
+    fail_closed,
+    http_error,
+    request_dict,
+)
 from pdp_client.errors import PdpRequestError, PdpUnavailable
 from pdp_client.model import Decision
 
@@ -47,7 +54,7 @@ class HttpClient:
                     timeout=urllib3.Timeout(total=self.timeout),
                 )
             except urllib3.exceptions.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+                problem, code = f"{type(exc).__name__}: {exc}", None
                 retry = not isinstance(exc, urllib3.exceptions.TimeoutError)
             else:
                 if response.status == 200:
@@ -55,14 +62,14 @@ class HttpClient:
                         return json.loads(response.data)
                     except ValueError:
                         raise PdpUnavailable(f"{self.base_url}: the answer is not JSON") from None
-                detail = _error(response.data)
+                code, detail = http_error(response.data)
                 if response.status == 400:
-                    raise PdpRequestError(detail)
+                    raise PdpRequestError(detail, code)
                 problem = f"HTTP {response.status}: {detail}"
-                retry = response.status == 503  # not ready yet: pdp is still loading
+                retry = response.status == 503  # not ready yet (still loading), or busy
             delay = next(delays, None) if retry else None
             if delay is None:
-                raise PdpUnavailable(f"{self.base_url}: {problem}")
+                raise PdpUnavailable(f"{self.base_url}: {problem}", code)
             time.sleep(delay)
 
     def is_authorized(
@@ -111,10 +118,3 @@ def _decision(body: dict[str, Any], where: str) -> Decision:
         return Decision.from_dict(body)
     except (KeyError, TypeError, ValueError) as exc:
         raise PdpUnavailable(f"{where}: a malformed decision ({exc!r})") from None
-
-
-def _error(data: bytes) -> str:
-    try:
-        return str(json.loads(data).get("error", ""))
-    except (ValueError, AttributeError):
-        return data[:200].decode(errors="replace")
