@@ -30,7 +30,13 @@ from grpc_reflection.v1alpha import reflection
 from pdp import Decision
 from pdp_client.v1 import authorizer_pb2 as pb
 from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
-from pdp_server.errors import BadRequest, DeadlineExceeded, ServiceError, grpc_abort
+from pdp_server.errors import (
+    BadRequest,
+    DeadlineExceeded,
+    InternalError,
+    ServiceError,
+    grpc_abort,
+)
 from pdp_server.grpc_admission import Admission
 from pdp_server.requests import (
     MAX_CONTEXT_KEYS,
@@ -127,10 +133,12 @@ class AuthorizerServicer(pb_grpc.AuthorizerServicer):
         self, request: pb.IsAuthorizedRequest, context: grpc.aio.ServicerContext
     ) -> pb.IsAuthorizedResponse:
         try:
-            decision = self.service.decide(_request(request))
+            return decision_message(self.service.decide(_request(request)))
         except ServiceError as exc:
             await self._abort(context, exc)
-        return decision_message(decision)
+        except Exception:  # as the table says: INTERNAL, the cause logged and never echoed
+            log.exception("internal error")
+            await self._abort(context, InternalError())
 
     async def BatchIsAuthorized(  # noqa: N802
         self, request: pb.BatchIsAuthorizedRequest, context: grpc.aio.ServicerContext
@@ -142,6 +150,9 @@ class AuthorizerServicer(pb_grpc.AuthorizerServicer):
             return await loop.run_in_executor(self._pool, self._batch, request, deadline)
         except ServiceError as exc:
             await self._abort(context, exc)
+        except Exception:
+            log.exception("internal error")
+            await self._abort(context, InternalError())
 
     async def _abort(self, context: grpc.aio.ServicerContext, exc: ServiceError) -> NoReturn:
         if isinstance(exc, BadRequest):
