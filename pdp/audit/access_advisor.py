@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from pdp.audit.decision_log import DecisionEvent
 from pdp.language import Policy
 
 __all__ = ["AccessAdvisor", "granted_services", "principal_name", "report"]
@@ -104,24 +105,24 @@ class AccessAdvisor:
         self._db_lock = threading.Lock()  # the connection; taken after _lock, never before
         self._last_flush = time.monotonic()
 
-    def observe(self, event: dict[str, Any]) -> None:
+    def observe(self, event: DecisionEvent) -> None:
         """Note an Allow decision event (other events are ignored)."""
-        if event.get("decision") != "Allow" or event.get("root"):
+        if event.decision != "Allow" or event.root:
             return
-        action = str(event.get("action", ""))
+        action = event.action
         prefix, colon, _ = action.partition(":")
         service = prefix.lower()
-        granted = [m for m in event.get("matched") or () if m.get("effect") == "Allow"]
+        granted = [m for m in event.matched if m.effect == "Allow"]
         if not (colon and granted and _SERVICE.fullmatch(service)):
             with self._lock:
                 self.refused += 1
             return
-        stamp = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).timestamp()
-        key = (principal_name(str(event.get("principal", ""))), service)
+        stamp = event.time
+        key = (principal_name(event.principal), service)
         with self._lock:
             previous = self._pending.get(key)
             if previous is None or stamp > previous[0]:
-                self._pending[key] = (stamp, action, granted[0].get("policy"))
+                self._pending[key] = (stamp, action, granted[0].policy)
             full = len(self._pending) >= _PENDING_MAX
         if full or time.monotonic() - self._last_flush >= self.flush_every:
             self.flush()

@@ -12,12 +12,12 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from typing import Any
 
 import orjson
 
 from pdp.audit.access_advisor import principal_name
+from pdp.audit.decision_log import DecisionEvent
 from pdp.language import parse_policy
 
 __all__ = ["log_files", "parse_since", "read_events", "suggest_policy"]
@@ -47,15 +47,23 @@ def log_files(path: str) -> list[str]:
     return out
 
 
-def read_events(paths: Iterable[str]) -> Iterator[dict[str, Any]]:
+def read_events(paths: Iterable[str]) -> Iterator[DecisionEvent]:
+    """The logged events, in order, each checked by `DecisionEvent.from_dict`. A torn line (a
+    writer that crashed mid-line) is skipped; any other line that is not an event raises
+    ValueError naming the file and line, rather than suggest a policy from a part of the log."""
     for path in paths:
         with open(path, "rb") as handle:
-            for line in handle:
-                if line.strip():
-                    try:
-                        yield orjson.loads(line)
-                    except orjson.JSONDecodeError:
-                        continue  # a torn last line of a crashed writer
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    parsed = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue  # a torn last line of a crashed writer
+                try:
+                    yield DecisionEvent.from_dict(parsed)
+                except ValueError as exc:
+                    raise ValueError(f"{path}:{number}: {exc}") from None
 
 
 def _literal(resource: str) -> str:
@@ -68,7 +76,7 @@ def _literal(resource: str) -> str:
 
 
 def suggest_policy(
-    events: Iterable[dict[str, Any]], principal: str, *, since: float, now: float | None = None
+    events: Iterable[DecisionEvent], principal: str, *, since: float, now: float | None = None
 ) -> dict[str, Any]:
     """A policy document granting exactly what `principal` was allowed in the window."""
     now = time.time() if now is None else now
@@ -76,12 +84,11 @@ def suggest_policy(
     who = principal_name(principal)
     by_action: dict[str, set[str]] = defaultdict(set)
     for event in events:
-        if event.get("decision") != "Allow" or principal_name(str(event.get("principal"))) != who:
+        if event.decision != "Allow" or principal_name(event.principal) != who:
             continue
-        stamp = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).timestamp()
-        if stamp < cutoff:
+        if event.time < cutoff:
             continue
-        by_action[str(event["action"])].add(_literal(str(event["resource"])))
+        by_action[event.action].add(_literal(event.resource))
     if not by_action:
         raise LookupError(f"no allowed decisions for {who!r} in the log window")
     by_resources: dict[tuple[str, ...], list[str]] = defaultdict(list)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pdp import Authorizer, Decision, PolicyLoadError, printable
-from pdp.audit import AccessAdvisor, DecisionLog, report, worker_path
+from pdp.audit import AccessAdvisor, DecisionEvent, DecisionLog, report, worker_path
 from pdp.store import Snapshot, StoreError, resolve_version, version_names, version_stamp
 from pdp_server.config import Config
 from pdp_server.control import Control
@@ -235,13 +235,15 @@ class Service:
         self.metrics.observe(decision.decision, decision.reason, elapsed)
         if self.decision_log is not None:
             self.decision_log.record(
-                request.principal,
-                request.action,
-                request.resource,
-                request.context,
-                decision,
-                elapsed,
-                request.request_id,
+                DecisionEvent.of(
+                    request.principal,
+                    request.action,
+                    request.resource,
+                    request.context,
+                    decision,
+                    elapsed,
+                    request.request_id,
+                )
             )
         return decision
 

@@ -8,30 +8,38 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import pdp
 from pdp.audit.access_advisor import AccessAdvisor, principal_name, report
-from pdp.audit.decision_log import DecisionLog
+from pdp.audit.decision_log import DecisionEvent, DecisionLog
 from pdp.audit.suggest import log_files, parse_since, read_events, suggest_policy
+from pdp.model import MatchedStatement
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store"
 DAY = 86400
 
 
-def event(principal: str, action: str, when: float, decision: str = "Allow") -> dict[str, Any]:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(when))
-    return {
-        "time": stamp,
-        "principal": principal,
-        "action": action,
-        "resource": "*",
-        "decision": decision,
-        "matched": [{"policy": "policies/P.json", "statement": 0, "sid": None, "effect": "Allow"}],
-        "root": False,
-    }
+def event(principal: str, action: str, when: float, decision: str = "Allow") -> DecisionEvent:
+    return DecisionEvent(
+        when,
+        principal,
+        action,
+        "*",
+        {},
+        "Allow" if decision == "Allow" else "Deny",
+        "allowed" if decision == "Allow" else "implicitDeny",
+        (MatchedStatement("policies/P.json", 0, None, "Allow"),),
+    )
+
+
+def old_line(principal: str, action: str, when: float) -> str:
+    """A logged line of the format before schema_version existed."""
+    line = event(principal, action, when).to_dict()
+    del line["schema_version"]
+    line["decision_id"] = "0" * 32
+    return json.dumps(line)
 
 
 def test_principal_names() -> None:
@@ -132,16 +140,18 @@ def test_suggested_policy_grants_exactly_what_the_log_shows(tmp_path: Path) -> N
     for principal, action, resource in LOGGED:
         decision = authz.is_authorized(principal, action, resource, office)
         assert decision.allowed, action
-        log.record(principal, action, resource, office, decision, 0.0)
+        log.record(DecisionEvent.of(principal, action, resource, office, decision, 0.0))
     denied = authz.is_authorized("bob", "iam:CreateUser", "*")  # a Deny is not evidence
-    log.record("bob", "iam:CreateUser", "*", None, denied, 0.0)
+    log.record(DecisionEvent.of("bob", "iam:CreateUser", "*", None, denied, 0.0))
     log.record(
-        "alice",
-        "s3:DeleteBucket",
-        "*",
-        None,
-        authz.is_authorized("alice", "s3:DeleteBucket", "*"),
-        0.0,
+        DecisionEvent.of(
+            "alice",
+            "s3:DeleteBucket",
+            "*",
+            None,
+            authz.is_authorized("alice", "s3:DeleteBucket", "*"),
+            0.0,
+        )
     )
     assert log.close()
     assert len(log_files(str(log_path))) > 1  # the rotated files are read too
@@ -163,9 +173,7 @@ def test_suggested_policy_grants_exactly_what_the_log_shows(tmp_path: Path) -> N
 def test_suggest_policy_cli_output_validates(tmp_path: Path) -> None:
     log_path = tmp_path / "decisions.jsonl"
     log_path.write_text(
-        "\n".join(
-            json.dumps(event("bob", a, time.time())) for a in ("s3:GetObject", "sqs:SendMessage")
-        )
+        "\n".join(old_line("bob", a, time.time()) for a in ("s3:GetObject", "sqs:SendMessage"))
         + "\n{torn"
     )
     out = subprocess.run(
@@ -207,6 +215,26 @@ def test_suggest_policy_cli_output_validates(tmp_path: Path) -> None:
         text=True,
     )
     assert none.returncode == 1 and "no allowed decisions for 'carol'" in none.stderr
+
+
+def test_suggest_policy_reads_old_and_new_lines_and_refuses_a_newer_schema(
+    tmp_path: Path,
+) -> None:
+    """Lines of before schema_version and of version 1 mix; a line of a version this pdp does
+    not know stops the command with its file and line, rather than suggest from part of the log."""
+    log_path = tmp_path / "decisions.jsonl"
+    now = time.time()
+    current = event("bob", "sqs:SendMessage", now).to_dict() | {"decision_id": "1" * 32}
+    log_path.write_text(old_line("bob", "s3:GetObject", now) + "\n" + json.dumps(current) + "\n")
+    command = [sys.executable, "-m", "pdp.cli", "suggest-policy", "--principal", "bob"]
+    command += ["--log", str(log_path)]
+    ok = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert json.loads(ok.stdout)["Statement"][0]["Action"] == ["s3:GetObject", "sqs:SendMessage"]
+    with log_path.open("a") as handle:
+        handle.write(json.dumps(current | {"schema_version": 2}) + "\n")
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert f"{log_path}:3: decision event schema_version 2 is newer" in refused.stderr
 
 
 def test_log_files_include_every_worker_and_rotation(tmp_path: Path) -> None:

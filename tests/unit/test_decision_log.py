@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
@@ -9,11 +10,12 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from pdp.audit.decision_log import DecisionLog
+from pdp.audit.decision_log import DecisionEvent, DecisionLog
 from pdp.model import Decision, MatchedStatement
 
 ALLOW = Decision(
@@ -40,17 +42,20 @@ def test_event_fields(tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
     log = DecisionLog(str(path))
     log.record(
-        "bob",
-        "s3:GetObject",
-        "arn:aws:s3:::b/k",
-        {"aws:SourceIp": "10.0.0.1"},
-        ALLOW,
-        0.0000123,
-        "req-1",
+        DecisionEvent.of(
+            "bob",
+            "s3:GetObject",
+            "arn:aws:s3:::b/k",
+            {"aws:SourceIp": "10.0.0.1"},
+            ALLOW,
+            0.0000123,
+            "req-1",
+        )
     )
     assert log.close()
     (event,) = lines(path)
     assert set(event) == {
+        "schema_version",
         "decision_id",
         "time",
         "principal",
@@ -73,15 +78,116 @@ def test_event_fields(tmp_path: Path) -> None:
     ]
     assert event["latency_us"] == 12.3 and event["request_id"] == "req-1"
     assert str(event["time"]).endswith("Z") and len(str(event["decision_id"])) == 32
+    assert event["schema_version"] == DecisionEvent.SCHEMA == 1
+
+
+def test_an_event_reads_back_as_it_was_logged(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(str(path))
+    sent = DecisionEvent.of("bob", "s3:GetObject", "*", {"n": 7}, ALLOW, 0.0000123, "r1")
+    log.record(sent)
+    assert log.close()
+    (line,) = lines(path)
+    event = DecisionEvent.from_dict(line)
+    assert event.to_dict() == line
+    assert abs(event.time - sent.time) <= 1e-6  # logged to the microsecond
+    assert event == dataclasses.replace(sent, decision_id=line["decision_id"], time=event.time)
+
+
+def test_of_builds_the_event_the_constructor_does() -> None:
+    """`of` sets each slot itself (the request path's constructor): it sets them all."""
+    fast = DecisionEvent.of("bob", "s3:GetObject", "*", {"n": 7}, DENY, 0.0000123, "r1", now=5.0)
+    assert fast == DecisionEvent(
+        5.0,
+        "bob",
+        "s3:GetObject",
+        "*",
+        {"n": 7},
+        "Deny",
+        "explicitDeny",
+        DENY.matched,
+        (),
+        "0002",
+        False,
+        12.3,
+        "r1",
+    )
+    assert {f.name: getattr(fast, f.name) for f in dataclasses.fields(fast)}  # every slot set
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.principal = "alice"  # type: ignore[misc]
+
+
+def _old_line() -> dict[str, object]:
+    """A line as logged before schema_version existed."""
+    return {
+        "decision_id": "4f0c" * 8,
+        "time": "2026-11-28T06:40:12.123456Z",
+        "principal": "bob",
+        "action": "s3:GetObject",
+        "resource": "arn:aws:s3:::example-bucket/report.csv",
+        "context": {"aws:SourceIp": "203.0.113.9"},
+        "decision": "Allow",
+        "reason": "allowed",
+        "matched": [{"policy": "policies/P.json", "statement": 1, "sid": None, "effect": "Allow"}],
+        "errors": [],
+        "policy_version": "0002",
+        "root": False,
+        "latency_us": 11.4,
+        "request_id": "r-17",
+    }
+
+
+def test_a_line_from_before_the_version_reads_as_version_1() -> None:
+    event = DecisionEvent.from_dict(_old_line())
+    assert event.schema_version == 1 and event.principal == "bob"
+    assert event.matched == (MatchedStatement("policies/P.json", 1, None, "Allow"),)
+    assert event.to_dict() == {"schema_version": 1, **_old_line()}
+    assert event.time == datetime(2026, 11, 28, 6, 40, 12, 123456, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"schema_version": 2}, "newer than this reader"),
+        ({"schema_version": "1"}, "schema_version"),
+        ({"schema_version": True}, "schema_version"),
+        ({"principal": None}, "'principal' is not str"),
+        ({"decision": "Maybe"}, "reason does not fit"),
+        ({"reason": "explicitDeny"}, "reason does not fit"),
+        ({"time": "yesterday"}, "not ISO 8601"),
+        (
+            {"matched": [{"policy": "p", "statement": True, "sid": None, "effect": "Allow"}]},
+            "'statement'",
+        ),
+        ({"matched": [{"policy": "p", "statement": 0, "sid": None, "effect": "allow"}]}, "effect"),
+        ({"matched": ["p"]}, "matched\\[0\\]"),
+        ({"errors": [1]}, "errors are strings"),
+        ({"root": 0}, "'root' is not bool"),
+        ({"latency_us": "fast"}, "'latency_us'"),
+        ({"context": []}, "'context' is not dict"),
+        ({"request_id": 17}, "'request_id'"),
+        ({"truncated": "yes"}, "'truncated'"),
+    ],
+)
+def test_from_dict_refuses_what_is_not_an_event(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DecisionEvent.from_dict({**_old_line(), **change})
+
+
+def test_from_dict_names_a_missing_field() -> None:
+    line = _old_line()
+    del line["resource"]
+    with pytest.raises(ValueError, match="lacks 'resource'"):
+        DecisionEvent.from_dict(line)
 
 
 def test_allow_sampling_keeps_every_deny_and_root(tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
     log = DecisionLog(str(path), allow_sample_rate=0.0)
     for _ in range(50):
-        log.record("bob", "s3:GetObject", "*", None, ALLOW, 0.0)
-        log.record("bob", "s3:DeleteObject", "*", None, DENY, 0.0)
-        log.record("arn:aws:iam::1:root", "iam:X", "*", None, ROOT, 0.0)
+        log.record(DecisionEvent.of("bob", "s3:GetObject", "*", None, ALLOW, 0.0))
+        log.record(DecisionEvent.of("bob", "s3:DeleteObject", "*", None, DENY, 0.0))
+        log.record(DecisionEvent.of("arn:aws:iam::1:root", "iam:X", "*", None, ROOT, 0.0))
     assert log.close()
     events = lines(path)
     assert len(events) == 100 and log.stats()["sampled_out"] == 50
@@ -93,7 +199,7 @@ def test_rotation_by_size_keeps_every_line(tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
     log = DecisionLog(str(path), max_bytes=4000, backups=50)
     for i in range(300):
-        log.record(f"user{i}", "s3:GetObject", "*", None, DENY, 0.0)
+        log.record(DecisionEvent.of(f"user{i}", "s3:GetObject", "*", None, DENY, 0.0))
     assert log.close()
     files = sorted(tmp_path.glob("decisions.jsonl*"))
     assert len(files) > 5
@@ -105,7 +211,7 @@ def test_rotation_keeps_only_the_backups_asked_for(tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
     log = DecisionLog(str(path), max_bytes=2000, backups=2)
     for i in range(300):
-        log.record(f"user{i}", "s3:GetObject", "*", None, DENY, 0.0)
+        log.record(DecisionEvent.of(f"user{i}", "s3:GetObject", "*", None, DENY, 0.0))
     assert log.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "decisions.jsonl",
@@ -122,7 +228,7 @@ def test_a_fifo_nobody_reads_never_slows_a_request(tmp_path: Path) -> None:
     slowest = 0.0
     for _ in range(20_000):
         started = time.perf_counter()
-        log.record("bob", "s3:DeleteObject", "*", None, DENY, 0.0)
+        log.record(DecisionEvent.of("bob", "s3:DeleteObject", "*", None, DENY, 0.0))
         slowest = max(slowest, time.perf_counter() - started)
     assert slowest < 0.5  # a put_nowait, not a wait on the disk (generous: shared CI cores)
     assert log.stats()["dropped"] >= 20_000 - 101
@@ -137,7 +243,9 @@ def test_under_concurrent_load_nothing_is_lost_silently(tmp_path: Path) -> None:
 
     def worker(n: int) -> None:
         for i in range(2500):
-            log.record(f"w{n}", "s3:GetObject", f"arn:aws:s3:::b/{i}", None, DENY, 0.0)
+            log.record(
+                DecisionEvent.of(f"w{n}", "s3:GetObject", f"arn:aws:s3:::b/{i}", None, DENY, 0.0)
+            )
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
     for t in threads:
@@ -162,7 +270,7 @@ def _flood_a_stalled_log(
         log = DecisionLog(str(fifo), queue_size=100_000, queue_bytes=1 << 20)
         before = tracemalloc.get_traced_memory()[0]
         for principal, resource, context in requests:
-            log.record(principal, "s3:DeleteObject", resource, context, DENY, 0.0)
+            log.record(DecisionEvent.of(principal, "s3:DeleteObject", resource, context, DENY, 0.0))
         return log, tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
@@ -203,8 +311,10 @@ def test_oversized_context_values_are_cut_and_the_event_says_so(tmp_path: Path) 
         "tags": ["t" * 2000, "ok"],
         "n": 7,
     }
-    log.record("bob", "s3:GetObject", "*", context, ALLOW, 0.0)
-    log.record("bob", "s3:GetObject", "*", {"aws:SourceIp": "10.0.0.1"}, ALLOW, 0.0)
+    log.record(DecisionEvent.of("bob", "s3:GetObject", "*", context, ALLOW, 0.0))
+    log.record(
+        DecisionEvent.of("bob", "s3:GetObject", "*", {"aws:SourceIp": "10.0.0.1"}, ALLOW, 0.0)
+    )
     assert log.close()
     cut, whole = lines(path)
     assert cut["context"] == {
@@ -226,7 +336,7 @@ def test_the_whole_logged_context_is_capped(tmp_path: Path) -> None:
     log = DecisionLog(str(path), max_value=1024, max_context=16 << 10)
     context = {f"key{i:03}": "v" * 1000 for i in range(128)}
     context["x" * 5000] = "a key longer than a value may be"
-    log.record("bob", "s3:DeleteObject", "*", context, DENY, 0.0)
+    log.record(DecisionEvent.of("bob", "s3:DeleteObject", "*", context, DENY, 0.0))
     assert log.close()
     (event,) = lines(path)
     logged = event["context"]
@@ -247,7 +357,11 @@ def test_oversized_strings_from_the_python_api_are_cut(tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
     log = DecisionLog(str(path))
     failed = Decision("Deny", "implicitDeny", errors=("e" * 10_000,), policy_version="0002")
-    log.record("bob", "s3:GetObject", "arn:aws:s3:::b/" + "k" * 100_000, None, failed, 0.0)
+    log.record(
+        DecisionEvent.of(
+            "bob", "s3:GetObject", "arn:aws:s3:::b/" + "k" * 100_000, None, failed, 0.0
+        )
+    )
     assert log.close()
     (event,) = lines(path)
     assert len(str(event["resource"])) == 4096 and len(str(event["errors"][0])) == 1024  # type: ignore[index]
@@ -260,9 +374,15 @@ def test_stdout_events_are_single_writes_of_at_most_pipe_buf(
     """Each stdout event is one os.write of one line that fits PIPE_BUF, atomic on a pipe."""
     log = DecisionLog("stdout")
     big = {f"key{i:02}": "v" * 1000 for i in range(12)}
-    log.record("bob", "s3:GetObject", "*", big, ALLOW, 0.0, "r1")
-    log.record("bob", "s3:GetObject", "arn:aws:s3:::b/" + "k" * 4000, big, ALLOW, 0.0, "r2")
-    log.record("bob", "s3:GetObject", "*", {"aws:SourceIp": "10.0.0.1"}, ALLOW, 0.0, "r3")
+    log.record(DecisionEvent.of("bob", "s3:GetObject", "*", big, ALLOW, 0.0, "r1"))
+    log.record(
+        DecisionEvent.of(
+            "bob", "s3:GetObject", "arn:aws:s3:::b/" + "k" * 4000, big, ALLOW, 0.0, "r2"
+        )
+    )
+    log.record(
+        DecisionEvent.of("bob", "s3:GetObject", "*", {"aws:SourceIp": "10.0.0.1"}, ALLOW, 0.0, "r3")
+    )
     assert log.close()
     out = capfd.readouterr().out.splitlines()
     assert len(out) == 3 and all(len(line.encode()) + 1 <= select.PIPE_BUF for line in out)
@@ -281,7 +401,11 @@ def test_even_a_hostile_event_fits_pipe_buf_on_stdout(capfd: pytest.CaptureFixtu
     matched = tuple(MatchedStatement(f"policies/P{i}.json", i, "S" * 50, "Deny") for i in range(50))
     hostile = Decision("Deny", "explicitDeny", matched, ("\U0001f600" * 2000,) * 50, "0002")
     context = {"\x01" * 1000: "\x01" * 1000, "k": ["\U0001f600" * 1000] * 200}
-    log.record("\U0001f600" * 4096, "s3:" + "\x01" * 4000, '"' * 4096, context, hostile, 0.0, "r")
+    log.record(
+        DecisionEvent.of(
+            "\U0001f600" * 4096, "s3:" + "\x01" * 4000, '"' * 4096, context, hostile, 0.0, "r"
+        )
+    )
     assert log.close()
     (line,) = capfd.readouterr().out.splitlines()
     assert len(line.encode()) + 1 <= select.PIPE_BUF
@@ -294,7 +418,7 @@ def test_even_a_hostile_event_fits_pipe_buf_on_stdout(capfd: pytest.CaptureFixtu
 def test_events_recorded_after_close_are_counted_as_dropped(tmp_path: Path) -> None:
     log = DecisionLog(str(tmp_path / "decisions.jsonl"))
     assert log.close()
-    log.record("bob", "s3:GetObject", "*", None, DENY, 0.0)
+    log.record(DecisionEvent.of("bob", "s3:GetObject", "*", None, DENY, 0.0))
     assert log.stats()["dropped_by_reason"]["shutdown"] == 1 == log.stats()["dropped"]
 
 
@@ -302,6 +426,6 @@ def test_rotation_keeps_ten_backups_by_default(tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
     log = DecisionLog(str(path), max_bytes=1000)
     for i in range(300):
-        log.record(f"user{i}", "s3:GetObject", "*", None, DENY, 0.0)
+        log.record(DecisionEvent.of(f"user{i}", "s3:GetObject", "*", None, DENY, 0.0))
     assert log.close()
     assert len(list(tmp_path.iterdir())) == 11
