@@ -9,6 +9,9 @@ The embedded door::
                             resource="arn:aws:s3:::bucket/key",
                             context={"aws:SourceIp": "10.0.0.1"})
     decision.decision, decision.reason, decision.matched, decision.errors
+
+`pdp.limits` (also exported by `pdp.language`) holds the limits of one request (context keys,
+string lengths), the same numbers the server's HTTP and gRPC doors refuse at.
 """
 
 from pdp.errors import Diagnostic, PdpError, PolicyLoadError, PolicyValidationError, RequestError

@@ -14,8 +14,14 @@ from pdp.language.evaluate import PolicySet, check_request, evaluate, failure
 from pdp.language.jsondoc import JsonObject, MalformedJson, load_json, repeated_key
 from pdp.language.operators import to_date, to_number
 from pdp.language.policy import Policy, parse_policy
+from pdp.limits import MAX_ACTION, MAX_CONTEXT_KEYS, MAX_KEY, MAX_LIST, MAX_STRING
 
 __all__ = [
+    "MAX_ACTION",
+    "MAX_CONTEXT_KEYS",
+    "MAX_KEY",
+    "MAX_LIST",
+    "MAX_STRING",
     "JsonObject",
     "MalformedJson",
     "Policy",

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Final
 
 from pdp.errors import RequestError
+from pdp.limits import MAX_CONTEXT_KEYS, MAX_KEY, MAX_LIST, MAX_STRING
 from pdp.model import Principal, is_principal_key
 
 __all__ = ["MISSING", "RequestContext", "Scalar", "Value", "scalar_text"]
@@ -34,8 +35,6 @@ class _Missing:
 MISSING: Final = _Missing()
 
 CLOCK_KEYS = ("aws:currenttime", "aws:epochtime")
-MAX_CONTEXT_KEYS = 256
-MAX_VALUES_PER_KEY = 1024
 
 
 def scalar_text(value: Scalar) -> str:
@@ -51,7 +50,13 @@ _PLAIN = frozenset({str, int, bool})  # value types taken as they are, with no f
 
 
 def _check_scalar(key: str, value: object) -> Scalar:
-    if isinstance(value, str | bool | int):
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise RequestError(
+                f'context: a value of "{_short(key)}" is longer than {MAX_STRING} characters'
+            )
+        return value
+    if isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -65,10 +70,23 @@ def _check_scalar(key: str, value: object) -> Scalar:
 
 def _check_value(key: str, value: object) -> Value:
     if isinstance(value, list | tuple):
-        if len(value) > MAX_VALUES_PER_KEY:
-            raise RequestError(f'context: "{key}" has more than {MAX_VALUES_PER_KEY} values')
+        if len(value) > MAX_LIST:
+            raise RequestError(f'context: "{_short(key)}" has more than {MAX_LIST} values')
         return tuple(_check_scalar(key, v) for v in value)
     return _check_scalar(key, value)
+
+
+def _short(key: str) -> str:
+    """A key as an error message names it: a long one cut (the message stays small)."""
+    return key if len(key) <= 100 else key[:40] + "..."
+
+
+_is_str = str.__instancecheck__
+
+
+def _longest_string(values: Iterable[object]) -> int:
+    """The length of the longest string among `values` (C-level: filter, map, max)."""
+    return max(map(len, filter(_is_str, values)), default=0)  # type: ignore[arg-type]
 
 
 _USER_KEYS = frozenset(
@@ -81,7 +99,8 @@ def _normalize(context: Mapping[str, object]) -> dict[str, Value]:
 
     The common case is a dict comprehension and a few C-level checks over all keys at once;
     anything unusual (non-string or empty keys, keys repeated in another case, keys the principal
-    supplies, values other than str/int/bool) takes the slow path, which names the offending key.
+    supplies, keys or strings over the limits, values other than str/int/bool) takes the slow
+    path, which names the offending key.
     """
     if type(context) is not dict and not isinstance(context, Mapping):
         raise RequestError("context: must be an object mapping keys to values")
@@ -92,23 +111,34 @@ def _normalize(context: Mapping[str, object]) -> dict[str, Value]:
         own: dict[str, object] = {k.lower(): v for k, v in context.items()}
     except AttributeError:
         own = {}
+    keys = "\n".join(own)
     if (
         len(own) != count
         or "" in own
         or not _USER_KEYS.isdisjoint(own)
-        or "\naws:principal" in "\n" + "\n".join(own)  # a cheap filter; _check_keys decides
+        or "\naws:principal" in "\n" + keys  # a cheap filter; _check_keys decides
+        or (len(keys) > MAX_KEY and max(map(len, own)) > MAX_KEY)  # lower() never shortens
     ):
         _check_keys(context)
-    if not _PLAIN.issuperset(map(type, own.values())):
-        for lower in [k for k, v in own.items() if type(v) not in _PLAIN]:
-            value = own[lower]
-            kind = type(value)
-            if (kind is list or kind is tuple) and _PLAIN.issuperset(map(type, value)):  # type: ignore[call-overload]
-                if len(value) <= MAX_VALUES_PER_KEY:  # type: ignore[arg-type]
-                    own[lower] = tuple(value)  # type: ignore[arg-type]
-                    continue
-            original = next(k for k in context if k.lower() == lower)
-            own[lower] = _check_value(original, value)
+    for value in own.values():  # a loop beats map/filter on the few values of most contexts
+        kind = type(value)
+        if kind is str:
+            if len(value) > MAX_STRING:  # type: ignore[arg-type]
+                break
+        elif kind is not bool and kind is not int:
+            break
+    else:
+        return own  # type: ignore[return-value]
+    for lower, value in list(own.items()):
+        kind = type(value)
+        if kind is bool or kind is int or (kind is str and len(value) <= MAX_STRING):  # type: ignore[arg-type]
+            continue
+        if (kind is list or kind is tuple) and _PLAIN.issuperset(map(type, value)):  # type: ignore[call-overload]
+            if len(value) <= MAX_LIST and _longest_string(value) <= MAX_STRING:  # type: ignore[arg-type]
+                own[lower] = tuple(value)  # type: ignore[arg-type]
+                continue
+        original = next(k for k in context if k.lower() == lower)
+        own[lower] = _check_value(original, value)
     return own  # type: ignore[return-value]
 
 
@@ -118,6 +148,8 @@ def _check_keys(context: Mapping[str, object]) -> None:
     for key in context:
         if not isinstance(key, str) or not key or "\n" in key:
             raise RequestError(f"context: key {key!r} must be a non-empty single-line string")
+        if len(key) > MAX_KEY:
+            raise RequestError(f'context: key "{_short(key)}" is longer than {MAX_KEY} characters')
         lower = key.lower()
         if is_principal_key(lower):
             raise RequestError(

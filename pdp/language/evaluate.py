@@ -20,16 +20,15 @@ from pdp.language.compile import CompiledStatement
 from pdp.language.context import RequestContext
 from pdp.language.operators import EvaluationError
 from pdp.language.policy import Policy
+from pdp.limits import MAX_ACTION, MAX_STRING
 from pdp.model import Decision, Principal
 
 __all__ = ["PolicySet", "evaluate"]
 
 log = logging.getLogger(__name__)
 
-MAX_ACTION = 256
 # A requested action names one action: no wildcards, spaces or control characters.
 _ACTION = re.compile(r"[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+", re.ASCII)
-MAX_RESOURCE = 4096
 
 
 def check_request(action: object, resource: object) -> str:
@@ -37,9 +36,9 @@ def check_request(action: object, resource: object) -> str:
     service = _SERVICES.get(action) if type(action) is str else None
     if service is None:
         service = _check_action(action)
-    if not isinstance(resource, str) or not 0 < len(resource) <= MAX_RESOURCE:
+    if not isinstance(resource, str) or not 0 < len(resource) <= MAX_STRING:
         raise RequestError(
-            f"resource: must be a non-empty string of at most {MAX_RESOURCE} characters"
+            f"resource: must be a non-empty string of at most {MAX_STRING} characters"
         )
     return service
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pdp.language import MAX_CONTEXT_KEYS, MAX_KEY, MAX_LIST, MAX_STRING  # pdp/limits.py
 from pdp_server.errors import BadRequest
 
 __all__ = [
@@ -31,10 +32,6 @@ __all__ = [
 MAX_BATCH = 1000
 MAX_BATCH_CHARS = 1 << 20  # request_chars() of one batch, all its requests together
 VALUE_CHARS = 16
-MAX_CONTEXT_KEYS = 128
-MAX_KEY = 256  # IAM's longest keys are tag keys: "aws:ResourceTag/" and 128 characters
-MAX_STRING = 4096
-MAX_LIST = 256
 _FIELDS = ("principal", "principal_type", "action", "resource", "context", "request_id")
 PRINCIPAL_TYPES = ("user", "root")
 _SCALARS = (str, bool, int, float)
