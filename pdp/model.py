@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
 from pdp.errors import RequestError
+from pdp.names import is_account_id, is_path, is_user_name
 
 __all__ = ["Decision", "MatchedStatement", "Principal"]
 
-_ACCOUNT = re.compile(r"\d{12}", re.ASCII)  # IAM names and ids are ASCII
-_USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
-_PATH = re.compile(r"/(?:[\x21-\x7e]*/)?")
 
 # Keys the principal supplies (lower-cased): a request may not set them. These are the keys
 # IAM derives from an IAM user that pdp knows from its store; other aws:Principal* keys
@@ -74,11 +71,11 @@ class Principal:
         user_id: str | None = None,
     ) -> Principal:
         """An IAM user `arn:aws:iam::<account>:user<path><name>` with its tags."""
-        if not isinstance(name, str) or not _USER_NAME.fullmatch(name):
+        if not is_user_name(name):
             raise RequestError(f"principal: invalid user name {name!r}")
-        if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
+        if not is_account_id(account):
             raise RequestError(f"principal: account must be 12 digits, got {account!r}")
-        if not isinstance(path, str) or not _PATH.fullmatch(path):
+        if not is_path(path):
             raise RequestError(f"principal: invalid path {path!r}")
         clean_tags = _check_tags(tags or {})
         arn = f"arn:aws:iam::{account}:user{path}{name}"
@@ -107,7 +104,7 @@ class Principal:
     @classmethod
     def root(cls, *, account: str) -> Principal:
         """The account root user `arn:aws:iam::<account>:root`."""
-        if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
+        if not is_account_id(account):
             raise RequestError(f"principal: account must be 12 digits, got {account!r}")
         arn = f"arn:aws:iam::{account}:root"
         keys: dict[str, str | bool] = {

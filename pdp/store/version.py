@@ -25,6 +25,14 @@ from typing import Any
 
 from pdp.errors import Diagnostic, PolicyValidationError
 from pdp.language import JsonObject, MalformedJson, Policy, load_json, parse_policy
+from pdp.names import (
+    MAX_PATH,
+    is_account_id,
+    is_group_name,
+    is_path,
+    is_policy_name,
+    is_user_name,
+)
 from pdp.store.shards import MASK, Shards
 
 __all__ = [
@@ -49,17 +57,13 @@ MAX_FILE_BYTES = 1 << 20  # 1 MiB: IAM's own limits are a few KiB per policy
 _CHUNK = 1 << 16
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 DEFAULT_ACCOUNT = "000000000000"
-_ACCOUNT = re.compile(r"\d{12}", re.ASCII)  # IAM names and ids are ASCII
-_USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
-_GROUP_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
-_POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 _FOLDERS = ("policies", "groups", "users", "tests")
+_PATH_RULE = f'path must start and end with "/", at most {MAX_PATH} characters of printable ASCII'
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
 # IAM's size limits, in characters other than white space (reference_iam-quotas.html)
 MANAGED_POLICY_CHARS = 6144
 USER_INLINE_CHARS = 2048
 GROUP_INLINE_CHARS = 5120
-_PATH = re.compile(r"/(?:[\x21-\x7e]*/)?")
 _SECRET_WORDS = ("secret", "password", "private_key", "token")
 PASSWORD_POLICY_FIELDS: dict[str, type] = {
     "MinimumPasswordLength": int,
@@ -436,7 +440,7 @@ class _Reader:
             )
         out = []
         for name, document in value.items():
-            if not _POLICY_NAME.fullmatch(name):
+            if not is_policy_name(name):
                 self.add(rel, f"inline_policies.{name}", "invalid_name", "invalid policy name")
                 continue
             policy = self.policy(
@@ -656,7 +660,7 @@ def _read_delta(
 
 
 def _read_policy(reader: _Reader, rel: str, stem: str, raw: bytes) -> Policy | None:
-    if not _POLICY_NAME.fullmatch(stem):
+    if not is_policy_name(stem):
         reader.add(rel, "", "invalid_name", f'invalid policy name "{stem}"')
         return None
     chars = _chars(raw.decode("utf-8", "replace"))
@@ -705,7 +709,7 @@ def _read_account(reader: _Reader) -> Account:
     if doc is None:
         return Account()
     account_id = doc.get("account_id", DEFAULT_ACCOUNT)
-    if not isinstance(account_id, str) or not _ACCOUNT.fullmatch(account_id):
+    if not is_account_id(account_id):
         reader.add(rel, "account_id", "invalid_field", "account_id must be 12 digits")
         account_id = DEFAULT_ACCOUNT
     root_doc = reader.object(rel, doc.get("root", {}), ("enabled", "mfa_enabled", "access_keys"))
@@ -758,7 +762,7 @@ def _read_user(reader: _Reader, rel: str, name: str, raw: bytes) -> User | None:
         doc = reader.object(rel, doc, _USER_FIELDS)
     if doc is None:
         return None
-    if not _USER_NAME.fullmatch(name):
+    if not is_user_name(name):
         reader.add(rel, "", "invalid_name", f'invalid user name "{name}"')
     tags = doc.get("tags", {})
     if not isinstance(tags, dict) or not all(
@@ -769,8 +773,8 @@ def _read_user(reader: _Reader, rel: str, name: str, raw: bytes) -> User | None:
     elif len({k.lower() for k in tags}) != len(tags):
         reader.add(rel, "tags", "invalid_field", "tag keys must differ in more than case")
     path = doc.get("path", "/")
-    if not isinstance(path, str) or not _PATH.fullmatch(path):
-        reader.add(rel, "path", "invalid_field", 'path must start and end with "/"')
+    if not is_path(path):
+        reader.add(rel, "path", "invalid_field", _PATH_RULE)
         path = "/"
     for key in ("mfa_enabled", "console_access"):
         reader.typed(rel, doc, key, _is_bool, "true or false")
@@ -797,11 +801,11 @@ def _read_group(reader: _Reader, rel: str, name: str, raw: bytes) -> Group | Non
         doc = reader.object(rel, doc, ("policies", "inline_policies", "path"))
     if doc is None:
         return None
-    if not _GROUP_NAME.fullmatch(name):
+    if not is_group_name(name):
         reader.add(rel, "", "invalid_name", f'invalid group name "{name}"')
     path = doc.get("path", "/")
-    if not isinstance(path, str) or not _PATH.fullmatch(path):
-        reader.add(rel, "path", "invalid_field", 'path must start and end with "/"')
+    if not is_path(path):
+        reader.add(rel, "path", "invalid_field", _PATH_RULE)
         path = "/"
     return Group(
         name=name,

@@ -362,6 +362,10 @@ def test_a_number_past_pythons_digit_limit_is_a_refused_version(store: Path) -> 
     ("file", "content", "message"),
     [
         ("users/bób.json", {"groups": []}, 'invalid user name "bób"'),
+        ("users/" + "n" * 65 + ".json", {"groups": []}, "invalid user name"),
+        ("groups/" + "G" * 129 + ".json", {"policies": []}, "invalid group name"),
+        ("users/carol.json", {"path": "/" + "p" * 511 + "/"}, "at most 512 characters"),
+        ("groups/Ops.json", {"path": "//"}, 'path must start and end with "/"'),
         ("groups/Developers.json", {"policies": []}, "differ only in case"),
         (
             "policies/s3bucketspecificaccess.json",
