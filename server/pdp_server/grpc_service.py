@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from concurrent import futures
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
@@ -188,22 +189,16 @@ def _receive_limit(max_batch_chars: int) -> int:
     return max(MIN_RECEIVE, 2 * max_batch_chars)
 
 
+@dataclass(eq=False)
 class GrpcServer:
-    """A running aio gRPC server seen from sync code: its bound `port`, and `stop`."""
+    """A running aio gRPC server seen from sync code: its bound `port`, its `health` servicer,
+    and `stop`; the loop, server and pool it runs on are its own."""
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        server: grpc.aio.Server,
-        port: int,
-        health_servicer: health_aio.HealthServicer,
-        pool: futures.ThreadPoolExecutor,
-    ) -> None:
-        self._loop = loop
-        self._server = server
-        self.port = port
-        self.health = health_servicer
-        self._pool = pool
+    _loop: asyncio.AbstractEventLoop
+    _server: grpc.aio.Server
+    port: int
+    health: health_aio.HealthServicer
+    _pool: futures.ThreadPoolExecutor
 
     def stop(self, grace: float | None = None) -> bool:
         """Refuse new calls, let calls in flight finish for up to `grace` seconds, then cancel

@@ -1,11 +1,13 @@
-"""What the clients share: request encoding, the retry schedule, the unreachable policy."""
+"""What the clients share: their interface, request encoding, the retry schedule, the
+unreachable policy."""
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, Literal, Self, TypeVar
 
 from pdp_client.errors import PdpUnavailable
 from pdp_client.model import Decision, unreachable
@@ -13,6 +15,8 @@ from pdp_client.v1 import authorizer_pb2 as pb
 
 OnUnavailable = Literal["deny", "raise"]
 T = TypeVar("T")
+One = TypeVar("One")  # what `is_authorized` returns: a Decision, or (asyncio) an awaitable of one
+Many = TypeVar("Many")  # what `batch_is_authorized` returns: a list of them, or an awaitable
 
 
 def check_policy(on_unavailable: str) -> OnUnavailable:
@@ -28,10 +32,95 @@ def fail_closed(on_unavailable: OnUnavailable, exc: PdpUnavailable) -> Decision:
     return unreachable(str(exc))
 
 
-def backoff(retries: int, base: float = 0.05, cap: float = 1.0) -> Iterator[float]:
-    """Delays before each retry: exponential with full jitter."""
-    for attempt in range(retries):
-        yield random.uniform(0, min(cap, base * 2**attempt))
+class Retry(Exception):
+    """An attempt failed in a way another attempt may not: pdp unreachable, not ready or busy."""
+
+    def __init__(self, error: PdpUnavailable) -> None:
+        super().__init__(error)
+        self.error = error
+
+    def delay(self, retried: int, retries: int, base: float = 0.05, cap: float = 1.0) -> float:
+        """The wait before one more attempt after `retried` retries: exponential with full
+        jitter; once `retries` are spent, `error` is raised."""
+        if retried >= retries:
+            raise self.error from None
+        return random.uniform(0, min(cap, base * 2**retried))
+
+
+def retrying(retries: int, attempt: Callable[..., T], *args: Any) -> T:
+    """`attempt(*args)`, tried again after a delay while it raises Retry (at most `retries`
+    times); PdpRequestError and a PdpUnavailable that is not worth a retry pass."""
+    retried = 0
+    while True:
+        try:
+            return attempt(*args)
+        except Retry as exc:
+            time.sleep(exc.delay(retried, retries))
+            retried += 1
+
+
+class Client(Generic[One, Many]):
+    """The interface of every client: a transport builds on it with `_decide` (one request, as
+    a `request_dict`) and `_decide_batch`, which fail closed by `on_unavailable`."""
+
+    def __init__(self, *, timeout: float, retries: int, on_unavailable: str) -> None:
+        self.timeout = timeout
+        self.retries = retries
+        self.on_unavailable = check_policy(on_unavailable)
+
+    def is_authorized(
+        self,
+        principal: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        principal_type: str = "user",
+    ) -> One:
+        """Decide one request; `principal_type="root"` (with the root ARN) asks for the root."""
+        return self._decide(request_dict(principal, action, resource, context, principal_type))
+
+    def batch_is_authorized(self, requests: Iterable[Mapping[str, Any]]) -> Many:
+        """Decide many requests on one policy version (dicts with principal/action/resource)."""
+        return self._decide_batch(list(requests))
+
+    def _decide(self, body: dict[str, Any]) -> One:
+        raise NotImplementedError
+
+    def _decide_batch(self, requests: list[Mapping[str, Any]]) -> Many:
+        raise NotImplementedError
+
+
+class SyncClient(Client[Decision, list[Decision]]):
+    """A blocking client: its transport's `_ask` and `_ask_batch` answer, or raise
+    PdpUnavailable (then the answer is `fail_closed`) or PdpRequestError."""
+
+    def _decide(self, body: dict[str, Any]) -> Decision:
+        try:
+            return self._ask(body)
+        except PdpUnavailable as exc:
+            return fail_closed(self.on_unavailable, exc)
+
+    def _decide_batch(self, requests: list[Mapping[str, Any]]) -> list[Decision]:
+        try:
+            return self._ask_batch(requests)
+        except PdpUnavailable as exc:
+            return [fail_closed(self.on_unavailable, exc)] * len(requests)
+
+    def _ask(self, body: dict[str, Any]) -> Decision:
+        raise NotImplementedError
+
+    def _ask_batch(self, requests: list[Mapping[str, Any]]) -> list[Decision]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def request_dict(

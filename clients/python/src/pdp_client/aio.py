@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
-import grpc
 import grpc.aio
 
-from pdp_client._common import (
-    backoff,
-    check_policy,
-    checked_results,
-    fail_closed,
-    grpc_error_code,
-    request_dict,
-    request_message,
-)
-from pdp_client.errors import PdpRequestError, PdpUnavailable
-from pdp_client.grpc_client import RETRYABLE
+from pdp_client._common import Client, Retry, fail_closed, request_message
+from pdp_client.errors import PdpUnavailable
+from pdp_client.grpc_client import batch_decisions, batch_message, grpc_failure
 from pdp_client.model import Decision
-from pdp_client.v1 import authorizer_pb2 as pb
 from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 
 __all__ = ["AsyncGrpcClient"]
 
 
-class AsyncGrpcClient:
+class AsyncGrpcClient(Client[Coroutine[Any, Any, Decision], Coroutine[Any, Any, list[Decision]]]):
     """`async with AsyncGrpcClient("127.0.0.1:50051") as pdp: await pdp.is_authorized(...)`."""
 
     def __init__(
@@ -38,56 +28,37 @@ class AsyncGrpcClient:
         retries: int = 2,
         on_unavailable: str = "deny",
     ) -> None:
+        super().__init__(timeout=timeout, retries=retries, on_unavailable=on_unavailable)
         self.target = target
-        self.timeout = timeout
-        self.retries = retries
-        self.on_unavailable = check_policy(on_unavailable)
         self._channel = grpc.aio.insecure_channel(target)
         self._stub = pb_grpc.AuthorizerStub(self._channel)
 
     async def _call(self, method: Any, message: Any) -> Any:
-        delays = backoff(self.retries)
+        """`retrying` a call, awaited: the same retries after the same failures."""
+        retried = 0
         while True:
             try:
                 return await method(message, timeout=self.timeout)
             except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                    raise PdpRequestError(exc.details(), grpc_error_code(exc)) from None
-                if exc.code() in RETRYABLE:
-                    delay = next(delays, None)
-                    if delay is not None:
-                        await asyncio.sleep(delay)
-                        continue
-                detail = f"{exc.code().name}: {exc.details()}"
-                raise PdpUnavailable(f"{self.target}: {detail}", grpc_error_code(exc)) from None
+                failure = grpc_failure(exc, self.target)
+                if not isinstance(failure, Retry):
+                    raise failure from None
+                await asyncio.sleep(failure.delay(retried, self.retries))
+                retried += 1
 
-    async def is_authorized(
-        self,
-        principal: str,
-        action: str,
-        resource: str,
-        context: Mapping[str, Any] | None = None,
-        *,
-        principal_type: str = "user",
-    ) -> Decision:
-        """Decide one request; `principal_type="root"` (with the root ARN) asks for the root."""
-        message = request_message(
-            request_dict(principal, action, resource, context, principal_type)
-        )
+    async def _decide(self, body: dict[str, Any]) -> Decision:
         try:
-            return Decision.from_message(await self._call(self._stub.IsAuthorized, message))
+            answer = await self._call(self._stub.IsAuthorized, request_message(body))
         except PdpUnavailable as exc:
             return fail_closed(self.on_unavailable, exc)
+        return Decision.from_message(answer)
 
-    async def batch_is_authorized(self, requests: Iterable[Mapping[str, Any]]) -> list[Decision]:
-        items = [request_message(r) for r in requests]
-        message = pb.BatchIsAuthorizedRequest(requests=items)
+    async def _decide_batch(self, requests: list[Mapping[str, Any]]) -> list[Decision]:
         try:
-            answer = await self._call(self._stub.BatchIsAuthorized, message)
-            results = checked_results(answer.results, len(items), self.target)
+            answer = await self._call(self._stub.BatchIsAuthorized, batch_message(requests))
+            return batch_decisions(answer, len(requests), self.target)
         except PdpUnavailable as exc:
-            return [fail_closed(self.on_unavailable, exc)] * len(items)
-        return [Decision.from_message(m) for m in results]
+            return [fail_closed(self.on_unavailable, exc)] * len(requests)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -3,22 +3,20 @@ busy."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
 
 from pdp_client._common import (
-    backoff,
-    check_policy,
+    Retry,
+    SyncClient,
     checked_results,
-    fail_closed,
     grpc_error_code,
-    request_dict,
     request_message,
+    retrying,
 )
-from pdp_client.errors import PdpRequestError, PdpUnavailable
+from pdp_client.errors import PdpClientError, PdpRequestError, PdpUnavailable
 from pdp_client.model import Decision
 from pdp_client.v1 import authorizer_pb2 as pb
 from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
@@ -31,7 +29,25 @@ __all__ = ["RETRYABLE", "GrpcClient"]
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
-class GrpcClient:
+def grpc_failure(exc: grpc.RpcError, target: str) -> PdpClientError | Retry:
+    """What a failed call means to a client, sync or asyncio: the request refused, pdp
+    unavailable, or (unreachable, not ready, busy) a Retry."""
+    code = exc.code()
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return PdpRequestError(exc.details(), grpc_error_code(exc))
+    error = PdpUnavailable(f"{target}: {code.name}: {exc.details()}", grpc_error_code(exc))
+    return Retry(error) if code in RETRYABLE else error
+
+
+def batch_message(requests: list[Mapping[str, Any]]) -> pb.BatchIsAuthorizedRequest:
+    return pb.BatchIsAuthorizedRequest(requests=[request_message(r) for r in requests])
+
+
+def batch_decisions(answer: pb.BatchIsAuthorizedResponse, sent: int, target: str) -> list[Decision]:
+    return [Decision.from_message(m) for m in checked_results(answer.results, sent, target)]
+
+
+class GrpcClient(SyncClient):
     """`GrpcClient("127.0.0.1:50051", timeout=0.5, retries=2, on_unavailable="deny")`."""
 
     def __init__(
@@ -43,62 +59,27 @@ class GrpcClient:
         on_unavailable: str = "deny",
         channel: grpc.Channel | None = None,
     ) -> None:
+        super().__init__(timeout=timeout, retries=retries, on_unavailable=on_unavailable)
         self.target = target
-        self.timeout = timeout
-        self.retries = retries
-        self.on_unavailable = check_policy(on_unavailable)
         self._channel = channel or grpc.insecure_channel(target)
         self._stub = pb_grpc.AuthorizerStub(self._channel)
 
-    def _call(self, method: Any, message: Any) -> Any:
-        delays = backoff(self.retries)
-        while True:
-            try:
-                return method(message, timeout=self.timeout)
-            except grpc.RpcError as exc:
-                code = exc.code()
-                if code == grpc.StatusCode.INVALID_ARGUMENT:
-                    raise PdpRequestError(exc.details(), grpc_error_code(exc)) from None
-                if code in RETRYABLE:
-                    delay = next(delays, None)
-                    if delay is not None:
-                        time.sleep(delay)
-                        continue
-                detail = f"{code.name}: {exc.details()}"
-                raise PdpUnavailable(f"{self.target}: {detail}", grpc_error_code(exc)) from None
-
-    def is_authorized(
-        self,
-        principal: str,
-        action: str,
-        resource: str,
-        context: Mapping[str, Any] | None = None,
-        *,
-        principal_type: str = "user",
-    ) -> Decision:
-        """Decide one request; `principal_type="root"` (with the root ARN) asks for the root."""
-        body = request_dict(principal, action, resource, context, principal_type)
+    def _attempt(self, method: Any, message: Any) -> Any:
         try:
-            return Decision.from_message(self._call(self._stub.IsAuthorized, request_message(body)))
-        except PdpUnavailable as exc:
-            return fail_closed(self.on_unavailable, exc)
+            return method(message, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise grpc_failure(exc, self.target) from None
 
-    def batch_is_authorized(self, requests: Iterable[Mapping[str, Any]]) -> list[Decision]:
-        """Decide many requests on one policy version (dicts with principal/action/resource)."""
-        items = [request_message(r) for r in requests]
-        message = pb.BatchIsAuthorizedRequest(requests=items)
-        try:
-            answer = self._call(self._stub.BatchIsAuthorized, message)
-            results = checked_results(answer.results, len(items), self.target)
-        except PdpUnavailable as exc:
-            return [fail_closed(self.on_unavailable, exc)] * len(items)
-        return [Decision.from_message(m) for m in results]
+    def _ask(self, body: dict[str, Any]) -> Decision:
+        message = request_message(body)
+        return Decision.from_message(
+            retrying(self.retries, self._attempt, self._stub.IsAuthorized, message)
+        )
+
+    def _ask_batch(self, requests: list[Mapping[str, Any]]) -> list[Decision]:
+        message = batch_message(requests)
+        answer = retrying(self.retries, self._attempt, self._stub.BatchIsAuthorized, message)
+        return batch_decisions(answer, len(requests), self.target)
 
     def close(self) -> None:
         self._channel.close()
-
-    def __enter__(self) -> GrpcClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
