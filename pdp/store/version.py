@@ -98,15 +98,21 @@ class AccessKey:
 
 
 @dataclass(frozen=True, slots=True)
-class User:
-    """A user file: attachments, tags and credential metadata (never secrets)."""
+class Identity:
+    """What a user file and a group file both hold: a name, a path and policies."""
 
     name: str
     file: str
     path: str = "/"
-    groups: tuple[str, ...] = ()
     policies: tuple[str, ...] = ()
     inline_policies: tuple[Policy, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class User(Identity):
+    """A user file: attachments, tags and credential metadata (never secrets)."""
+
+    groups: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     mfa_enabled: bool = False
     console_access: bool = False
@@ -115,12 +121,8 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
-class Group:
-    name: str
-    file: str
-    path: str = "/"
-    policies: tuple[str, ...] = ()
-    inline_policies: tuple[Policy, ...] = ()
+class Group(Identity):
+    """A group file: its path and policies."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -772,19 +774,11 @@ def _read_user(reader: _Reader, rel: str, name: str, raw: bytes) -> User | None:
         tags = {}
     elif len({k.lower() for k in tags}) != len(tags):
         reader.add(rel, "tags", "invalid_field", "tag keys must differ in more than case")
-    path = doc.get("path", "/")
-    if not is_path(path):
-        reader.add(rel, "path", "invalid_field", _PATH_RULE)
-        path = "/"
     for key in ("mfa_enabled", "console_access"):
         reader.typed(rel, doc, key, _is_bool, "true or false")
     return User(
-        name=name,
-        file=rel,
-        path=path,
+        **_identity(reader, rel, name, doc, USER_INLINE_CHARS),
         groups=reader.names(rel, doc, "groups"),
-        policies=reader.names(rel, doc, "policies"),
-        inline_policies=reader.inline(rel, doc, USER_INLINE_CHARS),
         tags=dict(tags),
         mfa_enabled=doc.get("mfa_enabled") is True,
         console_access=doc.get("console_access") is True,
@@ -803,17 +797,24 @@ def _read_group(reader: _Reader, rel: str, name: str, raw: bytes) -> Group | Non
         return None
     if not is_group_name(name):
         reader.add(rel, "", "invalid_name", f'invalid group name "{name}"')
+    return Group(**_identity(reader, rel, name, doc, GROUP_INLINE_CHARS))
+
+
+def _identity(
+    reader: _Reader, rel: str, name: str, doc: JsonObject, inline_chars: int
+) -> dict[str, Any]:
+    """The fields of `Identity` from a user or group document (problems go to `reader`)."""
     path = doc.get("path", "/")
     if not is_path(path):
         reader.add(rel, "path", "invalid_field", _PATH_RULE)
         path = "/"
-    return Group(
-        name=name,
-        file=rel,
-        path=path,
-        policies=reader.names(rel, doc, "policies"),
-        inline_policies=reader.inline(rel, doc, GROUP_INLINE_CHARS),
-    )
+    return {
+        "name": name,
+        "file": rel,
+        "path": path,
+        "policies": reader.names(rel, doc, "policies"),
+        "inline_policies": reader.inline(rel, doc, inline_chars),
+    }
 
 
 def _read_tests(reader: _Reader, rel: str, path: str) -> list[PolicyTestCase]:
