@@ -11,6 +11,7 @@ PDP_* variable of its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -244,10 +245,25 @@ class Config:
             raise ConfigError("--store (or PDP_STORE): required: the store directory to serve")
 
     def save(self, path: str) -> None:
-        """Write the resolved configuration for the workers (mode 0600: it holds the token)."""
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(asdict(self), handle)
+        """Write the resolved configuration for the workers. It holds the token, so it is
+        written to a new file of mode 0600 (never through an existing file or link, whatever
+        its mode) and renamed into place: the rename replaces a link, it does not follow it."""
+        scratch = f"{path}.{os.getpid()}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        try:
+            os.unlink(scratch)  # left by a process of the same pid that died mid-write
+        except FileNotFoundError:
+            pass
+        descriptor = os.open(scratch, flags, 0o600)
+        try:
+            os.fchmod(descriptor, 0o600)  # whatever the umask made of it
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(asdict(self), handle)
+            os.replace(scratch, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(scratch)
+            raise
 
     @classmethod
     def load(cls, path: str) -> Config:

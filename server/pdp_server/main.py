@@ -17,6 +17,7 @@ Process notes, all known gRPC/WSGI pitfalls:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import errno
 import fcntl
@@ -196,7 +197,9 @@ def serve(config: Config) -> int:
     run_dir = config.run_dir or tempfile.mkdtemp(prefix="pdp-run-")
     Control(run_dir)
     config = dataclasses.replace(config, run_dir=run_dir)
-    handoff = os.path.join(run_dir, "config.json")
+    # One file per `pdp serve` (two may share a run directory), removed when it stops: it
+    # holds the admin token.
+    handoff = os.path.join(run_dir, f"config-{os.getpid()}.json")
     config.save(handoff)
     os.environ[WORKER_CONFIG] = handoff  # granian's workers inherit it, forked or spawned
     host, port = _split(config.http)
@@ -239,6 +242,9 @@ def serve(config: Config) -> int:
     finally:
         if own_run_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(handoff)
         for handle in locks:
             handle.close()
     return 0

@@ -234,8 +234,8 @@ class Service:
         elapsed = time.perf_counter() - started
         self.metrics.observe(decision.decision, decision.reason, elapsed)
         if self.decision_log is not None:
-            self.decision_log.record(
-                DecisionEvent.of(
+            try:
+                event = DecisionEvent.of(
                     request.principal,
                     request.action,
                     request.resource,
@@ -244,7 +244,10 @@ class Service:
                     elapsed,
                     request.request_id,
                 )
-            )
+            except Exception:  # a log failure never fails the request (DecisionLog.record)
+                log.exception("decision log: cannot build an event")
+            else:
+                self.decision_log.record(event)
         return decision
 
     # --- admin -----------------------------------------------------------------------------

@@ -60,7 +60,10 @@ def create_app() -> Sidecar:
 
     from pdp_server.main import WORKER_CONFIG
 
-    return build_worker(Config.load(os.environ[WORKER_CONFIG]))
+    handoff = os.environ.get(WORKER_CONFIG)
+    if not handoff:
+        raise SystemExit(f"pdp worker: no {WORKER_CONFIG}: workers are started by `pdp serve`")
+    return build_worker(Config.load(handoff))
 
 
 def build_worker(config: Config) -> Sidecar:

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -213,8 +214,14 @@ def test_a_server_without_an_admin_token_warns_once(tmp_path: Path) -> None:
 def test_serve_configured_by_flags_alone(tmp_path: Path) -> None:
     """Every setting is a flag too: with no PDP_* variable at all, flags set the store, the
     listeners, two workers and the admin token file, and the workers run with them."""
-    srv = start_server(tmp_path, workers=2, flags=True, PDP_CACHE_SIZE="0")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    srv = start_server(
+        tmp_path, workers=2, flags=True, PDP_CACHE_SIZE="0", PDP_RUN_DIR=str(run_dir)
+    )
     try:
+        (handoff,) = run_dir.glob("config-*.json")  # what the workers read: private
+        assert stat.S_IMODE(handoff.stat().st_mode) == 0o600
         status, body = srv.call(
             "/v1/is-authorized", {"principal": "bob", "action": "s3:GetObject", "resource": OBJECT}
         )
@@ -225,3 +232,4 @@ def test_serve_configured_by_flags_alone(tmp_path: Path) -> None:
         assert info["cache"] is None  # --cache-size 0 reached the worker
     finally:
         assert srv.stop() == 0
+    assert list(run_dir.glob("config-*.json")) == []  # the token does not stay on disk

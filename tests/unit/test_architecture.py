@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
+import types
 from importlib import metadata
 from pathlib import Path
 
@@ -41,20 +43,75 @@ def _module(path: Path, root: Path, package: str) -> str:
     return ".".join([package, *parts])
 
 
-def _imports(path: Path) -> list[tuple[str, list[str]]]:
-    """(module, names) for every import in a file, relative ones resolved."""
+def _package_of(path: Path, module: str) -> str:
+    return module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def _imports(path: Path, module: str) -> list[tuple[str, list[str]]]:
+    """(module, names) for every import in a file, relative ones resolved; `from P import x`
+    where P.x is a module counts as an import of P.x too."""
     tree = ast.parse(path.read_text(), str(path))
     out: list[tuple[str, list[str]]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             out += [(alias.name, []) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.append((node.module, [alias.name for alias in node.names]))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = _package_of(path, module).split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            names = [alias.name for alias in node.names]
+            out.append((target, names))
+            for name in names:
+                if _is_module(target) and isinstance(
+                    getattr(importlib.import_module(target), name, None), types.ModuleType
+                ):
+                    out.append((f"{target}.{name}", []))
+    return out
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _dotted_uses(path: Path) -> list[str]:
+    """Attribute chains such as `pdp.store.snapshot.Snapshot` that name a module of pdp
+    below its public packages (reached after `import pdp.store`)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute):
+            parts: list[str] = []
+            inner: ast.expr = node
+            while isinstance(inner, ast.Attribute):
+                parts.insert(0, inner.attr)
+                inner = inner.value
+            if isinstance(inner, ast.Name) and inner.id == "pdp" and len(parts) >= 2:
+                name = ".".join(["pdp", *parts[:2]])
+                if _is_module(name):
+                    out.append(name)
+    return out
+
+
+def _dynamic_imports(path: Path) -> list[int]:
+    """Lines that import by name at run time (importlib.import_module, __import__)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in ("import_module", "__import__"):
+                out.append(node.lineno)
     return out
 
 
 def _files(root: Path) -> list[Path]:
-    return [p for p in sorted(root.rglob("*.py")) if "v1" not in p.relative_to(root).parts]
+    """Every source file below `root` but the generated stubs."""
+    return [p for p in sorted(root.rglob("*.py")) if "_pb2" not in p.name]
 
 
 def _layer(module: str) -> str:
@@ -87,9 +144,10 @@ def test_the_engine_imports_no_transport_server_or_client() -> None:
     bad = []
     for path in _files(ENGINE):
         module = _module(path, ENGINE, "pdp")
-        for target, _ in _imports(path):
+        for target, _ in _imports(path, module):
             if target.split(".")[0] in TRANSPORTS and (module, target) != LAZY_SERVE:
                 bad.append(f"{path.relative_to(ROOT)}: imports {target}")
+        bad += [f"{path.relative_to(ROOT)}:{n}: imports by name" for n in _dynamic_imports(path)]
     assert bad == []
 
 
@@ -98,19 +156,30 @@ def test_the_engine_layers_only_look_down() -> None:
     for path in _files(ENGINE):
         module = _module(path, ENGINE, "pdp")
         layer = _layer(module)
-        for target, _ in _imports(path):
+        for target, names in _imports(path, module) + [(u, []) for u in _dotted_uses(path)]:
             if target != "pdp" and not target.startswith("pdp."):
                 continue
             kind = _kind(target, layer)
             if kind not in ALLOWED[layer]:
                 bad.append(f"{path.relative_to(ROOT)} ({layer}) imports {target} ({kind})")
+            elif kind.endswith("-public"):
+                public = set(importlib.import_module(target).__all__)
+                bad += [
+                    f"{path.relative_to(ROOT)}: {target}.{n} is not in its __all__"
+                    for n in names
+                    if n not in public
+                ]
     assert bad == []
 
 
 def test_the_server_uses_only_public_names_of_the_engine() -> None:
     bad = []
     for path in _files(SERVER):
-        for target, names in _imports(path):
+        module = _module(path, SERVER, "pdp_server")
+        uses = _imports(path, module) + [(u, []) for u in _dotted_uses(path)]
+        for target, names in uses:
+            if target.split(".")[0] == "pdp_client" and not target.startswith("pdp_client.v1"):
+                bad.append(f"{path.relative_to(ROOT)}: imports {target}; only pdp_client.v1")
             if target != "pdp" and not target.startswith("pdp."):
                 continue
             if target not in PUBLIC:
@@ -129,7 +198,7 @@ def test_the_client_stands_alone() -> None:
     bad = [
         f"{path.relative_to(ROOT)}: imports {target}"
         for path in _files(CLIENT)
-        for target, _ in _imports(path)
+        for target, _ in _imports(path, _module(path, CLIENT, "pdp_client"))
         if target.split(".")[0] in ("pdp", "pdp_server")
     ]
     assert bad == []

@@ -104,6 +104,17 @@ def test_the_workers_get_the_resolved_configuration_privately(tmp_path: Path) ->
     config.save(str(path))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert Config.load(str(path)) == config
+    path.chmod(0o644)  # a file already there keeps none of its mode
+    config.save(str(path))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("untouched")
+    path.unlink()
+    path.symlink_to(elsewhere)  # nor is a link followed: it is replaced
+    config.save(str(path))
+    assert elsewhere.read_text() == "untouched" and not path.is_symlink()
+    assert Config.load(str(path)) == config
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "elsewhere"]
 
 
 def test_importing_the_server_modules_starts_nothing() -> None:
