@@ -161,6 +161,19 @@ class ServiceError(Exception):
     kind: str = "internal"
     headers: ClassVar[Mapping[str, str]] = {}
 
+    def __init_subclass__(
+        cls, *, kind: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """`class Busy(ServiceError, kind="busy", headers=...)`: a kind not in the table fails
+        at import, not when the error is first answered."""
+        super().__init_subclass__()
+        if kind is not None:
+            if kind not in KINDS:
+                raise ValueError(f"{cls.__name__}: unknown error kind {kind!r}")
+            cls.kind = kind
+        if headers is not None:
+            cls.headers = headers
+
     def __init__(self, message: str, *, kind: str | None = None) -> None:
         super().__init__(message)
         if kind is not None:
@@ -177,67 +190,53 @@ class ServiceError(Exception):
         return {}
 
 
-class BadRequest(ServiceError, ValueError):
+class BadRequest(ServiceError, ValueError, kind="invalid_request"):
     """A request that cannot be decided as sent; the message names the field."""
 
-    kind = "invalid_request"
 
-
-class BodyTooLarge(BadRequest):
+class BodyTooLarge(BadRequest, kind="body_too_large"):
     """An HTTP body over the configured limit (a bad request too: counted as one)."""
 
-    kind = "body_too_large"
 
-
-class BodyTimeout(ServiceError):
+class BodyTimeout(ServiceError, kind="body_timeout"):
     """The body (or gRPC request message) did not arrive within the body timeout."""
 
-    kind = "body_timeout"
 
-
-class Busy(ServiceError):
+class Busy(ServiceError, kind="busy", headers={"Retry-After": "1"}):
     """Too much in flight in this worker to take the request; retry shortly."""
 
-    kind = "busy"
-    headers = {"Retry-After": "1"}
+
+class Unauthenticated(
+    ServiceError, kind="unauthenticated", headers={"WWW-Authenticate": 'Bearer realm="pdp-admin"'}
+):
+    """An admin request without the right bearer token."""
 
 
-class Unauthenticated(ServiceError):
-    kind = "unauthenticated"
-    headers = {"WWW-Authenticate": 'Bearer realm="pdp-admin"'}
+class AdminDisabled(ServiceError, kind="admin_disabled"):
+    """An admin request to a server started without an admin token: refused, never open."""
 
 
-class AdminDisabled(ServiceError):
-    kind = "admin_disabled"
+class NotFound(ServiceError, kind="not_found"):
+    """No such path, or no such user (the Access Advisor)."""
 
 
-class NotFound(ServiceError):
-    kind = "not_found"
-
-
-class InternalError(ServiceError):
+class InternalError(ServiceError, kind="internal"):
     """The answer to any unexpected exception; never carries its cause."""
-
-    kind = "internal"
 
     def __init__(self, message: str = "internal error") -> None:
         super().__init__(message)
 
 
-class NotReady(ServiceError, RuntimeError):
+class NotReady(ServiceError, RuntimeError, kind="not_ready"):
     """No policy version is loaded yet: HTTP 503, gRPC UNAVAILABLE. The message is
     "not ready: <why>" on both transports."""
-
-    kind = "not_ready"
 
     def __init__(self, reason: str | None = None) -> None:
         super().__init__(f"not ready: {reason or 'the policy store is still loading'}")
 
 
-class DeadlineExceeded(ServiceError, RuntimeError):
+class DeadlineExceeded(ServiceError, RuntimeError, kind="deadline_exceeded"):
     """The caller's deadline passed while a batch was being decided: gRPC DEADLINE_EXCEEDED."""
-
-    kind = "deadline_exceeded"
 
 
 def problem(
@@ -252,11 +251,9 @@ def problems_of(diagnostics: Iterable[Diagnostic]) -> list[dict[str, str | None]
     return [problem(d.code, d.message, d.source, d.path, d.hint) for d in diagnostics]
 
 
-class ReloadFailed(ServiceError, RuntimeError):
+class ReloadFailed(ServiceError, RuntimeError, kind="reload_refused"):
     """A reload was refused; `problems` lists every diagnostic ({code, source, path, message,
     hint}: `problem`, `problems_of`)."""
-
-    kind = "reload_refused"
 
     def __init__(self, message: str, problems: Sequence[Mapping[str, str | None]]) -> None:
         super().__init__(message)
