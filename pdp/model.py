@@ -7,12 +7,12 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from pdp.errors import RequestError
 from pdp.names import is_account_id, is_path, is_user_name
 
-__all__ = ["Decision", "MatchedStatement", "Principal"]
+__all__ = ["Decision", "MatchedStatement", "Principal", "Request"]
 
 
 # Keys the principal supplies (lower-cased): a request may not set them. These are the keys
@@ -186,3 +186,17 @@ class Decision:
             "policy_version": self.policy_version,
             "root": self.root,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One decision request, as the transports check it and a store's tests state it: a user
+    (name or ARN; the root ARN with `principal_type="root"`), an action, a resource, a context.
+    `Snapshot.decide` decides it."""
+
+    principal: str
+    action: str
+    resource: str
+    context: dict[str, Any] = field(default_factory=dict)
+    request_id: str | None = None
+    principal_type: str = "user"  # "root": the account root, asked for explicitly

@@ -17,7 +17,7 @@ from pdp.store.activation import (
 )
 from pdp.store.authorizer import Authorizer, ReloadResult
 from pdp.store.index import AWS_MANAGED_PREFIX, aws_managed_policies
-from pdp.store.snapshot import PRINCIPAL_TYPES, Request, Snapshot
+from pdp.store.snapshot import PRINCIPAL_TYPES, Snapshot
 from pdp.store.version import (
     AccessKey,
     Account,
@@ -40,7 +40,6 @@ __all__ = [
     "Authorizer",
     "Group",
     "ReloadResult",
-    "Request",
     "Snapshot",
     "StoreError",
     "StoreVersion",

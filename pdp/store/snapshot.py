@@ -13,33 +13,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Protocol
 
 from pdp.errors import RequestError
 from pdp.language import Policy, RequestContext, check_request, failure
-from pdp.model import Decision
+from pdp.model import Decision, Request
 from pdp.store.cache import DecisionCache, cache_key
 from pdp.store.index import Index
 from pdp.store.version import StoreVersion
 
-__all__ = ["PRINCIPAL_TYPES", "Request", "Snapshot"]
+__all__ = ["PRINCIPAL_TYPES", "Snapshot"]
 
 PRINCIPAL_TYPES = ("user", "root")
-
-
-class Request(Protocol):
-    """A decision request as the transports and the store's tests hold one."""
-
-    @property
-    def principal(self) -> str: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def resource(self) -> str: ...
-    @property
-    def context(self) -> Mapping[str, object] | None: ...
-    @property
-    def principal_type(self) -> str: ...
 
 
 class Snapshot:

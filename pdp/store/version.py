@@ -25,6 +25,7 @@ from typing import Any
 
 from pdp.errors import Diagnostic, PolicyValidationError
 from pdp.language import JsonObject, MalformedJson, Policy, load_json, parse_policy
+from pdp.model import Request
 from pdp.names import (
     MAX_PATH,
     is_account_id,
@@ -134,20 +135,15 @@ class Account:
     password_policy: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyTestCase:
-    """One expectation from `tests/*.json`: {principal, action, resource, context, expect}."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyTestCase(Request):
+    """One expectation from `tests/*.json`: a request, and the decision it must get."""
 
     file: str
     index: int
-    principal: str
-    action: str
-    resource: str
-    context: dict[str, Any]
     expect: str
     reason: str | None
     name: str | None = None
-    principal_type: str = "user"
 
 
 @dataclass(frozen=True, slots=True)
@@ -868,16 +864,16 @@ def _read_tests(reader: _Reader, rel: str, path: str) -> list[PolicyTestCase]:
             continue
         out.append(
             PolicyTestCase(
-                rel,
-                i,
-                case["principal"],
-                case["action"],
-                case["resource"],
-                dict(context),
-                case["expect"],
-                reason,
-                case["name"] if isinstance(case.get("name"), str) else None,
-                principal_type,
+                principal=case["principal"],
+                action=case["action"],
+                resource=case["resource"],
+                context=dict(context),
+                principal_type=principal_type,
+                file=rel,
+                index=i,
+                expect=case["expect"],
+                reason=reason,
+                name=case["name"] if isinstance(case.get("name"), str) else None,
             )
         )
     return out

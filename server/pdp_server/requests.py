@@ -7,9 +7,9 @@ INVALID_ARGUMENT.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from pdp import Request
 from pdp.language import MAX_CONTEXT_KEYS, MAX_KEY, MAX_LIST, MAX_STRING  # pdp/limits.py
 from pdp_server.errors import BadRequest
 
@@ -37,14 +37,7 @@ PRINCIPAL_TYPES = ("user", "root")
 _SCALARS = (str, bool, int, float)
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRequest:
-    principal: str
-    action: str
-    resource: str
-    context: dict[str, Any]
-    request_id: str | None = None
-    principal_type: str = "user"  # "root": the account root, asked for explicitly
+DecisionRequest = Request  # the engine's request model: what parse_request returns
 
 
 def _string(body: dict[str, Any], name: str, where: str, *, required: bool = True) -> str | None:

@@ -57,6 +57,7 @@ def test_public_api_is_pinned() -> None:
         "PolicyValidationError",
         "Principal",
         "ReloadResult",
+        "Request",
         "RequestError",
         "evaluate",
         "parse_policy",
