@@ -151,6 +151,13 @@ def test_the_engine_imports_no_transport_server_or_client() -> None:
     assert bad == []
 
 
+def _not_public(path: Path, target: str, names: list[str]) -> list[str]:
+    """The names imported from a public package that are not in its `__all__`."""
+    public = set(importlib.import_module(target).__all__)
+    where = path.relative_to(ROOT)
+    return [f"{where}: {target}.{n} is not in its __all__" for n in names if n not in public]
+
+
 def test_the_engine_layers_only_look_down() -> None:
     bad = []
     for path in _files(ENGINE):
@@ -163,12 +170,7 @@ def test_the_engine_layers_only_look_down() -> None:
             if kind not in ALLOWED[layer]:
                 bad.append(f"{path.relative_to(ROOT)} ({layer}) imports {target} ({kind})")
             elif kind.endswith("-public"):
-                public = set(importlib.import_module(target).__all__)
-                bad += [
-                    f"{path.relative_to(ROOT)}: {target}.{n} is not in its __all__"
-                    for n in names
-                    if n not in public
-                ]
+                bad += _not_public(path, target, names)
     assert bad == []
 
 
@@ -185,12 +187,7 @@ def test_the_server_uses_only_public_names_of_the_engine() -> None:
             if target not in PUBLIC:
                 bad.append(f"{path.relative_to(ROOT)}: imports {target}, not a public package")
                 continue
-            public = set(importlib.import_module(target).__all__)
-            bad += [
-                f"{path.relative_to(ROOT)}: {target}.{n} is not in its __all__"
-                for n in names
-                if n not in public
-            ]
+            bad += _not_public(path, target, names)
     assert bad == []
 
 
