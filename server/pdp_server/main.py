@@ -195,12 +195,20 @@ def serve(config: Config) -> int:
         )
     own_run_dir = config.run_dir is None
     run_dir = config.run_dir or tempfile.mkdtemp(prefix="pdp-run-")
-    Control(run_dir)
     config = dataclasses.replace(config, run_dir=run_dir)
     # One file per `pdp serve` (two may share a run directory), removed when it stops: it
     # holds the admin token.
     handoff = os.path.join(run_dir, f"config-{os.getpid()}.json")
-    config.save(handoff)
+    try:
+        Control(run_dir)
+        config.save(handoff)
+    except OSError as exc:
+        print(f"pdp serve: --run-dir {printable(run_dir)}: {exc.strerror or exc}", file=sys.stderr)
+        if own_run_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        for handle in locks:
+            handle.close()
+        return 1
     os.environ[WORKER_CONFIG] = handoff  # granian's workers inherit it, forked or spawned
     host, port = _split(config.http)
     log.info(

@@ -233,3 +233,22 @@ def test_serve_configured_by_flags_alone(tmp_path: Path) -> None:
     finally:
         assert srv.stop() == 0
     assert list(run_dir.glob("config-*.json")) == []  # the token does not stay on disk
+
+
+def test_a_run_dir_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    """The workers' configuration cannot be handed over: pdp serve says where, and stops."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PDP_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pdp.cli", "serve", "--store", str(copy_store(tmp_path / "s"))]
+        + ["--run-dir", "/proc/no-such-dir", "--http", f"127.0.0.1:{free_port()}"]
+        + ["--grpc", f"127.0.0.1:{free_port()}", "--admin", f"127.0.0.1:{free_port()}"],
+        env={**environment, "PDP_ADMIN_TOKEN": TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "pdp serve: --run-dir /proc/no-such-dir: No such file or directory"
+    )
+    assert "Traceback" not in result.stderr
