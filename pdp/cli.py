@@ -4,6 +4,7 @@ pdp validate PATH...     policy files, version directories or stores: every prob
 pdp test STORE|DIR       run a version's tests/*.json, like `opa test`
 pdp check --store STORE --principal P --action A --resource R [--context k=v ...] [--json]
 pdp check --store STORE --requests FILE.jsonl      one JSON decision per request line
+pdp import aws-authorization-details FILE --store DIR   an AWS account as a new store version
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from typing import Any
 
 from pdp import Decision, PolicyLoadError, PolicyValidationError, parse_policy, printable
 from pdp.store import (
+    ImportFailed,
+    ImportResult,
     Snapshot,
     StoreError,
     StoreVersion,
     build_snapshot,
+    import_authorization_details,
     load_directory,
     load_store,
     read_version,
@@ -280,7 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     reload.add_argument("--version", help="pin this version (rollback); default: follow current")
     reload.add_argument("--admin", default=os.environ.get("PDP_ADMIN", "127.0.0.1:8182"))
     reload.add_argument("--admin-token-file", help="file holding the admin bearer token")
+    _import_parser(commands)
     args = parser.parse_args(arguments)
+    if args.command == "import":
+        return _import(args)
     if args.command == "validate":
         return _validate(args.paths)
     if args.command == "test":
@@ -297,6 +304,84 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 EXIT_FINDINGS = 3
+
+
+def _import_parser(commands: Any) -> None:
+    importer = commands.add_parser("import", help="import an AWS account as a new store version")
+    sources = importer.add_subparsers(dest="source", required=True)
+    details = sources.add_parser(
+        "aws-authorization-details",
+        help="the output of aws iam get-account-authorization-details (docs/import.md)",
+    )
+    details.add_argument("file", metavar="FILE")
+    details.add_argument("--store", required=True, help="store directory (created if absent)")
+    details.add_argument(
+        "--password-policy", metavar="FILE", help="output of aws iam get-account-password-policy"
+    )
+    details.add_argument(
+        "--credential-report", metavar="FILE", help="the CSV of aws iam get-credential-report"
+    )
+    details.add_argument(
+        "--activate", action="store_true", help="point current to the new version (atomically)"
+    )
+    details.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _import(args: argparse.Namespace) -> int:
+    try:
+        result = import_authorization_details(
+            args.file,
+            args.store,
+            password_policy=args.password_policy,
+            credential_report=args.credential_report,
+            activate=args.activate,
+        )
+    except ImportFailed as exc:
+        _warn(f"pdp import: {exc.headline}")
+        for diagnostic in exc.diagnostics:
+            _warn(f"  {diagnostic}")
+        if args.json:
+            problems = [
+                {"source": d.source, "path": d.path, "code": d.code, "message": d.message}
+                for d in exc.diagnostics
+            ]
+            print(json.dumps({"error": exc.headline, "problems": problems}))
+        return EXIT_ERROR
+    except OSError as exc:
+        _warn(f"pdp import: {args.store}: {exc.strerror or exc} ({exc.filename or ''})")
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        _print_import(args, result)
+    return 0
+
+
+def _print_import(args: argparse.Namespace, result: ImportResult) -> None:
+    c = result.counts
+    _say(
+        f"imported {args.file} as {result.path}: {c['users']} users, {c['groups']} groups,"
+        f" {c['policies']} customer-managed policies ({c['policy_versions_not_default']}"
+        f" versions that are not the default left out), {c['aws_managed']} AWS managed"
+        f" policies in aws-managed/, {c['inline_policies']} inline policies"
+    )
+    kinds: dict[str, list[str]] = {}
+    for item in result.skipped:
+        kinds.setdefault(item.kind, []).append(f"{item.name}: {item.reason}")
+    if kinds:
+        _say(f"skipped ({len(result.skipped)}; the new version does not hold them):")
+    for kind, items in kinds.items():
+        _say(f"  {kind} ({len(items)}):")
+        for line in items:
+            _say(f"    {line}")
+    if result.serving:
+        _say(f"serving: the store now serves version {result.version}")
+    else:
+        _say(
+            f"not serving: current -> {result.current} is unchanged; to serve the new version,"
+            f" run again with --activate or: ln -sfn versions/{result.version}"
+            f" {args.store}/current.tmp && mv -T {args.store}/current.tmp {args.store}/current"
+        )
 
 
 def _read_store(path: str) -> StoreVersion | None:

@@ -61,6 +61,12 @@ def _days(seconds: float) -> int:
     return int(seconds // DAY)
 
 
+def _key_label(key: AccessKey, index: int) -> str:
+    """`access key AKIA...`, or `access key 1` (its position, as IAM's credential report
+    numbers keys) when the store does not know its id."""
+    return f"access key {key.id}" if key.id else f"access key {index + 1}"
+
+
 def _key_findings(
     file: str, where: str, keys: Iterable[AccessKey], now: float, days: int
 ) -> list[Finding]:
@@ -77,7 +83,7 @@ def _key_findings(
                     "medium",
                     file,
                     at,
-                    f"access key {key.id} is {_days(now - created)} days old"
+                    f"{_key_label(key, i)} is {_days(now - created)} days old"
                     f" (rotate keys every {days} days)",
                 )
             )
@@ -92,7 +98,7 @@ def _key_findings(
                     "medium",
                     file,
                     at,
-                    f"access key {key.id} is {idle}; deactivate it",
+                    f"{_key_label(key, i)} is {idle}; deactivate it",
                 )
             )
     return out

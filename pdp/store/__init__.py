@@ -3,7 +3,8 @@
 version (read one version directory: users, groups, policies, account) -> index (principal ->
 effective policies) -> snapshot (index + decision cache; decides) -> activation (build a
 snapshot, run the store's policy tests, fall back to the newest good version) -> authorizer
-(the serving snapshot, swapped atomically on reload). `managed/` holds the built-in AWS
+(the serving snapshot, swapped atomically on reload). `importer` writes a new version from an
+AWS account's authorization details export (`pdp import`). `managed/` holds the built-in AWS
 managed policies; shards and cache are the tables behind the index and the snapshot.
 """
 
@@ -16,6 +17,13 @@ from pdp.store.activation import (
     run_policy_tests,
 )
 from pdp.store.authorizer import Authorizer, ReloadResult
+from pdp.store.importer import (
+    MAX_EXPORT_BYTES,
+    ImportFailed,
+    ImportResult,
+    Skipped,
+    import_authorization_details,
+)
 from pdp.store.index import AWS_MANAGED_PREFIX, aws_managed_policies
 from pdp.store.snapshot import PRINCIPAL_TYPES, Snapshot
 from pdp.store.version import (
@@ -34,18 +42,23 @@ from pdp.store.version import (
 __all__ = [
     "AWS_MANAGED_PREFIX",
     "DEFAULT_CACHE_SIZE",
+    "MAX_EXPORT_BYTES",
     "PRINCIPAL_TYPES",
     "AccessKey",
     "Account",
     "Authorizer",
     "Group",
+    "ImportFailed",
+    "ImportResult",
     "ReloadResult",
+    "Skipped",
     "Snapshot",
     "StoreError",
     "StoreVersion",
     "User",
     "aws_managed_policies",
     "build_snapshot",
+    "import_authorization_details",
     "load_directory",
     "load_newest",
     "load_store",

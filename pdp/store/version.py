@@ -92,7 +92,10 @@ class StoreError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class AccessKey:
-    id: str
+    """An access key's metadata (never its secret). `id` is None when the source did not say
+    it: IAM's credential report, which `pdp import` reads, lists keys by position only."""
+
+    id: str | None
     status: str
     created: str
     last_used: str | None
@@ -482,7 +485,9 @@ class _Reader:
             if item is None:
                 continue
             key_id, status = item.get("id"), item.get("status", "Active")
-            if not isinstance(key_id, str) or not re.fullmatch(r"[A-Z0-9]{16,128}", key_id):
+            if key_id is not None and (
+                not isinstance(key_id, str) or not re.fullmatch(r"[A-Z0-9]{16,128}", key_id)
+            ):
                 self.add(rel, f"{at}.id", "invalid_field", "id must be an access key id (AKIA...)")
                 continue
             if status not in ("Active", "Inactive"):
