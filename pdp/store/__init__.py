@@ -16,7 +16,8 @@ from pdp.store.activation import (
     run_policy_tests,
 )
 from pdp.store.authorizer import Authorizer, ReloadResult
-from pdp.store.index import AWS_MANAGED_PREFIX, aws_managed_policies
+from pdp.store.aws_managed import AWS_MANAGED_FOLDER, ManagedPolicy, builtin_managed
+from pdp.store.index import AWS_MANAGED_PREFIX, available_managed, aws_managed_policies
 from pdp.store.snapshot import PRINCIPAL_TYPES, Snapshot
 from pdp.store.version import (
     AccessKey,
@@ -32,6 +33,7 @@ from pdp.store.version import (
 )
 
 __all__ = [
+    "AWS_MANAGED_FOLDER",
     "AWS_MANAGED_PREFIX",
     "DEFAULT_CACHE_SIZE",
     "PRINCIPAL_TYPES",
@@ -39,12 +41,15 @@ __all__ = [
     "Account",
     "Authorizer",
     "Group",
+    "ManagedPolicy",
     "ReloadResult",
     "Snapshot",
     "StoreError",
     "StoreVersion",
     "User",
+    "available_managed",
     "aws_managed_policies",
+    "builtin_managed",
     "build_snapshot",
     "load_directory",
     "load_newest",
