@@ -5,6 +5,8 @@ pdp test STORE|DIR       run a version's tests/*.json, like `opa test`
 pdp check --store STORE --principal P --action A --resource R [--context k=v ...] [--json]
 pdp check --store STORE --requests FILE.jsonl      one JSON decision per request line
 pdp import aws-authorization-details FILE --store DIR   an AWS account as a new store version
+pdp managed list [--store STORE] [--json]           the AWS managed policies a store may attach
+pdp managed show ARN [--store STORE] [--json]       one of them: its version, source, document
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ from typing import Any
 
 from pdp import Decision, PolicyLoadError, PolicyValidationError, parse_policy, printable
 from pdp.store import (
+    AWS_MANAGED_PREFIX,
     ImportFailed,
     ImportResult,
+    ManagedPolicy,
     Snapshot,
     StoreError,
     StoreVersion,
+    available_managed,
     build_snapshot,
+    builtin_managed,
     import_authorization_details,
     load_directory,
     load_store,
@@ -280,6 +286,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     suggest.add_argument("--principal", required=True)
     suggest.add_argument("--log", required=True, help="decision log file (rotated files too)")
     suggest.add_argument("--since", default="30d", help="window, e.g. 30d, 12h")
+    managed = commands.add_parser("managed", help="the AWS managed policies a store may attach")
+    managed_commands = managed.add_subparsers(dest="managed_command", required=True)
+    for verb, what in (("list", "list them"), ("show", "print one, with its document")):
+        sub = managed_commands.add_parser(verb, help=what)
+        if verb == "show":
+            sub.add_argument("arn", metavar="ARN", help="its ARN, or its name with its path")
+        sub.add_argument(
+            "--store",
+            default=os.environ.get("PDP_STORE") or None,
+            help="store or version directory (PDP_STORE); without it, the built-ins only",
+        )
+        sub.add_argument("--json", action="store_true", help="print JSON")
     reload = commands.add_parser("reload", help="ask a running pdp to reload its store")
     reload.add_argument("--version", help="pin this version (rollback); default: follow current")
     reload.add_argument("--admin", default=os.environ.get("PDP_ADMIN", "127.0.0.1:8182"))
@@ -300,7 +318,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _audit(args)
     if args.command == "access-advisor":
         return _access_advisor(args)
+    if args.command == "managed":
+        return _managed(args)
     return _suggest(args)
+
+
+def _managed(args: argparse.Namespace) -> int:
+    """`pdp managed list|show`: the built-ins, overridden by (and added to from) the store's
+    aws-managed/ folder when --store is given."""
+    version = None
+    if args.store:
+        version = _read_store(args.store)
+        if version is None:
+            return EXIT_ERROR
+    available = available_managed(version)
+    if args.managed_command == "list":
+        rows = [_managed_summary(m) for _, m in sorted(available.items())]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        for row in rows:
+            shown = row["arn"][len(AWS_MANAGED_PREFIX) :]
+            kind = "stand-in" if row["stand_in"] else "full"
+            over = " (overrides the built-in)" if row["overrides_builtin"] else ""
+            print(
+                f"{printable(shown):50} {row['source']:8} {row['version_id'] or '-':6}"
+                f" {(row['create_date'] or '-')[:10]:10} {kind}{over}"
+            )
+        return 0
+    arn = args.arn if args.arn.startswith("arn:") else AWS_MANAGED_PREFIX + args.arn
+    found = available.get(arn)
+    if found is None:
+        where = f" or in {args.store}" if args.store else " (give --store for a store's own)"
+        _warn(f"pdp managed show: no AWS managed policy {printable(arn)} built in{where}")
+        return EXIT_ERROR
+    document = dict(found.policy.document)
+    if args.json:
+        print(json.dumps({**_managed_summary(found), "document": document}, indent=2))
+        return 0
+    row = _managed_summary(found)
+    for key in ("arn", "source", "file", "version_id", "create_date", "origin", "retrieved_from"):
+        if row.get(key):
+            print(f"# {key}: {printable(str(row[key]))}")
+    if found.stand_in:
+        print(f"# stand-in: {printable(found.stand_in_reason or '')}")
+    print(json.dumps(document, indent=2))
+    return 0
+
+
+def _managed_summary(found: ManagedPolicy) -> dict[str, Any]:
+    row = found.summary()
+    row["overrides_builtin"] = found.source == "store" and found.arn in builtin_managed()
+    return row
 
 
 EXIT_FINDINGS = 3

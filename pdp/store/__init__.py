@@ -17,6 +17,7 @@ from pdp.store.activation import (
     run_policy_tests,
 )
 from pdp.store.authorizer import Authorizer, ReloadResult
+from pdp.store.aws_managed import AWS_MANAGED_FOLDER, ManagedPolicy, builtin_managed
 from pdp.store.importer import (
     MAX_EXPORT_BYTES,
     ImportFailed,
@@ -24,7 +25,7 @@ from pdp.store.importer import (
     Skipped,
     import_authorization_details,
 )
-from pdp.store.index import AWS_MANAGED_PREFIX, aws_managed_policies
+from pdp.store.index import AWS_MANAGED_PREFIX, available_managed, aws_managed_policies
 from pdp.store.snapshot import PRINCIPAL_TYPES, Snapshot
 from pdp.store.version import (
     AccessKey,
@@ -40,6 +41,7 @@ from pdp.store.version import (
 )
 
 __all__ = [
+    "AWS_MANAGED_FOLDER",
     "AWS_MANAGED_PREFIX",
     "DEFAULT_CACHE_SIZE",
     "MAX_EXPORT_BYTES",
@@ -50,13 +52,16 @@ __all__ = [
     "Group",
     "ImportFailed",
     "ImportResult",
+    "ManagedPolicy",
     "ReloadResult",
     "Skipped",
     "Snapshot",
     "StoreError",
     "StoreVersion",
     "User",
+    "available_managed",
     "aws_managed_policies",
+    "builtin_managed",
     "build_snapshot",
     "import_authorization_details",
     "load_directory",

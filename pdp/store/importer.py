@@ -39,7 +39,7 @@ from pdp.errors import Diagnostic, PdpError, PolicyLoadError, PolicyValidationEr
 from pdp.language import JsonObject, MalformedJson, load_json, parse_policy
 from pdp.names import is_account_id, is_group_name, is_path, is_policy_name, is_user_name
 from pdp.store.activation import load_directory
-from pdp.store.index import AWS_MANAGED_PREFIX
+from pdp.store.aws_managed import AWS_MANAGED_FOLDER, AWS_MANAGED_PREFIX
 from pdp.store.version import PASSWORD_POLICY_FIELDS, VERSION_NAME, version_names
 
 __all__ = [
@@ -340,7 +340,7 @@ class _Converter:
             if document is None:
                 continue
             if aws_managed:
-                self.managed[f"aws-managed/{path[1:]}{name}.json"] = document
+                self.managed[f"{AWS_MANAGED_FOLDER}/{path[1:]}{name}.json"] = document
                 continue
             if name.lower() in seen:
                 self.problem(

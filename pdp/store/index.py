@@ -10,29 +10,34 @@ size of the store.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 
 from pdp.errors import Diagnostic
-from pdp.language import Policy, PolicySet, parse_policy
+from pdp.language import Policy, PolicySet
 from pdp.model import Principal
+from pdp.store.aws_managed import (
+    AWS_MANAGED_PREFIX,
+    ManagedPolicy,
+    aws_managed_policies,
+    builtin_managed,
+)
 from pdp.store.shards import MASK, Shards
 from pdp.store.version import StoreVersion, User
 
-__all__ = ["AWS_MANAGED_PREFIX", "Index", "UserEntry", "aws_managed_policies"]
+__all__ = [
+    "AWS_MANAGED_PREFIX",
+    "Index",
+    "UserEntry",
+    "available_managed",
+    "aws_managed_policies",
+]
 
-AWS_MANAGED_PREFIX = "arn:aws:iam::aws:policy/"
 
-
-@cache
-def aws_managed_policies() -> dict[str, Policy]:
-    """The built-in AWS managed policies that a store may attach by ARN, by name."""
-    out = {}
-    for item in resources.files("pdp.store.managed").iterdir():
-        if item.name.endswith(".json"):
-            name = item.name[: -len(".json")]
-            out[name] = parse_policy(item.read_bytes(), name=AWS_MANAGED_PREFIX + name)
-    return out
+def available_managed(version: StoreVersion | None = None) -> dict[str, ManagedPolicy]:
+    """The AWS managed policies a version may attach, by ARN: the built-ins, overridden by
+    (and added to from) the version's aws-managed/ folder."""
+    if version is None or not version.aws_managed:
+        return builtin_managed()
+    return {**builtin_managed(), **version.aws_managed}
 
 
 def _same(new: tuple[Policy, ...] | None, old: tuple[Policy, ...]) -> bool:
@@ -90,6 +95,7 @@ class Index:
         self.problems: list[Diagnostic] = []
         self.counts = Counts(len(version.users), len(version.groups), len(version.policies))
         self._customer = version.policies
+        self._aws = available_managed(version)
         self._sets: dict[tuple[int, ...], PolicySet] = {}
         self._group_policies: dict[str, tuple[Policy, ...]] = {}
         for group in version.groups.values():
@@ -134,6 +140,11 @@ class Index:
             for name, policy in previous._customer.items()
             if version.policies.get(name) is not policy
         }
+        if previous._aws is not self._aws:  # an AWS managed policy came, went or changed
+            for arn in previous._aws.keys() | self._aws.keys():
+                before, now = previous._aws.get(arn), self._aws.get(arn)
+                if before is None or now is None or before.policy is not now.policy:
+                    changed_policies.add(_policy_name(arn))
         affected = set(version.changed_users or ())
         if changed_groups or changed_policies:
             for name, member in version.users.unordered_items():
@@ -164,14 +175,19 @@ class Index:
         own_prefix = f"arn:aws:iam::{self.account}:policy/"
         for i, ref in enumerate(refs):
             where = f"policies[{i}]"
+            policy: Policy | None
             if ref.startswith(AWS_MANAGED_PREFIX):
-                policy = aws_managed_policies().get(ref[len(AWS_MANAGED_PREFIX) :])
-                if policy is None:
-                    known = ", ".join(sorted(aws_managed_policies()))
+                managed = self._aws.get(ref)
+                if managed is None:
+                    known = ", ".join(a[len(AWS_MANAGED_PREFIX) :] for a in builtin_managed())
                     self._problem(
-                        file, where, f'unknown AWS managed policy "{ref}" (known: {known})'
+                        file,
+                        where,
+                        f'unknown AWS managed policy "{ref}" (built in: {known}; any other'
+                        " goes in the version's aws-managed/<path>/<Name>.json)",
                     )
                     continue
+                policy = managed.policy
             elif ref.startswith("arn:"):
                 if not ref.startswith(own_prefix):
                     self._problem(file, where, f'policy "{ref}" is not in account {self.account}')

@@ -6,6 +6,7 @@ Layout (docs/store.md)::
     STORE/versions/0002/account.json   optional
                         policies/<Name>.json   groups/<Name>.json   users/<name>.json
                         tests/*.json           optional policy tests
+                        aws-managed/<path>/<Name>.json   AWS managed policies (aws_managed.py)
 
 `resolve_version` turns a store path into one real version directory, once; `read_version` then
 reads only below that directory, so a publisher swapping `current` mid-load never mixes versions.
@@ -34,6 +35,7 @@ from pdp.names import (
     is_policy_name,
     is_user_name,
 )
+from pdp.store.aws_managed import AWS_MANAGED_FOLDER, ManagedPolicy, managed_arn, parse_managed
 from pdp.store.shards import MASK, Shards
 
 __all__ = [
@@ -58,7 +60,8 @@ MAX_FILE_BYTES = 1 << 20  # 1 MiB: IAM's own limits are a few KiB per policy
 _CHUNK = 1 << 16
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 DEFAULT_ACCOUNT = "000000000000"
-_FOLDERS = ("policies", "groups", "users", "tests")
+_FOLDERS = ("policies", "groups", "users", "tests", AWS_MANAGED_FOLDER)
+_MAX_STAMPED_FOLDERS = 1000  # of aws-managed/'s subfolders (AWS uses a few dozen paths)
 _PATH_RULE = f'path must start and end with "/", at most {MAX_PATH} characters of printable ASCII'
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
 # IAM's size limits, in characters other than white space (reference_iam-quotas.html)
@@ -165,6 +168,9 @@ class StoreVersion:
     # The users added, edited or deleted since the version this one was read against; None
     # when read in full.
     changed_users: frozenset[str] | None = None
+    # The AWS managed policies of the version's aws-managed/ folder, by ARN, in file order
+    # (they override the built-ins of the same ARN: index.py).
+    aws_managed: dict[str, ManagedPolicy] = field(default_factory=dict)
 
 
 def natural_key(name: str) -> list[Any]:
@@ -201,14 +207,25 @@ def version_names(store: str | os.PathLike[str]) -> list[str]:
 
 
 def version_stamp(directory: str | os.PathLike[str]) -> tuple[int, ...]:
-    """Modification times of a version directory and of its files and folders at the top: a
-    cheap sign that the version changed (a file added, removed or renamed), without reading it."""
+    """Modification times of a version directory, of its files and folders at the top and of
+    the folders below aws-managed/ (its AWS paths): a cheap sign that the version changed (a
+    file added, removed or renamed), without reading it."""
     stamp = []
     for name in ("", "account.json", *_FOLDERS):
         try:
             stamp.append(os.stat(os.path.join(directory, name)).st_mtime_ns)
         except OSError:
             stamp.append(0)
+    managed = os.path.join(directory, AWS_MANAGED_FOLDER)
+    if stamp[-1]:
+        for count, (_, folders, _files) in enumerate(os.walk(managed)):
+            for folder in folders:
+                try:
+                    stamp.append(os.stat(os.path.join(_, folder)).st_mtime_ns)
+                except OSError:
+                    stamp.append(0)
+            if count >= _MAX_STAMPED_FOLDERS:
+                break
     return tuple(stamp)
 
 
@@ -524,6 +541,7 @@ def read_version(
         policies = _read_delta(reader, "policies", _read_policy, earlier.policies, added)
         groups = _read_delta(reader, "groups", _read_group, earlier.groups, added)
         users = _read_delta(reader, "users", _read_user, earlier.users, added, changed)
+    aws_managed = _read_aws_managed(reader, earlier)
     tests = tuple(t for rel, path in reader.files("tests") for t in _read_tests(reader, rel, path))
     for folder, items in (("users", users), ("groups", groups), ("policies", policies)):
         if folder in added:  # only a new name can clash with another
@@ -540,6 +558,7 @@ def read_version(
         tests,
         reader.parsed_table(),
         frozenset(changed) if earlier is not None else None,
+        aws_managed,
     )
     return version, []
 
@@ -660,6 +679,85 @@ def _read_delta(
         # (not stem order: "a-b.json" comes before "a.json", yet "a" before "a-b")
         items = dict(sorted(items.items(), key=lambda item: f"{item[0]}.json"))
     return items
+
+
+def _read_aws_managed(reader: _Reader, earlier: StoreVersion | None) -> dict[str, ManagedPolicy]:
+    """The aws-managed/ folder, read whole (it holds at most a few thousand files; unchanged
+    bytes reuse what they parsed to), by ARN; the files an earlier read had and this one does
+    not leave the table of parsed files."""
+    out: dict[str, ManagedPolicy] = {}
+    seen: dict[str, str] = {}
+    for rel, path in _managed_files(reader):
+        raw = reader.read_bytes(rel, path)
+        if raw is None:
+            continue
+        item = _parse_file(reader, rel, raw, _read_managed_file)
+        if item is None:
+            continue
+        clash = seen.get(item.arn.lower())
+        if clash is not None:
+            reader.add(rel, "", "duplicate_name", f'"{item.arn}" and "{clash}" differ only in case')
+        seen[item.arn.lower()] = item.arn
+        out[item.arn] = item
+    if earlier is not None:
+        files = {m.file for m in out.values()}
+        reader.gone += [m.file for m in earlier.aws_managed.values() if m.file not in files]
+    return out
+
+
+def _managed_files(reader: _Reader) -> list[tuple[str, str]]:
+    """(relative name, path) of every .json file below aws-managed/, each folder's files in
+    name order, folders (AWS paths) after the files beside them. A folder is read once
+    (a link back to a parent is reported, not followed forever), and a path longer than IAM
+    allows is reported."""
+    out: list[tuple[str, str]] = []
+    visited: set[str] = set()
+    pending = [AWS_MANAGED_FOLDER]
+    while pending:
+        folder = pending.pop(0)
+        directory = reader.folder(folder)
+        if directory is None:
+            continue
+        if directory in visited:
+            reader.add(folder, "", "folder_repeated", "this folder is reached twice (a link)")
+            continue
+        visited.add(directory)
+        with os.scandir(directory) as listing:
+            entries = {e.name: e for e in listing if not e.name.startswith(".")}
+        below = []
+        for name in sorted(entries):
+            entry = entries[name]
+            if entry.is_dir():
+                rel = f"{folder}/{name}"
+                if len(rel) - len(AWS_MANAGED_FOLDER) + 1 > MAX_PATH:
+                    reader.add(rel, "", "invalid_name", f"an AWS path is at most {MAX_PATH} long")
+                else:
+                    below.append(rel)
+                continue
+            found = reader.entry(folder, entry)
+            if found is not None:
+                out.append(found)
+        pending[:0] = below
+    return out
+
+
+def _read_managed_file(reader: _Reader, rel: str, stem: str, raw: bytes) -> ManagedPolicy | None:
+    """`aws-managed/job-function/ViewOnlyAccess.json`: the policy whose ARN its place gives,
+    `arn:aws:iam::aws:policy/job-function/ViewOnlyAccess`."""
+    folders = rel[len(AWS_MANAGED_FOLDER) + 1 : -len(stem) - len(".json")]
+    path = f"/{folders}"
+    if not is_policy_name(stem) or not is_path(path):
+        reader.add(
+            rel,
+            "",
+            "invalid_name",
+            f'invalid AWS managed policy name or path "{rel[len(AWS_MANAGED_FOLDER) :]}"',
+            "aws-managed/<path>/<Name>.json: the path and name IAM gives the policy",
+        )
+        return None
+    managed, problems = parse_managed(raw, file=rel, arn=managed_arn(path, stem), source="store")
+    reader.problems.extend(problems)
+    return managed
 
 
 def _read_policy(reader: _Reader, rel: str, stem: str, raw: bytes) -> Policy | None:

@@ -21,6 +21,9 @@ from pdp.store.activation import load_directory
 
 ACCOUNT = "123456789012"
 SERVICES = ("s3", "ec2", "sqs", "dynamodb")
+# aws-managed/ files of the generated versions (M0, job-function/M1), and a built-in they
+# may override: users attach them by ARN.
+MANAGED = ("M0", "job-function/M1", "SecurityAudit")
 
 
 def write(path: Path, document: Any) -> None:
@@ -56,7 +59,24 @@ def user(rng: random.Random, groups: list[str], policies: list[str]) -> dict[str
         doc["policies"] = [rng.choice([name, f"arn:aws:iam::{ACCOUNT}:policy/{name}"])]
     if rng.random() < 0.2:
         doc["inline_policies"] = {"own": policy(rng, 99)}
+    if rng.random() < 0.3:
+        doc.setdefault("policies", []).append(f"arn:aws:iam::aws:policy/{rng.choice(MANAGED)}")
     return doc
+
+
+def managed_file(root: Path, name: str) -> Path:
+    return root / "aws-managed" / f"{name}.json"
+
+
+def write_managed(root: Path, rng: random.Random, name: str) -> None:
+    """An AWS managed policy file, in one of the shapes the folder accepts."""
+    document = policy(rng, rng.randint(0, 50))
+    shape = rng.choice(["bare", "PolicyVersion", "get-policy-version"])
+    if shape == "bare":
+        write(managed_file(root, name), document)
+        return
+    body = {"Document": document, "VersionId": f"v{rng.randint(1, 9)}", "IsDefaultVersion": True}
+    write(managed_file(root, name), body if shape == "PolicyVersion" else {"PolicyVersion": body})
 
 
 def make_version(root: Path, rng: random.Random) -> Path:
@@ -69,6 +89,8 @@ def make_version(root: Path, rng: random.Random) -> Path:
         write(root / "groups" / f"{name}.json", {"policies": rng.sample(policies, 2)})
     for i in range(30):
         write(root / "users" / f"u{i}.json", user(rng, groups, policies))
+    for name in MANAGED[:2]:
+        write_managed(root, rng, name)
     return root
 
 
@@ -87,7 +109,8 @@ def mutate(root: Path, rng: random.Random) -> str:
     policies, groups, users = names(root, "policies"), names(root, "groups"), names(root, "users")
     kind = rng.choice(
         ["edit policy", "delete policy", "add policy", "edit user", "add user", "delete user",
-         "edit group", "delete group", "add group", "account", "break policy"]
+         "edit group", "delete group", "add group", "account", "break policy",
+         "edit managed", "delete managed", "add managed", "break managed"]
     )  # fmt: skip
     if kind == "edit policy" and policies:
         target = rng.choice(policies)
@@ -123,6 +146,14 @@ def mutate(root: Path, rng: random.Random) -> str:
     elif kind == "break policy" and policies:
         target = rng.choice(policies)
         (root / "policies" / f"{target}.json").write_text('{"Version": "2012-10-17"')
+    elif kind in ("edit managed", "add managed"):
+        target = rng.choice(MANAGED)  # adding the built-in's name overrides it
+        write_managed(root, rng, target)
+    elif kind == "delete managed" and managed_file(root, target := rng.choice(MANAGED)).exists():
+        managed_file(root, target).unlink()
+    elif kind == "break managed":
+        target = rng.choice(MANAGED)
+        write(managed_file(root, target), {"PolicyVersion": {"Document": {"Version": "x"}}})
     else:
         return "nothing"
     return f"{kind} {target}"
@@ -136,7 +167,12 @@ def shape(snapshot: pdp.Snapshot) -> list[object]:
     users = [
         (e.user.name, e.arn, tuple(p.name for p in e.policies)) for e in snapshot.index.users()
     ]
-    tables = [list(source.users), list(source.groups), list(source.policies)]
+    tables = [
+        list(source.users),
+        list(source.groups),
+        list(source.policies),
+        list(source.aws_managed),
+    ]
     return [users, tables, sorted(source.parsed)]
 
 

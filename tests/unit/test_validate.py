@@ -291,38 +291,6 @@ def test_a_wildcard_in_the_service_prefix_is_refused(action: str) -> None:
         pdp.parse_policy(statement(Action=fine))
 
 
-def test_built_in_managed_policies_validate_within_iams_size_limit() -> None:
-    """Built-ins skip the store's size check, so it is made here; none uses a prefix wildcard."""
-    from pdp.store.index import aws_managed_policies
-    from pdp.store.version import MANAGED_POLICY_CHARS
-
-    policies = aws_managed_policies()
-    assert set(policies) == {"AdministratorAccess", "PowerUserAccess", "ReadOnlyAccess"}
-    for policy in policies.values():
-        text = json.dumps(dict(policy.document))
-        assert len(text) - sum(text.count(c) for c in " \t\n\r") <= MANAGED_POLICY_CHARS
-        for stmt in policy.document["Statement"]:
-            listed = stmt.get("Action", stmt.get("NotAction"))
-            for action in [listed] if isinstance(listed, str) else listed:
-                assert action == "*" or not set(action.partition(":")[0]) & set("*?"), action
-
-
-def test_read_only_access_reads_and_does_not_write_or_read_secrets() -> None:
-    """The stand-in ReadOnlyAccess: per-service read actions, as AWS's keeps secrets out."""
-    from pdp.store.index import aws_managed_policies
-
-    read_only = aws_managed_policies()["ReadOnlyAccess"]
-    who = pdp.Principal.user("carol", account="123456789012")
-
-    def reason(action: str) -> str:
-        return pdp.evaluate([read_only], who, action=action, resource="*").reason
-
-    for action in ("ec2:DescribeInstances", "s3:GetObject", "iam:ListUsers", "dynamodb:Query"):
-        assert reason(action) == "allowed", action
-    for action in ("s3:PutObject", "iam:CreateUser", "secretsmanager:GetSecretValue"):
-        assert reason(action) == "implicitDeny", action
-
-
 @pytest.mark.parametrize(
     ("key", "shown"),
     [

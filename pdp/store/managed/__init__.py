@@ -1,11 +1,10 @@
-"""The built-in AWS managed policies a store may attach by ARN (JSON documents).
+"""The built-in AWS managed policies a store may attach by ARN: AWS's own default versions.
 
-`AdministratorAccess` and `PowerUserAccess` follow AWS's documents. `ReadOnlyAccess` is a stand-in:
-AWS's document is far longer, so this one lists the read actions (`Describe*`, `Get*`, `List*`,
-...) of about fifty common services, one service prefix at a time, since IAM refuses a wildcard
-in a service prefix (`*:Get*`). Like AWS's, it leaves out `secretsmanager:GetSecretValue`. The
-managed-policy catalogue issue replaces it with AWS's real document.
-
-Built-ins are not read through the store, so the store's size check does not see them;
-tests/unit/test_validate.py holds them to `MANAGED_POLICY_CHARS` instead.
+Each `<Name>.json` is what `aws iam get-policy-version` prints for the policy's default version
+(`PolicyVersion`: `Document`, `VersionId`, `IsDefaultVersion`, `CreateDate`), with our `pdp` key
+beside it: the ARN (path included), the AWS Managed Policy Reference page, where the text was
+copied from, and whether it is a narrower stand-in (none is: every built-in is AWS's full
+document). `scripts/managed_builtins.py` writes them; `tests/unit/test_managed.py` pins each
+one's version, date and document hash. Read by `pdp.store.aws_managed.builtin_managed`; the
+customer-managed size limit does not apply to them (AWS's own ReadOnlyAccess is ~90 KB).
 """
