@@ -202,6 +202,9 @@ class _Converter:
             return
         for i, item in enumerate(value):
             at = f"{where}[{i}]"
+            if isinstance(item, JsonObject):
+                for key in item.duplicates:
+                    self.problem(f"{at}.{key}", f'duplicate key "{key}"')
             if isinstance(item, dict):
                 yield at, item
             else:

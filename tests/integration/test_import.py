@@ -4,7 +4,6 @@ and every refusal, which must name the element and leave the store as it was."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -24,47 +23,10 @@ EXPORT = FIXTURES / "authorization-details.json"
 PASSWORD_POLICY = FIXTURES / "password-policy.json"
 CREDENTIAL_REPORT = FIXTURES / "credential-report.csv"
 ACCOUNT = "123456789012"
-# Attached AWS managed policies that are not built in: they resolve only through the store's
-# aws-managed/ folder (the managed-policy branch).
-CATALOGUE_ONLY = (
-    "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
-    "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess",
-)
 
 
 def fixture_export() -> dict[str, Any]:
     return json.loads(EXPORT.read_text())
-
-
-def without_catalogue(export: dict[str, Any]) -> dict[str, Any]:
-    """The export with the attachments of non-built-in AWS managed policies removed (their
-    documents stay in Policies, and so in aws-managed/): it loads with or without that folder."""
-    out = copy.deepcopy(export)
-    for entity in out["UserDetailList"] + out["GroupDetailList"]:
-        entity["AttachedManagedPolicies"] = [
-            p for p in entity["AttachedManagedPolicies"] if p["PolicyArn"] not in CATALOGUE_ONLY
-        ]
-    return out
-
-
-def _reads_aws_managed_folder(tmp: Path) -> bool:
-    """Whether the loader resolves an AWS managed ARN from a store's aws-managed/ folder."""
-    version = tmp / "probe" / "versions" / "0001"
-    (version / "aws-managed" / "job-function").mkdir(parents=True)
-    (version / "users").mkdir()
-    statement = {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}
-    document = {"Version": "2012-10-17", "Statement": [statement]}
-    shape = {"PolicyVersion": {"Document": document, "VersionId": "v1", "IsDefaultVersion": True}}
-    (version / "aws-managed" / "job-function" / "Probe.json").write_text(json.dumps(shape))
-    user = {"policies": ["arn:aws:iam::aws:policy/job-function/Probe"]}
-    (version / "users" / "u.json").write_text(json.dumps(user))
-    try:
-        pdp.Authorizer.from_directory(version).close()
-    except pdp.PolicyLoadError:
-        return False
-    finally:
-        shutil.rmtree(tmp / "probe")
-    return True
 
 
 def write_json(path: Path, document: Any) -> Path:
@@ -108,8 +70,8 @@ def decide(store: Path, principal: str, action: str, resource: str) -> pdp.Decis
 
 @pytest.fixture
 def imported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, dict[str, Any]]:
-    """The fixture export (without catalogue-only attachments) imported with both extras."""
-    export = write_json(tmp_path / "export.json", without_catalogue(fixture_export()))
+    """The fixture export imported with both extras."""
+    export = EXPORT
     store = tmp_path / "store"
     summary = import_json(
         capsys,
@@ -156,7 +118,7 @@ def test_decisions_follow_the_account(imported: tuple[Path, dict[str, Any]]) -> 
         # v3 (the latest, not the default) allows s3:* on the bucket: not in effect
         ("alice", "s3:DeleteBucket", "arn:aws:s3:::orders-app", "Deny", "implicitDeny"),
         # v1 (not the default either) allows s3:* on everything
-        ("bob", "s3:GetObject", "arn:aws:s3:::other-bucket/a", "Deny", "implicitDeny"),
+        ("bob", "s3:DeleteObject", "arn:aws:s3:::other-bucket/a", "Deny", "implicitDeny"),
         # alice's inline Deny beats her group's Allow
         ("alice", "s3:PutObject", "arn:aws:s3:::orders-app/prod/x", "Deny", "explicitDeny"),
         ("bob", "s3:PutObject", "arn:aws:s3:::orders-app/prod/x", "Allow", "allowed"),
@@ -182,7 +144,7 @@ def test_decisions_follow_the_account(imported: tuple[Path, dict[str, Any]]) -> 
             f"arn:aws:codebuild:eu-west-1:{ACCOUNT}:project/orders",
             "Deny",
             "implicitDeny",
-        ),  # fmt: skip
+        ),
         # bob's inline policy came URL-encoded, as the IAM API returns it; it uses a variable
         ("bob", "iam:CreateAccessKey", f"arn:aws:iam::{ACCOUNT}:user/bob", "Allow", "allowed"),
         (
@@ -191,7 +153,7 @@ def test_decisions_follow_the_account(imported: tuple[Path, dict[str, Any]]) -> 
             f"arn:aws:iam::{ACCOUNT}:user/dave",
             "Deny",
             "implicitDeny",
-        ),  # fmt: skip
+        ),
         # AdministratorAccess, and the admins group's inline Deny
         ("dave", "ec2:RunInstances", "*", "Allow", "allowed"),
         ("dave", "iam:DeleteAccountPasswordPolicy", "*", "Deny", "explicitDeny"),
@@ -295,7 +257,7 @@ def test_what_the_store_cannot_hold_is_reported(imported: tuple[Path, dict[str, 
 def test_the_text_summary_names_what_was_skipped(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    export = write_json(tmp_path / "export.json", without_catalogue(fixture_export()))
+    export = EXPORT
     assert run_import(tmp_path / "store", export) == 0
     out = capsys.readouterr().out
     assert "4 users, 4 groups, 3 customer-managed policies" in out
@@ -332,19 +294,26 @@ def test_aws_managed_documents_are_written_in_get_policy_version_shape(
     assert version["Document"]["Statement"][0]["Action"][0] == "ec2:DescribeInstances"
 
 
-def test_the_full_export_decides_with_the_aws_managed_folder(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_aws_managed_policies_decide_with_the_documents_of_the_export(
+    imported: tuple[Path, dict[str, Any]],
 ) -> None:
-    if not _reads_aws_managed_folder(tmp_path):
-        pytest.skip("the store does not read aws-managed/ yet (the managed-policy branch)")
-    store = tmp_path / "store"
-    summary = import_json(capsys, store, EXPORT)
-    assert summary["counts"]["aws_managed"] == 3
-    assert decide(store, "erin", "ec2:DescribeInstances", "*").decision == "Allow"
-    assert decide(store, "erin", "s3:GetObject", "arn:aws:s3:::orders-app/a").decision == "Deny"
+    store, _ = imported
     any_bucket = "arn:aws:s3:::any-bucket/a"
-    assert decide(store, "bob", "s3:GetObject", any_bucket).decision == "Allow"
-    assert decide(store, "bob", "s3:PutObject", any_bucket).decision == "Deny"
+    cases = [
+        # readers attaches AmazonS3ReadOnlyAccess
+        ("bob", "s3:GetObject", any_bucket, "Allow"),
+        ("bob", "s3:PutObject", any_bucket, "Deny"),
+        # auditors attaches job-function/ViewOnlyAccess: the export's document (an excerpt in
+        # the fixture) is the one in effect, not the built-in, which allows dynamodb:ListTables
+        ("erin", "ec2:DescribeInstances", "*", "Allow"),
+        ("erin", "dynamodb:ListTables", "*", "Deny"),
+        ("erin", "s3:GetObject", any_bucket, "Deny"),
+    ]
+    with pdp.Authorizer.from_store(store, watch=False) as authz:
+        got = [(p, a, r, authz.is_authorized(p, a, r).decision) for p, a, r, _ in cases]
+        matched = authz.is_authorized("erin", "ec2:DescribeInstances", "*").matched
+    assert got == cases
+    assert matched[0].policy == "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess"
 
 
 # -- versions and current ----------------------------------------------------------------------
@@ -377,7 +346,7 @@ def test_a_store_with_current_keeps_serving_until_activate(
     example = Path(__file__).resolve().parents[2] / "examples" / "store"
     store = tmp_path / "store"
     shutil.copytree(example, store, symlinks=True)
-    export = write_json(tmp_path / "export.json", without_catalogue(fixture_export()))
+    export = EXPORT
     summary = import_json(capsys, store, export)
     assert (summary["version"], summary["serving"]) == ("0003", False)
     assert summary["current"] == "versions/0002"
@@ -395,7 +364,7 @@ def test_the_text_summary_says_current_did_not_move(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = tmp_path / "store"
-    export = write_json(tmp_path / "export.json", without_catalogue(fixture_export()))
+    export = EXPORT
     assert run_import(store, export, "--activate") == 0
     assert run_import(store, export) == 0
     out = capsys.readouterr().out
@@ -412,7 +381,7 @@ def refused(
     """Import `export` into a copy of a store holding one imported version; assert it is
     refused and the store unchanged; the problem lines (stderr, indented)."""
     store = tmp_path / "store"
-    good = write_json(tmp_path / "good.json", without_catalogue(fixture_export()))
+    good = write_json(tmp_path / "good.json", fixture_export())
     if not store.exists():
         assert run_import(store, good) == 0
     before = tree(store)
@@ -432,7 +401,7 @@ def refused(
 def test_a_malformed_policy_document_is_named_by_its_element(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    export = without_catalogue(fixture_export())
+    export = fixture_export()
     export["UserDetailList"][1]["UserPolicyList"][0]["PolicyDocument"] = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Permit", "Action": "s3:GetObject", "Resource": "*"}],
@@ -448,7 +417,7 @@ def test_a_malformed_policy_document_is_named_by_its_element(
 def test_a_url_encoded_document_that_is_not_json_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    export = without_catalogue(fixture_export())
+    export = fixture_export()
     versions = export["Policies"][0]["PolicyVersionList"]
     versions[1]["Document"] = urllib.parse.quote('{"Version": "2012-10-17", "Statement": [')
     problems = refused(tmp_path, capsys, export)
@@ -458,12 +427,12 @@ def test_a_url_encoded_document_that_is_not_json_is_named(
 
 
 def test_a_truncated_export_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    export = without_catalogue(fixture_export())
+    export = fixture_export()
     export["IsTruncated"] = True
     export["Marker"] = "AAAAAQAAAAAAAAABEXAMPLE"
     (problem,) = refused(tmp_path, capsys, export)
     assert problem.startswith(f"{tmp_path / 'bad.json'}: IsTruncated: the export is one page")
-    cli_page = without_catalogue(fixture_export())
+    cli_page = fixture_export()
     cli_page["NextToken"] = "eyJNYXJrZXIiOiBudWxsfQ=="  # the CLI's --max-items output
     (problem,) = refused(tmp_path, capsys, cli_page)
     assert "incomplete" in problem
@@ -525,7 +494,7 @@ def test_a_truncated_export_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
 def test_inconsistent_elements_are_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Any, expected: str
 ) -> None:
-    export = without_catalogue(fixture_export())
+    export = fixture_export()
     change(export)
     problems = refused(tmp_path, capsys, export)
     prefix = f"{tmp_path / 'bad.json'}: "
@@ -538,14 +507,14 @@ def test_malformed_json_and_oversized_files_are_refused(
     (problem,) = refused(tmp_path, capsys, b'{"UserDetailList": [')
     assert "malformed JSON" in problem
     monkeypatch.setattr("pdp.store.importer.MAX_EXPORT_BYTES", 1000)
-    (problem,) = refused(tmp_path, capsys, without_catalogue(fixture_export()))
+    (problem,) = refused(tmp_path, capsys, fixture_export())
     assert problem.endswith("over the 1000 byte limit of an authorization details export")
 
 
 def test_a_version_the_loader_refuses_leaves_nothing_behind(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    export = without_catalogue(fixture_export())
+    export = fixture_export()
     big = {
         "Version": "2012-10-17",
         "Statement": [
@@ -564,7 +533,7 @@ def test_a_version_the_loader_refuses_leaves_nothing_behind(
 
 
 def test_extra_inputs_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    good = without_catalogue(fixture_export())
+    good = fixture_export()
     policy = write_json(tmp_path / "pp.json", {"PasswordPolicy": {"MaxPasswordAge": "90"}})
     problems = refused(tmp_path, capsys, good, "--password-policy", str(policy))
     assert problems == [f"{policy}: PasswordPolicy.MaxPasswordAge: must be a number"]
@@ -595,14 +564,14 @@ def test_a_directory_that_is_not_a_store_is_refused(
     target = tmp_path / "notes"
     target.mkdir()
     (target / "todo.txt").write_text("keep me")
-    export = write_json(tmp_path / "export.json", without_catalogue(fixture_export()))
+    export = EXPORT
     assert run_import(target, export) == 1
     assert "has files but no versions/: not a store" in capsys.readouterr().err
     assert os.listdir(target) == ["todo.txt"]
 
 
 def test_the_json_summary_of_a_refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    export = without_catalogue(fixture_export())
+    export = fixture_export()
     export["IsTruncated"] = True
     path = write_json(tmp_path / "export.json", export)
     assert run_import(tmp_path / "store", path, "--json") == 1
@@ -610,3 +579,20 @@ def test_the_json_summary_of_a_refusal(tmp_path: Path, capsys: pytest.CaptureFix
     assert answer["problems"][0]["path"] == "IsTruncated"
     assert answer["problems"][0]["code"] == "truncated_export"
     assert not (tmp_path / "store").exists()
+
+
+def test_repeated_keys_are_named_where_they_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """IAM refuses a document that repeats a key, and a last-wins parser would hide it: the
+    raw API's URL-encoded documents are read strictly, and so is the export itself."""
+    export = fixture_export()
+    text = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Effect":"Deny","Action":"s3:*","Resource":"*"}]}'  # noqa: E501
+    export["GroupDetailList"][0]["GroupPolicyList"][0]["PolicyDocument"] = urllib.parse.quote(text)
+    raw = json.dumps(export).replace('"UserName": "dave"', '"UserName": "dave", "UserName": "dave"')
+    problems = refused(tmp_path, capsys, raw.encode())
+    source = tmp_path / "bad.json"
+    assert problems == [
+        f'{source}: GroupDetailList[0].GroupPolicyList[0].PolicyDocument.Statement[0]: duplicate key "Effect"',  # noqa: E501
+        f'{source}: UserDetailList[3].UserName: duplicate key "UserName"',
+    ]
