@@ -3,9 +3,10 @@
 version (read one version directory: users, groups, policies, account) -> index (principal ->
 effective policies) -> snapshot (index + decision cache; decides) -> activation (build a
 snapshot, run the store's policy tests, fall back to the newest good version) -> authorizer
-(the serving snapshot, swapped atomically on reload). `importer` writes a new version from an
-AWS account's authorization details export (`pdp import`). `managed/` holds the built-in AWS
-managed policies; shards and cache are the tables behind the index and the snapshot.
+(the serving snapshot, swapped atomically on reload). aws_managed reads AWS managed policy
+files: the built-ins of `managed/` and a version's `aws-managed/` folder; `importer` writes a
+new version from an AWS account's authorization details export (`pdp import`); shards and
+cache are the tables behind the index and the snapshot.
 """
 
 from pdp.store.activation import (

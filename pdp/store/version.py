@@ -218,10 +218,10 @@ def version_stamp(directory: str | os.PathLike[str]) -> tuple[int, ...]:
             stamp.append(0)
     managed = os.path.join(directory, AWS_MANAGED_FOLDER)
     if stamp[-1]:
-        for count, (_, folders, _files) in enumerate(os.walk(managed)):
+        for count, (parent, folders, _files) in enumerate(os.walk(managed)):
             for folder in folders:
                 try:
-                    stamp.append(os.stat(os.path.join(_, folder)).st_mtime_ns)
+                    stamp.append(os.stat(os.path.join(parent, folder)).st_mtime_ns)
                 except OSError:
                     stamp.append(0)
             if count >= _MAX_STAMPED_FOLDERS:
