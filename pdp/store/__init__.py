@@ -6,7 +6,8 @@ snapshot, run the store's policy tests, fall back to the newest good version) ->
 (the serving snapshot, swapped atomically on reload). aws_managed reads AWS managed policy
 files: the built-ins of `managed/` and a version's `aws-managed/` folder; `importer` writes a
 new version from an AWS account's authorization details export (`pdp import`); shards and
-cache are the tables behind the index and the snapshot.
+cache are the tables behind the index and the snapshot; checks holds a version's validation
+findings (pdp.reference) and the refusal a store's store.json may ask for.
 """
 
 from pdp.store.activation import (
@@ -19,6 +20,7 @@ from pdp.store.activation import (
 )
 from pdp.store.authorizer import Authorizer, ReloadResult
 from pdp.store.aws_managed import AWS_MANAGED_FOLDER, ManagedPolicy, builtin_managed
+from pdp.store.checks import findings_of, version_findings
 from pdp.store.importer import (
     MAX_EXPORT_BYTES,
     ImportFailed,
@@ -64,6 +66,7 @@ __all__ = [
     "aws_managed_policies",
     "builtin_managed",
     "build_snapshot",
+    "findings_of",
     "import_authorization_details",
     "load_directory",
     "load_newest",
@@ -72,5 +75,6 @@ __all__ = [
     "resolve_version",
     "run_policy_tests",
     "version_names",
+    "version_findings",
     "version_stamp",
 ]

@@ -4,6 +4,7 @@ Layout (docs/store.md)::
 
     STORE/current -> versions/0002     optional; without it the greatest version name is served
     STORE/versions/0002/account.json   optional
+                        store.json     optional: {"refuse_findings": "WARNING"} (checks.py)
                         policies/<Name>.json   groups/<Name>.json   users/<name>.json
                         tests/*.json           optional policy tests
                         aws-managed/<path>/<Name>.json   AWS managed policies (aws_managed.py)
@@ -36,6 +37,7 @@ from pdp.names import (
     is_user_name,
 )
 from pdp.store.aws_managed import AWS_MANAGED_FOLDER, ManagedPolicy, managed_arn, parse_managed
+from pdp.store.checks import SETTINGS_FILE, SETTINGS_KEYS, refused, settings_problem
 from pdp.store.shards import MASK, Shards
 
 __all__ = [
@@ -211,7 +213,7 @@ def version_stamp(directory: str | os.PathLike[str]) -> tuple[int, ...]:
     the folders below aws-managed/ (its AWS paths): a cheap sign that the version changed (a
     file added, removed or renamed), without reading it."""
     stamp = []
-    for name in ("", "account.json", *_FOLDERS):
+    for name in ("", "account.json", SETTINGS_FILE, *_FOLDERS):
         try:
             stamp.append(os.stat(os.path.join(directory, name)).st_mtime_ns)
         except OSError:
@@ -546,6 +548,16 @@ def read_version(
     for folder, items in (("users", users), ("groups", groups), ("policies", policies)):
         if folder in added:  # only a new name can clash with another
             _check_names_unique(reader, items, folder)
+    level = _read_settings(reader).get("refuse_findings")
+    if level is not None and not reader.problems:
+        for finding in refused(level, policies, [*groups.values(), *users.values()]):
+            reader.add(
+                finding.file,
+                finding.path,
+                finding.code,
+                f"{finding.finding_type}: {finding.message}",
+                f"store.json refuses findings of type {level} and above",
+            )
     if reader.problems:
         return None, sorted(reader.problems, key=lambda d: (d.source or "", d.path))
     version = StoreVersion(
@@ -793,6 +805,23 @@ def _check_names_unique(reader: _Reader, items: Mapping[str, Any], folder: str) 
                 f'"{name}" and "{seen[name.lower()]}" differ only in case (IAM names ignore case)',
             )
         seen[name.lower()] = name
+
+
+def _read_settings(reader: _Reader) -> dict[str, Any]:
+    """The version's store.json (docs/store.md), or {} when it has none or it is refused."""
+    link = os.path.join(reader.root, SETTINGS_FILE)
+    if not os.path.lexists(link):
+        return {}
+    path = reader.follow(SETTINGS_FILE, link) if os.path.islink(link) else link
+    if path is None or not os.path.isfile(path):
+        if path is not None:
+            reader.add(SETTINGS_FILE, "", "not_a_file", "not a regular file")
+        return {}
+    doc = reader.object(SETTINGS_FILE, reader.read_json(SETTINGS_FILE, path), SETTINGS_KEYS)
+    problem = settings_problem(doc) if doc is not None else None
+    if problem is not None:
+        reader.add(SETTINGS_FILE, "refuse_findings", "invalid_field", problem)
+    return doc if doc is not None and problem is None else {}
 
 
 def _read_account(reader: _Reader) -> Account:
