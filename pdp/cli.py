@@ -602,6 +602,7 @@ def _access_advisor(args: argparse.Namespace) -> int:
         policies,
         advisor.usage(args.principal),
         days=args.days,
+        action_usage=advisor.action_usage(args.principal),
     )
     advisor.close()
     print(json.dumps(answer, indent=2))

@@ -11,6 +11,11 @@ policy granted by name. A wildcard statement (`"Action": "*"`, `"*:Get*"`, NotAc
 name a caller cares to invent, so the table is bounded too: at most `max_per_principal` services
 per principal and `max_rows` rows in all, the least recently allowed pruned first. The cap per
 principal comes first, so one principal's invented names push out only its own oldest rows.
+
+Beside the service rows, one row per (principal, action) holds when that action was last
+allowed (`action_usage`), under the same caps (per principal, and in all), so that `report` can
+list the actions a principal is granted and never used. Service names come from the service
+authorization reference (pdp.reference): `s3` is "Amazon S3".
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from typing import Any
 
 from pdp.audit.decision_log import DecisionEvent
 from pdp.language import Policy
+from pdp.reference import Reference, default_reference
 
-__all__ = ["AccessAdvisor", "granted_services", "principal_name", "report"]
+__all__ = ["AccessAdvisor", "granted_actions", "granted_services", "principal_name", "report"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS last_access (
@@ -46,6 +52,30 @@ ON CONFLICT (principal, service) DO UPDATE SET
 WHERE excluded.last_allowed > last_access.last_allowed
 """
 _INDEX = "CREATE INDEX IF NOT EXISTS last_access_by_time ON last_access (last_allowed)"
+_ACTION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS action_access (
+    principal TEXT NOT NULL,
+    action TEXT NOT NULL,
+    last_allowed REAL NOT NULL,
+    PRIMARY KEY (principal, action)
+)
+"""
+_ACTION_UPSERT = """
+INSERT INTO action_access (principal, action, last_allowed) VALUES (?, ?, ?)
+ON CONFLICT (principal, action) DO UPDATE SET last_allowed = excluded.last_allowed
+WHERE excluded.last_allowed > action_access.last_allowed
+"""
+_ACTION_INDEX = "CREATE INDEX IF NOT EXISTS action_access_by_time ON action_access (last_allowed)"
+_PRUNE_PRINCIPAL_ACTIONS = """
+DELETE FROM action_access WHERE principal = ? AND action NOT IN (
+    SELECT action FROM action_access WHERE principal = ? ORDER BY last_allowed DESC LIMIT ?)
+"""
+_PRUNE_OLDEST_ACTIONS = """
+DELETE FROM action_access WHERE rowid IN (
+    SELECT rowid FROM action_access ORDER BY last_allowed LIMIT ?)
+"""
+ACTIONS_PER_SERVICE_ROW = 20  # action rows a principal may keep per service row allowed
+MAX_EXPANDED = 20_000  # concrete actions a report expands granted patterns to, at most
 _PRUNE_PRINCIPAL = """
 DELETE FROM last_access WHERE principal = ? AND service NOT IN (
     SELECT service FROM last_access WHERE principal = ? ORDER BY last_allowed DESC LIMIT ?)
@@ -92,13 +122,15 @@ class AccessAdvisor:
         self.max_rows = max_rows
         self.max_per_principal = max_per_principal
         self.refused = 0  # Allow events whose service could not be a granted service
-        self.pruned = 0  # rows removed by the caps (by this process)
+        self.pruned = 0  # service rows removed by the caps (by this process)
+        self.pruned_actions = 0  # action rows removed by the caps
         self._db = sqlite3.connect(path, timeout=10, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
-        self._db.execute(_INDEX)
+        for statement in (_SCHEMA, _INDEX, _ACTION_SCHEMA, _ACTION_INDEX):
+            self._db.execute(statement)
         self._db.commit()
         self._pending: dict[tuple[str, str], tuple[float, str, str | None]] = {}
+        self._pending_actions: dict[tuple[str, str], float] = {}
         # Invariant: _lock (pending rows, counters) is never held during SQLite I/O, which can
         # wait up to 10 s on a locked database: stats() serves /readyz and /metrics.
         self._lock = threading.Lock()
@@ -119,11 +151,14 @@ class AccessAdvisor:
             return
         stamp = event.time
         key = (principal_name(event.principal), service)
+        action_key = (key[0], action.lower())
         with self._lock:
             previous = self._pending.get(key)
             if previous is None or stamp > previous[0]:
                 self._pending[key] = (stamp, action, granted[0].policy)
-            full = len(self._pending) >= _PENDING_MAX
+            if stamp > self._pending_actions.get(action_key, 0.0):
+                self._pending_actions[action_key] = stamp
+            full = len(self._pending) + len(self._pending_actions) >= _PENDING_MAX
         if full or time.monotonic() - self._last_flush >= self.flush_every:
             self.flush()
 
@@ -131,23 +166,35 @@ class AccessAdvisor:
         """Write what was observed, then enforce the caps."""
         with self._lock:
             pending, self._pending = self._pending, {}
+            actions, self._pending_actions = self._pending_actions, {}
             self._last_flush = time.monotonic()
         if not pending:
             return
         with self._db_lock:
             db = self._db
             db.executemany(_UPSERT, [(p, s, t, a, pol) for (p, s), (t, a, pol) in pending.items()])
+            db.executemany(_ACTION_UPSERT, [(p, a, t) for (p, a), t in actions.items()])
             before = db.total_changes
             cap = self.max_per_principal
-            for principal in {p for p, _ in pending}:
+            principals = {p for p, _ in pending}
+            for principal in principals:
                 db.execute(_PRUNE_PRINCIPAL, (principal, principal, cap))
             (rows,) = db.execute("SELECT COUNT(*) FROM last_access").fetchone()
             if rows > self.max_rows:
                 db.execute(_PRUNE_OLDEST, (rows - self.max_rows,))
             pruned = db.total_changes - before
+            before = db.total_changes
+            for principal in principals:
+                limit = cap * ACTIONS_PER_SERVICE_ROW
+                db.execute(_PRUNE_PRINCIPAL_ACTIONS, (principal, principal, limit))
+            (rows,) = db.execute("SELECT COUNT(*) FROM action_access").fetchone()
+            if rows > self.max_rows:
+                db.execute(_PRUNE_OLDEST_ACTIONS, (rows - self.max_rows,))
+            pruned_actions = db.total_changes - before
             db.commit()
         with self._lock:
             self.pruned += pruned
+            self.pruned_actions += pruned_actions
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -162,6 +209,16 @@ class AccessAdvisor:
                 (principal_name(principal),),
             ).fetchall()
         return {s: {"last_allowed": t, "action": a, "policy": p} for s, t, a, p in rows}
+
+    def action_usage(self, principal: str) -> dict[str, float]:
+        """action (lower case) -> when it was last allowed (epoch), for one principal."""
+        self.flush()
+        with self._db_lock:
+            rows = self._db.execute(
+                "SELECT action, last_allowed FROM action_access WHERE principal = ?",
+                (principal_name(principal),),
+            ).fetchall()
+        return {a: t for a, t in rows}
 
     def last_activity(self) -> dict[str, float]:
         """principal -> the last time anything was allowed to it."""
@@ -192,6 +249,35 @@ def granted_services(policies: Iterable[Policy]) -> set[str]:
     return out
 
 
+def granted_actions(
+    policies: Iterable[Policy], reference: Reference, limit: int = MAX_EXPANDED
+) -> tuple[set[str], list[str], bool]:
+    """The concrete actions (`s3:GetObject`) that Allow statements' Action patterns name, at
+    most `limit`; the patterns not expanded (a wildcard in the service part, NotAction: they
+    would name every service); whether the limit cut the expansion."""
+    out: set[str] = set()
+    skipped: set[str] = set()
+    for policy in policies:
+        raw = policy.document.get("Statement")
+        for stmt in [raw] if isinstance(raw, dict) else list(raw or []):
+            if not isinstance(stmt, dict) or stmt.get("Effect") != "Allow":
+                continue
+            if "NotAction" in stmt:
+                skipped.add("NotAction")
+                continue
+            value = stmt.get("Action")
+            for pattern in [value] if isinstance(value, str) else list(value or []):
+                service = pattern.partition(":")[0]
+                if pattern == "*" or "*" in service or "?" in service:
+                    skipped.add(pattern)
+                    continue
+                for action in reference.actions_matching(pattern, limit=limit + 1):
+                    out.add(action.full_name)
+                    if len(out) > limit:
+                        return out, sorted(skipped), True
+    return out, sorted(skipped), False
+
+
 def report(
     principal: str,
     policies: Iterable[Policy],
@@ -199,14 +285,21 @@ def report(
     *,
     days: int = 90,
     now: float | None = None,
+    action_usage: dict[str, float] | None = None,
+    reference: Reference | None = None,
 ) -> dict[str, Any]:
-    """Services granted vs. used, with last-used times and what went unused for `days` days."""
+    """Services granted vs. used, with last-used times and what went unused for `days` days;
+    with `action_usage` (AccessAdvisor.action_usage) also the concrete actions granted and
+    not used in that time."""
     now = time.time() if now is None else now
     cutoff = now - days * 86400
+    policies = list(policies)
+    ref = reference or default_reference()
     granted = granted_services(policies)
     used = [
         {
             "service": service,
+            "service_name": ref.service_name(service),
             "last_allowed": _iso(info["last_allowed"]),
             "action": info["action"],
             "policy": info["policy"],
@@ -222,7 +315,19 @@ def report(
         "services_granted": sorted(granted),
         "services_used": used,
         "unused_for_days": unused,
+        "service_names": {s: ref.service_name(s) for s in sorted(granted | set(usage)) if s != "*"},
     }
+    if action_usage is not None:
+        actions, skipped, truncated = granted_actions(policies, ref)
+        recent_actions = {a for a, t in action_usage.items() if t >= cutoff}
+        answer["actions_unused_for_days"] = sorted(
+            a for a in actions if a.lower() not in recent_actions
+        )
+        answer["actions_expansion"] = {
+            "granted": len(actions),
+            "not_expanded": skipped,
+            "truncated": truncated,
+        }
     if "*" in granted:
         answer["note"] = (
             "a wildcard or NotAction statement grants every service; only the services listed"

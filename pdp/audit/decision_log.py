@@ -154,6 +154,9 @@ class DecisionEvent:
     decision_id: str | None = None
     truncated: Mapping[str, Any] | None = None
     schema_version: int = 1
+    # True when the action is not one of AWS's (pdp.reference): decided as any other action,
+    # marked for the audit. Optional in a line (written only when true): still schema 1.
+    unknown_action: bool = False
 
     @classmethod
     def of(
@@ -167,6 +170,7 @@ class DecisionEvent:
         request_id: str | None = None,
         *,
         now: float | None = None,
+        unknown_action: bool = False,
     ) -> DecisionEvent:
         """The event of one decision of `Authorizer.is_authorized`, now (or at `now`).
 
@@ -190,6 +194,7 @@ class DecisionEvent:
         _set_decision_id(event, None)
         _set_truncated(event, None)
         _set_schema_version(event, cls.SCHEMA)
+        _set_unknown_action(event, unknown_action)
         return event
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,6 +218,8 @@ class DecisionEvent:
         }
         if self.truncated is not None:
             out["truncated"] = dict(self.truncated)
+        if self.unknown_action:
+            out["unknown_action"] = True
         return out
 
     @classmethod
@@ -259,6 +266,7 @@ class DecisionEvent:
             _field(line, "decision_id", (str, type(None))),
             _field(line, "truncated", dict) if "truncated" in line else None,
             version,
+            _field(line, "unknown_action", bool) if "unknown_action" in line else False,
         )
 
 
@@ -285,6 +293,7 @@ _set_request_id = _setter("request_id")
 _set_decision_id = _setter("decision_id")
 _set_truncated = _setter("truncated")
 _set_schema_version = _setter("schema_version")
+_set_unknown_action = _setter("unknown_action")
 
 
 # --- bounding an event ---------------------------------------------------------------------

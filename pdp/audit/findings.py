@@ -1,6 +1,7 @@
 """Posture reports of a store (`pdp audit`): the credential report and security findings.
 
-Findings follow IAM's security best practices and IAM Access Analyzer's policy checks, each with
+Findings follow IAM's security best practices and IAM Access Analyzer's policy checks (the
+validation findings of pdp.reference among them, docs/validation.md), each with
 a severity, the file and JSON path it is about, a stable code and a message. Formats: text for
 people, JSON for tools, SARIF 2.1.0 for CI systems that annotate pull requests.
 """
@@ -16,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pdp.language import Policy, matches_every_action, matches_every_resource, to_date, to_number
-from pdp.store import AWS_MANAGED_PREFIX, AccessKey, StoreVersion, User
+from pdp.reference import ValidationFinding
+from pdp.store import AWS_MANAGED_PREFIX, AccessKey, StoreVersion, User, version_findings
 from pdp.text import printable
 
 __all__ = ["SEVERITIES", "Finding", "audit", "credential_report", "render"]
@@ -308,7 +310,30 @@ def audit(
     for user in version.users.values():
         for policy in user.inline_policies:
             findings.extend(_policy_findings(policy, user.file, f"{_inline_path(policy)}."))
+    findings.extend(
+        _validation(f) for f in version_findings(version) if f.code not in _AUDITED_ALREADY
+    )
     return sorted(findings, key=lambda f: (-f.rank(), f.file, f.path))
+
+
+# Validation checks the audit makes itself, with more detail (allow_with_not, broad_not_action).
+_AUDITED_ALREADY = frozenset({"ALLOW_WITH_NOT_ACTION"})
+# A validation finding's severity in the audit: a security warning is high, a part of a policy
+# that does nothing (ERROR) medium, the rest low. Its code stays AWS-style (upper case).
+VALIDATION_SEVERITY = {
+    "SECURITY_WARNING": "high",
+    "ERROR": "medium",
+    "WARNING": "low",
+    "SUGGESTION": "low",
+}
+
+
+def _validation(finding: ValidationFinding) -> Finding:
+    """A validation finding (pdp.reference, docs/validation.md) as an audit finding."""
+    message = f"{finding.finding_type}: {finding.message}"
+    return Finding(
+        finding.code, VALIDATION_SEVERITY[finding.finding_type], finding.file, finding.path, message
+    )
 
 
 def _user_findings(

@@ -53,6 +53,7 @@ class Metrics:
         self.latency_sum = 0.0
         self.latency_count = 0
         self.bad_requests = 0
+        self.unknown_actions = 0
 
     def observe(self, decision: str, reason: str, seconds: float) -> None:
         key = (decision, reason)
@@ -62,6 +63,11 @@ class Metrics:
             self.bucket_counts[index] += 1
             self.latency_sum += seconds
             self.latency_count += 1
+
+    def unknown_action(self) -> None:
+        """A request named an action AWS's reference does not have (decided as any other)."""
+        with self._lock:
+            self.unknown_actions += 1
 
     def bad_request(self) -> None:
         with self._lock:
@@ -79,6 +85,7 @@ class Metrics:
             decisions = dict(self.decisions)
             buckets = list(self.bucket_counts)
             total, count, bad = self.latency_sum, self.latency_count, self.bad_requests
+            unknown = self.unknown_actions
         for (decision, reason), n in sorted(decisions.items()):
             labels = _labels(worker=pid, decision=decision, reason=reason)
             lines.append(f"pdp_decisions_total{labels} {n}")
@@ -98,6 +105,10 @@ class Metrics:
             "# HELP pdp_bad_requests_total Requests refused as malformed (HTTP 400, gRPC 3).",
             "# TYPE pdp_bad_requests_total counter",
             f"pdp_bad_requests_total{worker} {bad}",
+            "# HELP pdp_unknown_action_requests_total Requests for an action that AWS's service"
+            " authorization reference does not have (decided as any other).",
+            "# TYPE pdp_unknown_action_requests_total counter",
+            f"pdp_unknown_action_requests_total{worker} {unknown}",
         ]
         info = status()
         if info is not None:

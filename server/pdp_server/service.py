@@ -14,6 +14,7 @@ from typing import Any
 
 from pdp import Authorizer, Decision, PolicyLoadError, printable
 from pdp.audit import AccessAdvisor, DecisionEvent, DecisionLog, report, worker_path
+from pdp.reference import is_known_action
 from pdp.store import Snapshot, StoreError, resolve_version, version_names, version_stamp
 from pdp_server.config import Config
 from pdp_server.control import Control
@@ -228,11 +229,16 @@ class Service:
         return out, snapshot.version
 
     def _decide_on(self, snapshot: Snapshot, request: DecisionRequest) -> Decision:
-        """Decide on one snapshot, then count it and log it (off the request path)."""
+        """Decide on one snapshot, then count it and log it (off the request path). Whether
+        AWS has the action is asked after deciding, and only marks the event and a metric: a
+        bounded LRU lookup, which reads a service's files once, the first time it is named."""
         started = time.perf_counter()
         decision = snapshot.decide(request)
         elapsed = time.perf_counter() - started
         self.metrics.observe(decision.decision, decision.reason, elapsed)
+        unknown = not is_known_action(request.action)
+        if unknown:
+            self.metrics.unknown_action()
         if self.decision_log is not None:
             try:
                 event = DecisionEvent.of(
@@ -243,6 +249,7 @@ class Service:
                     decision,
                     elapsed,
                     request.request_id,
+                    unknown_action=unknown,
                 )
             except Exception:  # a log failure never fails the request (DecisionLog.record)
                 log.exception("decision log: cannot build an event")
@@ -269,7 +276,13 @@ class Service:
         policies = self._authorizer().snapshot.user_policies(principal)
         if policies is None:
             return None
-        return report(principal, policies, self.advisor.usage(principal), days=days)
+        return report(
+            principal,
+            policies,
+            self.advisor.usage(principal),
+            days=days,
+            action_usage=self.advisor.action_usage(principal),
+        )
 
     def reload(self, version: str | None) -> dict[str, Any]:
         """Reload here, then (with several workers) everywhere; raise ReloadFailed if refused."""
