@@ -1,0 +1,330 @@
+"""Validation findings through `pdp validate`: one case per issue code (docs/validation.md),
+the formats (text, JSON, SARIF 2.1.0), and a store's opt-in refusal (store.json).
+
+Each case is a statement that triggers exactly its code, and a near miss that must not; the
+cases come from the IAM User Guide's "IAM policy validation check reference" where AWS has the
+check (its examples: iam:PassRole on "*", `iam:Get*` beside `iam:GetCredentialReport`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pdp.cli import main
+from pdp.reference import CHECKS, FINDING_TYPES
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store"
+BUCKET = "arn:aws:s3:::example-bucket/*"
+
+
+def _doc(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def _allow(action: Any, resource: Any = "*", **more: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": action, "Resource": resource, **more}
+
+
+# code -> (document that triggers it, the JSON path of the finding, a near miss without it)
+CASES: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {
+    "INVALID_SERVICE_IN_ACTION": (
+        _doc(_allow(["s3:GetObject", "s4:GetObject"], BUCKET)),
+        "Statement[0].Action[1]",
+        _doc(_allow(["s3:GetObject"], BUCKET)),
+    ),
+    "INVALID_ACTION": (
+        _doc(_allow("s3:GetObjct", BUCKET)),
+        "Statement[0].Action",
+        _doc(_allow("S3:getobject", BUCKET)),  # names ignore case
+    ),
+    "ACTION_PATTERN_MATCHES_NOTHING": (
+        _doc(_allow("s3:Gte*", BUCKET)),
+        "Statement[0].Action",
+        _doc(_allow("s3:Get*", BUCKET)),
+    ),
+    "INVALID_SERVICE": (
+        _doc(_allow("s3:GetObject", BUCKET, Condition={"StringEquals": {"s33:prefix": "a"}})),
+        "Statement[0].Condition.StringEquals.s33:prefix",
+        _doc(_allow("s3:GetObject", BUCKET, Condition={"StringEquals": {"s3:prefix": "a"}})),
+    ),
+    "INVALID_GLOBAL_CONDITION_KEY": (
+        _doc(_allow("s3:GetObject", BUCKET, Condition={"IpAddress": {"aws:SourceIpp": "1.2.3.4"}})),
+        "Statement[0].Condition.IpAddress.aws:SourceIpp",
+        _doc(_allow("s3:GetObject", BUCKET, Condition={"IpAddress": {"aws:sourceip": "1.2.3.4"}})),
+    ),
+    "INVALID_SERVICE_CONDITION_KEY": (
+        _doc(_allow("s3:ListBucket", "*", Condition={"StringLike": {"s3:prefixes": "home/"}})),
+        "Statement[0].Condition.StringLike.s3:prefixes",
+        _doc(
+            _allow(
+                "s3:ListBucket",
+                "*",
+                Condition={"StringLike": {"s3:prefix": "home/", "s3:ExistingObjectTag/team": "a"}},
+            )
+        ),
+    ),
+    "TYPE_MISMATCH": (
+        _doc(
+            _allow(
+                "s3:GetObject",
+                BUCKET,
+                Condition={
+                    "NumericEquals": {"aws:username": "1"},
+                    "Bool": {"aws:PrincipalArn": "true"},
+                },
+            )
+        ),
+        "Statement[0].Condition.NumericEquals.aws:username",
+        _doc(
+            _allow(
+                "s3:GetObject",
+                BUCKET,
+                Condition={
+                    "StringEquals": {"aws:PrincipalArn": "arn:aws:iam::111122223333:user/a"},
+                    "NumericLessThan": {"aws:MultiFactorAuthAge": "3600"},
+                    "DateGreaterThan": {"aws:EpochTime": "1700000000"},
+                    "NumericGreaterThan": {"aws:EpochTime": "1700000000"},
+                    "Null": {"aws:username": "false"},
+                },
+            )
+        ),
+    ),
+    "RESOURCE_MATCHES_NO_RESOURCE_TYPE": (
+        _doc(
+            _allow("s3:GetObject", ["arn:aws:s3:::example-bucket/*", "arn:aws:s3:::example-bucket"])
+        ),
+        "Statement[0].Resource[1]",
+        _doc(
+            _allow(
+                ["s3:GetObject", "s3:ListBucket"],
+                ["arn:aws:s3:::b/${aws:username}/*", "arn:aws:s3:::b"],
+            ),
+            _allow("s3:ListAllMyBuckets", "*"),
+        ),
+    ),
+    "PASS_ROLE_WITH_STAR_IN_RESOURCE": (
+        _doc(_allow("iam:PassRole", "*")),
+        "Statement[0].Resource",
+        _doc(
+            _allow("iam:PassRole", "arn:aws:iam::111122223333:role/app-*"),
+            _allow(
+                "iam:PassRole",
+                "*",
+                Condition={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+            ),
+        ),
+    ),
+    "PASS_ROLE_WITH_STAR_IN_ACTION_AND_RESOURCE": (
+        _doc(_allow("iam:Pass*", "arn:aws:iam::*:role/*")),
+        "Statement[0].Resource",
+        _doc(_allow("iam:Get*", "*")),
+    ),
+    "PASS_ROLE_WITH_STAR_IN_RESOURCE_AND_NOT_ACTION": (
+        _doc({"Effect": "Allow", "NotAction": "s3:*", "Resource": "*"}),
+        "Statement[0].Resource",
+        _doc({"Effect": "Allow", "NotAction": ["s3:*", "iam:*"], "Resource": "*"}),
+    ),
+    "ALLOW_WITH_NOT_ACTION": (
+        _doc({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}),
+        "Statement[0].NotAction",
+        _doc({"Effect": "Deny", "NotAction": "iam:*", "Resource": "*"}),
+    ),
+    "REDUNDANT_ACTION": (
+        # the IAM User Guide's example
+        _doc(_allow(["iam:Get*", "iam:List*", "iam:GetCredentialReport"], "*")),
+        "Statement[0].Action[2]",
+        _doc(_allow(["iam:Get*", "iam:List*", "iam:*CredentialReport"], "*")),
+    ),
+    "REDUNDANT_STATEMENT": (
+        _doc(
+            _allow("s3:GetObject", BUCKET),
+            {**_allow(["s3:getobject"], [BUCKET]), "Sid": "Again"},
+        ),
+        "Statement[1]",
+        _doc(_allow("s3:GetObject", BUCKET), _allow("s3:PutObject", BUCKET)),
+    ),
+}
+
+
+def test_every_code_has_a_case() -> None:
+    assert sorted(CASES) == sorted(CHECKS)
+    assert all(kind in FINDING_TYPES for kind, _ in CHECKS.values())
+
+
+def _validate_json(tmp_path: Path, doc: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> Any:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(doc))
+    assert main(["validate", "--format", "json", str(path)]) == 0  # findings refuse nothing
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("code", sorted(CASES))
+def test_each_code_through_pdp_validate(
+    code: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc, path, near_miss = CASES[code]
+    out = _validate_json(tmp_path, doc, capsys)
+    assert out["problems"] == []
+    hits = [f for f in out["findings"] if f["code"] == code]
+    assert [f["path"] for f in hits][:1] == [path], out["findings"]
+    assert hits[0]["finding_type"] == CHECKS[code][0]
+    assert hits[0]["file"].endswith("policy.json") and hits[0]["message"]
+    missed = _validate_json(tmp_path, near_miss, capsys)
+    assert [f for f in missed["findings"] if f["code"] == code] == [], missed["findings"]
+
+
+def test_a_clean_policy_has_no_findings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = _doc(
+        _allow(["s3:GetObject", "s3:PutObject"], "arn:aws:s3:::example-bucket/${aws:username}/*"),
+        _allow("ec2:DescribeInstances", "*", Condition={"Bool": {"aws:SecureTransport": "true"}}),
+    )
+    assert _validate_json(tmp_path, doc, capsys)["findings"] == []
+
+
+def test_text_output_names_file_path_type_and_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(_doc(_allow("s3:GetObjct", BUCKET))))
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{path}: ok (1 statements)"
+    assert out[1].startswith(f"{path}: Statement[0].Action: ERROR INVALID_ACTION: ")
+    assert 'Did you mean "s3:GetObject"?' in out[1]
+    assert out[-1] == "1 finding"
+
+
+def test_sarif_is_2_1_0_with_rules_levels_and_locations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(CASES["PASS_ROLE_WITH_STAR_IN_RESOURCE"][0]))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"Version": "2012-10-17", "Statement": []}')
+    assert main(["validate", "--format", "sarif", str(good), str(bad)]) == 1  # bad is refused
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["version"] == "2.1.0" and doc["$schema"].endswith("sarif-2.1.0.json")
+    (run,) = doc["runs"]
+    rules = [r["id"] for r in run["tool"]["driver"]["rules"]]
+    assert "PASS_ROLE_WITH_STAR_IN_RESOURCE" in rules
+    by_rule = {r["ruleId"]: r for r in run["results"]}
+    finding = by_rule["PASS_ROLE_WITH_STAR_IN_RESOURCE"]
+    assert finding["level"] == "warning"  # a SECURITY_WARNING
+    assert rules[finding["ruleIndex"]] == finding["ruleId"]
+    (location,) = finding["locations"]
+    assert location["physicalLocation"]["artifactLocation"]["uri"] == str(good)
+    assert location["logicalLocations"] == [
+        {"fullyQualifiedName": "Statement[0].Resource", "kind": "member"}
+    ]
+    refused = [r for r in run["results"] if r["level"] == "error"]
+    assert refused and refused[0]["locations"][0]["physicalLocation"]["artifactLocation"][
+        "uri"
+    ] == str(bad)
+
+
+def _store(tmp_path: Path, settings: dict[str, Any] | None) -> Path:
+    store = tmp_path / "store"
+    shutil.copytree(EXAMPLE, store, symlinks=True)
+    version = store / "versions" / "0002"
+    (version / "policies" / "Typo.json").write_text(json.dumps(CASES["INVALID_ACTION"][0]))
+    (version / "policies" / "Suggest.json").write_text(json.dumps(CASES["REDUNDANT_ACTION"][0]))
+    if settings is not None:
+        (version / "store.json").write_text(json.dumps(settings))
+    return store
+
+
+def test_a_store_version_reports_findings_and_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = _store(tmp_path, None)
+    assert main(["validate", "--format", "json", str(store)]) == 0
+    found = json.loads(capsys.readouterr().out)["findings"]
+    codes = {(Path(f["file"]).name, f["code"]) for f in found}
+    assert ("Typo.json", "INVALID_ACTION") in codes
+    assert ("Suggest.json", "REDUNDANT_ACTION") in codes
+    # the example's own application actions (orders:*) are not AWS's: findings, not refusals
+    assert ("OrdersApp.json", "INVALID_SERVICE_IN_ACTION") in codes
+
+
+def _small_store(tmp_path: Path, settings: dict[str, Any] | None, *docs: dict[str, Any]) -> Path:
+    """A store of one user holding one policy per document: only these findings exist."""
+    version = tmp_path / "small" / "versions" / "1"
+    (version / "policies").mkdir(parents=True)
+    (version / "users").mkdir()
+    for i, doc in enumerate(docs):
+        (version / "policies" / f"P{i}.json").write_text(json.dumps(doc))
+    user = {"policies": [f"P{i}" for i in range(len(docs))]}
+    (version / "users" / "alice.json").write_text(json.dumps(user))
+    if settings is not None:
+        (version / "store.json").write_text(json.dumps(settings))
+    return tmp_path / "small"
+
+
+# a SUGGESTION (REDUNDANT_ACTION) and a SECURITY_WARNING (PASS_ROLE_WITH_STAR_IN_RESOURCE)
+_MIXED = (CASES["REDUNDANT_ACTION"][0], CASES["PASS_ROLE_WITH_STAR_IN_RESOURCE"][0])
+
+
+@pytest.mark.parametrize(
+    ("level", "refused"),
+    [
+        (None, ()),
+        ("ERROR", ()),
+        ("SECURITY_WARNING", ("PASS_ROLE_WITH_STAR_IN_RESOURCE",)),
+        ("WARNING", ("PASS_ROLE_WITH_STAR_IN_RESOURCE",)),
+        ("SUGGESTION", ("PASS_ROLE_WITH_STAR_IN_RESOURCE", "REDUNDANT_ACTION")),
+    ],
+)
+def test_store_json_refuses_findings_at_or_above_its_level(
+    level: str | None,
+    refused: tuple[str, ...],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = None if level is None else {"refuse_findings": level}
+    store = _small_store(tmp_path, settings, *_MIXED)
+    assert main(["validate", str(store)]) == (1 if refused else 0)
+    captured = capsys.readouterr()
+    lines = {
+        "PASS_ROLE_WITH_STAR_IN_RESOURCE": (
+            "policies/P1.json: Statement[0].Resource: SECURITY_WARNING:"
+        ),
+        "REDUNDANT_ACTION": "policies/P0.json: Statement[0].Action[2]: SUGGESTION:",
+    }
+    for code, line in lines.items():
+        assert (line in captured.err) == (code in refused), captured.err
+    if refused:
+        assert f"store.json refuses findings of type {level} and above" in captured.err
+    else:
+        assert "ok (version 1: 1 users" in captured.out
+
+
+def test_store_json_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = _store(tmp_path, {"refuse_findings": "LOUD", "other": 1})
+    assert main(["validate", str(store)]) == 1
+    err = capsys.readouterr().err
+    assert "store.json: refuse_findings: refuse_findings must be one of SUGGESTION" in err
+    assert 'store.json: other: unknown field "other"' in err
+
+
+def test_findings_never_change_a_decision(tmp_path: Path) -> None:
+    """A policy full of findings decides exactly as IAM would: its typo'd action is simply a
+    name no request matches, its real action still allowed."""
+    from pdp import Authorizer
+
+    store = _store(tmp_path, None)
+    policy = _doc(_allow(["s3:GetObjct", "s3:PutObject", "s3:PutObject"], BUCKET))
+    version = store / "versions" / "0002"
+    (version / "policies" / "Typo.json").write_text(json.dumps(policy))
+    user = json.loads((version / "users" / "bob.json").read_text())
+    user["policies"] = [*user.get("policies", []), "Typo"]
+    (version / "users" / "bob.json").write_text(json.dumps(user))
+    authz = Authorizer.from_store(store, cache_size=0)
+    object_arn = "arn:aws:s3:::example-bucket/x"
+    assert authz.is_authorized("bob", "s3:PutObject", object_arn).decision == "Allow"
+    assert authz.is_authorized("bob", "s3:GetObjct", object_arn).decision == "Allow"
+    assert authz.is_authorized("bob", "s3:DeleteObject", object_arn).decision == "Deny"
