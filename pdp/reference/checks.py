@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -148,6 +148,7 @@ class _Checker:
         self.file = file
         self.out: list[ValidationFinding] = []
         self._expanded: dict[str, list[Action] | None] = {}
+        self._matchers: dict[str, Callable[[str], bool]] = {}
 
     def add(self, code: str, path: str, message: str) -> None:
         self.out.append(
@@ -220,10 +221,14 @@ class _Checker:
         """Does pattern `wide` match every action `narrow` matches (and `narrow` some)?"""
         if wide == "*":
             return True
+        if "*" not in wide and "?" not in wide:
+            return False  # a name covers only itself (repeats are found apart)
         actions = self.expand(narrow)
         if not actions:
             return False
-        match = glob_matcher(wide, ignore_case=True)
+        match = self._matchers.get(wide)
+        if match is None:
+            match = self._matchers[wide] = glob_matcher(wide, ignore_case=True)
         return all(match(a.full_name) for a in actions)
 
     def redundant_actions(self, patterns: Sequence[str], is_list: bool, where: str) -> None:

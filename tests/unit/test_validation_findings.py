@@ -328,3 +328,23 @@ def test_findings_never_change_a_decision(tmp_path: Path) -> None:
     assert authz.is_authorized("bob", "s3:PutObject", object_arn).decision == "Allow"
     assert authz.is_authorized("bob", "s3:GetObjct", object_arn).decision == "Allow"
     assert authz.is_authorized("bob", "s3:DeleteObject", object_arn).decision == "Deny"
+
+
+def test_pdp_audit_includes_the_validation_findings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = _small_store(tmp_path, None, *_MIXED, CASES["INVALID_ACTION"][0])
+    assert main(["audit", "--format", "json", str(store)]) == 0
+    found = {
+        (f["file"], f["path"], f["code"], f["severity"])
+        for f in json.loads(capsys.readouterr().out)
+    }
+    assert ("policies/P0.json", "Statement[0].Action[2]", "REDUNDANT_ACTION", "low") in found
+    assert (
+        "policies/P1.json",
+        "Statement[0].Resource",
+        "PASS_ROLE_WITH_STAR_IN_RESOURCE",
+        "high",
+    ) in found
+    assert ("policies/P2.json", "Statement[0].Action", "INVALID_ACTION", "medium") in found
+    assert main(["audit", "--fail-on", "high", str(store)]) == 3  # the security warning
