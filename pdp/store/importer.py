@@ -66,6 +66,27 @@ _PAGING = ("IsTruncated", "Marker", "NextToken")
 _ARN = re.compile(r"arn:(?P<partition>[^:]*):iam::(?P<account>[^:]*):(?P<resource>.*)", re.DOTALL)
 _FALSE_DATES = ("N/A", "no_information", "not_supported")
 _ROOT_ROW = "<root_account>"
+_NAME_MAX = 255  # bytes of one file or folder name (Linux, macOS)
+_HIDDEN = (
+    'starts with ".": the store\'s loader skips such files as hidden, so it would vanish from'
+    " the version"
+)
+
+
+def _unholdable_folders(path: str) -> str | None:
+    """Why an AWS managed policy's path cannot be folders below aws-managed/, or None.
+
+    IAM's path pattern allows empty, `.`, `..` and dot-named segments: as folders they would
+    write outside the version (`..`), fall on another policy's file (`/./`, `///`), or be
+    skipped by the loader (`.name`)."""
+    for segment in path[1:-1].split("/") if path != "/" else ():
+        if segment == "":
+            return "an empty segment (//) cannot be a folder of aws-managed/"
+        if segment.startswith("."):
+            return f"the segment {segment!r} starts with a dot: no folder of aws-managed/"
+        if len(segment) > _NAME_MAX:
+            return f"a segment over {_NAME_MAX} characters cannot be a folder of aws-managed/"
+    return None
 
 
 class ImportFailed(PdpError):
@@ -332,10 +353,17 @@ class _Converter:
             if not is_policy_name(name):
                 self.problem(f"{at}.PolicyName", f'"{name}" is not an IAM policy name')
                 continue
+            if name.startswith("."):
+                self.problem(f"{at}.PolicyName", f'"{name}" {_HIDDEN}')
+                continue
             aws_managed = isinstance(arn, str) and arn.startswith(AWS_MANAGED_PREFIX)
             if aws_managed:
                 if arn != f"{AWS_MANAGED_PREFIX}{path[1:]}{name}":
                     self.problem(f"{at}.Arn", f'"{arn}" does not match its name and path')
+                    continue
+                unholdable = _unholdable_folders(path)
+                if unholdable is not None:
+                    self.problem(f"{at}.Path", f"{path!r}: {unholdable}")
                     continue
             else:
                 self.check_arn(at, arn, f"policy{path}{name}")
@@ -439,6 +467,9 @@ class _Converter:
             if not is_group_name(name):
                 self.problem(f"{at}.GroupName", f'"{name}" is not an IAM group name')
                 continue
+            if name.startswith("."):
+                self.problem(f"{at}.GroupName", f'"{name}" {_HIDDEN}')
+                continue
             if name.lower() in seen:
                 self.problem(
                     f"{at}.GroupName", f'"{name}" and {seen[name.lower()]} differ only in case'
@@ -460,6 +491,9 @@ class _Converter:
                 continue
             if not is_user_name(name):
                 self.problem(f"{at}.UserName", f'"{name}" is not an IAM user name')
+                continue
+            if name.startswith("."):
+                self.problem(f"{at}.UserName", f'"{name}" {_HIDDEN}')
                 continue
             if name.lower() in seen:
                 self.problem(
@@ -795,8 +829,13 @@ def _fsync_directory(path: str | os.PathLike[str]) -> None:
 
 
 def _write_files(root: Path, files: dict[str, bytes]) -> None:
+    """Write each file below `root`. Invariant: no name leaves `root` (the conversion refuses
+    such names; this is the last line of defence)."""
     folders = {root}
     for rel, content in files.items():
+        parts = rel.split("/")
+        if rel.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise ValueError(f"{rel!r} is not a plain relative file name")
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         folders.add(target.parent)

@@ -596,3 +596,69 @@ def test_repeated_keys_are_named_where_they_are(
         f'{source}: GroupDetailList[0].GroupPolicyList[0].PolicyDocument.Statement[0]: duplicate key "Effect"',  # noqa: E501
         f'{source}: UserDetailList[3].UserName: duplicate key "UserName"',
     ]
+
+
+def _move_aws_managed(export: dict[str, Any], path: str) -> None:
+    """Give the export's AmazonS3ReadOnlyAccess (Policies[4]) another path, consistently."""
+    policy = export["Policies"][4]
+    policy["Path"] = path
+    policy["Arn"] = f"arn:aws:iam::aws:policy{path}AmazonS3ReadOnlyAccess"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/../../../", "/../", "/./", "/a/../b/", "/a///b/", "///", "/.hidden/", "/" + "a" * 300 + "/"],
+)
+def test_an_aws_managed_path_the_store_cannot_hold_as_folders_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], path: str
+) -> None:
+    """IAM's path pattern allows `..`, `.`, empty and dot-named segments; as folders below
+    aws-managed/ they would write outside the version (`..`), land on another policy's file,
+    or be skipped by the loader. Nothing is written, anywhere."""
+    export = fixture_export()
+    _move_aws_managed(export, path)
+    work = tmp_path / "work"
+    work.mkdir()
+    outside = tree(tmp_path)
+    problems = refused(work, capsys, export)
+    assert any(
+        p.startswith(f"{work / 'bad.json'}: Policies[4].Path: ") and "folder" in p for p in problems
+    ), problems
+    after = tree(tmp_path)
+    new = {k for k in after if k not in outside and not k.startswith("work")}
+    assert new == set(), new
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda e: e["UserDetailList"][1].update(
+                UserName=".bob", Arn="arn:aws:iam::123456789012:user/.bob"
+            ),
+            "UserDetailList[1].UserName",
+        ),
+        (
+            lambda e: e["Policies"][0].update(
+                PolicyName=".S3AppAccess", Arn="arn:aws:iam::123456789012:policy/.S3AppAccess"
+            ),
+            "Policies[0].PolicyName",
+        ),
+        (
+            lambda e: e["GroupDetailList"][3].update(
+                GroupName=".auditors", Arn="arn:aws:iam::123456789012:group/.auditors"
+            ),
+            "GroupDetailList[3].GroupName",
+        ),
+    ],
+)
+def test_a_name_that_would_be_a_hidden_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Any, expected: str
+) -> None:
+    """IAM allows a name that starts with "."; the store's loader skips dot-files, so written
+    as `users/.bob.json` the user would vanish from the version without a word."""
+    export = fixture_export()
+    change(export)
+    problems = refused(tmp_path, capsys, export)
+    prefix = f"{tmp_path / 'bad.json'}: {expected}: "
+    assert any(p.startswith(prefix) and "hidden" in p for p in problems), problems
