@@ -46,6 +46,7 @@ __all__ = [
     "MAX_CREDENTIAL_REPORT_BYTES",
     "MAX_EXPORT_BYTES",
     "MAX_PASSWORD_POLICY_BYTES",
+    "MAX_USER_TAGS",
     "ImportFailed",
     "ImportResult",
     "Skipped",
@@ -59,6 +60,7 @@ __all__ = [
 MAX_EXPORT_BYTES = 64 << 20
 MAX_PASSWORD_POLICY_BYTES = 1 << 20
 MAX_CREDENTIAL_REPORT_BYTES = 16 << 20  # a few hundred bytes a user, 5,000 users at most
+MAX_USER_TAGS = 50  # IAM's quota of tags a user (TagUser: Tags, at most 50 items)
 MAX_PROBLEMS = 100  # an export that is wrong everywhere is named by its first hundred problems
 
 _TOP_LEVEL = ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies")
@@ -548,15 +550,24 @@ class _Converter:
         return out
 
     def tags(self, at: str, item: dict[str, Any]) -> dict[str, str]:
+        """The user's tags; at most IAM's 50 (TagUser), each key once whatever its case."""
         out: dict[str, str] = {}
+        listed = item.get("Tags")
+        if isinstance(listed, list) and len(listed) > MAX_USER_TAGS:
+            self.problem(
+                f"{at}.Tags", f"{len(listed)} tags, over IAM's {MAX_USER_TAGS} a user (TagUser)"
+            )
+            return out
+        keys: set[str] = set()
         for tat, tag in self.entries(item, "Tags", at):
             key, value = tag.get("Key"), tag.get("Value", "")
             if not isinstance(key, str) or not key or not isinstance(value, str):
                 self.problem(tat, "a tag is {Key, Value}, both strings")
                 continue
-            if key.lower() in {k.lower() for k in out}:
+            if key.lower() in keys:
                 self.problem(f"{tat}.Key", f'tag "{key}" repeats (tag keys ignore case in IAM)')
                 continue
+            keys.add(key.lower())
             out[key] = value
         return out
 

@@ -482,6 +482,12 @@ def test_a_truncated_export_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
             'UserDetailList[0].Tags[2].Key: tag "Team" repeats',
         ),
         (
+            lambda e: e["UserDetailList"][0].update(
+                Tags=[{"Key": f"k{i}", "Value": ""} for i in range(10_000)]
+            ),
+            "UserDetailList[0].Tags: 10000 tags, over IAM's 50 a user",
+        ),
+        (
             lambda e: e["Policies"][4].update(Arn="arn:aws:iam::aws:policy/S3ReadOnly"),
             'Policies[4].Arn: "arn:aws:iam::aws:policy/S3ReadOnly" does not match',
         ),
