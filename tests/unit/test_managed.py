@@ -299,6 +299,19 @@ def test_aws_managed_documents_are_not_held_to_the_customer_managed_size_limit(
             'aws-managed/Extra.json: PolicyVersion.Color: unknown field "Color"',
         ),
         ("Bad Name.json", statement("s3:*"), "aws-managed/Bad Name.json: invalid AWS managed"),
+        # meant to override a built-in, but it would sit beside it (ARNs compare exactly)
+        (
+            "administratoraccess.json",
+            statement("s3:GetObject"),
+            'aws-managed/administratoraccess.json: "arn:aws:iam::aws:policy/administratoraccess"'
+            ' and the built-in "arn:aws:iam::aws:policy/AdministratorAccess" differ only in case',
+        ),
+        (
+            "Job-Function/Billing.json",
+            statement("s3:GetObject"),
+            'aws-managed/Job-Function/Billing.json: "arn:aws:iam::aws:policy/Job-Function/Billing"'
+            " and the built-in",
+        ),
         ("notes.txt", "hello", "aws-managed/notes.txt: only .json files belong here"),
     ],
 )
