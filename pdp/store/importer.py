@@ -347,6 +347,7 @@ class _Converter:
 
     def policies(self, doc: dict[str, Any]) -> None:
         seen: dict[str, str] = {}
+        seen_aws: dict[str, tuple[str, str]] = {}  # lower-cased ARN -> (ARN, JSON path)
         for at, item in self.entries(doc, "Policies"):
             name, arn = self.string(at, item, "PolicyName"), item.get("Arn")
             path = self.path_of(at, item)
@@ -367,6 +368,12 @@ class _Converter:
                 if unholdable is not None:
                     self.problem(f"{at}.Path", f"{path!r}: {unholdable}")
                     continue
+                earlier = seen_aws.get(arn.lower())
+                if earlier is not None:
+                    clash = "repeats {}" if earlier[0] == arn else "and {} differ only in case"
+                    self.problem(f"{at}.Arn", f'"{arn}" ' + clash.format(earlier[1]))
+                    continue
+                seen_aws[arn.lower()] = (arn, at)
             else:
                 self.check_arn(at, arn, f"policy{path}{name}")
             document = self.default_version(at, item)

@@ -482,6 +482,33 @@ def test_a_truncated_export_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
             'UserDetailList[0].Tags[2].Key: tag "Team" repeats',
         ),
         (
+            lambda e: e["Policies"].append(
+                {**e["Policies"][4], "PolicyName": "AmazonS3ReadOnlyACCESS"}
+                | {"Arn": "arn:aws:iam::aws:policy/AmazonS3ReadOnlyACCESS"}
+            ),
+            'Policies[6].Arn: "arn:aws:iam::aws:policy/AmazonS3ReadOnlyACCESS" and Policies[4]'
+            " differ only in case",
+        ),
+        (
+            lambda e: e["Policies"].append(
+                {
+                    **e["Policies"][4],
+                    "PolicyVersionList": [
+                        {
+                            "Document": {
+                                "Version": "2012-10-17",
+                                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                            },
+                            "VersionId": "v9",
+                            "IsDefaultVersion": True,
+                        }
+                    ],
+                    "DefaultVersionId": "v9",
+                }
+            ),
+            'Policies[6].Arn: "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess" repeats Policies[4]',
+        ),
+        (
             lambda e: e["UserDetailList"][0].update(
                 Tags=[{"Key": f"k{i}", "Value": ""} for i in range(10_000)]
             ),
