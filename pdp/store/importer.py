@@ -39,7 +39,7 @@ from pdp.errors import Diagnostic, PdpError, PolicyLoadError, PolicyValidationEr
 from pdp.language import JsonObject, MalformedJson, load_json, parse_policy
 from pdp.names import is_account_id, is_group_name, is_path, is_policy_name, is_user_name
 from pdp.store.activation import load_directory
-from pdp.store.aws_managed import AWS_MANAGED_FOLDER, AWS_MANAGED_PREFIX
+from pdp.store.aws_managed import AWS_MANAGED_FOLDER, AWS_MANAGED_PREFIX, builtin_managed
 from pdp.store.version import PASSWORD_POLICY_FIELDS, VERSION_NAME, version_names
 
 __all__ = [
@@ -199,6 +199,7 @@ class _Converter:
         self.customer: dict[str, dict[str, Any]] = {}  # name -> its default document
         self.customer_arns: set[str] = set()
         self.managed: dict[str, dict[str, Any]] = {}  # file -> the get-policy-version shape
+        self.managed_arns: set[str] = set()
         self.not_default = 0
         self.inline = 0
         self.root: dict[str, Any] | None = None
@@ -381,6 +382,7 @@ class _Converter:
                 continue
             if aws_managed:
                 self.managed[f"{AWS_MANAGED_FOLDER}/{path[1:]}{name}.json"] = document
+                self.managed_arns.add(str(arn))
                 continue
             if name.lower() in seen:
                 self.problem(
@@ -438,7 +440,16 @@ class _Converter:
             arn = self.string(pat, policy, "PolicyArn")
             if arn is None:
                 continue
-            if not arn.startswith(AWS_MANAGED_PREFIX) and arn not in self.customer_arns:
+            aws_managed = arn.startswith(AWS_MANAGED_PREFIX)
+            if aws_managed and arn not in self.managed_arns and arn not in builtin_managed():
+                self.problem(
+                    f"{pat}.PolicyArn",
+                    f'"{arn}" is not in Policies, and pdp has no built-in of it (an export made'
+                    " with --filter leaves policies out; export without it)",
+                    "missing_reference",
+                )
+                continue
+            if not aws_managed and arn not in self.customer_arns:
                 self.problem(
                     f"{pat}.PolicyArn",
                     f'"{arn}" is not in Policies (an export made with --filter leaves policies'

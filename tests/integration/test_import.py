@@ -316,6 +316,25 @@ def test_aws_managed_policies_decide_with_the_documents_of_the_export(
     assert matched[0].policy == "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess"
 
 
+def test_an_attached_aws_managed_policy_that_policies_lacks_decides_with_the_built_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An export made with --filter may leave AWS managed documents out: a built-in ARN then
+    decides with pdp's copy of AWS's document (docs/import.md)."""
+    export = fixture_export()
+    export["Policies"].pop(5)  # job-function/ViewOnlyAccess, which auditors attaches
+    store = tmp_path / "store"
+    summary = import_json(capsys, store, write_json(tmp_path / "e.json", export))
+    assert summary["counts"]["aws_managed"] == 2
+    # the built-in (AWS's full document) allows what the fixture's excerpt did not
+    d = decide(store, "erin", "dynamodb:ListTables", "*")
+    assert (d.decision, d.matched[0].policy) == (
+        "Allow",
+        "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess",
+    )
+    assert decide(store, "erin", "s3:GetObject", "arn:aws:s3:::b/k").decision == "Deny"
+
+
 # -- versions and current ----------------------------------------------------------------------
 
 
@@ -513,6 +532,14 @@ def test_a_truncated_export_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
                 Tags=[{"Key": f"k{i}", "Value": ""} for i in range(10_000)]
             ),
             "UserDetailList[0].Tags: 10000 tags, over IAM's 50 a user",
+        ),
+        (
+            lambda e: e["GroupDetailList"][3]["AttachedManagedPolicies"][0].update(
+                PolicyArn="arn:aws:iam::aws:policy/job-function/NetworkAdministrator"
+            ),
+            "GroupDetailList[3].AttachedManagedPolicies[0].PolicyArn:"
+            ' "arn:aws:iam::aws:policy/job-function/NetworkAdministrator" is not in Policies,'
+            " and pdp has no built-in of it",
         ),
         (
             lambda e: e["Policies"][4].update(Arn="arn:aws:iam::aws:policy/S3ReadOnly"),
