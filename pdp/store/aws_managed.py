@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -173,6 +174,10 @@ def parse_managed(
             'VersionId is "v" and a number, optionally "." and letters or digits (v5, v2.1)',
         )
     create_date = _string(problems, version, where, "CreateDate")
+    if create_date is not None and not _is_iso_date(create_date):
+        problems.add(
+            _join(where, "CreateDate"), "invalid_field", "CreateDate must be an ISO 8601 date"
+        )
     default = version.get("IsDefaultVersion", True)
     if not isinstance(default, bool):
         problems.add(_join(where, "IsDefaultVersion"), "invalid_field", "must be true or false")
@@ -227,6 +232,14 @@ def parse_managed(
         ),
         [],
     )
+
+
+def _is_iso_date(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _string(problems: _Problems, doc: dict[str, Any], where: str, key: str) -> str | None:

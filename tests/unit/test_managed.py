@@ -320,6 +320,11 @@ def test_aws_managed_documents_are_not_held_to_the_customer_managed_size_limit(
             "aws-managed/Latin1.json: Document: the URL-encoded Document is not UTF-8",
         ),
         (
+            "Dated.json",
+            {"Document": statement("s3:*"), "CreateDate": "yesterday"},
+            "aws-managed/Dated.json: CreateDate: CreateDate must be an ISO 8601 date",
+        ),
+        (
             "Digits.json",  # IAM's pattern is ASCII: v[1-9][0-9]*(\.[A-Za-z0-9-]*)?
             {"Document": statement("s3:*"), "VersionId": "v\u0663"},
             "aws-managed/Digits.json: VersionId: ",
