@@ -880,6 +880,12 @@ def _store_failure(store: str, message: str, code: str = "store_unusable") -> Im
     return ImportFailed(f"{store}: nothing imported", [Diagnostic(code, "", message, store)])
 
 
+def _os_failure(store: str, exc: OSError, headline: str | None = None) -> ImportFailed:
+    where = f" ({exc.filename})" if exc.filename else ""
+    diagnostic = Diagnostic("store_unusable", "", f"{exc.strerror or exc}{where}", store)
+    return ImportFailed(headline or f"{store}: nothing imported", [diagnostic])
+
+
 def import_authorization_details(
     export: str | os.PathLike[str],
     store: str | os.PathLike[str],
@@ -907,7 +913,10 @@ def import_authorization_details(
             _read_bounded(name, MAX_CREDENTIAL_REPORT_BYTES, "a credential report"),
         )
     converted = convert(raw, source, **extras)
-    return _publish(os.fspath(store), converted, activate)
+    try:
+        return _publish(os.fspath(store), converted, activate)
+    except OSError as exc:  # before anything was written (later ones are named by _publish)
+        raise _os_failure(os.fspath(store), exc) from None
 
 
 def _publish(store: str, converted: _Converted, activate: bool) -> ImportResult:
@@ -928,6 +937,7 @@ def _publish(store: str, converted: _Converted, activate: bool) -> ImportResult:
         created.append(versions)
     lock = os.open(versions, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     temporary: Path | None = None
+    renamed = False
     try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -954,6 +964,7 @@ def _publish(store: str, converted: _Converted, activate: bool) -> ImportResult:
             ) from None
         os.rename(temporary, final)
         temporary = None
+        renamed = True
         _fsync_directory(versions)
         current = root / "current"
         if activate:
@@ -971,7 +982,7 @@ def _publish(store: str, converted: _Converted, activate: bool) -> ImportResult:
             if os.path.lexists(current)
             else version_names(root)[-1] == name
         )
-    except BaseException:
+    except BaseException as exc:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
         for path in reversed(created):
@@ -979,6 +990,11 @@ def _publish(store: str, converted: _Converted, activate: bool) -> ImportResult:
                 path.rmdir()
             except OSError:
                 pass
+        if isinstance(exc, OSError):  # named, as every failure is (ImportFailed)
+            headline = (  # after the rename the version is in place; activating it failed
+                f"{store}: versions/{final.name} written, not activated" if renamed else None
+            )
+            raise _os_failure(store, exc, headline) from None
         raise
     finally:
         os.close(lock)

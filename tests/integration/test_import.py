@@ -16,7 +16,7 @@ import pytest
 import pdp
 from pdp.cli import main
 from pdp.store import read_version
-from pdp.store.importer import next_version_name
+from pdp.store.importer import ImportFailed, import_authorization_details, next_version_name
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aws"
 EXPORT = FIXTURES / "authorization-details.json"
@@ -628,6 +628,37 @@ def test_a_directory_that_is_not_a_store_is_refused(
     assert run_import(target, export) == 1
     assert "has files but no versions/: not a store" in capsys.readouterr().err
     assert os.listdir(target) == ["todo.txt"]
+
+
+def test_a_store_that_cannot_be_written_is_an_import_failed_through_the_python_api(
+    tmp_path: Path,
+) -> None:
+    """docs/import.md: the API returns an ImportResult or raises ImportFailed, whose
+    diagnostics name the problem; an OSError of the file system is one of them."""
+    (tmp_path / "file").write_text("not a directory")
+    store = tmp_path / "file" / "store"
+    with pytest.raises(ImportFailed) as caught:
+        import_authorization_details(EXPORT, store)
+    (problem,) = caught.value.diagnostics
+    assert problem.code == "store_unusable"
+    assert problem.source == str(store)
+    assert "Not a directory" in problem.message or "File exists" in problem.message
+
+
+def test_a_failure_to_activate_says_the_version_was_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pdp.store.importer.os.symlink", no_links)
+    store = tmp_path / "store"
+    with pytest.raises(ImportFailed) as caught:
+        import_authorization_details(EXPORT, store, activate=True)
+    assert caught.value.headline == f"{store}: versions/0001 written, not activated"
+    assert "No space left on device" in caught.value.diagnostics[0].message
+    assert sorted(os.listdir(store / "versions")) == ["0001"]
+    assert not os.path.lexists(store / "current")
 
 
 def test_the_json_summary_of_a_refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
