@@ -203,6 +203,7 @@ class _Converter:
         self.not_default = 0
         self.inline = 0
         self.root: dict[str, Any] | None = None
+        self.report_rows: dict[str, str] = {}  # credential report: user -> its line
         self.password_policy: dict[str, Any] | None = None
 
     # -- problems --------------------------------------------------------------------------
@@ -687,7 +688,19 @@ class _Converter:
         mfa = _flag(row.get("mfa_active"))
         if mfa is None:
             self.problem(f"{at}.mfa_active", "must be true or false", source=source)
+        earlier = self.report_rows.get(name)
+        if earlier is not None:
+            self.problem(f"{at}.user", f"a second row for {name} ({earlier})", source=source)
+            return
+        self.report_rows[name] = at
         if name == _ROOT_ROW:
+            if match["resource"] != "root":
+                self.problem(
+                    f"{at}.arn",
+                    f'"{arn}", but the root row names arn:aws:iam::{self.account}:root',
+                    source=source,
+                )
+                return
             self.root = {"mfa_enabled": mfa is True, "access_keys": keys}
             return
         user = self.users.get(name)

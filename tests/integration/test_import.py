@@ -618,6 +618,27 @@ def test_extra_inputs_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
 
 
+def test_credential_report_rows_are_checked_against_who_they_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = fixture_export()
+    report = CREDENTIAL_REPORT.read_text().splitlines()
+    root_as_user = tmp_path / "root.csv"
+    root_as_user.write_text(
+        "\n".join([report[0], report[1].replace(f"{ACCOUNT}:root", f"{ACCOUNT}:user/bob")])
+    )
+    (problem,) = refused(tmp_path, capsys, good, "--credential-report", str(root_as_user))
+    assert problem.startswith(
+        f'{root_as_user}: line 2.arn: "arn:aws:iam::{ACCOUNT}:user/bob", but the root row'
+    )
+    twice = tmp_path / "twice.csv"  # the second row of a user silently replaced the first
+    twice.write_text(
+        "\n".join([report[0], report[2], report[2].replace(",true,true,", ",true,false,")])
+    )
+    (problem,) = refused(tmp_path, capsys, good, "--credential-report", str(twice))
+    assert problem == f"{twice}: line 3.user: a second row for alice (line 2)"
+
+
 def test_a_directory_that_is_not_a_store_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
