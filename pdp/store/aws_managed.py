@@ -23,7 +23,9 @@ file and the JSON path.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -55,6 +57,8 @@ MANAGED_METADATA = {
     "stand_in": "true when the document is a narrower stand-in for AWS's, not AWS's own",
     "stand_in_reason": "why it is a stand-in (required when stand_in is true)",
 }
+# IAM's pattern of a policy version id (API_PolicyVersion, API_GetPolicyVersion), ASCII only
+_VERSION_ID = re.compile(r"v[1-9][0-9]*(\.[A-Za-z0-9-]*)?", re.ASCII)
 _VERSION_FIELDS = ("Document", "VersionId", "IsDefaultVersion", "CreateDate", "pdp")
 
 
@@ -163,9 +167,17 @@ def parse_managed(
     if wrapped and "Document" not in version:
         problems.add(where, "missing_field", f"{where or 'the file'} has no Document")
     version_id = _string(problems, version, where, "VersionId")
-    if version_id is not None and not (version_id[:1] == "v" and version_id[1:].isdigit()):
-        problems.add(_join(where, "VersionId"), "invalid_field", 'VersionId is "v" and a number')
+    if version_id is not None and not _VERSION_ID.fullmatch(version_id):
+        problems.add(
+            _join(where, "VersionId"),
+            "invalid_field",
+            'VersionId is "v" and a number, optionally "." and letters or digits (v5, v2.1)',
+        )
     create_date = _string(problems, version, where, "CreateDate")
+    if create_date is not None and not _is_iso_date(create_date):
+        problems.add(
+            _join(where, "CreateDate"), "invalid_field", "CreateDate must be an ISO 8601 date"
+        )
     default = version.get("IsDefaultVersion", True)
     if not isinstance(default, bool):
         problems.add(_join(where, "IsDefaultVersion"), "invalid_field", "must be true or false")
@@ -190,6 +202,8 @@ def parse_managed(
     doc_where = _join(where, "Document") if wrapped else ""
     if isinstance(document, str):
         document = _decode(problems, document, doc_where)
+    elif document is None and wrapped and "Document" in version:
+        problems.add(doc_where, "invalid_field", "Document is null: it must be the document")
     if problems.found or parsed is None or document is None:
         return None, problems.found
     assert arn is not None
@@ -218,6 +232,14 @@ def parse_managed(
         ),
         [],
     )
+
+
+def _is_iso_date(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _string(problems: _Problems, doc: dict[str, Any], where: str, key: str) -> str | None:
@@ -265,8 +287,8 @@ def _decode(problems: _Problems, text: str, where: str) -> Any:
     """A Document given as a string: URL-encoded JSON (the IAM API's form, RFC 3986: `+` is a
     plus sign) or, when it starts with "{", JSON text as it is."""
     stripped = text.lstrip()
-    plain = stripped if stripped.startswith("{") else unquote(text, errors="strict")
     try:
+        plain = stripped if stripped.startswith("{") else unquote(text, errors="strict")
         return load_json(plain)
     except UnicodeDecodeError:
         problems.add(where, "malformed_document", "the URL-encoded Document is not UTF-8")

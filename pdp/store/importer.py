@@ -39,13 +39,14 @@ from pdp.errors import Diagnostic, PdpError, PolicyLoadError, PolicyValidationEr
 from pdp.language import JsonObject, MalformedJson, load_json, parse_policy
 from pdp.names import is_account_id, is_group_name, is_path, is_policy_name, is_user_name
 from pdp.store.activation import load_directory
-from pdp.store.aws_managed import AWS_MANAGED_FOLDER, AWS_MANAGED_PREFIX
+from pdp.store.aws_managed import AWS_MANAGED_FOLDER, AWS_MANAGED_PREFIX, builtin_managed
 from pdp.store.version import PASSWORD_POLICY_FIELDS, VERSION_NAME, version_names
 
 __all__ = [
     "MAX_CREDENTIAL_REPORT_BYTES",
     "MAX_EXPORT_BYTES",
     "MAX_PASSWORD_POLICY_BYTES",
+    "MAX_USER_TAGS",
     "ImportFailed",
     "ImportResult",
     "Skipped",
@@ -59,6 +60,7 @@ __all__ = [
 MAX_EXPORT_BYTES = 64 << 20
 MAX_PASSWORD_POLICY_BYTES = 1 << 20
 MAX_CREDENTIAL_REPORT_BYTES = 16 << 20  # a few hundred bytes a user, 5,000 users at most
+MAX_USER_TAGS = 50  # IAM's quota of tags a user (TagUser: Tags, at most 50 items)
 MAX_PROBLEMS = 100  # an export that is wrong everywhere is named by its first hundred problems
 
 _TOP_LEVEL = ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies")
@@ -66,6 +68,27 @@ _PAGING = ("IsTruncated", "Marker", "NextToken")
 _ARN = re.compile(r"arn:(?P<partition>[^:]*):iam::(?P<account>[^:]*):(?P<resource>.*)", re.DOTALL)
 _FALSE_DATES = ("N/A", "no_information", "not_supported")
 _ROOT_ROW = "<root_account>"
+_NAME_MAX = 255  # bytes of one file or folder name (Linux, macOS)
+_HIDDEN = (
+    'starts with ".": the store\'s loader skips such files as hidden, so it would vanish from'
+    " the version"
+)
+
+
+def _unholdable_folders(path: str) -> str | None:
+    """Why an AWS managed policy's path cannot be folders below aws-managed/, or None.
+
+    IAM's path pattern allows empty, `.`, `..` and dot-named segments: as folders they would
+    write outside the version (`..`), fall on another policy's file (`/./`, `///`), or be
+    skipped by the loader (`.name`)."""
+    for segment in path[1:-1].split("/") if path != "/" else ():
+        if segment == "":
+            return "an empty segment (//) cannot be a folder of aws-managed/"
+        if segment.startswith("."):
+            return f"the segment {segment!r} starts with a dot: no folder of aws-managed/"
+        if len(segment) > _NAME_MAX:
+            return f"a segment over {_NAME_MAX} characters cannot be a folder of aws-managed/"
+    return None
 
 
 class ImportFailed(PdpError):
@@ -176,9 +199,11 @@ class _Converter:
         self.customer: dict[str, dict[str, Any]] = {}  # name -> its default document
         self.customer_arns: set[str] = set()
         self.managed: dict[str, dict[str, Any]] = {}  # file -> the get-policy-version shape
+        self.managed_arns: set[str] = set()
         self.not_default = 0
         self.inline = 0
         self.root: dict[str, Any] | None = None
+        self.report_rows: dict[str, str] = {}  # credential report: user -> its line
         self.password_policy: dict[str, Any] | None = None
 
     # -- problems --------------------------------------------------------------------------
@@ -324,6 +349,7 @@ class _Converter:
 
     def policies(self, doc: dict[str, Any]) -> None:
         seen: dict[str, str] = {}
+        seen_aws: dict[str, tuple[str, str]] = {}  # lower-cased ARN -> (ARN, JSON path)
         for at, item in self.entries(doc, "Policies"):
             name, arn = self.string(at, item, "PolicyName"), item.get("Arn")
             path = self.path_of(at, item)
@@ -332,11 +358,24 @@ class _Converter:
             if not is_policy_name(name):
                 self.problem(f"{at}.PolicyName", f'"{name}" is not an IAM policy name')
                 continue
+            if name.startswith("."):
+                self.problem(f"{at}.PolicyName", f'"{name}" {_HIDDEN}')
+                continue
             aws_managed = isinstance(arn, str) and arn.startswith(AWS_MANAGED_PREFIX)
             if aws_managed:
                 if arn != f"{AWS_MANAGED_PREFIX}{path[1:]}{name}":
                     self.problem(f"{at}.Arn", f'"{arn}" does not match its name and path')
                     continue
+                unholdable = _unholdable_folders(path)
+                if unholdable is not None:
+                    self.problem(f"{at}.Path", f"{path!r}: {unholdable}")
+                    continue
+                earlier = seen_aws.get(arn.lower())
+                if earlier is not None:
+                    clash = "repeats {}" if earlier[0] == arn else "and {} differ only in case"
+                    self.problem(f"{at}.Arn", f'"{arn}" ' + clash.format(earlier[1]))
+                    continue
+                seen_aws[arn.lower()] = (arn, at)
             else:
                 self.check_arn(at, arn, f"policy{path}{name}")
             document = self.default_version(at, item)
@@ -344,6 +383,7 @@ class _Converter:
                 continue
             if aws_managed:
                 self.managed[f"{AWS_MANAGED_FOLDER}/{path[1:]}{name}.json"] = document
+                self.managed_arns.add(str(arn))
                 continue
             if name.lower() in seen:
                 self.problem(
@@ -401,7 +441,16 @@ class _Converter:
             arn = self.string(pat, policy, "PolicyArn")
             if arn is None:
                 continue
-            if not arn.startswith(AWS_MANAGED_PREFIX) and arn not in self.customer_arns:
+            aws_managed = arn.startswith(AWS_MANAGED_PREFIX)
+            if aws_managed and arn not in self.managed_arns and arn not in builtin_managed():
+                self.problem(
+                    f"{pat}.PolicyArn",
+                    f'"{arn}" is not in Policies, and pdp has no built-in of it (an export made'
+                    " with --filter leaves policies out; export without it)",
+                    "missing_reference",
+                )
+                continue
+            if not aws_managed and arn not in self.customer_arns:
                 self.problem(
                     f"{pat}.PolicyArn",
                     f'"{arn}" is not in Policies (an export made with --filter leaves policies'
@@ -439,6 +488,9 @@ class _Converter:
             if not is_group_name(name):
                 self.problem(f"{at}.GroupName", f'"{name}" is not an IAM group name')
                 continue
+            if name.startswith("."):
+                self.problem(f"{at}.GroupName", f'"{name}" {_HIDDEN}')
+                continue
             if name.lower() in seen:
                 self.problem(
                     f"{at}.GroupName", f'"{name}" and {seen[name.lower()]} differ only in case'
@@ -460,6 +512,9 @@ class _Converter:
                 continue
             if not is_user_name(name):
                 self.problem(f"{at}.UserName", f'"{name}" is not an IAM user name')
+                continue
+            if name.startswith("."):
+                self.problem(f"{at}.UserName", f'"{name}" {_HIDDEN}')
                 continue
             if name.lower() in seen:
                 self.problem(
@@ -514,15 +569,24 @@ class _Converter:
         return out
 
     def tags(self, at: str, item: dict[str, Any]) -> dict[str, str]:
+        """The user's tags; at most IAM's 50 (TagUser), each key once whatever its case."""
         out: dict[str, str] = {}
+        listed = item.get("Tags")
+        if isinstance(listed, list) and len(listed) > MAX_USER_TAGS:
+            self.problem(
+                f"{at}.Tags", f"{len(listed)} tags, over IAM's {MAX_USER_TAGS} a user (TagUser)"
+            )
+            return out
+        keys: set[str] = set()
         for tat, tag in self.entries(item, "Tags", at):
             key, value = tag.get("Key"), tag.get("Value", "")
             if not isinstance(key, str) or not key or not isinstance(value, str):
                 self.problem(tat, "a tag is {Key, Value}, both strings")
                 continue
-            if key.lower() in {k.lower() for k in out}:
+            if key.lower() in keys:
                 self.problem(f"{tat}.Key", f'tag "{key}" repeats (tag keys ignore case in IAM)')
                 continue
+            keys.add(key.lower())
             out[key] = value
         return out
 
@@ -624,7 +688,19 @@ class _Converter:
         mfa = _flag(row.get("mfa_active"))
         if mfa is None:
             self.problem(f"{at}.mfa_active", "must be true or false", source=source)
+        earlier = self.report_rows.get(name)
+        if earlier is not None:
+            self.problem(f"{at}.user", f"a second row for {name} ({earlier})", source=source)
+            return
+        self.report_rows[name] = at
         if name == _ROOT_ROW:
+            if match["resource"] != "root":
+                self.problem(
+                    f"{at}.arn",
+                    f'"{arn}", but the root row names arn:aws:iam::{self.account}:root',
+                    source=source,
+                )
+                return
             self.root = {"mfa_enabled": mfa is True, "access_keys": keys}
             return
         user = self.users.get(name)
@@ -795,8 +871,13 @@ def _fsync_directory(path: str | os.PathLike[str]) -> None:
 
 
 def _write_files(root: Path, files: dict[str, bytes]) -> None:
+    """Write each file below `root`. Invariant: no name leaves `root` (the conversion refuses
+    such names; this is the last line of defence)."""
     folders = {root}
     for rel, content in files.items():
+        parts = rel.split("/")
+        if rel.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise ValueError(f"{rel!r} is not a plain relative file name")
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         folders.add(target.parent)
@@ -810,6 +891,12 @@ def _write_files(root: Path, files: dict[str, bytes]) -> None:
 
 def _store_failure(store: str, message: str, code: str = "store_unusable") -> ImportFailed:
     return ImportFailed(f"{store}: nothing imported", [Diagnostic(code, "", message, store)])
+
+
+def _os_failure(store: str, exc: OSError, headline: str | None = None) -> ImportFailed:
+    where = f" ({exc.filename})" if exc.filename else ""
+    diagnostic = Diagnostic("store_unusable", "", f"{exc.strerror or exc}{where}", store)
+    return ImportFailed(headline or f"{store}: nothing imported", [diagnostic])
 
 
 def import_authorization_details(
@@ -839,7 +926,10 @@ def import_authorization_details(
             _read_bounded(name, MAX_CREDENTIAL_REPORT_BYTES, "a credential report"),
         )
     converted = convert(raw, source, **extras)
-    return _publish(os.fspath(store), converted, activate)
+    try:
+        return _publish(os.fspath(store), converted, activate)
+    except OSError as exc:  # before anything was written (later ones are named by _publish)
+        raise _os_failure(os.fspath(store), exc) from None
 
 
 def _publish(store: str, converted: _Converted, activate: bool) -> ImportResult:
@@ -860,6 +950,7 @@ def _publish(store: str, converted: _Converted, activate: bool) -> ImportResult:
         created.append(versions)
     lock = os.open(versions, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     temporary: Path | None = None
+    renamed = False
     try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -886,6 +977,7 @@ def _publish(store: str, converted: _Converted, activate: bool) -> ImportResult:
             ) from None
         os.rename(temporary, final)
         temporary = None
+        renamed = True
         _fsync_directory(versions)
         current = root / "current"
         if activate:
@@ -903,7 +995,7 @@ def _publish(store: str, converted: _Converted, activate: bool) -> ImportResult:
             if os.path.lexists(current)
             else version_names(root)[-1] == name
         )
-    except BaseException:
+    except BaseException as exc:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
         for path in reversed(created):
@@ -911,6 +1003,11 @@ def _publish(store: str, converted: _Converted, activate: bool) -> ImportResult:
                 path.rmdir()
             except OSError:
                 pass
+        if isinstance(exc, OSError):  # named, as every failure is (ImportFailed)
+            headline = (  # after the rename the version is in place; activating it failed
+                f"{store}: versions/{final.name} written, not activated" if renamed else None
+            )
+            raise _os_failure(store, exc, headline) from None
         raise
     finally:
         os.close(lock)

@@ -36,7 +36,13 @@ from pdp.names import (
     is_policy_name,
     is_user_name,
 )
-from pdp.store.aws_managed import AWS_MANAGED_FOLDER, ManagedPolicy, managed_arn, parse_managed
+from pdp.store.aws_managed import (
+    AWS_MANAGED_FOLDER,
+    ManagedPolicy,
+    builtin_managed,
+    managed_arn,
+    parse_managed,
+)
 from pdp.store.checks import SETTINGS_FILE, SETTINGS_KEYS, refused, settings_problem
 from pdp.store.shards import MASK, Shards
 
@@ -699,6 +705,7 @@ def _read_aws_managed(reader: _Reader, earlier: StoreVersion | None) -> dict[str
     not leave the table of parsed files."""
     out: dict[str, ManagedPolicy] = {}
     seen: dict[str, str] = {}
+    builtins = {arn.lower(): arn for arn in builtin_managed()}
     for rel, path in _managed_files(reader):
         raw = reader.read_bytes(rel, path)
         if raw is None:
@@ -709,6 +716,15 @@ def _read_aws_managed(reader: _Reader, earlier: StoreVersion | None) -> dict[str
         clash = seen.get(item.arn.lower())
         if clash is not None:
             reader.add(rel, "", "duplicate_name", f'"{item.arn}" and "{clash}" differ only in case')
+        builtin = builtins.get(item.arn.lower(), item.arn)
+        if builtin != item.arn:  # meant to override it, it would sit beside it unnoticed
+            reader.add(
+                rel,
+                "",
+                "duplicate_name",
+                f'"{item.arn}" and the built-in "{builtin}" differ only in case',
+                "an override is named exactly as the built-in's ARN",
+            )
         seen[item.arn.lower()] = item.arn
         out[item.arn] = item
     if earlier is not None:

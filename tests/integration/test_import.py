@@ -16,7 +16,7 @@ import pytest
 import pdp
 from pdp.cli import main
 from pdp.store import read_version
-from pdp.store.importer import next_version_name
+from pdp.store.importer import ImportFailed, import_authorization_details, next_version_name
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aws"
 EXPORT = FIXTURES / "authorization-details.json"
@@ -316,6 +316,25 @@ def test_aws_managed_policies_decide_with_the_documents_of_the_export(
     assert matched[0].policy == "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess"
 
 
+def test_an_attached_aws_managed_policy_that_policies_lacks_decides_with_the_built_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An export made with --filter may leave AWS managed documents out: a built-in ARN then
+    decides with pdp's copy of AWS's document (docs/import.md)."""
+    export = fixture_export()
+    export["Policies"].pop(5)  # job-function/ViewOnlyAccess, which auditors attaches
+    store = tmp_path / "store"
+    summary = import_json(capsys, store, write_json(tmp_path / "e.json", export))
+    assert summary["counts"]["aws_managed"] == 2
+    # the built-in (AWS's full document) allows what the fixture's excerpt did not
+    d = decide(store, "erin", "dynamodb:ListTables", "*")
+    assert (d.decision, d.matched[0].policy) == (
+        "Allow",
+        "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess",
+    )
+    assert decide(store, "erin", "s3:GetObject", "arn:aws:s3:::b/k").decision == "Deny"
+
+
 # -- versions and current ----------------------------------------------------------------------
 
 
@@ -482,6 +501,47 @@ def test_a_truncated_export_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
             'UserDetailList[0].Tags[2].Key: tag "Team" repeats',
         ),
         (
+            lambda e: e["Policies"].append(
+                {**e["Policies"][4], "PolicyName": "AmazonS3ReadOnlyACCESS"}
+                | {"Arn": "arn:aws:iam::aws:policy/AmazonS3ReadOnlyACCESS"}
+            ),
+            'Policies[6].Arn: "arn:aws:iam::aws:policy/AmazonS3ReadOnlyACCESS" and Policies[4]'
+            " differ only in case",
+        ),
+        (
+            lambda e: e["Policies"].append(
+                {
+                    **e["Policies"][4],
+                    "PolicyVersionList": [
+                        {
+                            "Document": {
+                                "Version": "2012-10-17",
+                                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                            },
+                            "VersionId": "v9",
+                            "IsDefaultVersion": True,
+                        }
+                    ],
+                    "DefaultVersionId": "v9",
+                }
+            ),
+            'Policies[6].Arn: "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess" repeats Policies[4]',
+        ),
+        (
+            lambda e: e["UserDetailList"][0].update(
+                Tags=[{"Key": f"k{i}", "Value": ""} for i in range(10_000)]
+            ),
+            "UserDetailList[0].Tags: 10000 tags, over IAM's 50 a user",
+        ),
+        (
+            lambda e: e["GroupDetailList"][3]["AttachedManagedPolicies"][0].update(
+                PolicyArn="arn:aws:iam::aws:policy/job-function/NetworkAdministrator"
+            ),
+            "GroupDetailList[3].AttachedManagedPolicies[0].PolicyArn:"
+            ' "arn:aws:iam::aws:policy/job-function/NetworkAdministrator" is not in Policies,'
+            " and pdp has no built-in of it",
+        ),
+        (
             lambda e: e["Policies"][4].update(Arn="arn:aws:iam::aws:policy/S3ReadOnly"),
             'Policies[4].Arn: "arn:aws:iam::aws:policy/S3ReadOnly" does not match',
         ),
@@ -558,6 +618,27 @@ def test_extra_inputs_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
 
 
+def test_credential_report_rows_are_checked_against_who_they_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = fixture_export()
+    report = CREDENTIAL_REPORT.read_text().splitlines()
+    root_as_user = tmp_path / "root.csv"
+    root_as_user.write_text(
+        "\n".join([report[0], report[1].replace(f"{ACCOUNT}:root", f"{ACCOUNT}:user/bob")])
+    )
+    (problem,) = refused(tmp_path, capsys, good, "--credential-report", str(root_as_user))
+    assert problem.startswith(
+        f'{root_as_user}: line 2.arn: "arn:aws:iam::{ACCOUNT}:user/bob", but the root row'
+    )
+    twice = tmp_path / "twice.csv"  # the second row of a user silently replaced the first
+    twice.write_text(
+        "\n".join([report[0], report[2], report[2].replace(",true,true,", ",true,false,")])
+    )
+    (problem,) = refused(tmp_path, capsys, good, "--credential-report", str(twice))
+    assert problem == f"{twice}: line 3.user: a second row for alice (line 2)"
+
+
 def test_a_directory_that_is_not_a_store_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -568,6 +649,37 @@ def test_a_directory_that_is_not_a_store_is_refused(
     assert run_import(target, export) == 1
     assert "has files but no versions/: not a store" in capsys.readouterr().err
     assert os.listdir(target) == ["todo.txt"]
+
+
+def test_a_store_that_cannot_be_written_is_an_import_failed_through_the_python_api(
+    tmp_path: Path,
+) -> None:
+    """docs/import.md: the API returns an ImportResult or raises ImportFailed, whose
+    diagnostics name the problem; an OSError of the file system is one of them."""
+    (tmp_path / "file").write_text("not a directory")
+    store = tmp_path / "file" / "store"
+    with pytest.raises(ImportFailed) as caught:
+        import_authorization_details(EXPORT, store)
+    (problem,) = caught.value.diagnostics
+    assert problem.code == "store_unusable"
+    assert problem.source == str(store)
+    assert "Not a directory" in problem.message or "File exists" in problem.message
+
+
+def test_a_failure_to_activate_says_the_version_was_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pdp.store.importer.os.symlink", no_links)
+    store = tmp_path / "store"
+    with pytest.raises(ImportFailed) as caught:
+        import_authorization_details(EXPORT, store, activate=True)
+    assert caught.value.headline == f"{store}: versions/0001 written, not activated"
+    assert "No space left on device" in caught.value.diagnostics[0].message
+    assert sorted(os.listdir(store / "versions")) == ["0001"]
+    assert not os.path.lexists(store / "current")
 
 
 def test_the_json_summary_of_a_refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -596,3 +708,69 @@ def test_repeated_keys_are_named_where_they_are(
         f'{source}: GroupDetailList[0].GroupPolicyList[0].PolicyDocument.Statement[0]: duplicate key "Effect"',  # noqa: E501
         f'{source}: UserDetailList[3].UserName: duplicate key "UserName"',
     ]
+
+
+def _move_aws_managed(export: dict[str, Any], path: str) -> None:
+    """Give the export's AmazonS3ReadOnlyAccess (Policies[4]) another path, consistently."""
+    policy = export["Policies"][4]
+    policy["Path"] = path
+    policy["Arn"] = f"arn:aws:iam::aws:policy{path}AmazonS3ReadOnlyAccess"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/../../../", "/../", "/./", "/a/../b/", "/a///b/", "///", "/.hidden/", "/" + "a" * 300 + "/"],
+)
+def test_an_aws_managed_path_the_store_cannot_hold_as_folders_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], path: str
+) -> None:
+    """IAM's path pattern allows `..`, `.`, empty and dot-named segments; as folders below
+    aws-managed/ they would write outside the version (`..`), land on another policy's file,
+    or be skipped by the loader. Nothing is written, anywhere."""
+    export = fixture_export()
+    _move_aws_managed(export, path)
+    work = tmp_path / "work"
+    work.mkdir()
+    outside = tree(tmp_path)
+    problems = refused(work, capsys, export)
+    assert any(
+        p.startswith(f"{work / 'bad.json'}: Policies[4].Path: ") and "folder" in p for p in problems
+    ), problems
+    after = tree(tmp_path)
+    new = {k for k in after if k not in outside and not k.startswith("work")}
+    assert new == set(), new
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda e: e["UserDetailList"][1].update(
+                UserName=".bob", Arn="arn:aws:iam::123456789012:user/.bob"
+            ),
+            "UserDetailList[1].UserName",
+        ),
+        (
+            lambda e: e["Policies"][0].update(
+                PolicyName=".S3AppAccess", Arn="arn:aws:iam::123456789012:policy/.S3AppAccess"
+            ),
+            "Policies[0].PolicyName",
+        ),
+        (
+            lambda e: e["GroupDetailList"][3].update(
+                GroupName=".auditors", Arn="arn:aws:iam::123456789012:group/.auditors"
+            ),
+            "GroupDetailList[3].GroupName",
+        ),
+    ],
+)
+def test_a_name_that_would_be_a_hidden_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Any, expected: str
+) -> None:
+    """IAM allows a name that starts with "."; the store's loader skips dot-files, so written
+    as `users/.bob.json` the user would vanish from the version without a word."""
+    export = fixture_export()
+    change(export)
+    problems = refused(tmp_path, capsys, export)
+    prefix = f"{tmp_path / 'bad.json'}: {expected}: "
+    assert any(p.startswith(prefix) and "hidden" in p for p in problems), problems

@@ -245,6 +245,17 @@ def test_each_shape_of_a_store_file_makes_its_arn_attachable(version: Path, shap
     assert authz.is_authorized("erin", "sqs:DeleteQueue", "*").reason == "implicitDeny"
 
 
+def test_a_version_id_with_a_suffix_is_one_iam_allows(version: Path) -> None:
+    """IAM's VersionId pattern is v[1-9][0-9]*(\\.[A-Za-z0-9-]*)? (API_PolicyVersion)."""
+    write(
+        version / "aws-managed" / "AWSThing.json",
+        {"Document": statement("sqs:SendMessage"), "VersionId": "v12.beta-1"},
+    )
+    attach(version, "erin", "arn:aws:iam::aws:policy/AWSThing")
+    authz = pdp.Authorizer.from_directory(version)
+    assert authz.is_authorized("erin", "sqs:SendMessage", "*").reason == "allowed"
+
+
 def test_a_store_file_overrides_the_built_in_of_its_arn(version: Path) -> None:
     write(version / "aws-managed" / "SecurityAudit.json", statement("s3:ListBucket"))
     attach(version, "erin", "arn:aws:iam::aws:policy/SecurityAudit")
@@ -298,7 +309,40 @@ def test_aws_managed_documents_are_not_held_to_the_customer_managed_size_limit(
             {"PolicyVersion": {"Document": statement("s3:*"), "Color": "red"}},
             'aws-managed/Extra.json: PolicyVersion.Color: unknown field "Color"',
         ),
+        (
+            "Null.json",  # was dropped without a word: the built-in or nothing decided
+            {"PolicyVersion": {"Document": None, "VersionId": "v1"}},
+            "aws-managed/Null.json: PolicyVersion.Document: ",
+        ),
+        (
+            "Latin1.json",  # was "cannot load: UnicodeDecodeError", with no file or path
+            {"Document": "%FF%FE", "VersionId": "v1"},
+            "aws-managed/Latin1.json: Document: the URL-encoded Document is not UTF-8",
+        ),
+        (
+            "Dated.json",
+            {"Document": statement("s3:*"), "CreateDate": "yesterday"},
+            "aws-managed/Dated.json: CreateDate: CreateDate must be an ISO 8601 date",
+        ),
+        (
+            "Digits.json",  # IAM's pattern is ASCII: v[1-9][0-9]*(\.[A-Za-z0-9-]*)?
+            {"Document": statement("s3:*"), "VersionId": "v\u0663"},
+            "aws-managed/Digits.json: VersionId: ",
+        ),
         ("Bad Name.json", statement("s3:*"), "aws-managed/Bad Name.json: invalid AWS managed"),
+        # meant to override a built-in, but it would sit beside it (ARNs compare exactly)
+        (
+            "administratoraccess.json",
+            statement("s3:GetObject"),
+            'aws-managed/administratoraccess.json: "arn:aws:iam::aws:policy/administratoraccess"'
+            ' and the built-in "arn:aws:iam::aws:policy/AdministratorAccess" differ only in case',
+        ),
+        (
+            "Job-Function/Billing.json",
+            statement("s3:GetObject"),
+            'aws-managed/Job-Function/Billing.json: "arn:aws:iam::aws:policy/Job-Function/Billing"'
+            " and the built-in",
+        ),
         ("notes.txt", "hello", "aws-managed/notes.txt: only .json files belong here"),
     ],
 )
