@@ -86,6 +86,16 @@ class Server:
             body["context"] = context
         return self.call("/v1/is-authorized", body)[1]
 
+    def admin_status(self, seconds: float = 30) -> tuple[int, Any]:
+        """`/admin/status` once the worker holding the admin port has loaded: with several
+        workers, /readyz may be answered by one while the admin holder is still loading (503)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            status, body = self.call("/admin/status", admin=True)
+            if status != 503 or time.monotonic() > deadline:
+                return status, body
+            time.sleep(0.1)
+
     def grpc_status(self, timeout: float = 5) -> grpc.StatusCode:
         """The status of one IsAuthorized call on a fresh channel: OK, or the code it failed
         with (how the gRPC limit tests see whether the server takes calls)."""

@@ -146,7 +146,7 @@ def test_a_broken_current_at_start_serves_the_newest_good_version(tmp_path: Path
     srv = start_server(tmp_path, store=store)
     try:
         assert srv.call("/readyz") == (200, {"status": "ready", "policy_version": "0002"})
-        status, info = srv.call("/admin/status", admin=True)
+        status, info = srv.admin_status()
         assert status == 200 and info["fallback_from"] == "0003"
         assert 'group "ghosts" does not exist' in info["last_reload_error"]
         assert metric(srv, "pdp_store_fallback") == "1"

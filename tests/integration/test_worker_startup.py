@@ -27,7 +27,7 @@ def _threads_and_fds(pid: int) -> tuple[int, int]:
 def test_workers_without_the_admin_port_do_not_grow(tmp_path: Path) -> None:
     srv = start_server(tmp_path, workers=2)
     try:
-        assert srv.call("/admin/status", admin=True)[0] == 200
+        assert srv.admin_status()[0] == 200
         time.sleep(1.0)  # both workers are up and retrying (every 0.5 s) by now
         workers = _workers(srv.process.pid)
         assert len(workers) == 2
