@@ -68,7 +68,9 @@ MAX_EXPANSION = 5000  # actions of one pattern considered (one service has at mo
 
 # Operator families (by the base operator's name) and the key types each fits. Null tests
 # presence, so it fits every key. An ARN key may be compared as a string (the IAM User Guide
-# recommends, not requires, the ARN operators for ARNs).
+# recommends, not requires, the ARN operators for ARNs), and a String key with the ARN
+# operators: many String keys hold ARNs, and AWS documents so (CloudWatch Logs' KMS key policy
+# compares kms:EncryptionContext:aws:logs:arn with ArnEquals/ArnLike).
 _FAMILIES = (
     ("String", "string"),
     ("Numeric", "numeric"),
@@ -81,7 +83,7 @@ _FAMILIES = (
     ("Null", "null"),
 )
 _FITS: dict[str, frozenset[str]] = {
-    "String": frozenset({"string"}),
+    "String": frozenset({"string", "arn"}),
     "ARN": frozenset({"arn", "string"}),
     "Bool": frozenset({"bool"}),
     "Numeric": frozenset({"numeric"}),
@@ -89,14 +91,15 @@ _FITS: dict[str, frozenset[str]] = {
     "IPAddress": frozenset({"ip"}),
     "Binary": frozenset({"binary"}),
 }
+# The operator family a message suggests for a key type (its own, never the alternatives)
 _SUGGESTED = {
-    "string": "String",
-    "numeric": "Numeric",
-    "date": "Date",
-    "bool": "Bool",
-    "binary": "Binary",
-    "ip": "IpAddress",
-    "arn": "Arn",
+    "String": "String",
+    "ARN": "Arn",
+    "Bool": "Bool",
+    "Numeric": "Numeric",
+    "Date": "Date",
+    "IPAddress": "IpAddress",
+    "Binary": "Binary",
 }
 # Probes for "the resource names every role": a pattern that matches both is a star for roles.
 _ROLE_PROBES = (
@@ -298,9 +301,7 @@ class _Checker:
         bases = [t.removeprefix("ArrayOf") for t in found.types]
         if any(family in _FITS.get(b, frozenset({family})) for b in bases):
             return
-        wanted = sorted({_SUGGESTED[f] for b in bases for f in _FITS.get(b, ()) if f != "string"})
-        if not wanted:
-            wanted = ["String"]
+        wanted = sorted({_SUGGESTED[b] for b in bases if b in _SUGGESTED}) or ["String"]
         self.add(
             "TYPE_MISMATCH",
             path,
