@@ -319,9 +319,9 @@ class _Checker:
         for pattern in patterns:
             found = self.expand(pattern)
             if found is None:
-                if pattern == "*" or "*" in pattern.partition(":")[0]:
-                    return  # a wildcard service: any resource may fit some action
-                continue  # unknown service: its own finding
+                # a wildcard service, or one the reference lacks (an application's own, or a
+                # typo with its own finding): any resource may fit some action of it
+                return
             actions.extend(found)
         if not actions:
             return

@@ -364,3 +364,13 @@ def test_arn_operators_fit_string_keys_as_aws_documents_them(
     (finding,) = _validate_json(tmp_path, doc, capsys)["findings"]
     assert finding["code"] == "TYPE_MISMATCH"
     assert finding["message"].startswith('use String operators, not "NumericEquals"')
+
+
+def test_resources_are_not_judged_beside_an_action_of_no_known_service(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An application's own action (the example store's orders:Read) may act on any resource:
+    a statement that holds one cannot be said to name a resource that fits none of its actions."""
+    doc = _doc(_allow(["s3:GetObject", "orders:Read"], ["arn:app:orders:::order/*", BUCKET]))
+    codes = [f["code"] for f in _validate_json(tmp_path, doc, capsys)["findings"]]
+    assert codes == ["INVALID_SERVICE_IN_ACTION"]
