@@ -24,7 +24,7 @@ from importlib import resources
 from importlib.abc import Traversable
 from typing import Any
 
-from pdp.language import glob_matcher
+from pdp.language import MAX_ACTION, glob_matcher
 
 from .globalkeys import global_key_types
 
@@ -271,13 +271,19 @@ def default_reference() -> Reference:
     return _DEFAULT
 
 
-@lru_cache(maxsize=8192)
 def is_known_action(action: str) -> bool:
     """Does the reference define this action (`s3:GetObject`, any case)? For the request path:
     one bounded LRU lookup per distinct action string after the first (which may read its
-    service's files once). A wildcard or malformed name is not an action: False."""
-    if "*" in action or "?" in action:
+    service's files once). A wildcard, malformed or over-long name (more than MAX_ACTION
+    characters: the server's doors pass up to MAX_STRING) is not an action: False, not cached,
+    so the cache holds at most 8,192 names of at most MAX_ACTION characters. Never raises."""
+    if len(action) > MAX_ACTION or "*" in action or "?" in action:
         return False
+    return _known(action)
+
+
+@lru_cache(maxsize=8192)
+def _known(action: str) -> bool:
     try:
         return default_reference().action(action) is not None
     except Exception:  # a broken install (unreadable or malformed data): nothing is unknown

