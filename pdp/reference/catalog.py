@@ -24,7 +24,7 @@ from importlib import resources
 from importlib.abc import Traversable
 from typing import Any
 
-from pdp.language import glob_matcher
+from pdp.language import MAX_ACTION, glob_matcher
 
 from .globalkeys import global_key_types
 
@@ -134,7 +134,7 @@ class Reference:
         self._lock = threading.Lock()
         self._names: dict[str, str] | None = None
         self._aliases: dict[str, tuple[str, ...]] | None = None
-        self._services: dict[str, Service | None] = {}
+        self._services: dict[str, Service] = {}  # only services of services.json: bounded
 
     def _data(self) -> Traversable:
         if self._root is None:
@@ -175,26 +175,27 @@ class Reference:
     def service(self, prefix: str) -> Service | None:
         """The service of a prefix (any case), read on first use; None for an unknown prefix."""
         lower = prefix.lower()
-        if lower in self._services:
-            return self._services[lower]
+        found = self._services.get(lower)
+        if found is not None:
+            return found
         name = self.service_names().get(lower)
+        if name is None:
+            return None  # kept nowhere: a request may name any number of prefixes AWS lacks
         with self._lock:
-            if lower not in self._services:
-                found = None
-                if name is not None:
-                    file = f"{lower}.json"
-                    raw = {
-                        "actions": self._read("actions", file),
-                        "resourceTypes": self._read("resourceTypes", file),
-                        "conditionKeys": self._read("conditionKeys", file),
-                    }
-                    found = Service(lower, name, raw)
-                self._services[lower] = found
-        return self._services[lower]
+            found = self._services.get(lower)
+            if found is None:
+                file = f"{lower}.json"
+                raw = {
+                    "actions": self._read("actions", file),
+                    "resourceTypes": self._read("resourceTypes", file),
+                    "conditionKeys": self._read("conditionKeys", file),
+                }
+                found = self._services[lower] = Service(lower, name, raw)
+        return found
 
     def loaded(self) -> tuple[str, ...]:
         """The prefixes of the services read so far (sorted)."""
-        return tuple(sorted(p for p, s in self._services.items() if s is not None))
+        return tuple(sorted(self._services))
 
     def action(self, full_name: str) -> Action | None:
         """`s3:GetObject` (any case) -> its Action; None when the service or action is unknown."""
@@ -270,14 +271,20 @@ def default_reference() -> Reference:
     return _DEFAULT
 
 
-@lru_cache(maxsize=8192)
 def is_known_action(action: str) -> bool:
     """Does the reference define this action (`s3:GetObject`, any case)? For the request path:
     one bounded LRU lookup per distinct action string after the first (which may read its
-    service's files once). A wildcard or malformed name is not an action: False."""
-    if "*" in action or "?" in action:
+    service's files once). A wildcard, malformed or over-long name (more than MAX_ACTION
+    characters: the server's doors pass up to MAX_STRING) is not an action: False, not cached,
+    so the cache holds at most 8,192 names of at most MAX_ACTION characters. Never raises."""
+    if len(action) > MAX_ACTION or "*" in action or "?" in action:
         return False
+    return _known(action)
+
+
+@lru_cache(maxsize=8192)
+def _known(action: str) -> bool:
     try:
         return default_reference().action(action) is not None
-    except (OSError, ValueError):  # a broken install: nothing can be called unknown
+    except Exception:  # a broken install (unreadable or malformed data): nothing is unknown
         return True

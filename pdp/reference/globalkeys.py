@@ -66,6 +66,10 @@ GLOBAL_KEYS: dict[str, tuple[str, ...]] = {
         "aws:CalledViaFirst": ("String",),
         "aws:CalledViaLast": ("String",),
         "aws:ViaAWSService": ("Bool",),
+        # Added by AWS managed MCP servers (Agent Toolkit for AWS user guide, "How AWS MCP
+        # Server works with IAM": a Boolean key and a single-valued string key)
+        "aws:ViaAWSMCPService": ("Bool",),
+        "aws:CalledViaAWSMCP": ("String",),
         "aws:CurrentTime": ("Date",),
         "aws:EpochTime": ("Date", "Numeric"),
         "aws:referer": ("String",),
@@ -76,6 +80,9 @@ GLOBAL_KEYS: dict[str, tuple[str, ...]] = {
         "aws:SourceArn": ("ARN",),
         "aws:SourceOrgID": ("String",),
         "aws:SourceOrgPaths": ("ArrayOfString",),
+        # Not on the page but documented by Amazon SNS ("aws:SourceAccount versus
+        # aws:SourceOwner") and written into every topic's default access policy
+        "aws:SourceOwner": ("String",),
         "aws:UserAgent": ("String",),
     }.items()
 }

@@ -20,7 +20,7 @@ from pdp.store.activation import (
 )
 from pdp.store.authorizer import Authorizer, ReloadResult
 from pdp.store.aws_managed import AWS_MANAGED_FOLDER, ManagedPolicy, builtin_managed
-from pdp.store.checks import findings_of, version_findings
+from pdp.store.checks import CheckFailed, findings_of, version_findings
 from pdp.store.importer import (
     MAX_EXPORT_BYTES,
     ImportFailed,
@@ -52,6 +52,7 @@ __all__ = [
     "AccessKey",
     "Account",
     "Authorizer",
+    "CheckFailed",
     "Group",
     "ImportFailed",
     "ImportResult",

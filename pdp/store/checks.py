@@ -13,9 +13,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pdp.language import Policy
-from pdp.reference import FINDING_TYPES, ValidationFinding, at_or_above, check_policy
+from pdp.reference import FINDING_TYPES, CheckFailed, ValidationFinding, at_or_above, check_policy
 
-__all__ = ["findings_of", "refused", "settings_problem", "version_findings"]
+__all__ = ["CheckFailed", "findings_of", "refused", "settings_problem", "version_findings"]
 
 SETTINGS_FILE = "store.json"
 SETTINGS_KEYS = ("refuse_findings",)
@@ -35,7 +35,8 @@ def findings_of(
     policies: Mapping[str, Policy], identities: Iterable[Any]
 ) -> list[ValidationFinding]:
     """The findings of these policies and of the inline policies of these users and groups,
-    with paths as `pdp audit` writes them (`inline_policies.<name>.Statement[0]...`)."""
+    with paths as `pdp audit` writes them (`inline_policies.<name>.Statement[0]...`). Raises
+    CheckFailed when a document's findings cannot be computed."""
     out: list[ValidationFinding] = []
     for policy, file, prefix in _sources(policies, identities):
         out.extend(check_policy(policy.document, file, prefix=prefix))

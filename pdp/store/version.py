@@ -43,7 +43,7 @@ from pdp.store.aws_managed import (
     managed_arn,
     parse_managed,
 )
-from pdp.store.checks import SETTINGS_FILE, SETTINGS_KEYS, refused, settings_problem
+from pdp.store.checks import SETTINGS_FILE, SETTINGS_KEYS, CheckFailed, refused, settings_problem
 from pdp.store.shards import MASK, Shards
 
 __all__ = [
@@ -556,13 +556,19 @@ def read_version(
             _check_names_unique(reader, items, folder)
     level = _read_settings(reader).get("refuse_findings")
     if level is not None and not reader.problems:
-        for finding in refused(level, policies, [*groups.values(), *users.values()]):
+        hint = f"store.json refuses findings of type {level} and above"
+        try:
+            found = refused(level, policies, [*groups.values(), *users.values()])
+        except CheckFailed as exc:  # fail closed: what it would refuse is unknown
+            reader.add(exc.file, "", "findings_unavailable", exc.reason, hint)
+            found = []
+        for finding in found:
             reader.add(
                 finding.file,
                 finding.path,
                 finding.code,
                 f"{finding.finding_type}: {finding.message}",
-                f"store.json refuses findings of type {level} and above",
+                hint,
             )
     if reader.problems:
         return None, sorted(reader.problems, key=lambda d: (d.source or "", d.path))

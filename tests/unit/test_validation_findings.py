@@ -348,3 +348,29 @@ def test_pdp_audit_includes_the_validation_findings(
     ) in found
     assert ("policies/P2.json", "Statement[0].Action", "INVALID_ACTION", "medium") in found
     assert main(["audit", "--fail-on", "high", str(store)]) == 3  # the security warning
+
+
+def test_arn_operators_fit_string_keys_as_aws_documents_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CloudWatch Logs' KMS key policy ("Encrypt log data in CloudWatch Logs using AWS KMS")
+    compares the String key kms:EncryptionContext:aws:logs:arn with ArnEquals/ArnLike."""
+    arn = "arn:aws:logs:us-east-1:111122223333:log-group:/app/*"
+    for operator in ("ArnEquals", "ArnLike", "ArnNotLikeIfExists"):
+        key = "kms:EncryptionContext:aws:logs:arn"
+        doc = _doc(_allow("kms:Decrypt", "*", Condition={operator: {key: arn}}))
+        assert _validate_json(tmp_path, doc, capsys)["findings"] == []
+    doc = _doc(_allow("s3:GetObject", BUCKET, Condition={"NumericEquals": {"aws:username": "1"}}))
+    (finding,) = _validate_json(tmp_path, doc, capsys)["findings"]
+    assert finding["code"] == "TYPE_MISMATCH"
+    assert finding["message"].startswith('use String operators, not "NumericEquals"')
+
+
+def test_resources_are_not_judged_beside_an_action_of_no_known_service(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An application's own action (the example store's orders:Read) may act on any resource:
+    a statement that holds one cannot be said to name a resource that fits none of its actions."""
+    doc = _doc(_allow(["s3:GetObject", "orders:Read"], ["arn:app:orders:::order/*", BUCKET]))
+    codes = [f["code"] for f in _validate_json(tmp_path, doc, capsys)["findings"]]
+    assert codes == ["INVALID_SERVICE_IN_ACTION"]
