@@ -159,9 +159,10 @@ def _at(path: str, i: int, is_list: bool) -> str:
 
 
 class _Checker:
-    def __init__(self, reference: Reference, file: str) -> None:
+    def __init__(self, reference: Reference, file: str, own: frozenset[str]) -> None:
         self.ref = reference
         self.file = file
+        self.own = own  # the store's application services (lower case): not AWS's to judge
         self.out: list[ValidationFinding] = []
         self._expanded: dict[str, list[Action] | None] = {}
         self._matchers: dict[str, Callable[[str], bool]] = {}
@@ -207,6 +208,8 @@ class _Checker:
                     path,
                     f'"{pattern}" matches no action: no service prefix matches "{service}"',
                 )
+            return
+        if service.lower() in self.own:
             return
         if self.ref.service(service) is None:
             close = difflib.get_close_matches(service.lower(), list(self.ref.service_names()), 1)
@@ -277,6 +280,8 @@ class _Checker:
         prefix = key.partition(":")[0]
         found = self.ref.condition_key(key)
         if found is None:
+            if prefix.lower() in self.own:
+                return
             if prefix.lower() == "aws":
                 self.add(
                     "INVALID_GLOBAL_CONDITION_KEY",
@@ -437,12 +442,16 @@ def check_policy(
     *,
     prefix: str = "",
     reference: Reference | None = None,
+    application_services: frozenset[str] = frozenset(),
 ) -> list[ValidationFinding]:
     """Every finding of one document (already valid to pdp.language), in document order.
     `prefix` is put before each path (`inline_policies.s3.`), as `pdp audit` names them.
+    Actions and condition keys of `application_services` (lower-case prefixes a store declares
+    as its applications' own, never AWS's) are not judged against AWS's reference.
     Raises CheckFailed (naming `file`) for any error while checking, never another exception."""
     try:
-        return _check(document, file, prefix, reference or default_reference())
+        own = application_services
+        return _check(document, file, prefix, reference or default_reference(), own)
     except Exception as exc:
         reason = printable(f"{type(exc).__name__}: {exc}")
         raise CheckFailed(
@@ -453,9 +462,9 @@ def check_policy(
 
 
 def _check(
-    document: Mapping[str, Any], file: str, prefix: str, reference: Reference
+    document: Mapping[str, Any], file: str, prefix: str, reference: Reference, own: frozenset[str]
 ) -> list[ValidationFinding]:
-    checker = _Checker(reference, file)
+    checker = _Checker(reference, file, own)
     raw = document.get("Statement")
     statements = [raw] if isinstance(raw, Mapping) else list(raw or [])
     seen: dict[str, str] = {}

