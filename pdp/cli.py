@@ -39,6 +39,7 @@ from pdp.reference import (
     render_findings,
 )
 from pdp.store import (
+    ACCOUNT_GRANT,
     AWS_MANAGED_PREFIX,
     ImportFailed,
     ImportResult,
@@ -258,6 +259,12 @@ def _show(decision: Decision, as_json: bool) -> None:
     if decision.root:
         _say("  root: the account root made this request")
     for m in decision.matched:
+        if m == ACCOUNT_GRANT:
+            _say(
+                "  matched: account.json password_policy.AllowUsersToChangePassword (Allow):"
+                " IAM's account-level grant, not a policy"
+            )
+            continue
         sid = f" Sid {m.sid}" if m.sid else ""
         _say(f"  matched: {m.policy} Statement[{m.statement}]{sid} ({m.effect})")
     for error in decision.errors:

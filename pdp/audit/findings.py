@@ -362,7 +362,9 @@ def _user_findings(
         )
     out.extend(_key_findings(user.file, "access_keys", user.access_keys, now, days))
     changed = _epoch(user.password_last_changed)
-    if user.console_access and isinstance(max_age, int) and changed is not None:
+    # MaxPasswordAge 0 or absent: passwords never expire (AWS's ExpirePasswords is then false)
+    expires = isinstance(max_age, int) and not isinstance(max_age, bool) and max_age > 0
+    if user.console_access and expires and changed is not None:
         age = _days(now - changed)
         if age > max_age:
             out.append(

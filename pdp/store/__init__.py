@@ -28,7 +28,12 @@ from pdp.store.importer import (
     Skipped,
     import_authorization_details,
 )
-from pdp.store.index import AWS_MANAGED_PREFIX, available_managed, aws_managed_policies
+from pdp.store.index import (
+    ACCOUNT_GRANT,
+    AWS_MANAGED_PREFIX,
+    available_managed,
+    aws_managed_policies,
+)
 from pdp.store.snapshot import PRINCIPAL_TYPES, Snapshot
 from pdp.store.version import (
     AccessKey,
@@ -44,6 +49,7 @@ from pdp.store.version import (
 )
 
 __all__ = [
+    "ACCOUNT_GRANT",
     "AWS_MANAGED_FOLDER",
     "AWS_MANAGED_PREFIX",
     "DEFAULT_CACHE_SIZE",

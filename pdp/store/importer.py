@@ -40,7 +40,12 @@ from pdp.language import JsonObject, MalformedJson, load_json, parse_policy
 from pdp.names import is_account_id, is_group_name, is_path, is_policy_name, is_user_name
 from pdp.store.activation import load_directory
 from pdp.store.aws_managed import AWS_MANAGED_FOLDER, AWS_MANAGED_PREFIX, builtin_managed
-from pdp.store.version import PASSWORD_POLICY_FIELDS, VERSION_NAME, version_names
+from pdp.store.version import (
+    PASSWORD_POLICY_FIELDS,
+    VERSION_NAME,
+    password_policy_problem,
+    version_names,
+)
 
 __all__ = [
     "MAX_CREDENTIAL_REPORT_BYTES",
@@ -638,9 +643,8 @@ class _Converter:
                 self.skipped.append(
                     Skipped("password_policy_field", key, "not a field the store knows")
                 )
-            elif type(value) is not expected:
-                what = "a number" if expected is int else "true or false"
-                self.problem(f"PasswordPolicy.{key}", f"must be {what}", source=source)
+            elif (wrong := password_policy_problem(key, value)) is not None:
+                self.problem(f"PasswordPolicy.{key}", wrong, source=source)
             else:
                 policy[key] = value
         self.password_policy = policy

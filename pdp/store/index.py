@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pdp.errors import Diagnostic
 from pdp.language import Policy, PolicySet
-from pdp.model import Principal
+from pdp.model import Decision, MatchedStatement, Principal
 from pdp.store.aws_managed import (
     AWS_MANAGED_PREFIX,
     ManagedPolicy,
@@ -24,12 +24,25 @@ from pdp.store.shards import MASK, Shards
 from pdp.store.version import StoreVersion, User
 
 __all__ = [
+    "ACCOUNT_GRANT",
     "AWS_MANAGED_PREFIX",
     "Index",
     "UserEntry",
     "available_managed",
     "aws_managed_policies",
 ]
+
+
+# What `AllowUsersToChangePassword: true` in account.json grants every user: IAM applies it at the
+# account level, not as a policy (IAM API Reference, PasswordPolicy; User Guide, "Permit IAM users
+# to change their own passwords"): iam:ChangePassword on the user's own ARN only, and
+# iam:GetAccountPasswordPolicy (an action with no resource type, so on any resource, as AWS's
+# IAMUserChangePassword policy grants it on "*"). A decision it allows names this statement.
+ACCOUNT_GRANT = MatchedStatement(
+    policy="account.json", statement=0, sid="AllowUsersToChangePassword", effect="Allow"
+)
+_CHANGE_PASSWORD = "iam:changepassword"
+_GET_PASSWORD_POLICY = "iam:getaccountpasswordpolicy"
 
 
 def available_managed(version: StoreVersion | None = None) -> dict[str, ManagedPolicy]:
@@ -92,6 +105,12 @@ class Index:
         self.version = version.name
         self.account = version.account.account_id
         self.root_enabled = version.account.root_enabled
+        self.users_change_password = (
+            version.account.password_policy.get("AllowUsersToChangePassword") is True
+        )
+        self._account_grant = Decision(
+            "Allow", "allowed", (ACCOUNT_GRANT,), policy_version=version.name
+        )
         self.problems: list[Diagnostic] = []
         self.counts = Counts(len(version.users), len(version.groups), len(version.policies))
         self._customer = version.policies
@@ -211,6 +230,18 @@ class Index:
             name = self._arns.get(principal)
             if name is not None:
                 return self._users[name]
+        return None
+
+    def account_grant(self, entry: UserEntry, action: str, resource: str) -> Decision | None:
+        """The Allow that the account's `AllowUsersToChangePassword` gives `entry` for a request
+        (`action` lower-cased), or None: the setting is off, or the request is not the user's
+        own iam:ChangePassword (resource exactly its ARN) nor iam:GetAccountPasswordPolicy.
+        The caller asks only after the user's policies gave an implicit Deny without errors: an
+        explicit Deny still wins, and an error still fails closed."""
+        if not self.users_change_password:
+            return None
+        if action == _GET_PASSWORD_POLICY or (action == _CHANGE_PASSWORD and resource == entry.arn):
+            return self._account_grant
         return None
 
     def is_root(self, principal: str) -> bool:

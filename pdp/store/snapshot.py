@@ -135,7 +135,10 @@ class Snapshot:
                 )
             raise RequestError(f'principal: unknown principal "{principal}"')
         ctx = RequestContext(index.principal(entry), context)
-        decision = index.policy_set(entry).decide_context(ctx, action.lower(), service, resource)
+        lower = action.lower()
+        decision = index.policy_set(entry).decide_context(ctx, lower, service, resource)
+        if decision.reason == "implicitDeny" and not decision.errors:
+            decision = index.account_grant(entry, lower, resource) or decision
         return decision, not decision.errors and not ctx.clock_read
 
     def _decide_root(

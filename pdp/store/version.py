@@ -95,6 +95,19 @@ PASSWORD_POLICY_FIELDS: dict[str, type] = {
     "PasswordReusePrevention": int,
     "HardExpiry": bool,
 }
+# AWS's ranges (IAM API Reference, PasswordPolicy and UpdateAccountPasswordPolicy), inclusive.
+# MaxPasswordAge may also be 0: what GetAccountPasswordPolicy's ExpirePasswords calls "0 or not
+# present", passwords that never expire (an absent field means the same).
+PASSWORD_POLICY_RANGES: dict[str, tuple[int, int]] = {
+    "MinimumPasswordLength": (6, 128),
+    "MaxPasswordAge": (1, 1095),
+    "PasswordReusePrevention": (1, 24),
+}
+_RANGE_UNITS = {
+    "MinimumPasswordLength": "characters",
+    "MaxPasswordAge": "days",
+    "PasswordReusePrevention": "passwords",
+}
 
 
 Parsed = Shards[tuple[bytes, object]]  # file name -> (its bytes, what they parsed to)
@@ -890,18 +903,32 @@ def _read_account(reader: _Reader) -> Account:
     if not isinstance(policy, dict):
         reader.add(rel, "password_policy", "invalid_field", "password_policy must be an object")
         policy = {}
+    problem = False
     for key, value in policy.items():
-        expected = PASSWORD_POLICY_FIELDS.get(key)
-        if expected is None:
-            reader.add(rel, f"password_policy.{key}", "unknown_field", f'unknown field "{key}"')
-        elif type(value) is not expected:
-            reader.add(
-                rel,
-                f"password_policy.{key}",
-                "invalid_field",
-                f"{key} must be {'a number' if expected is int else 'true or false'}",
-            )
-    return Account(account_id, enabled, mfa, keys, dict(policy))
+        message = password_policy_problem(key, value)
+        if message is not None:
+            code = "unknown_field" if key not in PASSWORD_POLICY_FIELDS else "invalid_field"
+            reader.add(rel, f"password_policy.{key}", code, message)
+            problem = True
+    return Account(account_id, enabled, mfa, keys, {} if problem else dict(policy))
+
+
+def password_policy_problem(key: str, value: object) -> str | None:
+    """What is wrong with one field of a password policy, against AWS's types and ranges; None
+    when it is right. `MaxPasswordAge` 0 is right: passwords never expire."""
+    expected = PASSWORD_POLICY_FIELDS.get(key)
+    if expected is None:
+        return f'unknown field "{key}" (IAM\'s fields: {", ".join(PASSWORD_POLICY_FIELDS)})'
+    if type(value) is not expected:  # bool is not an int here, nor 14.0
+        return f"{key} must be {'a whole number' if expected is int else 'true or false'}"
+    bounds = PASSWORD_POLICY_RANGES.get(key)
+    if bounds is None or not isinstance(value, int):
+        return None
+    low, high = bounds
+    if low <= value <= high or (key == "MaxPasswordAge" and value == 0):
+        return None
+    never = " (or 0: passwords never expire)" if key == "MaxPasswordAge" else ""
+    return f"{key} must be {low} to {high} {_RANGE_UNITS[key]}{never}, as in AWS; got {value}"
 
 
 _USER_FIELDS = (

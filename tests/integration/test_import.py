@@ -596,7 +596,15 @@ def test_extra_inputs_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[
     good = fixture_export()
     policy = write_json(tmp_path / "pp.json", {"PasswordPolicy": {"MaxPasswordAge": "90"}})
     problems = refused(tmp_path, capsys, good, "--password-policy", str(policy))
-    assert problems == [f"{policy}: PasswordPolicy.MaxPasswordAge: must be a number"]
+    assert problems == [
+        f"{policy}: PasswordPolicy.MaxPasswordAge: MaxPasswordAge must be a whole number"
+    ]
+    policy = write_json(tmp_path / "pp2.json", {"PasswordPolicy": {"MinimumPasswordLength": 5}})
+    problems = refused(tmp_path, capsys, good, "--password-policy", str(policy))
+    assert problems == [
+        f"{policy}: PasswordPolicy.MinimumPasswordLength: MinimumPasswordLength must be 6 to 128"
+        " characters, as in AWS; got 5"
+    ]
     inner = write_json(tmp_path / "inner.json", {"MinimumPasswordLength": 8})
     (problem,) = refused(tmp_path, capsys, good, "--password-policy", str(inner))
     assert problem.startswith(f'{inner}: PasswordPolicy: must be {{"PasswordPolicy": {{...}}}}')
