@@ -648,17 +648,31 @@ def _access_advisor(args: argparse.Namespace) -> int:
 def _suggest(args: argparse.Namespace) -> int:
     from pdp.audit import log_files, parse_since, read_events, suggest_policy
 
+    skipped: list[str] = []
     try:
         since = parse_since(args.since)
         files = log_files(args.log)
         if not files:
             raise LookupError(f"no decision log at {args.log}")
-        document = suggest_policy(read_events(files), args.principal, since=since)
+        document = suggest_policy(read_events(files), args.principal, since=since, skipped=skipped)
     except (ValueError, LookupError) as exc:
+        _skipped(skipped)
         _warn(f"pdp suggest-policy: {exc}")
         return EXIT_ERROR
+    _skipped(skipped)
     print(json.dumps(document, indent=2))
     return 0
+
+
+_MAX_SKIPPED_SHOWN = 20
+
+
+def _skipped(skipped: list[str]) -> None:
+    """Name the logged requests suggest-policy left out (the first few, then a count)."""
+    for line in skipped[:_MAX_SKIPPED_SHOWN]:
+        _warn(f"pdp suggest-policy: skipped a logged request: {line}")
+    if len(skipped) > _MAX_SKIPPED_SHOWN:
+        _warn(f"pdp suggest-policy: ... and {len(skipped) - _MAX_SKIPPED_SHOWN} more skipped")
 
 
 def _token_and_source(token_file: str | None) -> tuple[str | None, str]:

@@ -3,6 +3,11 @@
 Only (action, resource) pairs that the log shows allowed are granted: actions that were used on
 the same set of resources share a statement, so no statement grants an action on a resource it
 was not seen on. The result is checked with `parse_policy` before it is returned.
+
+The account root's decisions are never a user's: an event the root made (`root`, or a root ARN
+as principal) is left out, whoever is asked for, a user named "root" included. A logged request
+that no policy could grant as logged (a resource that is not an ARN, an action whose service has
+`_` or `.`) is skipped and reported through `skipped`, never a failure of the whole suggestion.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import orjson
 
 from pdp.audit.access_advisor import principal_name
 from pdp.audit.decision_log import DecisionEvent
+from pdp.errors import PolicyValidationError
 from pdp.language import parse_policy
 
 __all__ = ["log_files", "parse_since", "read_events", "suggest_policy"]
@@ -75,20 +81,61 @@ def _literal(resource: str) -> str:
     return resource.replace("$", "${$}").replace("*", "${*}").replace("?", "${?}")
 
 
+def _is_root(principal: str) -> bool:
+    """Whether a logged principal is an account root ARN (`arn:<partition>:iam::<id>:root`)."""
+    parts = principal.split(":")
+    return len(parts) == 6 and parts[0] == "arn" and parts[2] == "iam" and parts[5] == "root"
+
+
+def _grantable(action: str, resource: str) -> str | None:
+    """Why one logged (action, literal resource) pair cannot be a statement; None if it can."""
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}],
+    }
+    try:
+        parse_policy(document, source="logged request")
+    except PolicyValidationError as exc:
+        return "; ".join(
+            f"{d.message} ({d.hint})" if d.hint else d.message for d in exc.diagnostics
+        )
+    return None
+
+
 def suggest_policy(
-    events: Iterable[DecisionEvent], principal: str, *, since: float, now: float | None = None
+    events: Iterable[DecisionEvent],
+    principal: str,
+    *,
+    since: float,
+    now: float | None = None,
+    skipped: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A policy document granting exactly what `principal` was allowed in the window."""
+    """A policy document granting exactly what the user `principal` (name or ARN) was allowed
+    in the window. Root events are never counted (the root has no policies to suggest: asking
+    for its ARN is a LookupError). Each distinct logged request that cannot be granted as
+    logged is left out and, when `skipped` is given, described there once."""
+    if _is_root(principal):
+        raise LookupError(f"{principal!r} is the account root: it has no policies to suggest")
     now = time.time() if now is None else now
     cutoff = now - since
     who = principal_name(principal)
     by_action: dict[str, set[str]] = defaultdict(set)
+    refused: set[tuple[str, str]] = set()
     for event in events:
-        if event.decision != "Allow" or principal_name(event.principal) != who:
+        if event.decision != "Allow" or event.root or _is_root(event.principal):
             continue
-        if event.time < cutoff:
+        if principal_name(event.principal) != who or event.time < cutoff:
             continue
-        by_action[event.action].add(_literal(event.resource))
+        resource = _literal(event.resource)
+        if resource in by_action.get(event.action, ()) or (event.action, resource) in refused:
+            continue
+        problem = _grantable(event.action, resource)
+        if problem is not None:
+            refused.add((event.action, resource))
+            if skipped is not None:
+                skipped.append(f"{event.action} on {event.resource}: {problem}")
+            continue
+        by_action[event.action].add(resource)
     if not by_action:
         raise LookupError(f"no allowed decisions for {who!r} in the log window")
     by_resources: dict[tuple[str, ...], list[str]] = defaultdict(list)

@@ -15,6 +15,7 @@ import pdp
 from pdp.audit.access_advisor import AccessAdvisor, principal_name, report
 from pdp.audit.decision_log import DecisionEvent, DecisionLog
 from pdp.audit.suggest import log_files, parse_since, read_events, suggest_policy
+from pdp.cli import main
 from pdp.model import MatchedStatement
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store"
@@ -257,3 +258,116 @@ def test_log_files_include_every_worker_and_rotation(tmp_path: Path) -> None:
         "decisions.w12.jsonl",
         "decisions.w7.jsonl",
     ]
+
+
+ROOT_ARN = "arn:aws:iam::123456789012:root"
+
+
+def logged(principal: str, action: str, resource: str = "*", *, root: bool = False) -> str:
+    """One logged Allow line, as the server writes it."""
+    line = DecisionEvent(
+        time.time(),
+        principal,
+        action,
+        resource,
+        {},
+        "Allow",
+        "allowed",
+        () if root else (MatchedStatement("policies/P.json", 0, None, "Allow"),),
+        root=root,
+    ).to_dict()
+    return json.dumps(line | {"decision_id": "2" * 32})
+
+
+# (logged lines, principal asked for, exit code, suggested actions, lines on stderr)
+SUGGEST_CASES: list[tuple[list[str], str, int, list[str], list[str]]] = [
+    # the root's activity is never a user's, not even one named "root"
+    (
+        [logged(ROOT_ARN, "s3:DeleteBucket", root=True), logged("root", "s3:GetObject")],
+        "root",
+        0,
+        ["s3:GetObject"],
+        [],
+    ),
+    (
+        [logged(ROOT_ARN, "s3:DeleteBucket", root=True), logged("root", "s3:GetObject")],
+        "arn:aws:iam::123456789012:user/root",
+        0,
+        ["s3:GetObject"],
+        [],
+    ),
+    (
+        [logged(ROOT_ARN, "s3:DeleteBucket", root=True)],
+        "root",
+        1,
+        [],
+        ["pdp suggest-policy: no allowed decisions for 'root' in the log window"],
+    ),
+    (
+        [logged(ROOT_ARN, "s3:DeleteBucket", root=True)],
+        ROOT_ARN,
+        1,
+        [],
+        [f"pdp suggest-policy: '{ROOT_ARN}' is the account root: it has no policies to suggest"],
+    ),
+    # requests no policy could grant as logged are reported and skipped, once each
+    (
+        [
+            logged("bob", "s3:GetObject", "example-bucket"),
+            logged("bob", "s3:GetObject", "example-bucket"),
+            logged("bob", "my_app:Read", "*"),
+            logged("bob", "my.app:Read", "*"),
+            logged("bob", "sqs:SendMessage", "*"),
+        ],
+        "bob",
+        0,
+        ["sqs:SendMessage"],
+        [
+            "pdp suggest-policy: skipped a logged request: s3:GetObject on example-bucket:"
+            ' invalid resource "example-bucket" (a resource is "*" or an ARN:'
+            " arn:partition:service:region:account:resource)",
+            "pdp suggest-policy: skipped a logged request: my_app:Read on *:"
+            ' invalid action "my_app:Read" (an action is "*" or "service:action",'
+            ' e.g. "s3:GetObject")',
+            "pdp suggest-policy: skipped a logged request: my.app:Read on *:"
+            ' invalid action "my.app:Read" (an action is "*" or "service:action",'
+            ' e.g. "s3:GetObject")',
+        ],
+    ),
+    (
+        [logged("bob", "my_app:Read", "*")],
+        "bob",
+        1,
+        [],
+        [
+            "pdp suggest-policy: skipped a logged request: my_app:Read on *:"
+            ' invalid action "my_app:Read" (an action is "*" or "service:action",'
+            ' e.g. "s3:GetObject")',
+            "pdp suggest-policy: no allowed decisions for 'bob' in the log window",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("lines", "principal", "code", "actions", "errors"), SUGGEST_CASES)
+def test_suggest_policy_leaves_root_out_and_skips_odd_requests(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    lines: list[str],
+    principal: str,
+    code: int,
+    actions: list[str],
+    errors: list[str],
+) -> None:
+    log_path = tmp_path / "decisions.jsonl"
+    log_path.write_text("\n".join(lines) + "\n")
+    argv = ["suggest-policy", "--principal", principal, "--log", str(log_path)]
+    assert main(argv) == code
+    out, err = capsys.readouterr()
+    assert err.splitlines() == errors
+    if code == 0:
+        document = json.loads(out)
+        assert [a for s in document["Statement"] for a in s["Action"]] == actions
+        pdp.parse_policy(document, source="suggested.json")
+    else:
+        assert out == ""
