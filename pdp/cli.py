@@ -15,10 +15,12 @@ pdp managed show ARN [--store STORE] [--json]       one of them: its version, so
 from __future__ import annotations
 
 import argparse
+import functools
+import io
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -344,38 +346,146 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_ALLOW if decision.decision == "Allow" else EXIT_DENY
 
 
+def _env_store() -> str | None:
+    """PDP_STORE, the store every command uses when none is given (an empty value is none)."""
+    return os.environ.get("PDP_STORE") or None
+
+
 def _store_argument(parser: argparse.ArgumentParser) -> None:
     """--store, from PDP_STORE when not given; required when neither is."""
-    store = os.environ.get("PDP_STORE") or None
+    store = _env_store()
     parser.add_argument(
         "--store", default=store, required=store is None, help="store directory (PDP_STORE)"
     )
 
 
+def _path_argument(parser: argparse.ArgumentParser) -> None:
+    """The STORE|VERSION_DIR positional of `test` and `audit`: PDP_STORE when not given, as
+    `--store` is for the other commands; required when neither is. An explicit path wins."""
+    store = _env_store()
+    parser.add_argument(
+        "path",
+        nargs="?" if store else None,
+        default=store,
+        metavar="STORE|VERSION_DIR",
+        help="a store or one of its version directories (default: PDP_STORE)",
+    )
+
+
+def _examples(*commands: str) -> str:
+    """The epilog of a command's --help: the commands, as a user types them."""
+    return "examples:\n" + "\n".join(f"  {command}" for command in commands)
+
+
+def _command(
+    commands: Any, name: str, summary: str, *examples: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does and ends with examples (kept as written)."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=summary,
+        description=f"{summary[:1].upper()}{summary[1:]}."
+        + (f" {description}" if description else ""),
+        epilog=_examples(*examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command its reader left
+
+
+def _quiet_on_broken_pipe(command: Callable[[Sequence[str] | None], int]) -> Callable[..., int]:
+    """`pdp ... | head -1`: when the reader closes the pipe, stop quietly with exit 141 rather
+    than print a BrokenPipeError traceback (Python's recipe: docs.python.org, signal, "Note on
+    SIGPIPE"). Output is flushed here, inside the guard, and stdout then points at devnull so
+    that the interpreter's own flush at exit cannot fail again."""
+
+    @functools.wraps(command)
+    def guarded(argv: Sequence[str] | None = None) -> int:
+        try:
+            try:
+                return command(argv)
+            finally:  # also on SystemExit (--help, --version): flush while the guard holds
+                sys.stdout.flush()
+        except BrokenPipeError:
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except (OSError, ValueError, io.UnsupportedOperation):
+                pass  # stdout is not a file descriptor (a test's capture): nothing to flush
+            return EXIT_BROKEN_PIPE
+
+    return guarded
+
+
+@_quiet_on_broken_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["serve"]:
         return _serve(arguments[1:])
-    parser = argparse.ArgumentParser(prog="pdp", description="IAM-semantics policy decision point")
-    parser.add_argument("--version", action=_VersionAction)
-    commands = parser.add_subparsers(dest="command", required=True)
-    validate = commands.add_parser(
-        "validate", help="validate policy files, version directories or stores"
+    parser = argparse.ArgumentParser(
+        prog="pdp",
+        description="IAM-semantics policy decision point",
+        epilog=_examples(
+            "pdp validate examples/store",
+            "PDP_STORE=examples/store pdp test",
+            "pdp check --store examples/store --principal bob --action s3:GetObject"
+            " --resource arn:aws:s3:::example-bucket/a",
+            "pdp check --help          # each command's options, with examples",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    validate.add_argument("paths", nargs="+", metavar="PATH")
+    parser.add_argument("--version", action=_VersionAction)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    validate = _command(
+        commands,
+        "validate",
+        "validate policy files, version directories or stores",
+        "pdp validate examples/store",
+        "pdp validate examples/store/current/policies/OwnHomePrefix.json",
+        "pdp validate --format sarif examples/store > validate.sarif",
+    )
+    validate.add_argument(
+        "paths",
+        nargs="*" if _env_store() else "+",
+        default=[_env_store()],
+        metavar="PATH",
+        help="a policy file, a version directory or a store (default: PDP_STORE)",
+    )
     validate.add_argument(
         "--format",
         choices=("text", "json", "sarif"),
         default="text",
         help="how to print problems and findings (json and sarif: one document on stdout)",
     )
-    actions = commands.add_parser("actions", help="list the actions an Action pattern matches")
+    actions = _command(
+        commands,
+        "actions",
+        "list the actions an Action pattern matches",
+        "pdp actions 's3:Get*'",
+        "pdp actions 'iam:*AccessKey*' --json",
+    )
     actions.add_argument("pattern", metavar="PATTERN", help="e.g. 's3:Get*'")
     actions.add_argument("--json", action="store_true", help="print JSON")
-    test = commands.add_parser("test", help="run the policy tests of a store's version")
-    test.add_argument("path", metavar="STORE|VERSION_DIR")
+    test = _command(
+        commands,
+        "test",
+        "run the policy tests of a store's version",
+        "pdp test examples/store",
+        "pdp test examples/store/versions/0001 -v",
+    )
+    _path_argument(test)
     test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
-    check = commands.add_parser("check", help="decide a request, like the IAM policy simulator")
+    check = _command(
+        commands,
+        "check",
+        "decide a request, like the IAM policy simulator",
+        "pdp check --store examples/store --principal bob --action s3:GetObject \\\n"
+        "    --resource arn:aws:s3:::example-bucket/report.csv --context aws:SourceIp=203.0.113.9",
+        "pdp check --store examples/store --requests requests.jsonl",
+        description="Exit 0 on Allow, 2 on Deny, 1 on an error.",
+    )
     _store_argument(check)
     check.add_argument("--principal", help="user name or user ARN (the root ARN with --root)")
     check.add_argument(
@@ -386,9 +496,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="user",
         help="decide for the account root (--principal is then the root ARN)",
     )
-    check.add_argument("--action")
-    check.add_argument("--resource")
-    check.add_argument("--context", action="append", default=[], metavar="KEY=VALUE")
+    check.add_argument("--action", help="the action asked for, e.g. s3:GetObject")
+    check.add_argument("--resource", help="the resource ARN, e.g. arn:aws:s3:::bucket/key")
+    check.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a request context key (repeatable); the value is JSON where it parses, else text",
+    )
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
     check.add_argument("--requests", metavar="FILE.jsonl", help="decide one request per line")
     commands.add_parser(
@@ -396,9 +512,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="serve decisions over gRPC and HTTP, plus admin (needs pdp[serve]; serve --help)",
         add_help=False,
     )
-    audit = commands.add_parser("audit", help="security findings and the credential report")
-    audit.add_argument("path", metavar="STORE|VERSION_DIR")
-    audit.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    audit = _command(
+        commands,
+        "audit",
+        "security findings and the credential report",
+        "pdp audit examples/store",
+        "pdp audit examples/store --format sarif --fail-on high > pdp.sarif",
+        "pdp audit examples/store --credential-report",
+    )
+    _path_argument(audit)
+    audit.add_argument(
+        "--format",
+        choices=("text", "json", "sarif"),
+        default="text",
+        help="text (grouped by severity), json or sarif (docs/audit.md)",
+    )
     audit.add_argument("--credential-report", action="store_true", help="print the CSV report")
     audit.add_argument(
         "--fail-on",
@@ -407,31 +535,69 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     audit.add_argument("--days", type=int, default=90, help="age limit for keys and activity")
     audit.add_argument("--advisor-db", help="Access Advisor database (enables inactive users)")
-    advisor = commands.add_parser("access-advisor", help="services granted vs. used")
-    advisor.add_argument("--principal", required=True)
+    advisor = _command(
+        commands,
+        "access-advisor",
+        "services granted vs. used",
+        "pdp access-advisor --store examples/store --principal bob --db decisions.advisor.sqlite",
+    )
+    advisor.add_argument("--principal", required=True, help="the user's name or ARN")
     _store_argument(advisor)
     advisor.add_argument("--db", required=True, help="the Access Advisor database (SQLite)")
-    advisor.add_argument("--days", type=int, default=90)
-    suggest = commands.add_parser("suggest-policy", help="least privilege from the decision log")
-    suggest.add_argument("--principal", required=True)
+    advisor.add_argument(
+        "--days", type=int, default=90, help="a service unused this many days is unused"
+    )
+    suggest = _command(
+        commands,
+        "suggest-policy",
+        "least privilege from the decision log",
+        "pdp suggest-policy --principal bob --log decisions.jsonl --since 30d > bob-least.json",
+    )
+    suggest.add_argument(
+        "--principal", required=True, help="the user whose allowed requests are summed up"
+    )
     suggest.add_argument("--log", required=True, help="decision log file (rotated files too)")
     suggest.add_argument("--since", default="30d", help="window, e.g. 30d, 12h")
-    managed = commands.add_parser("managed", help="the AWS managed policies a store may attach")
-    managed_commands = managed.add_subparsers(dest="managed_command", required=True)
-    for verb, what in (("list", "list them"), ("show", "print one, with its document")):
-        sub = managed_commands.add_parser(verb, help=what)
+    managed = _command(
+        commands,
+        "managed",
+        "the AWS managed policies a store may attach",
+        "pdp managed list --store examples/store",
+        "pdp managed show job-function/ViewOnlyAccess --json",
+    )
+    managed_commands = managed.add_subparsers(
+        dest="managed_command", required=True, metavar="list|show"
+    )
+    for verb, what, example in (
+        ("list", "list them", "pdp managed list --store examples/store --json"),
+        ("show", "print one, with its document", "pdp managed show ReadOnlyAccess"),
+    ):
+        sub = _command(managed_commands, verb, what, example)
         if verb == "show":
             sub.add_argument("arn", metavar="ARN", help="its ARN, or its name with its path")
         sub.add_argument(
             "--store",
-            default=os.environ.get("PDP_STORE") or None,
+            default=_env_store(),
             help="store or version directory (PDP_STORE); without it, the built-ins only",
         )
         sub.add_argument("--json", action="store_true", help="print JSON")
-    reload = commands.add_parser("reload", help="ask a running pdp to reload its store")
+    reload = _command(
+        commands,
+        "reload",
+        "ask a running pdp to reload its store",
+        "PDP_ADMIN_TOKEN=change-me pdp reload",
+        "pdp reload --version 0001 --admin 127.0.0.1:8182 --admin-token-file token",
+    )
     reload.add_argument("--version", help="pin this version (rollback); default: follow current")
-    reload.add_argument("--admin", default=os.environ.get("PDP_ADMIN", "127.0.0.1:8182"))
-    reload.add_argument("--admin-token-file", help="file holding the admin bearer token")
+    reload.add_argument(
+        "--admin",
+        default=os.environ.get("PDP_ADMIN", "127.0.0.1:8182"),
+        help="the admin listener, host:port (PDP_ADMIN; default 127.0.0.1:8182)",
+    )
+    reload.add_argument(
+        "--admin-token-file",
+        help="file holding the admin bearer token (else PDP_ADMIN_TOKEN, PDP_ADMIN_TOKEN_FILE)",
+    )
     _import_parser(commands)
     args = parser.parse_args(arguments)
     if args.command == "import":
@@ -508,13 +674,19 @@ EXIT_FINDINGS = 3
 
 
 def _import_parser(commands: Any) -> None:
-    importer = commands.add_parser("import", help="import an AWS account as a new store version")
-    sources = importer.add_subparsers(dest="source", required=True)
-    details = sources.add_parser(
+    example = "pdp import aws-authorization-details details.json --store mystore --activate"
+    importer = _command(commands, "import", "import an AWS account as a new store version", example)
+    sources = importer.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    details = _command(
+        sources,
         "aws-authorization-details",
-        help="the output of aws iam get-account-authorization-details (docs/import.md)",
+        "the output of aws iam get-account-authorization-details (docs/import.md)",
+        "aws iam get-account-authorization-details > details.json",
+        example,
     )
-    details.add_argument("file", metavar="FILE")
+    details.add_argument(
+        "file", metavar="FILE", help="that output, as JSON (every page: the AWS CLI follows them)"
+    )
     details.add_argument("--store", required=True, help="store directory (created if absent)")
     details.add_argument(
         "--password-policy", metavar="FILE", help="output of aws iam get-account-password-policy"
@@ -630,7 +802,10 @@ def _access_advisor(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     policies = snapshot.user_policies(args.principal)
     if policies is None:
-        _warn(f"pdp access-advisor: no user {args.principal!r} in the store")
+        _warn(
+            f"pdp access-advisor: no user {args.principal!r} in the store {args.store}"
+            f" (version {snapshot.version})"
+        )
         return EXIT_ERROR
     advisor = AccessAdvisor(args.db)
     answer = report(

@@ -133,7 +133,10 @@ class Snapshot:
                     "principal: the account root is not a user;"
                     ' ask for it with principal_type "root"'
                 )
-            raise RequestError(f'principal: unknown principal "{principal}"')
+            raise RequestError(
+                f'principal: unknown principal "{principal}"'
+                f" (no such user in store version {self.version})"
+            )
         ctx = RequestContext(index.principal(entry), context)
         lower = action.lower()
         decision = index.policy_set(entry).decide_context(ctx, lower, service, resource)

@@ -184,7 +184,9 @@ def test_check_is_the_policy_simulator_at_a_prompt(tmp_path: Path) -> None:
     assert many.returncode == 0
     lines = [json.loads(line) for line in many.stdout.splitlines()]
     assert [d["decision"] for d in lines] == ["Allow", "Deny"]
-    assert lines[1]["errors"] == ['principal: unknown principal "nobody"']
+    assert lines[1]["errors"] == [
+        'principal: unknown principal "nobody" (no such user in store version 0002)'
+    ]
 
 
 def test_validate_refuses_an_escape_sequence_in_a_condition_key(tmp_path: Path) -> None:
