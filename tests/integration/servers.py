@@ -166,15 +166,20 @@ def start_server(
         process, f"127.0.0.1:{http}", f"127.0.0.1:{grpc_port}", f"127.0.0.1:{admin}", store, log
     )
     deadline = time.monotonic() + 60
+    # With several workers one may answer while another still loads: ask until 20 fresh
+    # connections in a row are ready (the kernel spreads them over the workers).
+    wanted, streak = (20 if workers > 1 and wait_ready else 1), 0
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"pdp serve exited: {log.read_text()}")
         try:
             status, _ = server.call("/readyz" if wait_ready else "/healthz")
-            if status == 200:
+            streak = streak + 1 if status == 200 else 0
+            if streak >= wanted:
                 return server
         except OSError:
-            pass
-        time.sleep(0.1)
+            streak = 0
+        if not streak:
+            time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"pdp serve did not get ready: {log.read_text()}")
