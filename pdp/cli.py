@@ -8,6 +8,8 @@ pdp test STORE|DIR       run a version's tests/*.json, like `opa test`
 pdp check --store STORE --principal P --action A --resource R [--context k=v ...] [--json]
 pdp check --store STORE --requests FILE.jsonl      one JSON decision per request line
 pdp import aws-authorization-details FILE --store DIR   an AWS account as a new store version
+pdp init DIR             a new store: versions/0001 (example user, group, policy, tests), current
+pdp publish WORKDIR --store DIR   validate, test, write WORKDIR as the next version, move current
 pdp managed list [--store STORE] [--json]           the AWS managed policies a store may attach
 pdp managed show ARN [--store STORE] [--json]       one of them: its version, source, document
 """
@@ -46,6 +48,7 @@ from pdp.store import (
     ImportFailed,
     ImportResult,
     ManagedPolicy,
+    PublishFailed,
     Snapshot,
     StoreError,
     StoreVersion,
@@ -53,8 +56,10 @@ from pdp.store import (
     build_snapshot,
     builtin_managed,
     import_authorization_details,
+    init_store,
     load_directory,
     load_store,
+    publish_directory,
     read_version,
     resolve_version,
     run_policy_tests,
@@ -599,9 +604,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="file holding the admin bearer token (else PDP_ADMIN_TOKEN, PDP_ADMIN_TOKEN_FILE)",
     )
     _import_parser(commands)
+    _authoring_parsers(commands)
     args = parser.parse_args(arguments)
     if args.command == "import":
         return _import(args)
+    if args.command in ("init", "publish"):
+        return _authoring(args)
     if args.command == "validate":
         return _validate(args.paths, args.format)
     if args.command == "actions":
@@ -755,6 +763,68 @@ def _print_import(args: argparse.Namespace, result: ImportResult) -> None:
             f" run again with --activate or: ln -sfn versions/{result.version}"
             f" {args.store}/current.tmp && mv -T {args.store}/current.tmp {args.store}/current"
         )
+
+
+# pdp init / pdp publish (docs/store.md, "Publishing a version")
+
+
+def _authoring_parsers(commands: Any) -> None:
+    init = _command(
+        commands,
+        "init",
+        "create a store: versions/0001 with an example user, group, policy and tests",
+        "pdp init mystore",
+        "pdp init /srv/pdp/store   # then: pdp validate /srv/pdp/store",
+        description="It also links current -> versions/0001; DIR must be new or empty.",
+    )
+    init.add_argument("dir", metavar="DIR", help="a new or empty directory")
+    publish = _command(
+        commands,
+        "publish",
+        "validate and test a version being edited, then publish it as the next version",
+        "pdp publish work --store mystore",
+        "PDP_STORE=mystore pdp publish work",
+        description="WORKDIR is loaded (validated, its tests run) and copied into"
+        " STORE/versions/ as the next version (written aside, synced, renamed); current moves"
+        " if the store has one. On any failure the store is left as it was.",
+    )
+    publish.add_argument("workdir", metavar="WORKDIR", help="the version directory being edited")
+    publish.add_argument(
+        "--store",
+        default=os.environ.get("PDP_STORE") or None,
+        required=not os.environ.get("PDP_STORE"),
+        help="the store to publish into (default: $PDP_STORE)",
+    )
+
+
+def _authoring(args: argparse.Namespace) -> int:
+    try:
+        if args.command == "init":
+            done = init_store(args.dir)
+            _say(f"created {args.dir}: versions/{done.version}, current -> {done.current}")
+            _say(f"next: pdp validate {args.dir} && pdp test {args.dir}")
+            return 0
+        result = publish_directory(args.workdir, args.store)
+    except PublishFailed as exc:
+        _warn(f"pdp {args.command}: {exc.headline}")
+        for diagnostic in exc.diagnostics:
+            _warn(f"  {diagnostic}")
+        return EXIT_ERROR
+    done = result.published
+    _say(
+        f"published {args.workdir} as {done.path}: {result.users} users, {result.groups}"
+        f" groups, {result.policies} policies, {result.tests} policy tests passed"
+    )
+    if result.left_out:
+        _say(f"left out (the loader does not read them): {', '.join(result.left_out)}")
+    if result.tests == 0:
+        _warn(f"pdp publish: {args.workdir} has no policy tests (tests/*.json)")
+    if done.activated:
+        _say(f"serving: current -> {done.current}")
+    else:
+        state = "serves it" if done.serving else "does not serve it"
+        _say(f"no current: the store {state} (the greatest version is served)")
+    return 0
 
 
 def _read_store(path: str) -> StoreVersion | None:

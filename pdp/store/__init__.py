@@ -5,7 +5,9 @@ effective policies) -> snapshot (index + decision cache; decides) -> activation 
 snapshot, run the store's policy tests, fall back to the newest good version) -> authorizer
 (the serving snapshot, swapped atomically on reload). aws_managed reads AWS managed policy
 files: the built-ins of `managed/` and a version's `aws-managed/` folder; `importer` writes a
-new version from an AWS account's authorization details export (`pdp import`); shards and
+new version from an AWS account's authorization details export (`pdp import`), through
+`publish` (write aside, load, rename, move `current`), which `authoring` uses too (`pdp init`,
+`pdp publish`); shards and
 cache are the tables behind the index and the snapshot; checks holds a version's validation
 findings (pdp.reference) and the refusal a store's store.json may ask for.
 """
@@ -18,6 +20,7 @@ from pdp.store.activation import (
     load_store,
     run_policy_tests,
 )
+from pdp.store.authoring import PublishedDirectory, init_store, publish_directory
 from pdp.store.authorizer import Authorizer, ReloadResult
 from pdp.store.aws_managed import AWS_MANAGED_FOLDER, ManagedPolicy, builtin_managed
 from pdp.store.checks import CheckFailed, findings_of, version_findings
@@ -34,6 +37,7 @@ from pdp.store.index import (
     available_managed,
     aws_managed_policies,
 )
+from pdp.store.publish import Published, PublishFailed
 from pdp.store.snapshot import PRINCIPAL_TYPES, Snapshot
 from pdp.store.version import (
     AccessKey,
@@ -55,6 +59,9 @@ __all__ = [
     "DEFAULT_CACHE_SIZE",
     "MAX_EXPORT_BYTES",
     "PRINCIPAL_TYPES",
+    "PublishFailed",
+    "Published",
+    "PublishedDirectory",
     "AccessKey",
     "Account",
     "Authorizer",
@@ -75,9 +82,11 @@ __all__ = [
     "build_snapshot",
     "findings_of",
     "import_authorization_details",
+    "init_store",
     "load_directory",
     "load_newest",
     "load_store",
+    "publish_directory",
     "read_version",
     "resolve_version",
     "run_policy_tests",

@@ -8,8 +8,9 @@ every problem by file and JSON path (`UserDetailList[3].UserPolicyList[0].Policy
 
 Publishing (docs/store.md, "Publishing a version"): the version is written into a hidden
 directory of `versions/` (`.0003.tmp`, which no loader sees), loaded by the same loader as
-`pdp validate`, and only then renamed to its name; `current` is swapped (atomically, by
-renaming a new link over it) only when asked to. A failed import leaves the store as it was.
+`pdp validate`, and only then renamed to its name (`pdp.store.publish`, shared with `pdp
+publish`); `current` is swapped (atomically, by renaming a new link over it) only when asked
+to. A failed import leaves the store as it was.
 
 Invariants: nothing the store cannot hold is dropped silently (it is a `Skipped`); a user whose
 permissions boundary the store cannot hold is left out (fail closed: without its boundary it
@@ -20,32 +21,24 @@ would be allowed more than AWS allows it); no access key id is invented; no secr
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import json
 import os
 import re
-import shutil
 import stat
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from pdp.errors import Diagnostic, PdpError, PolicyLoadError, PolicyValidationError
+from pdp.errors import Diagnostic, PolicyValidationError
 from pdp.language import JsonObject, MalformedJson, load_json, parse_policy
 from pdp.names import is_account_id, is_group_name, is_path, is_policy_name, is_user_name
-from pdp.store.activation import load_directory
 from pdp.store.aws_managed import AWS_MANAGED_FOLDER, AWS_MANAGED_PREFIX, builtin_managed
-from pdp.store.version import (
-    PASSWORD_POLICY_FIELDS,
-    VERSION_NAME,
-    password_policy_problem,
-    version_names,
-)
+from pdp.store.publish import PublishFailed, next_version_name, publish_version, write_files
+from pdp.store.version import PASSWORD_POLICY_FIELDS, password_policy_problem
 
 __all__ = [
     "MAX_CREDENTIAL_REPORT_BYTES",
@@ -96,15 +89,9 @@ def _unholdable_folders(path: str) -> str | None:
     return None
 
 
-class ImportFailed(PdpError):
+class ImportFailed(PublishFailed):
     """The import was refused and the store left as it was; `diagnostics` says why, each
     problem with its file and JSON path (or CSV line)."""
-
-    def __init__(self, headline: str, diagnostics: list[Diagnostic]) -> None:
-        self.headline = headline
-        self.diagnostics = tuple(diagnostics)
-        lines = "".join(f"\n  {d}" for d in self.diagnostics)
-        super().__init__(headline + lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -849,60 +836,6 @@ def convert(
     return converted
 
 
-def next_version_name(names: list[str]) -> str:
-    """The name after the greatest of `names` (natural order): its last number plus one, its
-    zero-padding kept (0002 -> 0003, 0099 -> 0100, 9 -> 10, 2026-05 -> 2026-06); 0001 first."""
-    if not names:
-        return "0001"
-    last = names[-1]
-    numbers = list(re.finditer(r"\d+", last))
-    if not numbers:
-        raise ValueError(f'the greatest version "{last}" holds no number to count on from')
-    digits = numbers[-1]
-    following = str(int(digits.group()) + 1).zfill(len(digits.group()))
-    name = last[: digits.start()] + following + last[digits.end() :]
-    if not VERSION_NAME.fullmatch(name):
-        raise ValueError(f'the version after "{last}" would be "{name}", not a valid name')
-    return name
-
-
-def _fsync_directory(path: str | os.PathLike[str]) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_files(root: Path, files: dict[str, bytes]) -> None:
-    """Write each file below `root`. Invariant: no name leaves `root` (the conversion refuses
-    such names; this is the last line of defence)."""
-    folders = {root}
-    for rel, content in files.items():
-        parts = rel.split("/")
-        if rel.startswith("/") or any(part in ("", ".", "..") for part in parts):
-            raise ValueError(f"{rel!r} is not a plain relative file name")
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        folders.add(target.parent)
-        with open(target, "xb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-    for folder in folders:
-        _fsync_directory(folder)
-
-
-def _store_failure(store: str, message: str, code: str = "store_unusable") -> ImportFailed:
-    return ImportFailed(f"{store}: nothing imported", [Diagnostic(code, "", message, store)])
-
-
-def _os_failure(store: str, exc: OSError, headline: str | None = None) -> ImportFailed:
-    where = f" ({exc.filename})" if exc.filename else ""
-    diagnostic = Diagnostic("store_unusable", "", f"{exc.strerror or exc}{where}", store)
-    return ImportFailed(headline or f"{store}: nothing imported", [diagnostic])
-
-
 def import_authorization_details(
     export: str | os.PathLike[str],
     store: str | os.PathLike[str],
@@ -930,98 +863,26 @@ def import_authorization_details(
             _read_bounded(name, MAX_CREDENTIAL_REPORT_BYTES, "a credential report"),
         )
     converted = convert(raw, source, **extras)
-    try:
-        return _publish(os.fspath(store), converted, activate)
-    except OSError as exc:  # before anything was written (later ones are named by _publish)
-        raise _os_failure(os.fspath(store), exc) from None
+    return _publish(os.fspath(store), converted, activate)
 
 
 def _publish(store: str, converted: _Converted, activate: bool) -> ImportResult:
-    root = Path(store)
-    versions = root / "versions"
-    created: list[Path] = []
-    if not root.exists():
-        root.mkdir(parents=True)
-        created.append(root)
-    elif not root.is_dir():
-        raise _store_failure(store, "not a directory")
-    if not versions.is_dir():
-        if any(not name.startswith(".") for name in os.listdir(root)):
-            raise _store_failure(
-                store, "has files but no versions/: not a store (give an empty or new directory)"
-            )
-        versions.mkdir()
-        created.append(versions)
-    lock = os.open(versions, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    temporary: Path | None = None
-    renamed = False
-    try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise _store_failure(store, "another pdp import is writing this store") from None
-        try:
-            name = next_version_name(version_names(root))
-        except ValueError as exc:
-            raise _store_failure(store, str(exc)) from None
-        final = versions / name
-        if os.path.lexists(final):
-            raise _store_failure(store, f"versions/{name} exists and is not a version directory")
-        temporary = versions / f".{name}.tmp"
-        if os.path.lexists(temporary):
-            shutil.rmtree(temporary)  # left by an import that died: we hold the lock
-        temporary.mkdir()
-        _write_files(temporary, converted.files)
-        try:
-            load_directory(temporary, name=name, cache_size=0)
-        except PolicyLoadError as exc:
-            raise ImportFailed(
-                f"{store}: the converted version does not load; nothing imported",
-                list(exc.diagnostics),
-            ) from None
-        os.rename(temporary, final)
-        temporary = None
-        renamed = True
-        _fsync_directory(versions)
-        current = root / "current"
-        if activate:
-            if os.path.lexists(current) and not current.is_symlink():
-                raise _store_failure(store, "current is not a link; versions/" + name + " kept")
-            link = root / ".current.import.tmp"
-            if os.path.lexists(link):
-                link.unlink()
-            os.symlink(f"versions/{name}", link)
-            os.replace(link, current)
-            _fsync_directory(root)
-        target = os.readlink(current) if current.is_symlink() else None
-        serving = (
-            os.path.realpath(current) == os.path.realpath(final)
-            if os.path.lexists(current)
-            else version_names(root)[-1] == name
-        )
-    except BaseException as exc:
-        if temporary is not None:
-            shutil.rmtree(temporary, ignore_errors=True)
-        for path in reversed(created):
-            try:
-                path.rmdir()
-            except OSError:
-                pass
-        if isinstance(exc, OSError):  # named, as every failure is (ImportFailed)
-            headline = (  # after the rename the version is in place; activating it failed
-                f"{store}: versions/{final.name} written, not activated" if renamed else None
-            )
-            raise _os_failure(store, exc, headline) from None
-        raise
-    finally:
-        os.close(lock)
+    done = publish_version(
+        store,
+        lambda temporary: write_files(temporary, converted.files),
+        activate=activate,
+        what="the converted version",
+        done="imported",
+        link_name=".current.import.tmp",
+        error=ImportFailed,
+    )
     return ImportResult(
-        name,
-        str(final),
-        bool(created),
+        done.version,
+        done.path,
+        done.store_created,
         activate,
-        serving,
-        target,
+        done.serving,
+        done.current,
         converted.counts,
         tuple(converted.skipped),
     )

@@ -14,7 +14,7 @@ import shlex
 import shutil
 import time
 from contextlib import redirect_stdout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -147,6 +147,10 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         '{"principal": "carol", "action": "dynamodb:GetItem", "resource": "*"}\n',
         encoding="utf-8",
     )
+    # the version being edited that `pdp publish work` publishes (docs/store.md: a copy)
+    shutil.copytree(ROOT / "examples/store/versions/0002", tmp_path / "work")
+    (tmp_path / "logs").mkdir()
+    monkeypatch.setenv("LOGS", str(tmp_path / "logs"))  # README: LOGS=$(mktemp -d)
     monkeypatch.chdir(tmp_path)
     for name in ("PDP_STORE", "PDP_ADMIN", "PDP_ADMIN_TOKEN", "PDP_ADMIN_TOKEN_FILE"):
         monkeypatch.delenv(name, raising=False)
@@ -171,6 +175,7 @@ def test_every_shown_command_runs(
         with monkeypatch.context() as env:
             for key, value in shown.env.items():
                 env.setenv(key, value)
+            shown = replace(shown, argv=[os.path.expandvars(w) for w in shown.argv])
             _prepare(workspace, shown)
             argv = [word for w in shown.argv for word in _expand(w)]
             out = io.StringIO()
