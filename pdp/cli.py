@@ -40,6 +40,7 @@ from pdp.reference import (
 )
 from pdp.store import (
     AWS_MANAGED_PREFIX,
+    VERSION_ENTRIES,
     ImportFailed,
     ImportResult,
     ManagedPolicy,
@@ -50,6 +51,7 @@ from pdp.store import (
     build_snapshot,
     builtin_managed,
     import_authorization_details,
+    is_version_directory,
     load_directory,
     load_store,
     read_version,
@@ -67,11 +69,34 @@ def _is_store(path: Path) -> bool:
     return (path / "versions").is_dir()
 
 
+def _version_dir(path: str) -> tuple[str, Path]:
+    """The name and real directory of the version a store serves, or of a version directory.
+    StoreError (its message names `path`) when `path` is neither: missing, not a directory, or
+    a directory holding none of a version's entries (which would read as an empty version)."""
+    target = Path(path)
+    if _is_store(target):
+        return resolve_version(target)
+    if not target.is_dir():
+        what = "not a directory" if os.path.lexists(target) else "no such directory"
+        raise StoreError(f"{path}: {what}")
+    if not is_version_directory(target):
+        entries = ", ".join(e if e.endswith(".json") else f"{e}/" for e in VERSION_ENTRIES)
+        raise StoreError(
+            f"{path}: neither a store (no versions/) nor a version directory (none of {entries})"
+        )
+    root = Path(os.path.realpath(target))
+    return root.name, root
+
+
 def _load(path: str, *, cache_size: int = 0) -> Snapshot:
     target = Path(path)
     if _is_store(target):
         return load_store(target, cache_size=cache_size)
-    return load_directory(target, cache_size=cache_size)
+    try:
+        name, root = _version_dir(path)
+    except StoreError as exc:
+        raise PolicyLoadError([Diagnostic(exc.code, "", str(exc))]) from None
+    return load_directory(root, name=name, cache_size=cache_size)
 
 
 def _load_or_say(path: str) -> Snapshot | None:
@@ -218,17 +243,21 @@ def _actions(pattern: str, as_json: bool) -> int:
 
 
 def _test(path: str, verbose: bool) -> int:
-    target = Path(path)
+    """Exit 0 when every case passes, 1 when one fails, the version does not load, `path` is no
+    store or version, or the version has no test cases (0 of 0 is not a pass)."""
     try:
-        name, root = resolve_version(target) if _is_store(target) else (target.name, target)
-        version, snapshot = build_snapshot(Path(os.path.realpath(root)), name, 0)
+        name, root = _version_dir(path)
+        version, snapshot = build_snapshot(root, name, 0)
     except (StoreError, OSError) as exc:
-        _warn(f"{path}: {exc}")
+        _warn(f"pdp test: {exc}")
         return EXIT_ERROR
     except PolicyLoadError as exc:
         _print_problems(exc)
         return EXIT_ERROR
     results = run_policy_tests(version, snapshot)
+    if not results:
+        _warn(f"pdp test: {path}: version {name} has no test cases (tests/*.json): nothing tested")
+        return EXIT_ERROR
     failed = 0
     for case, failure in results:
         label = f"{case.file}[{case.index}]" + (f" {case.name}" if case.name else "")
@@ -579,13 +608,12 @@ def _print_import(args: argparse.Namespace, result: ImportResult) -> None:
 
 
 def _read_store(path: str) -> StoreVersion | None:
-    target = Path(path)
     try:
-        name, root = resolve_version(target) if _is_store(target) else (target.name, target)
+        name, root = _version_dir(path)
     except (StoreError, OSError) as exc:
-        _warn(f"{path}: {exc}")
+        _warn(str(exc))
         return None
-    version, problems = read_version(name, Path(os.path.realpath(root)))
+    version, problems = read_version(name, root)
     for problem in problems:
         _warn(str(problem))
     return version

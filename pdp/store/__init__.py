@@ -31,12 +31,14 @@ from pdp.store.importer import (
 from pdp.store.index import AWS_MANAGED_PREFIX, available_managed, aws_managed_policies
 from pdp.store.snapshot import PRINCIPAL_TYPES, Snapshot
 from pdp.store.version import (
+    VERSION_ENTRIES,
     AccessKey,
     Account,
     Group,
     StoreError,
     StoreVersion,
     User,
+    is_version_directory,
     read_version,
     resolve_version,
     version_names,
@@ -49,6 +51,7 @@ __all__ = [
     "DEFAULT_CACHE_SIZE",
     "MAX_EXPORT_BYTES",
     "PRINCIPAL_TYPES",
+    "VERSION_ENTRIES",
     "AccessKey",
     "Account",
     "Authorizer",
@@ -68,6 +71,7 @@ __all__ = [
     "builtin_managed",
     "build_snapshot",
     "findings_of",
+    "is_version_directory",
     "import_authorization_details",
     "load_directory",
     "load_newest",
