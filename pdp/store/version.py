@@ -60,10 +60,12 @@ __all__ = [
     "Group",
     "Parsed",
     "PolicyTestCase",
+    "VERSION_ENTRIES",
     "VERSION_NAME",
     "StoreError",
     "StoreVersion",
     "User",
+    "is_version_directory",
     "natural_key",
     "read_version",
     "resolve_version",
@@ -235,6 +237,18 @@ def version_names(store: str | os.PathLike[str]) -> list[str]:
         (e.name for e in os.scandir(versions) if not e.name.startswith(".") and e.is_dir()),
         key=natural_key,
     )
+
+
+VERSION_ENTRIES = ("account.json", SETTINGS_FILE, *_FOLDERS)  # what a version directory may hold
+
+
+def is_version_directory(directory: str | os.PathLike[str]) -> bool:
+    """Whether a directory holds at least one of a version's entries (VERSION_ENTRIES, a dangling
+    link included: the loader reports it). Every entry is optional to the loader, so this is what
+    tells a version from any other directory: the commands that take a path (`pdp validate`,
+    `pdp test`, `pdp audit`) refuse one that is neither a store nor a version, which would
+    otherwise read as an empty version that passes and denies everything."""
+    return any(os.path.lexists(os.path.join(directory, name)) for name in VERSION_ENTRIES)
 
 
 def version_stamp(directory: str | os.PathLike[str]) -> tuple[int, ...]:

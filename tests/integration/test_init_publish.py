@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +304,9 @@ def test_current_moves_atomically_while_a_reader_follows_it(
     try:
         for _ in range(5):
             assert run(capsys, "publish", str(work), "--store", str(store))[0] == 0
+        deadline = time.monotonic() + 10  # let the reader see the last link too
+        while "versions/0006" not in seen and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         stop.set()
         reader.join()

@@ -18,10 +18,12 @@ import pytest
 from pdp.cli import main
 
 
-def run_pdp(*args: str) -> subprocess.CompletedProcess[str]:
+def run_pdp(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).parent / "pdp"
     command = [str(script)] if script.exists() else [shutil.which("pdp") or "pdp"]
-    return subprocess.run(command + list(args), capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        command + list(args), capture_output=True, text=True, timeout=60, input=stdin
+    )
 
 
 def test_validate_reports_every_problem_with_file_and_path(tmp_path: Path) -> None:
@@ -181,9 +183,9 @@ def test_check_is_the_policy_simulator_at_a_prompt(tmp_path: Path) -> None:
         '{"principal": "nobody", "action": "s3:GetObject", "resource": "*"}\n'
     )
     many = run_pdp("check", "--store", store, "--requests", str(requests))
-    assert many.returncode == 0
+    assert many.returncode == 2  # one denied (docs/store.md, "Command line")
     lines = [json.loads(line) for line in many.stdout.splitlines()]
-    assert [d["decision"] for d in lines] == ["Allow", "Deny"]
+    assert [(d["line"], d["decision"]) for d in lines] == [(1, "Allow"), (2, "Deny")]
     assert lines[1]["errors"] == [
         'principal: unknown principal "nobody" (no such user in store version 0002)'
     ]
