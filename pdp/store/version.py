@@ -54,6 +54,8 @@ from pdp.store.checks import (
 from pdp.store.shards import MASK, Shards
 
 __all__ = [
+    "MfaDevice",
+    "SigningCertificate",
     "MAX_FILE_BYTES",
     "AccessKey",
     "Account",
@@ -132,6 +134,36 @@ class AccessKey:
     status: str
     created: str
     last_used: str | None
+    # Where and with which service (its namespace, `s3`) the key was last used; None when
+    # unknown or never used (the credential report writes N/A).
+    last_used_region: str | None = None
+    last_used_service: str | None = None
+
+
+# IAM's quotas: two access keys and two signing certificates a user (IAM User Guide, IAM and
+# AWS STS quotas); a store holding more is refused, not silently cut to two.
+MAX_ACCESS_KEYS = 2
+MAX_SIGNING_CERTIFICATES = 2
+MFA_DEVICE_TYPES = ("virtual", "hardware", "fido")
+
+
+@dataclass(frozen=True, slots=True)
+class MfaDevice:
+    """An MFA device of a user: its kind and serial (a virtual device's ARN, a hardware
+    device's serial number, a FIDO key's id). Never a seed or a code."""
+
+    type: str
+    serial: str
+
+
+@dataclass(frozen=True, slots=True)
+class SigningCertificate:
+    """An X.509 signing certificate's metadata (never its body). `id` is None when the source
+    did not say it (the credential report lists certificates by position only)."""
+
+    id: str | None
+    status: str
+    uploaded: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +183,16 @@ class User(Identity):
 
     groups: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
+    # True when `mfa_enabled` is true or `mfa_devices` lists a device (the credential
+    # report's mfa_active).
     mfa_enabled: bool = False
     console_access: bool = False
     password_last_changed: str | None = None
     access_keys: tuple[AccessKey, ...] = ()
+    created: str | None = None  # the user's creation time (user_creation_time)
+    password_last_used: str | None = None  # a date, never the password
+    mfa_devices: tuple[MfaDevice, ...] = ()
+    signing_certificates: tuple[SigningCertificate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +207,8 @@ class Account:
     root_mfa_enabled: bool = False
     root_access_keys: tuple[AccessKey, ...] = ()
     password_policy: dict[str, Any] = field(default_factory=dict)
+    created: str | None = None  # the account's creation time (the root row's user_creation_time)
+    root_password_last_used: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -543,7 +583,7 @@ class _Reader:
         keys = []
         for i, item in enumerate(value):
             at = f"{where}[{i}]"
-            item = self.object(rel, item, ("id", "status", "created", "last_used"))
+            item = self.object(rel, item, _KEY_FIELDS)
             if item is None:
                 continue
             key_id, status = item.get("id"), item.get("status", "Active")
@@ -557,9 +597,81 @@ class _Reader:
                 continue
             created = self.date(rel, f"{at}.created", item.get("created"), optional=False)
             last_used = self.date(rel, f"{at}.last_used", item.get("last_used"))
+            region = self.word(rel, f"{at}.last_used_region", item.get("last_used_region"))
+            service = self.word(rel, f"{at}.last_used_service", item.get("last_used_service"))
             if created is not None:
-                keys.append(AccessKey(key_id, status, created, last_used))
+                keys.append(AccessKey(key_id, status, created, last_used, region, service))
+        if len(value) > MAX_ACCESS_KEYS:
+            self.add(
+                rel,
+                where,
+                "too_many_access_keys",
+                f"{len(value)} access keys; IAM allows {MAX_ACCESS_KEYS} a user",
+            )
         return tuple(keys)
+
+    def word(self, rel: str, where: str, value: Any) -> str | None:
+        """A region or service namespace (`eu-west-1`, `s3`), or None when absent."""
+        if value is None:
+            return None
+        if isinstance(value, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", value):
+            return value
+        self.add(rel, where, "invalid_field", f"{where} must be a region or service name")
+        return None
+
+    def mfa_devices(self, rel: str, value: Any) -> tuple[MfaDevice, ...]:
+        if not isinstance(value, list):
+            self.add(rel, "mfa_devices", "invalid_field", "mfa_devices must be a list")
+            return ()
+        devices = []
+        for i, item in enumerate(value):
+            at = f"mfa_devices[{i}]"
+            item = self.object(rel, item, ("type", "serial"))
+            if item is None:
+                continue
+            kind, serial = item.get("type"), item.get("serial")
+            if kind not in MFA_DEVICE_TYPES:
+                self.add(rel, f"{at}.type", "invalid_field", f"type is one of {MFA_DEVICE_TYPES}")
+            elif not isinstance(serial, str) or not re.fullmatch(r"[\w+=/:,.@-]{9,256}", serial):
+                self.add(rel, f"{at}.serial", "invalid_field", "serial must be 9 to 256 characters")
+            else:
+                devices.append(MfaDevice(kind, serial))
+        return tuple(devices)
+
+    def certificates(self, rel: str, value: Any) -> tuple[SigningCertificate, ...]:
+        where = "signing_certificates"
+        if not isinstance(value, list):
+            self.add(rel, where, "invalid_field", f"{where} must be a list")
+            return ()
+        certs = []
+        for i, item in enumerate(value):
+            at = f"{where}[{i}]"
+            item = self.object(rel, item, ("id", "status", "uploaded"))
+            if item is None:
+                continue
+            cert_id, status = item.get("id"), item.get("status", "Active")
+            if cert_id is not None and (
+                not isinstance(cert_id, str) or not re.fullmatch(r"\w{24,128}", cert_id)
+            ):
+                self.add(rel, f"{at}.id", "invalid_field", "id must be a certificate id")
+                continue
+            if status not in ("Active", "Inactive"):
+                self.add(rel, f"{at}.status", "invalid_field", 'status is "Active" or "Inactive"')
+                continue
+            uploaded = self.date(rel, f"{at}.uploaded", item.get("uploaded"), optional=False)
+            if uploaded is not None:
+                certs.append(SigningCertificate(cert_id, status, uploaded))
+        if len(value) > MAX_SIGNING_CERTIFICATES:
+            self.add(
+                rel,
+                where,
+                "too_many_signing_certificates",
+                f"{len(value)} signing certificates; IAM allows {MAX_SIGNING_CERTIFICATES} a user",
+            )
+        return tuple(certs)
+
+
+_KEY_FIELDS = ("id", "status", "created", "last_used", "last_used_region", "last_used_service")
 
 
 def read_version(
@@ -904,15 +1016,22 @@ def _read_account(reader: _Reader) -> Account:
     if not is_account_id(account_id):
         reader.add(rel, "account_id", "invalid_field", "account_id must be 12 digits")
         account_id = DEFAULT_ACCOUNT
-    root_doc = reader.object(rel, doc.get("root", {}), ("enabled", "mfa_enabled", "access_keys"))
+    root_doc = reader.object(
+        rel,
+        doc.get("root", {}),
+        ("enabled", "mfa_enabled", "access_keys", "created", "password_last_used"),
+    )
     enabled, mfa = True, False
     keys: tuple[AccessKey, ...] = ()
+    created = root_used = None
     if root_doc is not None:
         reader.typed(rel, root_doc, "enabled", lambda v: isinstance(v, bool), "true or false")
         reader.typed(rel, root_doc, "mfa_enabled", lambda v: isinstance(v, bool), "true or false")
         enabled = root_doc.get("enabled", True) is not False
         mfa = root_doc.get("mfa_enabled", False) is True
         keys = reader.access_keys(rel, root_doc.get("access_keys", []), "root.access_keys")
+        created = reader.date(rel, "root.created", root_doc.get("created"))
+        root_used = reader.date(rel, "root.password_last_used", root_doc.get("password_last_used"))
     policy = doc.get("password_policy", {})
     if not isinstance(policy, dict):
         reader.add(rel, "password_policy", "invalid_field", "password_policy must be an object")
@@ -924,7 +1043,9 @@ def _read_account(reader: _Reader) -> Account:
             code = "unknown_field" if key not in PASSWORD_POLICY_FIELDS else "invalid_field"
             reader.add(rel, f"password_policy.{key}", code, message)
             problem = True
-    return Account(account_id, enabled, mfa, keys, {} if problem else dict(policy))
+    return Account(
+        account_id, enabled, mfa, keys, {} if problem else dict(policy), created, root_used
+    )
 
 
 def password_policy_problem(key: str, value: object) -> str | None:
@@ -955,6 +1076,10 @@ _USER_FIELDS = (
     "console_access",
     "password_last_changed",
     "access_keys",
+    "created",
+    "password_last_used",
+    "mfa_devices",
+    "signing_certificates",
 )
 
 
@@ -980,16 +1105,32 @@ def _read_user(reader: _Reader, rel: str, name: str, raw: bytes) -> User | None:
         reader.add(rel, "tags", "invalid_field", "tag keys must differ in more than case")
     for key in ("mfa_enabled", "console_access"):
         reader.typed(rel, doc, key, _is_bool, "true or false")
+    devices = reader.mfa_devices(rel, doc["mfa_devices"]) if "mfa_devices" in doc else ()
+    if devices and doc.get("mfa_enabled") is False:
+        reader.add(
+            rel,
+            "mfa_enabled",
+            "invalid_field",
+            "mfa_enabled is false but mfa_devices lists a device (leave mfa_enabled out)",
+        )
     return User(
         **_identity(reader, rel, name, doc, USER_INLINE_CHARS),
         groups=reader.names(rel, doc, "groups"),
         tags=dict(tags),
-        mfa_enabled=doc.get("mfa_enabled") is True,
+        mfa_enabled=doc.get("mfa_enabled") is True or bool(devices),
         console_access=doc.get("console_access") is True,
         password_last_changed=reader.date(
             rel, "password_last_changed", doc.get("password_last_changed")
         ),
         access_keys=reader.access_keys(rel, doc["access_keys"]) if "access_keys" in doc else (),
+        created=reader.date(rel, "created", doc.get("created")),
+        password_last_used=reader.date(rel, "password_last_used", doc.get("password_last_used")),
+        mfa_devices=devices,
+        signing_certificates=(
+            reader.certificates(rel, doc["signing_certificates"])
+            if "signing_certificates" in doc
+            else ()
+        ),
     )
 
 
