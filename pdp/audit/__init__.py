@@ -2,13 +2,14 @@
 
 decision_log (every decision as one JSON line, off the request path) -> access_advisor (last
 use of each service per principal, from the log) and suggest (a least-privilege policy from
-the logged Allows); findings reads a store version for the audit findings and the credential
-report.
+the logged Allows); findings reads a store version for the audit findings, credentials for
+the credential report.
 """
 
 from pdp.audit.access_advisor import AccessAdvisor, granted_services, principal_name, report
+from pdp.audit.credentials import credential_report
 from pdp.audit.decision_log import DecisionEvent, DecisionLog, worker_path
-from pdp.audit.findings import SEVERITIES, Finding, audit, credential_report, render
+from pdp.audit.findings import SEVERITIES, Finding, audit, render
 from pdp.audit.suggest import log_files, parse_since, read_events, suggest_policy
 
 __all__ = [

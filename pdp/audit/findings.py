@@ -1,4 +1,5 @@
-"""Posture reports of a store (`pdp audit`): the credential report and security findings.
+"""Posture reports of a store (`pdp audit`): security findings (the credential report is
+credentials.py).
 
 Findings follow IAM's security best practices and IAM Access Analyzer's policy checks (the
 validation findings of pdp.reference among them, docs/validation.md), each with
@@ -8,8 +9,6 @@ people, JSON for tools, SARIF 2.1.0 for CI systems that annotate pull requests.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -28,7 +27,7 @@ from pdp.store import (
 )
 from pdp.text import printable
 
-__all__ = ["SEVERITIES", "Finding", "audit", "credential_report", "render"]
+__all__ = ["SEVERITIES", "Finding", "audit", "render"]
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _READ_PREFIXES = (
@@ -407,59 +406,6 @@ def _user_findings(
                 )
             )
     return out
-
-
-def credential_report(version: StoreVersion) -> str:
-    """IAM's credential report columns that apply, as CSV."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    columns = ["user", "arn", "password_enabled", "password_last_changed", "mfa_active"]
-    for n in (1, 2):
-        columns += [
-            f"access_key_{n}_active",
-            f"access_key_{n}_last_rotated",
-            f"access_key_{n}_last_used_date",
-        ]
-    writer.writerow(columns)
-    # Every cell is escaped (pdp.text): the report is read on terminals and in spreadsheets.
-    account = version.account.account_id
-    root_keys = version.account.root_access_keys
-    rows: list[tuple[str, str, Any, str, bool, tuple[AccessKey, ...]]] = [
-        (
-            "<root_account>",
-            f"arn:aws:iam::{account}:root",
-            "not_supported",
-            "not_supported",
-            version.account.root_mfa_enabled,
-            root_keys,
-        )
-    ]
-    for user in sorted(version.users.values(), key=lambda u: u.name):
-        rows.append(
-            (
-                user.name,
-                f"arn:aws:iam::{account}:user{user.path}{user.name}",
-                user.console_access,
-                (user.password_last_changed or "N/A") if user.console_access else "N/A",
-                user.mfa_enabled,
-                user.access_keys,
-            )
-        )
-    for name, arn, password, changed, mfa, keys in rows:
-        row: list[Any] = [name, arn, _flag(password), changed, _flag(mfa)]
-        for n in range(2):
-            key = keys[n] if n < len(keys) else None
-            row += (
-                [_flag(key.status == "Active"), key.created, key.last_used or "N/A"]
-                if key
-                else ["false", "N/A", "N/A"]
-            )
-        writer.writerow([printable(str(cell)) for cell in row])
-    return out.getvalue()
-
-
-def _flag(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 _COLOURS = {"critical": "\033[1;31m", "high": "\033[31m", "medium": "\033[33m", "low": "\033[36m"}

@@ -100,7 +100,7 @@ class Skipped:
 
     `kind` is one of: `role`, `instance_profile`, `permissions_boundary`, `user` (left out
     because of its boundary), `policy_path` (a customer policy's path, not kept),
-    `password_policy_field`, `signing_certificate`, `credential_report_row`, `element`
+    `password_policy_field`, `credential_report_row`, `element`
     (an unknown element of the export)."""
 
     kind: str
@@ -667,15 +667,9 @@ class _Converter:
         if not self.account_of(f"{at}.arn", match["account"], source):
             return
         keys = self.report_keys(source, at, row)
-        certs = [n for n in (1, 2) if _flag(row.get(f"cert_{n}_active")) is True]
-        if certs:
-            self.skipped.append(
-                Skipped(
-                    "signing_certificate",
-                    name,
-                    f"{len(certs)} active (cert_{certs[0]}...): the store holds no certificates",
-                )
-            )
+        certs = self.report_certificates(source, at, row)
+        created = self.report_date(source, f"{at}.user_creation_time", row)
+        password_used = self.report_date(source, f"{at}.password_last_used", row)
         mfa = _flag(row.get("mfa_active"))
         if mfa is None:
             self.problem(f"{at}.mfa_active", "must be true or false", source=source)
@@ -693,6 +687,10 @@ class _Converter:
                 )
                 return
             self.root = {"mfa_enabled": mfa is True, "access_keys": keys}
+            if created is not None:
+                self.root["created"] = created
+            if password_used is not None:
+                self.root["password_last_used"] = password_used
             return
         user = self.users.get(name)
         if user is None:
@@ -716,6 +714,12 @@ class _Converter:
         if changed is not None and password is True:
             user["password_last_changed"] = changed
         user["access_keys"] = keys
+        if certs:
+            user["signing_certificates"] = certs
+        if created is not None:
+            user["created"] = created
+        if password_used is not None:
+            user["password_last_used"] = password_used
 
     def report_keys(self, source: str, at: str, row: dict[str, Any]) -> list[dict[str, Any]]:
         """The row's access keys, without ids (the report has none: none is invented)."""
@@ -739,14 +743,41 @@ class _Converter:
                     )
                 continue  # no key (AWS gives N/A for a key that is not active)
             used = self.report_date(source, f"{at}.access_key_{n}_last_used_date", row)
-            keys.append(
-                {
-                    "status": "Active" if active else "Inactive",
-                    "created": created,
-                    "last_used": used,
-                }
-            )
+            key: dict[str, Any] = {
+                "status": "Active" if active else "Inactive",
+                "created": created,
+                "last_used": used,
+            }
+            for part in ("region", "service"):
+                value = row.get(f"access_key_{n}_last_used_{part}")
+                if used is not None and value and value not in _FALSE_DATES:
+                    key[f"last_used_{part}"] = value
+            keys.append(key)
         return keys
+
+    def report_certificates(
+        self, source: str, at: str, row: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The row's signing certificates, without ids (the report has none), dated by
+        cert_N_last_rotated (N/A: no certificate in that position)."""
+        certs = []
+        for n in (1, 2):
+            active = _flag(row.get(f"cert_{n}_active"))
+            if active is None:
+                if f"cert_{n}_active" in row:
+                    self.problem(f"{at}.cert_{n}_active", "must be true or false", source=source)
+                continue
+            before = len(self.problems)
+            uploaded = self.report_date(source, f"{at}.cert_{n}_last_rotated", row)
+            if uploaded is not None:
+                certs.append({"status": "Active" if active else "Inactive", "uploaded": uploaded})
+            elif active and len(self.problems) == before:
+                self.problem(
+                    f"{at}.cert_{n}_last_rotated",
+                    "an active certificate must have the date it was uploaded",
+                    source=source,
+                )
+        return certs
 
     def report_date(self, source: str, at: str, row: dict[str, Any]) -> str | None:
         value = row.get(at.rpartition(".")[2])

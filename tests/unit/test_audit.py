@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from pdp.audit.findings import Finding, audit, credential_report, render
+from pdp.audit import credential_report
+from pdp.audit.findings import Finding, audit, render
 from pdp.store.version import read_version
 
 NOW = time.time()
@@ -332,7 +333,7 @@ def test_credential_report(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    assert cli.stdout.splitlines()[0].startswith("user,arn,password_enabled")
+    assert cli.stdout.splitlines()[0].startswith("user,arn,user_creation_time,password_enabled")
 
 
 @pytest.mark.parametrize(
