@@ -606,7 +606,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Exit 0 on Allow, 2 on Deny, 1 on an error.",
     )
     _store_argument(check)
-    check.add_argument("--principal", help="user name or user ARN (the root ARN with --root)")
+    check.add_argument(
+        "--principal", help="user name or user ARN, in any case (the root ARN with --root)"
+    )
     check.add_argument(
         "--root",
         dest="principal_type",

@@ -10,6 +10,7 @@ size of the store.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 
 from pdp.errors import Diagnostic
 from pdp.language import Policy, PolicySet
@@ -85,6 +86,13 @@ class UserEntry:
         self.policy_set: PolicySet | None = None
 
 
+def _folded_keys(entry: UserEntry) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The lower-cased name and ARN of a user, each with its stored name: the case-insensitive
+    index. Two users never share one (the store refuses names differing only in case)."""
+    name = entry.user.name
+    return (name.lower(), name), (entry.arn.lower(), name)
+
+
 @dataclass(frozen=True, slots=True)
 class Counts:
     users: int
@@ -128,10 +136,14 @@ class Index:
             entries = [self._entry(user) for user in version.users.values()]
             self._users: Shards[UserEntry] = Shards((e.user.name, e) for e in entries)
             self._arns: Shards[str] = Shards((e.arn, e.user.name) for e in entries)
+            self._folded: Shards[str] = Shards(
+                chain.from_iterable(_folded_keys(e) for e in entries)
+            )
         else:
             self._update(version, previous)
         self._buckets = self._users.buckets  # for resolve(): one lookup, no method call
         self._root_arn = f"arn:aws:iam::{self.account}:root"
+        self._folded_root_arn = self._root_arn.lower()
 
     def _entry(self, user: User) -> UserEntry:
         policies = list(self._resolve(user.file, user.policies)) + list(user.inline_policies)
@@ -173,18 +185,24 @@ class Index:
                     affected.add(name)
         entries: dict[str, UserEntry] = {}
         arns: dict[str, str] = {}
+        folded: dict[str, str] = {}
         gone_arns: list[str] = []
+        gone_folded: list[str] = []
         for name in affected:
             old = previous._users.get(name)
             if old is not None:
                 gone_arns.append(old.arn)
+                gone_folded.extend(key for key, _ in _folded_keys(old))
             user = version.users.get(name)
             if user is not None:
                 entry = entries[name] = self._entry(user)
                 arns[entry.arn] = name
+                folded.update(_folded_keys(entry))
         gone = [name for name in affected if name not in entries]
         self._users = previous._users.evolve(entries, gone)
         self._arns = previous._arns.evolve(arns, [a for a in gone_arns if a not in arns])
+        # deletions go first in evolve: a user renamed to another case keeps its folded keys
+        self._folded = previous._folded.evolve(folded, [k for k in gone_folded if k not in folded])
 
     def _problem(self, file: str, path: str, message: str) -> None:
         self.problems.append(Diagnostic("missing_reference", path, message, file))
@@ -221,8 +239,14 @@ class Index:
         return tuple(out)
 
     def resolve(self, principal: str) -> UserEntry | None:
-        """The user entry for a user name or user ARN; None for anything else (the root ARN
-        included: `is_root` asks for that)."""
+        """The user entry for a user name or user ARN, in any case (IAM user names are not
+        distinguished by case: `JOHN.DOE` and `arn:aws:iam::<account>:user/JOHN.DOE` are the
+        user `john.doe`); None for anything else (the root ARN, in any case, included:
+        `is_root` asks for that). The entry carries the name and ARN as stored.
+
+        O(1): the exact spelling is one dict lookup; another case one more, in `_folded`
+        (lower-cased names and ARNs, built with the tables). A folded name never collides
+        with a folded ARN: names have no ":" (docs/store.md, Principals)."""
         entry = self._buckets[hash(principal) & MASK].get(principal)
         if entry is not None:
             return entry
@@ -230,7 +254,8 @@ class Index:
             name = self._arns.get(principal)
             if name is not None:
                 return self._users[name]
-        return None
+        name = self._folded.get(principal.lower())
+        return None if name is None else self._users.get(name)
 
     def account_grant(self, entry: UserEntry, action: str, resource: str) -> Decision | None:
         """The Allow that the account's `AllowUsersToChangePassword` gives `entry` for a request
@@ -245,8 +270,12 @@ class Index:
         return None
 
     def is_root(self, principal: str) -> bool:
-        """Whether `principal` is this account's root ARN."""
+        """Whether `principal` is this account's root ARN, exactly as AWS writes it."""
         return principal == self._root_arn
+
+    def is_root_any_case(self, principal: str) -> bool:
+        """Whether `principal` is this account's root ARN in some case: never a user."""
+        return principal.lower() == self._folded_root_arn
 
     def principal(self, entry: UserEntry) -> Principal:
         if entry.principal is None:

@@ -19,7 +19,7 @@ from pdp.language import Policy, RequestContext, check_request, failure
 from pdp.model import Decision, Request
 from pdp.reference import is_known_action
 from pdp.store.cache import DecisionCache, cache_key
-from pdp.store.index import Index
+from pdp.store.index import Index, UserEntry
 from pdp.store.version import StoreVersion
 
 __all__ = ["PRINCIPAL_TYPES", "Snapshot"]
@@ -93,12 +93,18 @@ class Snapshot:
             cache = self.cache
             if cache is None:
                 return self._decide(principal, action, resource, context)[0]
-            key = cache_key(principal, action, resource, context)
+            # Keyed on the user's stored name: every spelling of one user (name or ARN, any
+            # case) has the same decision, and a principal that is no user is never cached
+            # (_decide refuses it).
+            entry = self.index.resolve(principal) if type(principal) is str else None
+            if entry is None:
+                return self._decide(principal, action, resource, context)[0]
+            key = cache_key(entry.user.name, action, resource, context)
             if key is not None:
                 hit = cache.get(key)
                 if hit is not None:
                     return hit
-            decision, cacheable = self._decide(principal, action, resource, context)
+            decision, cacheable = self._decide(principal, action, resource, context, entry)
             if key is not None and cacheable:
                 cache.put(key, decision)
             return decision
@@ -121,14 +127,19 @@ class Snapshot:
         action: str,
         resource: str,
         context: Mapping[str, object] | None,
+        entry: UserEntry | None = None,
     ) -> tuple[Decision, bool]:
+        """The decision for a user and whether it may be cached. `entry` is `principal`
+        resolved already, when the caller did; the decision uses the user's stored name and
+        ARN whatever the case of `principal` (docs/store.md, Principals)."""
         if not isinstance(principal, str) or not principal:
             raise RequestError("principal: must be a user name, user ARN or root ARN")
         service = check_request(action, resource)
         index = self.index
-        entry = index.resolve(principal)
         if entry is None:
-            if index.is_root(principal):
+            entry = index.resolve(principal)
+        if entry is None:
+            if index.is_root_any_case(principal):
                 raise RequestError(
                     "principal: the account root is not a user;"
                     ' ask for it with principal_type "root"'
