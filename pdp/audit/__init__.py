@@ -8,7 +8,14 @@ report.
 
 from pdp.audit.access_advisor import AccessAdvisor, granted_services, principal_name, report
 from pdp.audit.decision_log import DecisionEvent, DecisionLog, worker_path
-from pdp.audit.findings import SEVERITIES, Finding, audit, credential_report, render
+from pdp.audit.findings import (
+    SEVERITIES,
+    Finding,
+    audit,
+    credential_report,
+    invalid_store,
+    render,
+)
 from pdp.audit.suggest import log_files, parse_since, read_events, suggest_policy
 
 __all__ = [
@@ -20,6 +27,7 @@ __all__ = [
     "audit",
     "credential_report",
     "granted_services",
+    "invalid_store",
     "log_files",
     "parse_since",
     "principal_name",
