@@ -962,10 +962,24 @@ def _read_store(path: str) -> StoreVersion | None:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from pdp.audit import SEVERITIES, AccessAdvisor, audit, credential_report, render
+    from pdp.audit import SEVERITIES, AccessAdvisor, audit, credential_report, invalid_store, render
 
-    version = _read_store(args.path)
+    try:
+        name, root = _version_dir(args.path)
+    except (StoreError, OSError) as exc:
+        _warn(str(exc))
+        return EXIT_ERROR
+    version, problems = read_version(name, root)
+    for problem in problems:
+        _warn(str(problem))
     if version is None:
+        # JSON and SARIF readers get a document, the validation errors as its results.
+        if args.format != "text" and not args.credential_report:
+            invalid = invalid_store(problems)
+            if args.format == "sarif":
+                base = os.path.relpath(root)
+                invalid = [replace(f, file=f"{base}/{f.file}") for f in invalid]
+            sys.stdout.write(render(invalid, args.format))
         return EXIT_ERROR
     if args.credential_report:
         sys.stdout.write(credential_report(version))

