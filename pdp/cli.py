@@ -678,13 +678,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands,
         "suggest-policy",
         "least privilege from the decision log",
-        "pdp suggest-policy --principal bob --log decisions.jsonl --since 30d > bob-least.json",
+        "pdp suggest-policy --principal bob --log decisions.jsonl --store examples/store"
+        " --since 30d > bob-least.json",
     )
     suggest.add_argument(
         "--principal", required=True, help="the user whose allowed requests are summed up"
     )
     suggest.add_argument("--log", required=True, help="decision log file (rotated files too)")
     suggest.add_argument("--since", default="30d", help="window, e.g. 30d, 12h")
+    suggest.add_argument(
+        "--store",
+        default=_env_store(),
+        help="the store whose statements allowed the logged requests (default: PDP_STORE);"
+        " their Conditions are kept, so without it nothing is suggested",
+    )
     managed = _command(
         commands,
         "managed",
@@ -1029,12 +1036,23 @@ def _suggest(args: argparse.Namespace) -> int:
     from pdp.audit import log_files, parse_since, read_events, suggest_policy
 
     skipped: list[str] = []
+    if not args.store:
+        _warn(
+            "pdp suggest-policy: needs --store (or PDP_STORE): without the statements that"
+            " allowed the logged requests, a suggestion cannot keep their conditions"
+        )
+        return EXIT_ERROR
+    snapshot = _load_or_say(args.store)
+    if snapshot is None:
+        return EXIT_ERROR
     try:
         since = parse_since(args.since)
         files = log_files(args.log)
         if not files:
             raise LookupError(f"no decision log at {args.log}")
-        document = suggest_policy(read_events(files), args.principal, since=since, skipped=skipped)
+        document = suggest_policy(
+            read_events(files), args.principal, since=since, snapshot=snapshot, skipped=skipped
+        )
     except (ValueError, LookupError) as exc:
         _skipped(skipped)
         _warn(f"pdp suggest-policy: {exc}")

@@ -8,6 +8,18 @@ The account root's decisions are never a user's: an event the root made (`root`,
 as principal) is left out, whoever is asked for, a user named "root" included. A logged request
 that no policy could grant as logged (a resource that is not an ARN, an action whose service has
 `_` or `.`) is skipped and reported through `skipped`, never a failure of the whole suggestion.
+
+A suggestion never grants more than the statements that allowed the logged requests. Each logged
+Allow names its matched statements; they are looked up in the store (`Snapshot`), and the
+suggested statement keeps their Condition (the conditions of several matched statements
+intersected: each operator and key of each, a key two statements test differently kept from the
+first), on the literal logged resource, which both the logged request and the matched Resource
+cover. A request whose matched statement is no longer in the store as logged (another Sid or
+Effect, gone, or no longer allowing the logged request and its context), an account-level grant
+(`ACCOUNT_GRANT`, not a statement), or a line naming no Allow statement is reported and skipped.
+The result is then re-evaluated: every kept logged request (with its context and time) must be
+allowed by it, and each neighbour (the same request with one condition key removed, or a Bool
+key flipped) that no matched statement allows must be denied by it; otherwise ValueError.
 """
 
 from __future__ import annotations
@@ -21,10 +33,13 @@ from typing import Any
 
 import orjson
 
-from pdp.audit.access_advisor import principal_name
-from pdp.audit.decision_log import DecisionEvent
 from pdp.errors import PolicyValidationError
-from pdp.language import parse_policy
+from pdp.language import Policy, PolicySet, parse_policy
+from pdp.model import MatchedStatement, Principal
+from pdp.store import ACCOUNT_GRANT, Snapshot
+
+from .access_advisor import principal_name
+from .decision_log import DecisionEvent
 
 __all__ = ["log_files", "parse_since", "read_events", "suggest_policy"]
 
@@ -102,56 +117,204 @@ def _grantable(action: str, resource: str) -> str | None:
     return None
 
 
+# Logged contexts kept per suggested (action, resource, condition) for the re-evaluation.
+_SAMPLES_PER_GRANT = 8
+
+
+def _statement_of(snapshot: Snapshot, user: str, ref: MatchedStatement) -> dict[str, Any] | str:
+    """The store's statement a logged decision names, as a one-statement policy document; or
+    why it cannot be used (not in the user's policies as logged)."""
+    policies = {p.name: p for p in snapshot.user_policies(user) or ()}
+    policy = policies.get(ref.policy)
+    where = f"{ref.policy} Statement[{ref.statement}]"
+    if policy is None:
+        return f"{ref.policy} is no longer one of the user's policies in store version " + str(
+            snapshot.version
+        )
+    raw = policy.document.get("Statement")
+    statements = [raw] if isinstance(raw, dict) else list(raw or ())
+    if ref.statement >= len(statements) or not isinstance(statements[ref.statement], dict):
+        return f"{where} is not in store version {snapshot.version}"
+    statement = statements[ref.statement]
+    if statement.get("Sid") != ref.sid or statement.get("Effect") != ref.effect:
+        return f"{where} changed since (Sid or Effect differ in store version {snapshot.version})"
+    condition = statement.get("Condition") or {}
+    if policy.version != "2012-10-17" and "${" in orjson.dumps(condition).decode():
+        return f"{where}: its Condition has ${{ in a policy of Version {policy.version}"
+    return {"Version": policy.version or "2012-10-17", "Statement": [statement]}
+
+
+def _intersect(conditions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The AND of Condition blocks: every operator and key of each; a key two blocks test
+    with the same operator but other values is kept as the first has it (values of one key
+    are OR-ed, so merging them would widen it)."""
+    out: dict[str, dict[str, Any]] = {}
+    for condition in conditions:
+        for operator, keys in condition.items():
+            block = out.setdefault(operator, {})
+            for key, values in keys.items():
+                block.setdefault(key, values)
+    return out
+
+
+def _allows(policy: Policy, who: Principal, event: DecisionEvent, context: Any) -> bool:
+    return (
+        PolicySet([policy]).decide(who, event.action, event.resource, context, event.time).allowed
+    )
+
+
+def _neighbours(event: DecisionEvent, condition: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The logged context with one condition key unmet: removed, or (Bool) flipped."""
+    context = dict(event.context)
+    lower = {k.lower(): k for k in context}
+    for operator, keys in condition.items():
+        for key in keys:
+            present = lower.get(key.lower())
+            if present is None:
+                continue
+            yield {k: v for k, v in context.items() if k != present}
+            if operator.startswith("Bool"):
+                was = context[present] in (True, "true", "True")
+                yield context | {present: "false" if was else "true"}
+
+
 def suggest_policy(
     events: Iterable[DecisionEvent],
     principal: str,
     *,
     since: float,
+    snapshot: Snapshot,
     now: float | None = None,
     skipped: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A policy document granting exactly what the user `principal` (name or ARN) was allowed
-    in the window. Root events are never counted (the root has no policies to suggest: asking
-    for its ARN is a LookupError). Each distinct logged request that cannot be granted as
-    logged is left out and, when `skipped` is given, described there once."""
+    """A policy document granting what the user `principal` (name or ARN) was allowed in the
+    window, under the conditions of the store's statements that allowed it (see the module's
+    docstring). Root events are never counted (asking for the root ARN is a LookupError, as is
+    a user the store does not have). Each distinct logged request left out is described once
+    in `skipped` when given. ValueError when the re-evaluation finds the suggestion wider."""
     if _is_root(principal):
         raise LookupError(f"{principal!r} is the account root: it has no policies to suggest")
+    who = snapshot.user_principal(principal)
+    if who is None:
+        raise LookupError(f"no user {principal!r} in the store (version {snapshot.version})")
     now = time.time() if now is None else now
     cutoff = now - since
-    who = principal_name(principal)
-    by_action: dict[str, set[str]] = defaultdict(set)
+    name = principal_name(principal)
+    by_grant: dict[tuple[str, str], set[str]] = defaultdict(set)
+    conditions: dict[str, dict[str, Any]] = {"": {}}
+    samples: dict[tuple[str, str, str], dict[bytes, tuple[DecisionEvent, list[Policy]]]] = {}
     refused: set[tuple[str, str]] = set()
+    sources: dict[MatchedStatement, Policy | str] = {}
+
+    def skip(event: DecisionEvent, resource: str, why: str) -> None:
+        if (event.action, resource) not in refused:
+            refused.add((event.action, resource))
+            if skipped is not None:
+                skipped.append(f"{event.action} on {event.resource}: {why}")
+
     for event in events:
         if event.decision != "Allow" or event.root or _is_root(event.principal):
             continue
-        if principal_name(event.principal) != who or event.time < cutoff:
+        if principal_name(event.principal) != name or event.time < cutoff:
             continue
         resource = _literal(event.resource)
-        if resource in by_action.get(event.action, ()) or (event.action, resource) in refused:
+        if (event.action, resource) in refused:
             continue
         problem = _grantable(event.action, resource)
         if problem is not None:
-            refused.add((event.action, resource))
-            if skipped is not None:
-                skipped.append(f"{event.action} on {event.resource}: {problem}")
+            skip(event, resource, problem)
             continue
-        by_action[event.action].add(resource)
-    if not by_action:
-        raise LookupError(f"no allowed decisions for {who!r} in the log window")
-    by_resources: dict[tuple[str, ...], list[str]] = defaultdict(list)
-    for action, resources in by_action.items():
-        by_resources[tuple(sorted(resources))].append(action)
-    statements = [
-        {
+        refs = [m for m in event.matched if m.effect == "Allow"]
+        if ACCOUNT_GRANT in refs:
+            skip(
+                event,
+                resource,
+                "allowed by account.json's AllowUsersToChangePassword,"
+                " an account-level grant, not a policy statement",
+            )
+            continue
+        if not refs:
+            skip(event, resource, "the log names no Allow statement that allowed it")
+            continue
+        matched: list[Policy] = []
+        why = ""
+        for ref in refs:
+            if ref not in sources:
+                found = _statement_of(snapshot, principal, ref)
+                sources[ref] = (
+                    found
+                    if isinstance(found, str)
+                    else parse_policy(found, source=f"{ref.policy} Statement[{ref.statement}]")
+                )
+            source = sources[ref]
+            if isinstance(source, str):
+                why = source
+            elif not _allows(source, who, event, event.context):
+                why = (
+                    f"{ref.policy} Statement[{ref.statement}] no longer allows it"
+                    " with its logged context (changed since)"
+                )
+            else:
+                matched.append(source)
+        if why:
+            skip(event, resource, why)
+            continue
+        condition = _intersect(
+            [dict(p.document["Statement"][0].get("Condition") or {}) for p in matched]
+        )
+        key = orjson.dumps(condition, option=orjson.OPT_SORT_KEYS).decode() if condition else ""
+        conditions[key] = condition
+        by_grant[(event.action, key)].add(resource)
+        kept = samples.setdefault((event.action, resource, key), {})
+        context_key = orjson.dumps(dict(event.context), option=orjson.OPT_SORT_KEYS)
+        if context_key not in kept and len(kept) < _SAMPLES_PER_GRANT:
+            kept[context_key] = (event, matched)
+    if not by_grant:
+        raise LookupError(f"no allowed decisions for {name!r} in the log window")
+    grouped: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
+    for (action, key), seen in by_grant.items():
+        grouped[(key, tuple(sorted(seen)))].append(action)
+    statements = []
+    for n, ((key, resources), actions) in enumerate(
+        sorted(grouped.items(), key=lambda item: (sorted(item[1]), item[0][0])), start=1
+    ):
+        statement: dict[str, Any] = {
             "Sid": f"UsedAccess{n}",
             "Effect": "Allow",
             "Action": sorted(actions),
             "Resource": list(resources),
         }
-        for n, (resources, actions) in enumerate(
-            sorted(by_resources.items(), key=lambda item: sorted(item[1])), start=1
-        )
-    ]
+        if key:
+            statement["Condition"] = conditions[key]
+        statements.append(statement)
     document = {"Version": "2012-10-17", "Statement": statements}
-    parse_policy(document, source="suggested-policy.json")  # raises if it would not validate
+    suggested = parse_policy(document, source="suggested-policy.json")  # raises if invalid
+    _reevaluate(suggested, who, samples, conditions)
     return document
+
+
+def _reevaluate(
+    suggested: Policy,
+    who: Principal,
+    samples: dict[tuple[str, str, str], dict[bytes, tuple[DecisionEvent, list[Policy]]]],
+    conditions: dict[str, dict[str, Any]],
+) -> None:
+    """Raise ValueError unless the suggestion allows every kept logged request as logged, and
+    denies each neighbour with a condition unmet that none of its matched statements allows."""
+    for (_, _, key), kept in samples.items():
+        for event, matched in kept.values():
+            if not _allows(suggested, who, event, event.context):
+                raise ValueError(
+                    f"the suggestion would deny the logged {event.action} on {event.resource}:"
+                    " refusing it"
+                )
+            for context in _neighbours(event, conditions[key]):
+                wider = _allows(suggested, who, event, context) and not any(
+                    _allows(p, who, event, context) for p in matched
+                )
+                if wider:
+                    raise ValueError(
+                        f"the suggestion would allow {event.action} on {event.resource} with"
+                        f" context {context}, which the statements that allowed it deny:"
+                        " refusing it"
+                    )

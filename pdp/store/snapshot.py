@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from pdp.errors import RequestError
 from pdp.language import Policy, RequestContext, check_request, failure
-from pdp.model import Decision, Request
+from pdp.model import Decision, Principal, Request
 from pdp.reference import is_known_action
 from pdp.store.cache import DecisionCache, cache_key
 from pdp.store.index import Index, UserEntry
@@ -176,6 +176,12 @@ class Snapshot:
         if context:
             RequestContext(self.index.root_principal(), context)
         return self._root
+
+    def user_principal(self, principal: str) -> Principal | None:
+        """The `Principal` a user (name or ARN) decides as (its context keys, tags), None when
+        no such user exists: what a policy evaluated for that user is given."""
+        entry = self.index.resolve(principal)
+        return None if entry is None else self.index.principal(entry)
 
     def user_policies(self, principal: str) -> tuple[Policy, ...] | None:
         """The effective policies of a user (name or ARN), None when no such user exists."""

@@ -14,12 +14,38 @@ import pytest
 import pdp
 from pdp.audit.access_advisor import AccessAdvisor, principal_name, report
 from pdp.audit.decision_log import DecisionEvent, DecisionLog
-from pdp.audit.suggest import log_files, parse_since, read_events, suggest_policy
+from pdp.audit.suggest import _reevaluate, log_files, parse_since, read_events, suggest_policy
 from pdp.cli import main
 from pdp.model import MatchedStatement
+from pdp.store import ACCOUNT_GRANT
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "store"
 DAY = 86400
+
+
+EVERYTHING = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+
+
+def make_store(root: Path, users: dict[str, list[str]], policies: dict[str, object]) -> Path:
+    """A one-version store: each user with its attached customer policies."""
+    version = root / "store" / "versions" / "0001"
+    for folder in ("users", "policies", "groups", "tests"):
+        (version / folder).mkdir(parents=True)
+    (version / "account.json").write_text(json.dumps({"account_id": "123456789012"}))
+    for name, attached in users.items():
+        (version / "users" / f"{name}.json").write_text(json.dumps({"policies": attached}))
+    for name, document in policies.items():
+        (version / "policies" / f"{name}.json").write_text(json.dumps(document))
+    (root / "store" / "current").symlink_to("versions/0001")
+    return root / "store"
+
+
+def p_store(root: Path) -> Path:
+    """bob, root (a user so named) and carol, each allowed everything by policies/P.json."""
+    return make_store(root, {u: ["P"] for u in ("bob", "root", "carol")}, {"P": EVERYTHING})
 
 
 def event(principal: str, action: str, when: float, decision: str = "Allow") -> DecisionEvent:
@@ -156,7 +182,9 @@ def test_suggested_policy_grants_exactly_what_the_log_shows(tmp_path: Path) -> N
     )
     assert log.close()
     assert len(log_files(str(log_path))) > 1  # the rotated files are read too
-    document = suggest_policy(read_events(log_files(str(log_path))), "bob", since=30 * DAY)
+    document = suggest_policy(
+        read_events(log_files(str(log_path))), "bob", since=30 * DAY, snapshot=authz.snapshot
+    )
     policy = pdp.parse_policy(document, source="suggested.json")
     bob = pdp.Principal.user("bob", account="123456789012", tags={"team": "blue"})
     for _, action, resource in LOGGED:
@@ -189,6 +217,8 @@ def test_suggest_policy_cli_output_validates(tmp_path: Path) -> None:
             str(log_path),
             "--since",
             "1d",
+            "--store",
+            str(p_store(tmp_path)),
         ],
         capture_output=True,
         text=True,
@@ -211,6 +241,8 @@ def test_suggest_policy_cli_output_validates(tmp_path: Path) -> None:
             "carol",
             "--log",
             str(log_path),
+            "--store",
+            str(tmp_path / "store"),
         ],
         capture_output=True,
         text=True,
@@ -228,7 +260,7 @@ def test_suggest_policy_reads_old_and_new_lines_and_refuses_a_newer_schema(
     current = event("bob", "sqs:SendMessage", now).to_dict() | {"decision_id": "1" * 32}
     log_path.write_text(old_line("bob", "s3:GetObject", now) + "\n" + json.dumps(current) + "\n")
     command = [sys.executable, "-m", "pdp.cli", "suggest-policy", "--principal", "bob"]
-    command += ["--log", str(log_path)]
+    command += ["--log", str(log_path), "--store", str(p_store(tmp_path))]
     ok = subprocess.run(command, capture_output=True, text=True, check=True)
     assert json.loads(ok.stdout)["Statement"][0]["Action"] == ["s3:GetObject", "sqs:SendMessage"]
     with log_path.open("a") as handle:
@@ -362,6 +394,7 @@ def test_suggest_policy_leaves_root_out_and_skips_odd_requests(
     log_path = tmp_path / "decisions.jsonl"
     log_path.write_text("\n".join(lines) + "\n")
     argv = ["suggest-policy", "--principal", principal, "--log", str(log_path)]
+    argv += ["--store", str(p_store(tmp_path))]
     assert main(argv) == code
     out, err = capsys.readouterr()
     assert err.splitlines() == errors
@@ -371,3 +404,177 @@ def test_suggest_policy_leaves_root_out_and_skips_odd_requests(
         pdp.parse_policy(document, source="suggested.json")
     else:
         assert out == ""
+
+
+INSTANCE = "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc"
+MFA = {"aws:MultiFactorAuthPresent": True}
+OFFICE = {"aws:SourceIp": "203.0.113.9"}
+JOHN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "Describe", "Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"},
+        {
+            "Sid": "TerminateWithMFA",
+            "Effect": "Allow",
+            "Action": "ec2:TerminateInstances",
+            "Resource": "arn:aws:ec2:*:123456789012:instance/*",
+            "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+        },
+        {
+            "Sid": "ReadReports",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::reports/*",
+            "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}},
+        },
+        {
+            "Sid": "ReadReportsWithMFA",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::reports/2026/*",
+            "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+        },
+    ],
+}
+JOHN_LOGGED = [
+    ("ec2:DescribeInstances", "*", {}),
+    ("ec2:TerminateInstances", INSTANCE, MFA),
+    ("s3:GetObject", "arn:aws:s3:::reports/2026/q1.csv", MFA | OFFICE),  # both statements
+]
+
+
+def john_log(tmp_path: Path, store: Path) -> Path:
+    """john.doe's logged Allows, decided by the store as the server would."""
+    authz = pdp.Authorizer.from_store(store, watch=False)
+    log_path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(str(log_path))
+    for action, resource, context in JOHN_LOGGED:
+        decision = authz.is_authorized("john.doe", action, resource, context)
+        assert decision.allowed, action
+        log.record(DecisionEvent.of("john.doe", action, resource, context, decision, 0.0))
+    assert log.close()
+    return log_path
+
+
+def test_suggest_policy_keeps_the_conditions_and_narrows_the_resources(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's john.doe: TerminateInstances was allowed only under MFA, so the suggestion
+    keeps the MFA condition; a request without MFA (or with MFA false) is denied by it, and so
+    is any instance or object but the logged one. A request two statements allowed gets both
+    conditions."""
+    store = make_store(tmp_path, {"john.doe": ["EC2Access"]}, {"EC2Access": JOHN_POLICY})
+    log_path = john_log(tmp_path, store)
+    argv = ["suggest-policy", "--principal", "john.doe", "--log", str(log_path)]
+    assert main([*argv, "--store", str(store)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    document = json.loads(out)
+    by_action = {a: s for s in document["Statement"] for a in s["Action"]}
+    terminate = by_action["ec2:TerminateInstances"]
+    assert terminate["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    assert terminate["Resource"] == [INSTANCE]
+    assert "Condition" not in by_action["ec2:DescribeInstances"]
+    assert by_action["s3:GetObject"]["Condition"] == {
+        "IpAddress": {"aws:SourceIp": "203.0.113.0/24"},
+        "Bool": {"aws:MultiFactorAuthPresent": "true"},
+    }
+    policy = pdp.parse_policy(document, source="suggested.json")
+    john = pdp.Principal.user("john.doe", account="123456789012")
+
+    def allowed(action: str, resource: str, context: dict[str, object]) -> bool:
+        decision = pdp.evaluate([policy], john, action=action, resource=resource, context=context)
+        return decision.allowed
+
+    for action, resource, context in JOHN_LOGGED:  # re-evaluated with their context
+        assert allowed(action, resource, context), action
+    for action, resource, context in [
+        ("ec2:TerminateInstances", INSTANCE, {}),  # the neighbour without MFA
+        ("ec2:TerminateInstances", INSTANCE, {"aws:MultiFactorAuthPresent": False}),
+        ("ec2:TerminateInstances", INSTANCE.replace("i-0abc", "i-0def"), MFA),
+        ("s3:GetObject", "arn:aws:s3:::reports/2026/q1.csv", MFA),  # not from the office
+        ("s3:GetObject", "arn:aws:s3:::reports/2026/q1.csv", OFFICE),  # without MFA
+        ("s3:GetObject", "arn:aws:s3:::reports/2026/q2.csv", MFA | OFFICE),
+        ("ec2:DescribeVolumes", "*", {}),
+    ]:
+        assert not allowed(action, resource, context), (action, resource, context)
+
+
+def test_suggest_policy_skips_requests_whose_statement_changed_and_account_grants(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A logged request whose matched statement is not in the store as logged is reported and
+    skipped; so is one allowed by the account-level password grant (not a statement)."""
+    store = make_store(tmp_path, {"john.doe": ["EC2Access"]}, {"EC2Access": JOHN_POLICY})
+    log_path = john_log(tmp_path, store)
+    grant = DecisionEvent(
+        time.time(),
+        "john.doe",
+        "iam:ChangePassword",
+        "arn:aws:iam::123456789012:user/john.doe",
+        {},
+        "Allow",
+        "allowed",
+        (ACCOUNT_GRANT,),
+    ).to_dict()
+    with log_path.open("a") as handle:
+        handle.write(json.dumps(grant | {"decision_id": "3" * 32}) + "\n")
+    changed = json.loads(json.dumps(JOHN_POLICY))
+    changed["Statement"][1]["Sid"] = "Terminate"  # the MFA statement was edited since
+    changed["Statement"][2]["Condition"]["IpAddress"]["aws:SourceIp"] = "198.51.100.0/24"
+    (store / "versions" / "0001" / "policies" / "EC2Access.json").write_text(json.dumps(changed))
+    argv = ["suggest-policy", "--principal", "john.doe", "--log", str(log_path)]
+    assert main([*argv, "--store", str(store)]) == 0
+    out, err = capsys.readouterr()
+    assert [a for s in json.loads(out)["Statement"] for a in s["Action"]] == [
+        "ec2:DescribeInstances"
+    ]
+    prefix = "pdp suggest-policy: skipped a logged request: "
+    assert err.splitlines() == [
+        f"{prefix}ec2:TerminateInstances on {INSTANCE}: policies/EC2Access.json Statement[1]"
+        " changed since (Sid or Effect differ in store version 0001)",
+        f"{prefix}s3:GetObject on arn:aws:s3:::reports/2026/q1.csv: policies/EC2Access.json"
+        " Statement[2] no longer allows it with its logged context (changed since)",
+        f"{prefix}iam:ChangePassword on arn:aws:iam::123456789012:user/john.doe: allowed by"
+        " account.json's AllowUsersToChangePassword, an account-level grant, not a policy"
+        " statement",
+    ]
+
+
+def test_suggest_policy_without_a_store_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PDP_STORE", raising=False)
+    log_path = tmp_path / "decisions.jsonl"
+    log_path.write_text(logged("bob", "s3:GetObject") + "\n")
+    assert main(["suggest-policy", "--principal", "bob", "--log", str(log_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "needs --store (or PDP_STORE)" in err
+    monkeypatch.setenv("PDP_STORE", str(p_store(tmp_path)))
+    assert main(["suggest-policy", "--principal", "bob", "--log", str(log_path)]) == 0
+    capsys.readouterr()
+    assert main(["suggest-policy", "--principal", "dave", "--log", str(log_path)]) == 1
+    assert "no user 'dave' in the store (version 0001)" in capsys.readouterr().err
+
+
+def test_reevaluation_refuses_a_suggestion_wider_than_its_statements() -> None:
+    """The check itself: an unconditioned grant of what an MFA statement allowed is refused,
+    on the neighbour without MFA; the conditioned one passes."""
+    john = pdp.Principal.user("john.doe", account="123456789012")
+    statement = dict(JOHN_POLICY["Statement"][1])  # type: ignore[index]
+    matched = pdp.parse_policy({"Version": "2012-10-17", "Statement": [statement]})
+    logged_event = DecisionEvent(
+        time.time(), "john.doe", "ec2:TerminateInstances", INSTANCE, MFA, "Allow", "allowed"
+    )
+    key = json.dumps(statement["Condition"])
+    samples = {("ec2:TerminateInstances", INSTANCE, key): {b"": (logged_event, [matched])}}
+    conditions = {key: statement["Condition"]}
+    _reevaluate(matched, john, samples, conditions)
+    blind = pdp.parse_policy(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{k: v for k, v in statement.items() if k != "Condition"}],
+        }
+    )
+    with pytest.raises(ValueError, match="which the statements that allowed it deny"):
+        _reevaluate(blind, john, samples, conditions)

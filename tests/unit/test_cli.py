@@ -284,7 +284,8 @@ def test_no_cli_text_output_passes_control_characters_through(
     # access advisor, suggest-policy
     advisor = ["access-advisor", "--store", store, "--db", str(tmp_path / "a.db")]
     assert _run(capsys, *advisor, "--principal", HOSTILE)[0] == 1
-    assert _run(capsys, "suggest-policy", "--principal", "bob", "--log", HOSTILE)[0] == 1
+    suggest = ["suggest-policy", "--store", store, "--principal", "bob", "--log", HOSTILE]
+    assert _run(capsys, *suggest)[0] == 1
 
 
 def test_reload_escapes_what_the_server_answers(
