@@ -371,3 +371,33 @@ def test_suggest_policy_leaves_root_out_and_skips_odd_requests(
         pdp.parse_policy(document, source="suggested.json")
     else:
         assert out == ""
+
+
+def test_a_refused_flush_keeps_its_rows_and_close_drains_within_its_bound(tmp_path: Path) -> None:
+    """SQLite refusing a write (the database held past busy_timeout) loses nothing: the rows
+    wait for the next flush; a close that still cannot write gives up after drain_timeout and
+    counts them in `lost`."""
+    db = str(tmp_path / "advisor.sqlite")
+    now = time.time()
+    advisor = AccessAdvisor(db, busy_timeout=0.1)
+    holder = sqlite3.connect(db, timeout=1)
+    holder.execute("BEGIN EXCLUSIVE")
+    advisor.observe(event("bob", "s3:GetObject", now - 2))
+    advisor.observe(event("bob", "ec2:RunInstances", now - 1))
+    assert advisor.flush() is False
+    advisor.observe(event("bob", "s3:PutObject", now))  # later than the refused s3 row: wins
+    stats = advisor.stats()
+    assert stats["pending"] == 2 and stats["flush_failures"] == 1 and stats["lost"] == 0
+    holder.rollback()
+    assert advisor.flush() is True
+    usage = advisor.usage("bob")
+    assert set(usage) == {"s3", "ec2"} and usage["s3"]["action"] == "s3:PutObject"
+    assert set(advisor.action_usage("bob")) == {"s3:getobject", "s3:putobject", "ec2:runinstances"}
+    holder.execute("BEGIN EXCLUSIVE")
+    advisor.observe(event("bob", "iam:ListUsers", now))
+    started = time.monotonic()
+    assert advisor.close(drain_timeout=0.5) is False
+    assert time.monotonic() - started < 5
+    assert advisor.lost == 2  # the service row and the action row
+    holder.rollback()
+    holder.close()
