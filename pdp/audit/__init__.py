@@ -7,6 +7,7 @@ report.
 """
 
 from pdp.audit.access_advisor import AccessAdvisor, granted_services, principal_name, report
+from pdp.audit.advisor_log import matching_log_files, usage_from_logs
 from pdp.audit.decision_log import DecisionEvent, DecisionLog, worker_path
 from pdp.audit.findings import SEVERITIES, Finding, audit, credential_report, render
 from pdp.audit.suggest import log_files, parse_since, read_events, suggest_policy
@@ -21,11 +22,13 @@ __all__ = [
     "credential_report",
     "granted_services",
     "log_files",
+    "matching_log_files",
     "parse_since",
     "principal_name",
     "read_events",
     "render",
     "report",
     "suggest_policy",
+    "usage_from_logs",
     "worker_path",
 ]

@@ -407,6 +407,10 @@ def report(
     if action_usage is not None:
         actions, skipped, truncated = granted_actions(policies, ref)
         recent_actions = {a for a, t in action_usage.items() if t >= cutoff}
+        answer["actions_used"] = [
+            {"action": a, "last_allowed": _iso(t), "recent": t >= cutoff}
+            for a, t in sorted(action_usage.items())
+        ]
         answer["actions_unused_for_days"] = sorted(
             a for a in actions if a.lower() not in recent_actions
         )

@@ -19,6 +19,7 @@ import grpc
 import pytest
 
 from pdp.audit.suggest import log_files
+from pdp.cli import main
 from pdp_client.v1 import authorizer_pb2 as pb
 from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.integration.servers import Server, copy_store, free_port, start_server
@@ -380,9 +381,12 @@ def test_a_locked_advisor_database_does_not_stall_probes_or_decisions(tmp_path: 
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_three_services_then_sigterm_all_reach_the_advisor(tmp_path: Path, workers: int) -> None:
+def test_three_services_then_sigterm_all_reach_the_advisor(
+    tmp_path: Path, workers: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Issue 13: three Allows to three services within a second, then SIGTERM: the database has
-    all three (the advisor's once-a-second batching must be drained at shutdown)."""
+    all three (the advisor's once-a-second batching must be drained at shutdown), and
+    `pdp access-advisor --log` rebuilds the same from the workers' files alone."""
     log = tmp_path / "decisions.jsonl"
     run = tmp_path / "run"
     srv = start_server(tmp_path, workers=workers, PDP_DECISION_LOG=str(log), PDP_RUN_DIR=str(run))
@@ -408,6 +412,13 @@ def test_three_services_then_sigterm_all_reach_the_advisor(tmp_path: Path, worke
     actions = db.execute("SELECT action FROM action_access WHERE principal = 'alice'").fetchall()
     expected = ["ec2:describeinstances", "iam:listusers", "s3:getobject"]
     assert sorted(a for (a,) in actions) == expected
+    pattern = str(tmp_path / "decisions*.jsonl")
+    argv = ["access-advisor", "--store", str(srv.store), "--principal", "alice", "--log", pattern]
+    assert main(argv) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert [u["service"] for u in answer["services_used"]] == ["ec2", "iam", "s3"]
+    assert [u["action"] for u in answer["actions_used"]] == expected
+    assert answer["source"]["events"] == 3
 
 
 def test_rows_a_busy_database_refused_are_written_at_sigterm(tmp_path: Path) -> None:
