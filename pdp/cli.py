@@ -667,10 +667,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "access-advisor",
         "services granted vs. used",
         "pdp access-advisor --store examples/store --principal bob --db decisions.advisor.sqlite",
+        "pdp access-advisor --store examples/store --principal bob --log 'logs/*/decisions*.jsonl'",
     )
     advisor.add_argument("--principal", required=True, help="the user's name or ARN")
     _store_argument(advisor)
-    advisor.add_argument("--db", required=True, help="the Access Advisor database (SQLite)")
+    source = advisor.add_mutually_exclusive_group(required=True)
+    source.add_argument("--db", help="the Access Advisor database (SQLite) of one server")
+    source.add_argument(
+        "--log",
+        help="rebuild from decision-log files alone: a glob (quote it) of every worker's and"
+        " replica's files; rotated files (.1, .2, ...) of each are read too",
+    )
     advisor.add_argument(
         "--days", type=int, default=90, help="a service unused this many days is unused"
     )
@@ -1007,7 +1014,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _access_advisor(args: argparse.Namespace) -> int:
-    from pdp.audit import AccessAdvisor, report
+    from pdp.audit import AccessAdvisor, matching_log_files, report, usage_from_logs
 
     snapshot = _load_or_say(args.store)
     if snapshot is None:
@@ -1019,15 +1026,20 @@ def _access_advisor(args: argparse.Namespace) -> int:
             f" (version {snapshot.version})"
         )
         return EXIT_ERROR
-    advisor = AccessAdvisor(args.db)
-    answer = report(
-        args.principal,
-        policies,
-        advisor.usage(args.principal),
-        days=args.days,
-        action_usage=advisor.action_usage(args.principal),
-    )
-    advisor.close()
+    if args.log is not None:
+        try:
+            files = matching_log_files(args.log)
+            usage, action_usage, events = usage_from_logs(files, args.principal)
+        except (OSError, ValueError) as exc:
+            _warn(f"pdp access-advisor: {exc}")
+            return EXIT_ERROR
+    else:
+        advisor = AccessAdvisor(args.db)
+        usage, action_usage = advisor.usage(args.principal), advisor.action_usage(args.principal)
+        advisor.close()
+    answer = report(args.principal, policies, usage, days=args.days, action_usage=action_usage)
+    if args.log is not None:
+        answer["source"] = {"log_files": len(files), "events": events}
     print(json.dumps(answer, indent=2))
     return 0
 

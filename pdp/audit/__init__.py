@@ -7,6 +7,7 @@ the credential report.
 """
 
 from pdp.audit.access_advisor import AccessAdvisor, granted_services, principal_name, report
+from pdp.audit.advisor_log import matching_log_files, usage_from_logs
 from pdp.audit.credentials import credential_report
 from pdp.audit.decision_log import DecisionEvent, DecisionLog, worker_path
 from pdp.audit.findings import SEVERITIES, Finding, audit, invalid_store, render
@@ -23,11 +24,13 @@ __all__ = [
     "granted_services",
     "invalid_store",
     "log_files",
+    "matching_log_files",
     "parse_since",
     "principal_name",
     "read_events",
     "render",
     "report",
     "suggest_policy",
+    "usage_from_logs",
     "worker_path",
 ]

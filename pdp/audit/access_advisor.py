@@ -16,10 +16,18 @@ Beside the service rows, one row per (principal, action) holds when that action 
 allowed (`action_usage`), under the same caps (per principal, and in all), so that `report` can
 list the actions a principal is granted and never used. Service names come from the service
 authorization reference (pdp.reference): `s3` is "Amazon S3".
+
+Nothing observed is lost to a busy database: a flush that SQLite refuses (another worker, an
+operator's shell or a backup holding the lock past `busy_timeout`) rolls back and puts its rows
+back, merged with what came since (the later time wins), to be written by the next flush. What
+waits is bounded (`_PENDING_MAX` keys of each kind; past that the oldest are dropped and counted
+in `lost`). `close()` drains: it retries until `drain_timeout`, and only then counts what it
+could not write as `lost`, with an error in the log.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import threading
@@ -33,6 +41,8 @@ from pdp.language import Policy
 from pdp.reference import Reference, default_reference
 
 __all__ = ["AccessAdvisor", "granted_actions", "granted_services", "principal_name", "report"]
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS last_access (
@@ -114,6 +124,7 @@ class AccessAdvisor:
         flush_every: float = 1.0,
         max_rows: int = 100_000,
         max_per_principal: int = 500,
+        busy_timeout: float = 2.0,
     ) -> None:
         if max_rows < 1 or max_per_principal < 1:
             raise ValueError("max_rows and max_per_principal are at least 1")
@@ -124,7 +135,9 @@ class AccessAdvisor:
         self.refused = 0  # Allow events whose service could not be a granted service
         self.pruned = 0  # service rows removed by the caps (by this process)
         self.pruned_actions = 0  # action rows removed by the caps
-        self._db = sqlite3.connect(path, timeout=10, check_same_thread=False)
+        self.flush_failures = 0  # flushes SQLite refused (their rows were kept for the next)
+        self.lost = 0  # rows never written: over the pending bound, or left at close
+        self._db = sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         for statement in (_SCHEMA, _INDEX, _ACTION_SCHEMA, _ACTION_INDEX):
             self._db.execute(statement)
@@ -132,7 +145,7 @@ class AccessAdvisor:
         self._pending: dict[tuple[str, str], tuple[float, str, str | None]] = {}
         self._pending_actions: dict[tuple[str, str], float] = {}
         # Invariant: _lock (pending rows, counters) is never held during SQLite I/O, which can
-        # wait up to 10 s on a locked database: stats() serves /readyz and /metrics.
+        # wait up to busy_timeout on a locked database: stats() serves /readyz and /metrics.
         self._lock = threading.Lock()
         self._db_lock = threading.Lock()  # the connection; taken after _lock, never before
         self._last_flush = time.monotonic()
@@ -162,43 +175,103 @@ class AccessAdvisor:
         if full or time.monotonic() - self._last_flush >= self.flush_every:
             self.flush()
 
-    def flush(self) -> None:
-        """Write what was observed, then enforce the caps."""
+    def flush(self) -> bool:
+        """Write what was observed, then enforce the caps. False when SQLite refused (the rows
+        are then back in memory, for the next flush)."""
         with self._lock:
             pending, self._pending = self._pending, {}
             actions, self._pending_actions = self._pending_actions, {}
             self._last_flush = time.monotonic()
-        if not pending:
-            return
-        with self._db_lock:
-            db = self._db
-            db.executemany(_UPSERT, [(p, s, t, a, pol) for (p, s), (t, a, pol) in pending.items()])
-            db.executemany(_ACTION_UPSERT, [(p, a, t) for (p, a), t in actions.items()])
-            before = db.total_changes
-            cap = self.max_per_principal
-            principals = {p for p, _ in pending}
-            for principal in principals:
-                db.execute(_PRUNE_PRINCIPAL, (principal, principal, cap))
-            (rows,) = db.execute("SELECT COUNT(*) FROM last_access").fetchone()
-            if rows > self.max_rows:
-                db.execute(_PRUNE_OLDEST, (rows - self.max_rows,))
-            pruned = db.total_changes - before
-            before = db.total_changes
-            for principal in principals:
-                limit = cap * ACTIONS_PER_SERVICE_ROW
-                db.execute(_PRUNE_PRINCIPAL_ACTIONS, (principal, principal, limit))
-            (rows,) = db.execute("SELECT COUNT(*) FROM action_access").fetchone()
-            if rows > self.max_rows:
-                db.execute(_PRUNE_OLDEST_ACTIONS, (rows - self.max_rows,))
-            pruned_actions = db.total_changes - before
-            db.commit()
+        if not pending and not actions:
+            return True
+        try:
+            pruned, pruned_actions = self._write(pending, actions)
+        except sqlite3.Error as exc:
+            self._restore(pending, actions)
+            log.warning("access advisor: cannot write %d row(s) yet: %s", len(pending), exc)
+            return False
         with self._lock:
             self.pruned += pruned
             self.pruned_actions += pruned_actions
+        return True
+
+    def _restore(
+        self,
+        pending: dict[tuple[str, str], tuple[float, str, str | None]],
+        actions: dict[tuple[str, str], float],
+    ) -> None:
+        """Put back the rows of a refused flush under what was observed since (later wins),
+        keeping at most _PENDING_MAX of each kind (the oldest go, counted in `lost`)."""
+        with self._lock:
+            self.flush_failures += 1
+            for key, row in pending.items():
+                newer = self._pending.get(key)
+                if newer is None or row[0] > newer[0]:
+                    self._pending[key] = row
+            for action_key, stamp in actions.items():
+                if stamp > self._pending_actions.get(action_key, 0.0):
+                    self._pending_actions[action_key] = stamp
+            if len(self._pending) > _PENDING_MAX:
+                keep = sorted(self._pending.items(), key=lambda kv: kv[1][0])[-_PENDING_MAX:]
+                self.lost += len(self._pending) - _PENDING_MAX
+                self._pending = dict(keep)
+            if len(self._pending_actions) > _PENDING_MAX:
+                kept = sorted(self._pending_actions.items(), key=lambda kv: kv[1])[-_PENDING_MAX:]
+                self.lost += len(self._pending_actions) - _PENDING_MAX
+                self._pending_actions = dict(kept)
+
+    def _write(
+        self,
+        pending: dict[tuple[str, str], tuple[float, str, str | None]],
+        actions: dict[tuple[str, str], float],
+    ) -> tuple[int, int]:
+        """One transaction: the rows, then the caps; rolled back whole on any SQLite error.
+        The rows pruned by the caps (service rows, action rows)."""
+        with self._db_lock:
+            db = self._db
+            try:
+                return self._write_rows(db, pending, actions)
+            except sqlite3.Error:
+                db.rollback()
+                raise
+
+    def _write_rows(
+        self,
+        db: sqlite3.Connection,
+        pending: dict[tuple[str, str], tuple[float, str, str | None]],
+        actions: dict[tuple[str, str], float],
+    ) -> tuple[int, int]:
+        db.executemany(_UPSERT, [(p, s, t, a, pol) for (p, s), (t, a, pol) in pending.items()])
+        db.executemany(_ACTION_UPSERT, [(p, a, t) for (p, a), t in actions.items()])
+        before = db.total_changes
+        cap = self.max_per_principal
+        principals = {p for p, _ in pending}
+        for principal in principals:
+            db.execute(_PRUNE_PRINCIPAL, (principal, principal, cap))
+        (rows,) = db.execute("SELECT COUNT(*) FROM last_access").fetchone()
+        if rows > self.max_rows:
+            db.execute(_PRUNE_OLDEST, (rows - self.max_rows,))
+        pruned = db.total_changes - before
+        before = db.total_changes
+        for principal in principals:
+            limit = cap * ACTIONS_PER_SERVICE_ROW
+            db.execute(_PRUNE_PRINCIPAL_ACTIONS, (principal, principal, limit))
+        (rows,) = db.execute("SELECT COUNT(*) FROM action_access").fetchone()
+        if rows > self.max_rows:
+            db.execute(_PRUNE_OLDEST_ACTIONS, (rows - self.max_rows,))
+        pruned_actions = db.total_changes - before
+        db.commit()
+        return pruned, pruned_actions
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return {"refused": self.refused, "pruned": self.pruned, "pending": len(self._pending)}
+            return {
+                "refused": self.refused,
+                "pruned": self.pruned,
+                "pending": len(self._pending),
+                "flush_failures": self.flush_failures,
+                "lost": self.lost,
+            }
 
     def usage(self, principal: str) -> dict[str, dict[str, Any]]:
         """service -> {last_allowed (epoch), action, policy} for one principal."""
@@ -229,10 +302,24 @@ class AccessAdvisor:
             ).fetchall()
         return {p: t for p, t in rows}
 
-    def close(self) -> None:
-        self.flush()
+    def close(self, drain_timeout: float = 10.0) -> bool:
+        """Write every pending row, retrying a refused flush until `drain_timeout` seconds have
+        passed; what is still pending then is counted in `lost` and logged. True if all was
+        written."""
+        deadline = time.monotonic() + drain_timeout
+        written = self.flush()
+        while not written and time.monotonic() < deadline:
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+            written = self.flush()
+        if not written:
+            with self._lock:
+                left = len(self._pending) + len(self._pending_actions)
+                self.lost += left
+                self._pending, self._pending_actions = {}, {}
+            log.error("access advisor: %d row(s) not written at close (database busy)", left)
         with self._db_lock:
             self._db.close()
+        return written
 
 
 def granted_services(policies: Iterable[Policy]) -> set[str]:
@@ -320,6 +407,10 @@ def report(
     if action_usage is not None:
         actions, skipped, truncated = granted_actions(policies, ref)
         recent_actions = {a for a, t in action_usage.items() if t >= cutoff}
+        answer["actions_used"] = [
+            {"action": a, "last_allowed": _iso(t), "recent": t >= cutoff}
+            for a, t in sorted(action_usage.items())
+        ]
         answer["actions_unused_for_days"] = sorted(
             a for a in actions if a.lower() not in recent_actions
         )

@@ -19,6 +19,7 @@ import grpc
 import pytest
 
 from pdp.audit.suggest import log_files
+from pdp.cli import main
 from pdp_client.v1 import authorizer_pb2 as pb
 from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.integration.servers import Server, copy_store, free_port, start_server
@@ -377,3 +378,73 @@ def test_a_locked_advisor_database_does_not_stall_probes_or_decisions(tmp_path: 
             lock.close()
     finally:
         assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_three_services_then_sigterm_all_reach_the_advisor(
+    tmp_path: Path, workers: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 13: three Allows to three services within a second, then SIGTERM: the database has
+    all three (the advisor's once-a-second batching must be drained at shutdown), and
+    `pdp access-advisor --log` rebuilds the same from the workers' files alone."""
+    log = tmp_path / "decisions.jsonl"
+    run = tmp_path / "run"
+    srv = start_server(tmp_path, workers=workers, PDP_DECISION_LOG=str(log), PDP_RUN_DIR=str(run))
+    try:
+        all_workers_up(run, workers)
+        time.sleep(1.1)  # the first event after a quiet second flushes at once: not the others
+        for action in ("s3:GetObject", "ec2:DescribeInstances", "iam:ListUsers"):
+            status, body = srv.call(
+                "/v1/is-authorized", {"principal": "alice", "action": action, "resource": "*"}
+            )
+            assert status == 200 and body["decision"] == "Allow", body
+    finally:
+        code = srv.stop(signal.SIGTERM)
+    assert code == 0
+    assert sorted(e["action"] for e in read_log(log)) == [
+        "ec2:DescribeInstances",
+        "iam:ListUsers",
+        "s3:GetObject",
+    ]
+    db = sqlite3.connect(f"{log}.advisor.sqlite")
+    rows = db.execute("SELECT service FROM last_access WHERE principal = 'alice'").fetchall()
+    assert sorted(s for (s,) in rows) == ["ec2", "iam", "s3"]
+    actions = db.execute("SELECT action FROM action_access WHERE principal = 'alice'").fetchall()
+    expected = ["ec2:describeinstances", "iam:listusers", "s3:getobject"]
+    assert sorted(a for (a,) in actions) == expected
+    pattern = str(tmp_path / "decisions*.jsonl")
+    argv = ["access-advisor", "--store", str(srv.store), "--principal", "alice", "--log", pattern]
+    assert main(argv) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert [u["service"] for u in answer["services_used"]] == ["ec2", "iam", "s3"]
+    assert [u["action"] for u in answer["actions_used"]] == expected
+    assert answer["source"]["events"] == 3
+
+
+def test_rows_a_busy_database_refused_are_written_at_sigterm(tmp_path: Path) -> None:
+    """A flush that SQLite refuses (the database held past its busy timeout: a backup, a shell,
+    another worker) keeps its rows; SIGTERM drains them. Before: the refused rows were gone."""
+    log = tmp_path / "decisions.jsonl"
+    run = tmp_path / "run"
+    srv = start_server(tmp_path, PDP_DECISION_LOG=str(log), PDP_RUN_DIR=str(run))
+    try:
+        all_workers_up(run, 1)
+        time.sleep(1.2)  # the advisor's database exists; the next Allow flushes at once
+        lock = sqlite3.connect(f"{log}.advisor.sqlite", timeout=1)
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            for action in ("s3:GetObject", "ec2:DescribeInstances", "iam:ListUsers"):
+                allow = {"principal": "alice", "action": action, "resource": "*"}
+                assert srv.call("/v1/is-authorized", allow)[1]["decision"] == "Allow"
+            time.sleep(11)  # longer than any busy timeout: the flushes meanwhile are refused
+            status, info = srv.call("/admin/status", admin=True)
+            assert status == 200 and info["access_advisor"]["flush_failures"] >= 1, info
+        finally:
+            lock.rollback()
+            lock.close()
+    finally:
+        code = srv.stop(signal.SIGTERM)
+    assert code == 0
+    db = sqlite3.connect(f"{log}.advisor.sqlite")
+    rows = db.execute("SELECT service FROM last_access WHERE principal = 'alice'").fetchall()
+    assert sorted(s for (s,) in rows) == ["ec2", "iam", "s3"]

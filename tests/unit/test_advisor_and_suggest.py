@@ -578,3 +578,96 @@ def test_reevaluation_refuses_a_suggestion_wider_than_its_statements() -> None:
     )
     with pytest.raises(ValueError, match="which the statements that allowed it deny"):
         _reevaluate(blind, john, samples, conditions)
+
+
+def test_a_refused_flush_keeps_its_rows_and_close_drains_within_its_bound(tmp_path: Path) -> None:
+    """SQLite refusing a write (the database held past busy_timeout) loses nothing: the rows
+    wait for the next flush; a close that still cannot write gives up after drain_timeout and
+    counts them in `lost`."""
+    db = str(tmp_path / "advisor.sqlite")
+    now = time.time()
+    advisor = AccessAdvisor(db, busy_timeout=0.1)
+    holder = sqlite3.connect(db, timeout=1)
+    holder.execute("BEGIN EXCLUSIVE")
+    advisor.observe(event("bob", "s3:GetObject", now - 2))
+    advisor.observe(event("bob", "ec2:RunInstances", now - 1))
+    assert advisor.flush() is False
+    advisor.observe(event("bob", "s3:PutObject", now))  # later than the refused s3 row: wins
+    stats = advisor.stats()
+    assert stats["pending"] == 2 and stats["flush_failures"] == 1 and stats["lost"] == 0
+    holder.rollback()
+    assert advisor.flush() is True
+    usage = advisor.usage("bob")
+    assert set(usage) == {"s3", "ec2"} and usage["s3"]["action"] == "s3:PutObject"
+    assert set(advisor.action_usage("bob")) == {"s3:getobject", "s3:putobject", "ec2:runinstances"}
+    holder.execute("BEGIN EXCLUSIVE")
+    advisor.observe(event("bob", "iam:ListUsers", now))
+    started = time.monotonic()
+    assert advisor.close(drain_timeout=0.5) is False
+    assert time.monotonic() - started < 5
+    assert advisor.lost == 2  # the service row and the action row
+    holder.rollback()
+    holder.close()
+
+
+def write_log(path: Path, events: list[DecisionEvent], max_bytes: int = 100 << 20) -> None:
+    """Lines as the server writes them (DecisionLog), rotating past `max_bytes`."""
+    log = DecisionLog(str(path), max_bytes=max_bytes, backups=3)
+    for e in events:
+        log.record(e)
+    assert log.close()
+
+
+def test_access_advisor_rebuilt_from_the_logs_of_workers_and_replicas(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pdp access-advisor --log GLOB`: every matching file (two replicas, one with two workers,
+    one rotated) merged, the latest time winning per service and per action; what bob's policies
+    grant and he never used is listed per service and per action."""
+    now = time.time()
+    a, b = tmp_path / "replica-a", tmp_path / "replica-b"
+    a.mkdir()
+    b.mkdir()
+    write_log(
+        a / "decisions.w1.jsonl",
+        [event("bob", "s3:GetObject", now - 200 * DAY)] * 30
+        + [event("bob", "s3:PutObject", now - 3 * DAY)],
+        max_bytes=4000,  # rotates: the older lines end up in decisions.w1.jsonl.1, .2
+    )
+    assert (a / "decisions.w1.jsonl.1").exists()
+    write_log(a / "decisions.w2.jsonl", [event("bob", "ec2:StopInstances", now - 2 * DAY)])
+    write_log(
+        b / "decisions.jsonl",
+        [
+            event("bob", "s3:GetObject", now - DAY),  # newer than replica a's
+            event("arn:aws:iam::123456789012:user/bob", "s3:PutObject", now - 5 * DAY),
+            event("bob", "orders:Cancel", now, decision="Deny"),  # a Deny is not usage
+            event("alice", "orders:Cancel", now),  # someone else
+        ],
+    )
+    (b / "decisions.jsonl.advisor.sqlite").write_text("not a log")  # never read
+    store = str(EXAMPLE)
+    pattern = str(tmp_path / "replica-*" / "decisions*.jsonl")
+    argv = ["access-advisor", "--store", store, "--principal", "bob", "--log", pattern]
+    assert main(argv) == 0
+    answer = json.loads(capsys.readouterr().out)
+    used = {u["service"]: u for u in answer["services_used"]}
+    assert set(used) == {"s3", "ec2"}
+    assert used["s3"]["action"] == "s3:GetObject" and used["s3"]["recent"]
+    assert answer["unused_for_days"] == ["orders"]
+    actions = {u["action"]: u for u in answer["actions_used"]}
+    assert set(actions) == {"s3:getobject", "s3:putobject", "ec2:stopinstances"}
+    assert all(u["recent"] for u in actions.values())
+    unused = answer["actions_unused_for_days"]
+    assert unused and all(a.startswith(("s3:", "ec2:", "orders:")) for a in unused)
+    assert "s3:GetObject" not in unused and "ec2:StopInstances" not in unused
+    files = [f for f in tmp_path.glob("replica-*/decisions*.jsonl*") if "sqlite" not in f.name]
+    lines = sum(len(f.read_text().splitlines()) for f in files)
+    assert answer["source"] == {"log_files": len(files), "events": lines} and len(files) >= 4
+    # No file, or a line that is not an event: an error naming the pattern, file and line.
+    nowhere = str(tmp_path / "nowhere" / "*.jsonl")
+    assert main(["access-advisor", "--store", store, "--principal", "bob", "--log", nowhere]) == 1
+    assert "no decision-log file matches" in capsys.readouterr().err
+    (b / "decisions.jsonl").write_text('{"decision": "Allow"}\n')
+    assert main(argv) == 1
+    assert "decisions.jsonl:1:" in capsys.readouterr().err
