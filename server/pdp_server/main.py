@@ -136,14 +136,28 @@ def check_installed() -> None:
         importlib.import_module(name)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`pdp serve [flags]`: the PDP_* variables, the flags over them, then serve."""
+EXAMPLES = """examples:
+  pdp serve --store examples/store
+  pdp serve --store /srv/pdp/store --workers 2 --admin-token-file /run/secrets/pdp-admin
+  PDP_STORE=/srv/pdp/store PDP_DECISION_LOG=/var/log/pdp/decisions.jsonl pdp serve"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `pdp serve`: every flag of Config, with help and examples."""
     parser = argparse.ArgumentParser(
         prog="pdp serve",
-        description="Serve decisions over gRPC and HTTP, plus the admin listener. Every flag"
-        " has a PDP_* variable (docs/serving.md, Configuration); a flag wins over it.",
+        description="Serve decisions over gRPC and HTTP, plus the admin listener. Every flag\n"
+        "has a PDP_* variable (docs/serving.md, Configuration); a flag wins over it.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`pdp serve [flags]`: the PDP_* variables, the flags over them, then serve."""
+    parser = build_parser()
     flags = parser.parse_args(argv)
     try:
         config = Config.from_sources(os.environ, flags)

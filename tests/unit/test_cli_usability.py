@@ -199,3 +199,23 @@ def test_an_unknown_principal_names_the_store_looked_in(
         "Deny (implicitDeny)  version 0002",
         '  error: principal: unknown principal "nobody" (no such user in store version 0002)',
     ]
+
+
+def test_pdp_serve_help_names_every_option_with_examples() -> None:
+    """pdp serve has its own parser (pdp_server): every flag has help, and --help shows
+    examples that its parser accepts."""
+    from pdp_server.main import build_parser
+
+    parser = build_parser()
+    for action in parser._actions:
+        assert action.help and action.help != argparse.SUPPRESS, action.option_strings
+    assert parser.epilog and parser.epilog.startswith("examples:\n")
+    shown = 0
+    for line in parser.epilog.splitlines()[1:]:
+        words = shlex.split(line)
+        while words and "=" in words[0]:
+            words.pop(0)
+        assert words[:2] == ["pdp", "serve"], line
+        parser.parse_args(words[2:])  # exits if an example does not parse
+        shown += 1
+    assert shown >= 3
