@@ -100,14 +100,16 @@ _PENDING_MAX = 10_000  # keys kept in memory before a flush is forced
 
 
 def principal_name(principal: str) -> str:
-    """A user ARN and a user name name the same user: key both by name ("root" for root)."""
-    if principal.startswith("arn:aws:iam::"):
+    """A user ARN and a user name name the same user: key both by name ("root" for root), in
+    lower case, since IAM user names ignore case (`BOB`, `bob` and `.../user/Bob` are one user,
+    as the decisions treat them: docs/store.md, Principals)."""
+    if principal[:13].lower() == "arn:aws:iam::":
         resource = principal.split(":", 5)[-1]
-        if resource == "root":
+        if resource.lower() == "root":
             return "root"
-        if resource.startswith("user/"):
-            return resource.rsplit("/", 1)[-1]
-    return principal
+        if resource[:5].lower() == "user/":
+            return resource.rsplit("/", 1)[-1].lower()
+    return principal.lower()
 
 
 def _iso(epoch: float) -> str:

@@ -671,3 +671,22 @@ def test_access_advisor_rebuilt_from_the_logs_of_workers_and_replicas(
     (b / "decisions.jsonl").write_text('{"decision": "Allow"}\n')
     assert main(argv) == 1
     assert "decisions.jsonl:1:" in capsys.readouterr().err
+
+
+def test_access_advisor_takes_a_user_in_any_case_as_one_user(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """IAM user names ignore case and the decisions do too: events logged for `BOB`, `bob`
+    and `.../user/Bob` are one user's usage, asked for in any case."""
+    now = time.time()
+    write_log(
+        tmp_path / "decisions.jsonl",
+        [
+            event("BOB", "s3:GetObject", now - DAY),
+            event("arn:aws:iam::123456789012:user/Bob", "ec2:StopInstances", now - DAY),
+        ],
+    )
+    argv = ["access-advisor", "--store", str(EXAMPLE), "--principal", "bOb", "--log"]
+    assert main([*argv, str(tmp_path / "decisions*.jsonl")]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert {u["service"] for u in answer["services_used"]} == {"s3", "ec2"}
