@@ -103,6 +103,8 @@ def principal_name(principal: str) -> str:
     """A user ARN and a user name name the same user: key both by name ("root" for root), in
     lower case, since IAM user names ignore case (`BOB`, `bob` and `.../user/Bob` are one user,
     as the decisions treat them: docs/store.md, Principals)."""
+    if not principal.isascii():  # no user's name (IAM's are ASCII): kept apart as it is
+        return principal
     if principal[:13].lower() == "arn:aws:iam::":
         resource = principal.split(":", 5)[-1]
         if resource.lower() == "root":

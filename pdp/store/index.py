@@ -246,7 +246,8 @@ class Index:
 
         O(1): the exact spelling is one dict lookup; another case one more, in `_folded`
         (lower-cased names and ARNs, built with the tables). A folded name never collides
-        with a folded ARN: names have no ":" (docs/store.md, Principals)."""
+        with a folded ARN: names have no ":" (docs/store.md, Principals). Only ASCII spellings
+        fold, as IAM's names and their case are ASCII."""
         entry = self._buckets[hash(principal) & MASK].get(principal)
         if entry is not None:
             return entry
@@ -254,6 +255,8 @@ class Index:
             name = self._arns.get(principal)
             if name is not None:
                 return self._users[name]
+        if not principal.isascii():  # stored names are ASCII; str.lower() folds more (K -> k)
+            return None
         name = self._folded.get(principal.lower())
         return None if name is None else self._users.get(name)
 

@@ -154,3 +154,20 @@ def test_http_resolves_a_user_in_any_case(server: Server) -> None:
     for spelling in ROOTS:
         answer = server.decide(spelling, "iam:CreateUser", "*")
         assert answer["decision"] == "Deny" and _root_refusal(answer["errors"]), spelling
+
+
+@pytest.mark.parametrize("cache_size", [0, 1000])
+def test_only_ascii_letters_fold(tmp_path: Path, cache_size: int) -> None:
+    """IAM user names are ASCII (`[A-Za-z0-9_+=,.@-]`) and so is their case: Python's
+    str.lower() also folds the Kelvin sign (U+212A) to "k", which must not make `\u212aate`
+    (or its ARN) the user `kate`."""
+    store = copy_store(tmp_path / "store")
+    users = store / "versions" / "0002" / "users"
+    shutil.copy(users / "bob.json", users / "kate.json")
+    with pdp.Authorizer.from_store(store, cache_size=cache_size, watch=False) as authz:
+        resource = "arn:aws:s3:::example-bucket/report.csv"
+        assert authz.is_authorized("KATE", "s3:GetObject", resource).decision == "Allow"
+        for spelling in ("\u212aate", "arn:aws:iam::123456789012:user/\u212aate"):
+            decision = authz.is_authorized(spelling, "s3:GetObject", resource)
+            assert (decision.decision, decision.reason) == ("Deny", "implicitDeny"), spelling
+            assert any("unknown principal" in e for e in decision.errors), decision.errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -690,3 +691,25 @@ def test_access_advisor_takes_a_user_in_any_case_as_one_user(
     assert main([*argv, str(tmp_path / "decisions*.jsonl")]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert {u["service"] for u in answer["services_used"]} == {"s3", "ec2"}
+
+
+def test_a_non_ascii_look_alike_is_not_the_users_usage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Kelvin sign (U+212A) lowers to "k" in Python, never in IAM: usage logged for
+    `\u212aate` is not the user kate's, while `KATE`'s is."""
+    store = tmp_path / "store"
+    shutil.copytree(EXAMPLE, store, symlinks=True)
+    users = store / "versions" / "0002" / "users"
+    shutil.copy(users / "bob.json", users / "kate.json")
+    now = time.time()
+    write_log(
+        tmp_path / "decisions.jsonl",
+        [event("\u212aate", "ec2:StopInstances", now), event("KATE", "s3:ListBucket", now - DAY)],
+    )
+    argv = ["access-advisor", "--store", str(store), "--principal", "kate", "--log"]
+    assert main([*argv, str(tmp_path / "decisions*.jsonl")]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert [(u["service"], u["action"]) for u in answer["services_used"]] == [
+        ("s3", "s3:ListBucket")
+    ]
