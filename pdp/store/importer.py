@@ -28,7 +28,7 @@ import re
 import stat
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -471,24 +471,37 @@ class _Converter:
                 self.inline += 1
         return out
 
+    def new_name(
+        self,
+        at: str,
+        where: str,
+        name: str,
+        kind: str,
+        valid: Callable[[object], bool],
+        seen: dict[str, str],
+    ) -> bool:
+        """Whether `name` (at element `at`) can be a new file of the store: an IAM name of its
+        kind, not hidden from the loader (a dot-name), not another's in other case. Each
+        refusal is a problem at `where`; an accepted name is remembered in `seen`."""
+        if not valid(name):
+            self.problem(where, f'"{name}" is not an IAM {kind} name')
+        elif name.startswith("."):
+            self.problem(where, f'"{name}" {_HIDDEN}')
+        elif name.lower() in seen:
+            self.problem(where, f'"{name}" and {seen[name.lower()]} differ only in case')
+        else:
+            seen[name.lower()] = at
+            return True
+        return False
+
     def groups_of(self, doc: dict[str, Any]) -> None:
         seen: dict[str, str] = {}
         for at, item in self.entries(doc, "GroupDetailList"):
             name, path = self.string(at, item, "GroupName"), self.path_of(at, item)
             if name is None or path is None:
                 continue
-            if not is_group_name(name):
-                self.problem(f"{at}.GroupName", f'"{name}" is not an IAM group name')
+            if not self.new_name(at, f"{at}.GroupName", name, "group", is_group_name, seen):
                 continue
-            if name.startswith("."):
-                self.problem(f"{at}.GroupName", f'"{name}" {_HIDDEN}')
-                continue
-            if name.lower() in seen:
-                self.problem(
-                    f"{at}.GroupName", f'"{name}" and {seen[name.lower()]} differ only in case'
-                )
-                continue
-            seen[name.lower()] = at
             self.check_arn(at, item.get("Arn"), f"group{path}{name}")
             group: dict[str, Any] = {"path": path, "policies": self.attached(at, item)}
             inline = self.inline_policies(at, item, "GroupPolicyList")
@@ -502,18 +515,8 @@ class _Converter:
             name, path = self.string(at, item, "UserName"), self.path_of(at, item)
             if name is None or path is None:
                 continue
-            if not is_user_name(name):
-                self.problem(f"{at}.UserName", f'"{name}" is not an IAM user name')
+            if not self.new_name(at, f"{at}.UserName", name, "user", is_user_name, seen):
                 continue
-            if name.startswith("."):
-                self.problem(f"{at}.UserName", f'"{name}" {_HIDDEN}')
-                continue
-            if name.lower() in seen:
-                self.problem(
-                    f"{at}.UserName", f'"{name}" and {seen[name.lower()]} differ only in case'
-                )
-                continue
-            seen[name.lower()] = at
             self.check_arn(at, item.get("Arn"), f"user{path}{name}")
             groups = self.user_groups(at, item)
             user: dict[str, Any] = {"path": path, "groups": groups}
