@@ -925,12 +925,7 @@ def _authoring_parsers(commands: Any) -> None:
         " if the store has one. On any failure the store is left as it was.",
     )
     publish.add_argument("workdir", metavar="WORKDIR", help="the version directory being edited")
-    publish.add_argument(
-        "--store",
-        default=os.environ.get("PDP_STORE") or None,
-        required=not os.environ.get("PDP_STORE"),
-        help="the store to publish into (default: $PDP_STORE)",
-    )
+    _store_argument(publish)
 
 
 def _authoring(args: argparse.Namespace) -> int:
