@@ -15,6 +15,7 @@ from pdp.errors import Diagnostic
 from pdp.language.condition import Condition
 from pdp.language.context import RequestContext
 from pdp.language.operators import EvaluationError, OperatorSyntaxError, parse_operator
+from pdp.language.principals import PrincipalSpec
 from pdp.language.validate import StatementNode
 from pdp.language.variables import Template, VariableSyntaxError, parse_template
 from pdp.language.wildcard import (
@@ -56,6 +57,8 @@ class CompiledStatement:
         "not_resource",
         "conditions",
         "services",
+        "principal",
+        "not_principal",
     )
 
     def __init__(
@@ -68,6 +71,8 @@ class CompiledStatement:
         not_resource: bool,
         conditions: tuple[Condition, ...],
         services: frozenset[str] | None,
+        principal: PrincipalSpec | None = None,
+        not_principal: bool = False,
     ) -> None:
         self.ref = ref
         self.deny = ref.effect == "Deny"
@@ -80,6 +85,8 @@ class CompiledStatement:
         self.not_resource = not_resource
         self.conditions = conditions
         self.services = services
+        self.principal = principal  # resource-based policies only: whom it names
+        self.not_principal = not_principal
 
     def template_hit(self, resource: str, ctx: RequestContext) -> bool:
         """Whether a Resource (or NotResource) pattern with policy variables matches."""
@@ -177,5 +184,7 @@ def compile_statement(
         not_resource=node.not_resource,
         conditions=tuple(conditions),
         services=frozenset(services) if services is not None else None,
+        principal=node.principal,
+        not_principal=node.not_principal,
     )
     return compiled, problems

@@ -16,6 +16,7 @@ from typing import Any
 
 from pdp.errors import Diagnostic
 from pdp.language.jsondoc import JsonObject
+from pdp.language.principals import PrincipalSpec, parse_principal
 from pdp.text import has_unsafe, printable
 
 __all__ = ["ConditionEntry", "PolicyNode", "StatementNode", "validate_document"]
@@ -38,6 +39,10 @@ _SID = re.compile(r"[A-Za-z0-9]*")
 _ACTION = re.compile(r"[A-Za-z0-9*?-]+:[A-Za-z0-9*?_-]+")
 _SERVICE = re.compile(r"[A-Za-z0-9-]+")  # a service prefix names one service: no wildcards
 _CONDITION_KEY = re.compile(r"[A-Za-z0-9*?-]+:\S(?:[^\t\n\r]*\S)?")  # tag keys hold spaces
+# Resource-based policies (trust policies above all) also name identity providers' keys, whose
+# prefix is a host name: "accounts.google.com:aud", "cognito-identity.amazonaws.com:amr".
+_PROVIDER_KEY = re.compile(r"[A-Za-z0-9*?.-]+(?:/[A-Za-z0-9._/-]+)?:\S(?:[^\t\n\r]*\S)?")
+KINDS = ("identity", "resource", "trust", "scp", "rcp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,8 @@ class StatementNode:
     resources: tuple[str, ...]
     not_resource: bool
     conditions: tuple[ConditionEntry, ...]
+    principal: PrincipalSpec | None = None  # resource-based policies: who the statement names
+    not_principal: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +131,14 @@ def _scalar_text(value: Any) -> str | None:
 
 
 def validate_document(
-    doc: Any, source: str | None = None
+    doc: Any, source: str | None = None, kind: str = "identity"
 ) -> tuple[PolicyNode | None, list[Diagnostic]]:
-    """Check a parsed policy document; return its tree and every problem found.
+    """Check a parsed policy document of a `kind` (KINDS); return its tree and every problem.
+
+    identity: no Principal (whoever the policy is attached to). resource: Principal or
+    NotPrincipal in every statement, NotPrincipal only with Deny, Resource optional (absent: the
+    resource the policy is attached to). trust (a role's trust policy): Principal, no NotPrincipal,
+    no Resource. scp: no Principal. rcp: `"Principal": "*"` only.
 
     The tree comes back even when there are problems (None only for a non-object), so that the
     compiler can add what it finds (unknown operators, unreadable values) to the same list.
@@ -169,7 +181,7 @@ def validate_document(
             items = []
         sids: dict[str, str] = {}
         for index, (path, stmt) in enumerate(items):
-            node = _statement(out, index, path, stmt)
+            node = _statement(out, index, path, stmt, kind)
             if node is None:
                 continue
             if node.sid:
@@ -193,19 +205,14 @@ def _show(value: Any) -> str:
     )
 
 
-def _statement(out: _Collector, index: int, path: str, stmt: Any) -> StatementNode | None:
+def _statement(
+    out: _Collector, index: int, path: str, stmt: Any, kind: str = "identity"
+) -> StatementNode | None:
     if not isinstance(stmt, dict):
         out.add("invalid_statement", path, "a statement must be a JSON object")
         return None
     out.check_object(stmt, path, _STATEMENT_KEYS)
-    for key in ("Principal", "NotPrincipal"):
-        if key in stmt:
-            out.add(
-                "principal_in_identity_policy",
-                _join(path, key),
-                f"{key} is not allowed in an identity-based policy",
-                "the principal is whoever the policy is attached to",
-            )
+    principal, not_principal = _principal(out, path, stmt, kind)
     sid = stmt.get("Sid")
     if "Sid" in stmt:
         if not isinstance(sid, str):
@@ -250,7 +257,27 @@ def _statement(out: _Collector, index: int, path: str, stmt: Any) -> StatementNo
                 " wildcards",
                 'name the service, e.g. "ec2:Describe*", or use "*" for every action',
             )
-    resources, not_resource = _either(out, stmt, path, "Resource", "NotResource")
+    if kind == "trust":
+        for key in ("Resource", "NotResource"):
+            if key in stmt:
+                out.add(
+                    "resource_in_trust_policy",
+                    _join(path, key),
+                    f"{key} is not allowed in a role's trust policy",
+                    "the resource is the role itself",
+                )
+        resources, not_resource = ("*",), False
+    elif kind == "resource" and "Resource" not in stmt and "NotResource" not in stmt:
+        resources, not_resource = ("*",), False  # the resource the policy is attached to
+    else:
+        resources, not_resource = _either(out, stmt, path, "Resource", "NotResource")
+    if kind == "resource" and not_principal and effect == "Allow":
+        out.add(
+            "not_principal_with_allow",
+            _join(path, "NotPrincipal"),
+            'NotPrincipal must be used with "Effect": "Deny"',
+            "AWS does not support NotPrincipal with Allow",
+        )
     for i, resource in enumerate(resources):
         # Six fields, or fewer when a final `*` (which crosses colons) stands for the rest
         if resource != "*" and not (
@@ -264,7 +291,8 @@ def _statement(out: _Collector, index: int, path: str, stmt: Any) -> StatementNo
                 f'invalid resource "{resource}"',
                 'a resource is "*" or an ARN: arn:partition:service:region:account:resource',
             )
-    conditions = _conditions(out, path, stmt["Condition"]) if "Condition" in stmt else ()
+    providers = kind in ("resource", "trust")
+    conditions = _conditions(out, path, stmt["Condition"], providers) if "Condition" in stmt else ()
     return StatementNode(
         index=index,
         path=path,
@@ -275,7 +303,53 @@ def _statement(out: _Collector, index: int, path: str, stmt: Any) -> StatementNo
         resources=resources,
         not_resource=not_resource,
         conditions=conditions,
+        principal=principal,
+        not_principal=not_principal,
     )
+
+
+def _principal(
+    out: _Collector, path: str, stmt: dict[str, Any], kind: str
+) -> tuple[PrincipalSpec | None, bool]:
+    """The statement's Principal or NotPrincipal, as its policy kind allows."""
+    present = [key for key in ("Principal", "NotPrincipal") if key in stmt]
+    if kind in ("identity", "scp"):
+        for key in present:
+            where = "an identity-based policy" if kind == "identity" else "a service control policy"
+            out.add(
+                "principal_in_identity_policy" if kind == "identity" else "principal_in_scp",
+                _join(path, key),
+                f"{key} is not allowed in {where}",
+                "the principal is whoever the policy is attached to",
+            )
+        return None, False
+    if len(present) == 2:
+        out.add("conflicting_elements", path, "Principal and NotPrincipal in the same statement")
+        return None, False
+    if not present:
+        out.add(
+            "missing_principal",
+            path,
+            "missing Principal: a resource-based policy names who it applies to",
+        )
+        return None, False
+    key = present[0]
+    if key == "NotPrincipal" and kind in ("trust", "rcp"):
+        where = "a role's trust policy" if kind == "trust" else "a resource control policy"
+        out.add("invalid_principal", _join(path, key), f"NotPrincipal is not allowed in {where}")
+        return None, False
+    problems: list[tuple[str, str, str]] = []
+    spec = parse_principal(stmt[key], _join(path, key), problems)
+    for code, where, message in problems:
+        out.add(code, where, message)
+    if kind == "rcp" and not problems and spec != PrincipalSpec(everyone=True):
+        out.add(
+            "invalid_principal",
+            _join(path, key),
+            'a resource control policy names "Principal": "*" only',
+            "narrow it with conditions on aws:PrincipalArn, aws:PrincipalOrgID, ...",
+        )
+    return (spec if not problems else None), key == "NotPrincipal"
 
 
 def _element_path(path: str, key: str, i: int, count: int) -> str:
@@ -317,7 +391,9 @@ def _either(
     return tuple(good), key == not_name
 
 
-def _conditions(out: _Collector, path: str, block: Any) -> tuple[ConditionEntry, ...]:
+def _conditions(
+    out: _Collector, path: str, block: Any, providers: bool = False
+) -> tuple[ConditionEntry, ...]:
     where = _join(path, "Condition")
     if not isinstance(block, dict):
         out.add("invalid_condition", where, "Condition must be an object of operators")
@@ -357,7 +433,7 @@ def _conditions(out: _Collector, path: str, block: Any) -> tuple[ConditionEntry,
                     "condition keys are printable text",
                 )
                 continue
-            if not _CONDITION_KEY.fullmatch(key):
+            if not (_PROVIDER_KEY if providers else _CONDITION_KEY).fullmatch(key):
                 out.add(
                     "invalid_condition_key",
                     key_path,
