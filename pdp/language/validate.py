@@ -257,6 +257,7 @@ def _statement(
                 " wildcards",
                 'name the service, e.g. "ec2:Describe*", or use "*" for every action',
             )
+    resources: tuple[str, ...]
     if kind == "trust":
         for key in ("Resource", "NotResource"):
             if key in stmt:
