@@ -16,7 +16,7 @@ string lengths), the same numbers the server's HTTP and gRPC doors refuse at.
 
 from pdp.errors import Diagnostic, PdpError, PolicyLoadError, PolicyValidationError, RequestError
 from pdp.language import Policy, PolicySet, evaluate, parse_policy
-from pdp.model import Decision, MatchedStatement, Principal, Request
+from pdp.model import Decision, MatchedStatement, Principal, Request, Session
 from pdp.store import Authorizer, ReloadResult
 from pdp.text import printable
 
@@ -33,6 +33,7 @@ __all__ = [
     "Principal",
     "ReloadResult",
     "Request",
+    "Session",
     "RequestError",
     "evaluate",
     "parse_policy",

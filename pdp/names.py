@@ -33,6 +33,7 @@ __all__ = [
     "is_path",
     "is_policy_name",
     "is_role_name",
+    "is_session_name",
     "is_user_name",
 ]
 
@@ -64,6 +65,11 @@ def is_user_name(value: object) -> bool:
 def is_role_name(value: object) -> bool:
     """1 to 64 of `[A-Za-z0-9_+=,.@-]`."""
     return _name(value, MAX_ROLE_NAME)
+
+
+def is_session_name(value: object) -> bool:
+    """A role session name (sts:RoleSessionName): 2 to 64 of `[A-Za-z0-9_+=,.@-]`."""
+    return _name(value, 64) and len(value) >= 2  # type: ignore[arg-type]
 
 
 def is_group_name(value: object) -> bool:

@@ -207,17 +207,36 @@ class Index:
     def _problem(self, file: str, path: str, message: str) -> None:
         self.problems.append(Diagnostic("missing_reference", path, message, file))
 
-    def _resolve(self, file: str, refs: tuple[str, ...]) -> tuple[Policy, ...]:
+    def resolve_policies(
+        self, file: str, refs: tuple[str, ...], *, where: str = "policies", quiet: bool = False
+    ) -> tuple[Policy, ...]:
+        """The policies that references (names, customer ARNs of this account, AWS managed
+        ARNs) name, for a file's field `where`; each missing one is a problem of the index
+        (unless `quiet`: a request's session policy ARNs are the caller's, not the store's)."""
+        return self._resolve(file, refs, where, [] if quiet else self.problems)
+
+    def _resolve(
+        self,
+        file: str,
+        refs: tuple[str, ...],
+        field: str = "policies",
+        problems: list[Diagnostic] | None = None,
+    ) -> tuple[Policy, ...]:
+        sink = self.problems if problems is None else problems
+
+        def problem(file: str, path: str, message: str) -> None:
+            sink.append(Diagnostic("missing_reference", path, message, file))
+
         out = []
         own_prefix = f"arn:aws:iam::{self.account}:policy/"
         for i, ref in enumerate(refs):
-            where = f"policies[{i}]"
+            where = f"{field}[{i}]" if field == "policies" else field
             policy: Policy | None
             if ref.startswith(AWS_MANAGED_PREFIX):
                 managed = self._aws.get(ref)
                 if managed is None:
                     known = ", ".join(a[len(AWS_MANAGED_PREFIX) :] for a in builtin_managed())
-                    self._problem(
+                    problem(
                         file,
                         where,
                         f'unknown AWS managed policy "{ref}" (built in: {known}; any other'
@@ -227,13 +246,13 @@ class Index:
                 policy = managed.policy
             elif ref.startswith("arn:"):
                 if not ref.startswith(own_prefix):
-                    self._problem(file, where, f'policy "{ref}" is not in account {self.account}')
+                    problem(file, where, f'policy "{ref}" is not in account {self.account}')
                     continue
                 policy = self._customer.get(_policy_name(ref))
             else:
                 policy = self._customer.get(ref)
             if policy is None:
-                self._problem(file, where, f'policy "{ref}" does not exist in policies/')
+                problem(file, where, f'policy "{ref}" does not exist in policies/')
                 continue
             out.append(policy)
         return tuple(out)

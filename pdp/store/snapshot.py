@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 
 from pdp.errors import RequestError
 from pdp.language import Policy, RequestContext, check_request, failure
-from pdp.model import Decision, Principal, Request
+from pdp.language.chain import Layers, decide_chain
+from pdp.model import PRINCIPAL_TYPES, Decision, Principal, Request, Session
 from pdp.reference import is_known_action
 from pdp.store.cache import DecisionCache, cache_key
 from pdp.store.index import Index, UserEntry
 from pdp.store.version import StoreVersion
+from pdp.store.world import World, layers, with_keys
 
 __all__ = ["PRINCIPAL_TYPES", "Snapshot"]
-
-PRINCIPAL_TYPES = ("user", "root")
 
 
 class Snapshot:
@@ -39,6 +40,7 @@ class Snapshot:
         "loaded_at",
         "load_seconds",
         "_root",
+        "world",
     )
 
     def __init__(
@@ -48,8 +50,10 @@ class Snapshot:
         cache_size: int,
         load_seconds: float = 0.0,
         source: StoreVersion | None = None,
+        world: World | None = None,
     ) -> None:
         self.version = index.version
+        self.world = world  # accounts, roles, resources, boundaries, organization; or None
         self.path = path
         self.index = index
         self.source = source  # what was read (and parsed): the next load reads against it
@@ -84,13 +88,21 @@ class Snapshot:
         context: Mapping[str, object] | None = None,
         *,
         principal_type: str = "user",
+        session: Session | None = None,
     ) -> Decision:
-        """Decide a request for a user (name or ARN), or for the account root when
-        `principal_type` is "root" (then `principal` is the root ARN)."""
+        """Decide a request for a user (name or ARN), or for another type of principal
+        (`principal_type`, model.PRINCIPAL_TYPES): the account root ("root", with the root
+        ARN), a role session ("role_session", its assumed-role ARN, with its `session`), an
+        AWS service ("service"), an identity provider ("federated") or "anonymous"."""
         try:
-            if principal_type != "user":
-                return self._decide_root(principal, action, resource, context, principal_type)
+            if principal_type != "user" or session is not None:
+                return self._decide_typed(
+                    principal, action, resource, context, principal_type, session
+                )
             cache = self.cache
+            world = self.world
+            if world is not None:
+                return self._decide_user_world(world, principal, action, resource, context)
             if cache is None:
                 return self._decide(principal, action, resource, context)[0]
             # Keyed on the user's stored name: every spelling of one user (name or ARN, any
@@ -139,21 +151,177 @@ class Snapshot:
         if entry is None:
             entry = index.resolve(principal)
         if entry is None:
-            if index.is_root_any_case(principal):
-                raise RequestError(
-                    "principal: the account root is not a user;"
-                    ' ask for it with principal_type "root"'
-                )
-            raise RequestError(
-                f'principal: unknown principal "{principal}"'
-                f" (no such user in store version {self.version})"
-            )
+            self._not_a_user(principal)
         ctx = RequestContext(index.principal(entry), context)
         lower = action.lower()
         decision = index.policy_set(entry).decide_context(ctx, lower, service, resource)
         if decision.reason == "implicitDeny" and not decision.errors:
             decision = index.account_grant(entry, lower, resource) or decision
         return decision, not decision.errors and not ctx.clock_read
+
+    def _not_a_user(self, principal: str) -> None:
+        """Raise the RequestError for a user-typed principal that is no user of the store."""
+        if self.index.is_root_any_case(principal) or (
+            self.world is not None and self.world.is_root(principal) is not None
+        ):
+            raise RequestError(
+                'principal: the account root is not a user; ask for it with principal_type "root"'
+            )
+        lower = principal.lower()
+        if lower.startswith("arn:aws:sts::") and ":assumed-role/" in lower:
+            raise RequestError(
+                'principal: a role session is not a user; ask with principal_type "role_session"'
+            )
+        if lower.startswith("arn:aws:iam::") and ":role/" in lower:
+            raise RequestError(
+                "principal: a role does not make requests, its sessions do: ask for"
+                " arn:aws:sts::<account>:assumed-role/<role>/<session> with principal_type"
+                ' "role_session"'
+            )
+        raise RequestError(
+            f'principal: unknown principal "{principal}"'
+            f" (no such user in store version {self.version})"
+        )
+
+    def _decide_user_world(
+        self,
+        world: World,
+        principal: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, object] | None,
+    ) -> Decision:
+        """A user's decision in a store with a World: the chain when anything beyond its
+        identity policies applies to the request, else exactly the identity-only path."""
+        if not isinstance(principal, str) or not principal:
+            raise RequestError("principal: must be a user name, user ARN or root ARN")
+        found = world.resolve_user(principal)
+        if found is None:
+            self._not_a_user(principal)
+        assert found is not None
+        index, entry = found
+        cache = self.cache
+        key = cache_key(entry.arn, action, resource, context) if cache is not None else None
+        if key is not None and cache is not None:
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
+        service = check_request(action, resource)
+        lower = action.lower()
+        caller = index.principal(entry)
+        identity = index.policy_set(entry)
+        boundary = world.user_boundary(entry)
+        lay, keys = layers(
+            world,
+            caller,
+            lower,
+            resource,
+            context,
+            identity=identity,
+            boundary=boundary,
+            session=None,
+        )
+        if not keys and _identity_only(lay):
+            ctx = RequestContext(caller, context)
+            decision = identity.decide_context(ctx, lower, service, resource)
+            if decision.reason == "implicitDeny" and not decision.errors:
+                decision = index.account_grant(entry, lower, resource) or decision
+        else:
+            caller = with_keys(caller, _checked_keys(keys, context))
+            ctx = RequestContext(caller, context)
+            decision = decide_chain(lay, caller, ctx, lower, service, resource, self.version)
+            if decision.blocked_by == ("identity",):
+                grant = index.account_grant(entry, lower, resource)
+                if grant is not None:
+                    decision = replace(grant, layers=decision.layers)
+        if key is not None and cache is not None and not decision.errors and not ctx.clock_read:
+            cache.put(key, decision)
+        return decision
+
+    def _decide_typed(
+        self,
+        principal: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, object] | None,
+        principal_type: str,
+        session: Session | None,
+    ) -> Decision:
+        """Decisions for the root user, role sessions, services, providers and anonymous."""
+        if principal_type not in PRINCIPAL_TYPES:
+            known = ", ".join(f'"{t}"' for t in PRINCIPAL_TYPES)
+            raise RequestError(f"principal_type: must be one of {known}")
+        if session is not None and principal_type != "role_session":
+            raise RequestError('session: only a principal_type "role_session" has a session')
+        if not isinstance(principal, str) or not principal:
+            raise RequestError("principal: must be a non-empty string")
+        world = self.world
+        if principal_type == "root" and world is None:
+            return self._decide_root(principal, action, resource, context, principal_type)
+        service = check_request(action, resource)
+        lower = action.lower()
+        identity = boundary = policies = None
+        service_linked = False
+        if principal_type == "root":
+            assert world is not None
+            account = world.is_root(principal)
+            if account is None:
+                return self._decide_root(principal, action, resource, context, principal_type)
+            caller = Principal.root(account=account)
+            if not world.indexes[account].root_enabled:
+                return self._disabled_root(account)
+        elif principal_type == "role_session":
+            if world is None:
+                raise RequestError(
+                    f"principal: store version {self.version} holds no roles (roles/<Name>.json)"
+                )
+            caller, role = world.session_principal(principal, session)
+            identity, boundary = role.identity, role.boundary
+            service_linked = role.role.service_linked
+            if session is not None:
+                policies = world.session_policies(role, session)
+        elif principal_type == "service":
+            caller = Principal.service(principal)
+        elif principal_type == "federated":
+            caller = Principal.federated(principal)
+        else:
+            if principal != "anonymous":
+                raise RequestError('principal: with principal_type "anonymous" it is "anonymous"')
+            caller = Principal.anonymous()
+        if world is None:
+            lay, keys = Layers(), {}
+        else:
+            lay, keys = layers(
+                world,
+                caller,
+                lower,
+                resource,
+                context,
+                identity=identity,
+                boundary=boundary,
+                session=policies,
+                service_linked=service_linked,
+            )
+        if principal_type == "root" and not keys and _identity_only(lay):
+            if context:
+                RequestContext(caller, context)  # a bad context still fails
+            return self._root if caller.account == self.index.account else self._root_of(account)
+        caller = with_keys(caller, _checked_keys(keys, context))
+        ctx = RequestContext(caller, context)
+        decision = decide_chain(lay, caller, ctx, lower, service, resource, self.version)
+        return replace(decision, root=True) if principal_type == "root" else decision
+
+    def _root_of(self, account: str) -> Decision:
+        return Decision("Allow", "allowed", policy_version=self.version, root=True)
+
+    def _disabled_root(self, account: str) -> Decision:
+        return Decision(
+            "Deny",
+            "implicitDeny",
+            errors=(f"the account root of {account} is disabled in account.json",),
+            policy_version=self.version,
+            root=True,
+        )
 
     def _decide_root(
         self,
@@ -187,3 +355,31 @@ class Snapshot:
         """The effective policies of a user (name or ARN), None when no such user exists."""
         entry = self.index.resolve(principal)
         return None if entry is None else entry.policies
+
+
+def _identity_only(lay: Layers) -> bool:
+    """Whether nothing but identity policies applies: no RCP, SCP, resource policy or
+    boundary, and the resource in the principal's account."""
+    return (
+        lay.rcp is None
+        and lay.scp is None
+        and not lay.resource
+        and not lay.resource_required
+        and lay.boundary is None
+        and lay.session is None
+        and lay.same_account
+    )
+
+
+def _checked_keys(
+    keys: dict[str, object], context: Mapping[str, object] | None
+) -> dict[str, object]:
+    """`keys` (derived from the store), after checking that the request sets none of them."""
+    if keys and context:
+        for key in context:
+            if isinstance(key, str) and key.lower() in keys:
+                raise RequestError(
+                    f'context: key "{key}" is derived from the store and cannot be set by the'
+                    " request"
+                )
+    return keys

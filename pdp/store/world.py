@@ -1,0 +1,384 @@
+"""Everything beyond one account's identity policies, resolved for the evaluation chain.
+
+A `World` holds, for one store version: each account's `Index` (users and groups), its roles
+with their resolved policies and boundaries, the resources the store knows (their ARN patterns,
+policies, tags and accounts), users' permissions boundaries, and the organization's SCP and RCP
+levels per account. `layers_for` turns one request into the `Layers` that
+`pdp.language.chain.decide_chain` decides, with the condition keys the model derives
+(aws:PrincipalOrgID, aws:ResourceAccount, aws:ResourceTag/..., ...), which the caller may then
+not set. A store without roles, resources, boundaries, an organization or a second account has
+no World at all: its decisions take the identity-only path, exactly as before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+import orjson
+from cachetools import LRUCache
+
+from pdp.errors import Diagnostic, PolicyValidationError, RequestError
+from pdp.language import Policy, PolicySet, glob_matcher, parse_policy
+from pdp.language.chain import Layers
+from pdp.model import Principal, Session
+from pdp.store.index import Index, UserEntry
+from pdp.store.organization import Organization
+from pdp.store.resources import ResourceFile
+from pdp.store.roles import Role
+from pdp.store.version import StoreVersion
+
+__all__ = ["RoleEntry", "World", "needs_world"]
+
+_SESSION_ARN = re.compile(
+    r"arn:aws:sts::([0-9]{12}):assumed-role/([\w+=,.@-]{1,64})/([\w+=,.@-]{2,64})", re.ASCII
+)
+_ROLE_ARN = re.compile(
+    r"arn:aws:iam::([0-9]{12}):role/(?:[\x21-\x7e]*/)?([\w+=,.@-]{1,64})", re.ASCII
+)
+_ROOT_ARN = re.compile(r"arn:aws:iam::([0-9]{12}):root", re.ASCII)
+# sts actions on a role ARN are decided by its trust policy, which must allow them
+_TRUST_ACTIONS = frozenset(
+    {
+        "sts:assumerole",
+        "sts:assumerolewithwebidentity",
+        "sts:assumerolewithsaml",
+        "sts:tagsession",
+        "sts:setsourceidentity",
+        "sts:setcontext",
+    }
+)
+_MAX_SESSION_POLICIES = 1024  # compiled session policies kept (each at most 2,048 characters)
+
+
+def needs_world(version: StoreVersion) -> bool:
+    """Whether a version holds anything beyond one account's users, groups and policies."""
+    return bool(
+        version.accounts
+        or version.roles
+        or version.resources
+        or version.organization is not None
+        or any(u.permissions_boundary for u in version.users.values())
+    )
+
+
+class RoleEntry:
+    """A role of the store: its record and its resolved identity policies and boundary."""
+
+    __slots__ = ("role", "account", "arn", "identity", "boundary", "trust")
+
+    def __init__(
+        self, role: Role, account: str, identity: PolicySet, boundary: PolicySet | None
+    ) -> None:
+        self.role = role
+        self.account = account
+        self.arn = role.arn
+        self.identity = identity
+        self.boundary = boundary
+        self.trust = role.trust_policy
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """The resource files that match one resource ARN, and what they tell of it."""
+
+    files: tuple[ResourceFile, ...]
+    account: str
+    tags: Mapping[str, str]
+
+
+class World:
+    """The accounts, roles, resources, boundaries and organization of one version."""
+
+    def __init__(self, version: StoreVersion, home: Index) -> None:
+        self.version = version.name
+        self.org: Organization | None = version.organization
+        self.problems: list[Diagnostic] = []
+        self.home = home
+        self.indexes: dict[str, Index] = {home.account: home}
+        subs = version.accounts or {home.account: version}
+        for account, sub in subs.items():
+            if account not in self.indexes:
+                index = Index(sub)
+                self.problems.extend(index.problems)
+                self.indexes[account] = index
+        self._sets: dict[tuple[int, ...], PolicySet] = {}
+        self.roles: dict[str, RoleEntry] = {}  # lower-cased (account, name) key "acct/name"
+        self.boundaries: dict[str, PolicySet] = {}  # user ARN -> boundary
+        resources: list[ResourceFile] = []
+        for account, sub in subs.items():
+            index = self.indexes[account]
+            for role in sub.roles.values():
+                attached = index.resolve_policies(role.file, role.policies)
+                identity = self._set(attached + role.inline_policies)
+                boundary = self._boundary(index, role.file, role.permissions_boundary)
+                entry = RoleEntry(role, account, identity, boundary)
+                self.roles[f"{account}/{role.name.lower()}"] = entry
+            for user in sub.users.values():
+                if user.permissions_boundary:
+                    found = self._boundary(index, user.file, user.permissions_boundary)
+                    if found is not None:
+                        arn = f"arn:aws:iam::{account}:user{user.path}{user.name}"
+                        self.boundaries[arn] = found
+            resources.extend(sub.resources)
+        self._exact: dict[str, list[ResourceFile]] = {}
+        self._patterns: list[tuple[object, ResourceFile]] = []
+        for file in resources:
+            for pattern in file.arns:
+                if "*" in pattern or "?" in pattern:
+                    self._patterns.append((glob_matcher(pattern), file))
+                else:
+                    self._exact.setdefault(pattern, []).append(file)
+        self._scps: dict[str, tuple[PolicySet, ...] | None] = {}
+        self._rcps: dict[str, tuple[PolicySet, ...] | None] = {}
+        self._org_keys: dict[str, dict[str, object]] = {}
+        self._session_policies: LRUCache[bytes, PolicySet] = LRUCache(_MAX_SESSION_POLICIES)
+
+    # -- resolution ------------------------------------------------------------------------
+
+    def _set(self, policies: tuple[Policy, ...]) -> PolicySet:
+        unique = tuple({id(p): p for p in policies}.values())
+        key = tuple(id(p) for p in unique)
+        found = self._sets.get(key)
+        if found is None:
+            found = self._sets[key] = PolicySet(unique, self.version)
+        return found
+
+    def _boundary(self, index: Index, file: str, ref: str | None) -> PolicySet | None:
+        if not ref:
+            return None
+        found = index.resolve_policies(file, (ref,), where="permissions_boundary")
+        return self._set(found) if found else None
+
+    def user_boundary(self, entry: UserEntry) -> PolicySet | None:
+        return self.boundaries.get(entry.arn)
+
+    def index_for(self, account: str) -> Index | None:
+        return self.indexes.get(account)
+
+    def role(self, account: str, name: str) -> RoleEntry | None:
+        return self.roles.get(f"{account}/{name.lower()}")
+
+    def role_by_arn(self, arn: str) -> RoleEntry | None:
+        match = _ROLE_ARN.fullmatch(arn)
+        if match is None:
+            return None
+        entry = self.role(match.group(1), match.group(2))
+        return entry if entry is not None and entry.arn.lower() == arn.lower() else None
+
+    def is_root(self, arn: str) -> str | None:
+        """The account of a root ARN of one of the store's accounts, else None."""
+        match = _ROOT_ARN.fullmatch(arn)
+        return match.group(1) if match and match.group(1) in self.indexes else None
+
+    def resolve_user(self, principal: str) -> tuple[Index, UserEntry] | None:
+        """A user by name (the home account's) or by ARN (any account of the store)."""
+        if principal.startswith("arn:") and principal.count(":") >= 5:
+            index = self.indexes.get(principal.split(":")[4])
+            if index is None:
+                return None
+            entry = index.resolve(principal)
+            return None if entry is None else (index, entry)
+        entry = self.home.resolve(principal)
+        return None if entry is None else (self.home, entry)
+
+    def session_principal(self, arn: str, session: Session | None) -> tuple[Principal, RoleEntry]:
+        match = _SESSION_ARN.fullmatch(arn)
+        if match is None:
+            raise RequestError(
+                "principal: a role session is arn:aws:sts::<account>:assumed-role/<role>/<session>"
+            )
+        account, name, session_name = match.groups()
+        entry = self.role(account, name)
+        if entry is None:
+            raise RequestError(
+                f'principal: unknown role "{name}" in account {account}'
+                f" (no such role in store version {self.version})"
+            )
+        role = entry.role
+        principal = Principal.session(
+            role.name,
+            session_name,
+            account=account,
+            path=role.path,
+            role_id=role.role_id,
+            role_tags=role.tags,
+            session=session,
+        )
+        return principal, entry
+
+    def session_policies(self, entry: RoleEntry, session: Session) -> PolicySet | None:
+        """The session's policies (inline documents and managed ARNs) as one PolicySet, or None
+        when it passes none. Compiled documents are kept in a bounded LRU by their JSON."""
+        if not session.policies and not session.policy_arns:
+            return None
+        key = orjson.dumps(
+            [entry.account, list(session.policies), list(session.policy_arns)],
+            option=orjson.OPT_SORT_KEYS,
+        )
+        found = self._session_policies.get(key)
+        if found is not None:
+            return found
+        policies: list[Policy] = []
+        for i, doc in enumerate(session.policies):
+            try:
+                policies.append(parse_policy(doc, f"session#policies[{i}]"))
+            except PolicyValidationError as exc:
+                raise RequestError(f"session.policies[{i}]: {exc}") from None
+        index = self.indexes[entry.account]
+        for i, arn in enumerate(session.policy_arns):
+            found_policies = index.resolve_policies(
+                "session", (arn,), where="policy_arns", quiet=True
+            )
+            if not found_policies:
+                raise RequestError(f'session.policy_arns[{i}]: no policy "{arn}" in the store')
+            policies.extend(found_policies)
+        result = PolicySet(policies, self.version)
+        self._session_policies[key] = result
+        return result
+
+    # -- organization ----------------------------------------------------------------------
+
+    def scp_levels(self, account: str) -> tuple[PolicySet, ...] | None:
+        """The SCP levels that govern a principal of `account`; None outside an organization
+        and for the management account (orgs_manage_policies_scps.html: "SCPs don't affect
+        users or roles in the management account")."""
+        if account not in self._scps:
+            self._scps[account] = self._org_levels(account, "scp")
+        return self._scps[account]
+
+    def rcp_levels(self, account: str) -> tuple[PolicySet, ...] | None:
+        """The RCP levels that govern a resource of `account` (None: no RCP applies; "RCPs
+        don't affect resources in the management account")."""
+        if account not in self._rcps:
+            self._rcps[account] = self._org_levels(account, "rcp")
+        return self._rcps[account]
+
+    def _org_levels(self, account: str, kind: str) -> tuple[PolicySet, ...] | None:
+        org = self.org
+        if org is None or account == org.management_account or org.path_of(account) is None:
+            return None
+        levels = org.scp_levels(account) if kind == "scp" else org.rcp_levels(account)
+        return tuple(self._set(tuple(level)) for level in levels)
+
+    def org_keys(self, account: str, prefix: str) -> Mapping[str, object]:
+        """aws:<prefix>OrgID / OrgPaths of an account in the organization (prefix "principal"
+        or "resource", lower-cased keys), empty when it is in none."""
+        cache_key = f"{prefix}/{account}"
+        found = self._org_keys.get(cache_key)
+        if found is None:
+            org = self.org
+            found = {}
+            if org is not None and org.path_of(account) is not None:
+                found = {
+                    f"aws:{prefix}orgid": org.id,
+                    f"aws:{prefix}orgpaths": (org.org_paths(account),),
+                }
+            self._org_keys[cache_key] = found
+        return found
+
+    # -- resources -------------------------------------------------------------------------
+
+    def known(self, resource: str) -> _Known | None:
+        """The store's resource files matching `resource`, with its account and tags."""
+        files = list(self._exact.get(resource, ()))
+        for matcher, file in self._patterns:
+            if matcher(resource) and file not in files:  # type: ignore[operator]
+                files.append(file)
+        if not files:
+            return None
+        tags: dict[str, str] = {}
+        where: dict[str, str] = {}
+        for file in files:
+            for key, value in file.tags.items():
+                lower = key.lower()
+                if lower in tags and tags[lower] != value:
+                    raise RequestError(
+                        f'resource: tag "{key}" differs between {where[lower]} and {file.file}'
+                    )
+                tags[lower] = value
+                where[lower] = file.file
+        return _Known(tuple(files), files[0].account, MappingProxyType(tags))
+
+
+def resource_account(resource: str, context: Mapping[str, object] | None) -> str | None:
+    """The account a resource ARN names, else the caller's aws:ResourceAccount, else None."""
+    parts = resource.split(":", 5)
+    if len(parts) == 6 and len(parts[4]) == 12 and parts[4].isdigit():
+        return parts[4]
+    if context:
+        for key, value in context.items():
+            if isinstance(key, str) and key.lower() == "aws:resourceaccount":
+                return value if isinstance(value, str) else None
+    return None
+
+
+def with_keys(principal: Principal, keys: Mapping[str, object]) -> Principal:
+    """`principal` with more derived context keys (the caller may not set them)."""
+    if not keys:
+        return principal
+    merged = dict(principal.context_keys)
+    merged.update(keys)  # type: ignore[arg-type]
+    return replace(principal, context_keys=MappingProxyType(merged))
+
+
+def layers(
+    world: World,
+    caller: Principal,
+    action: str,
+    resource: str,
+    context: Mapping[str, object] | None,
+    *,
+    identity: PolicySet | None,
+    boundary: PolicySet | None,
+    session: PolicySet | None = None,
+    service_linked: bool = False,
+) -> tuple[Layers, dict[str, object]]:
+    """The layers of one request and the condition keys the model derives for it."""
+    keys: dict[str, object] = {}
+    trust = None
+    known = None
+    if action in _TRUST_ACTIONS:
+        trust = world.role_by_arn(resource)
+    if trust is not None:
+        account = trust.account
+        policies: tuple[Policy, ...] = (trust.trust,)
+        required = True
+        tags: Mapping[str, str] = {k.lower(): v for k, v in trust.role.tags.items()}
+    else:
+        known = world.known(resource)
+        if known is not None:
+            account = known.account
+            policies = tuple(f.policy for f in known.files if f.policy is not None)
+            required = action.startswith("kms:")
+            tags = known.tags
+        else:
+            account = resource_account(resource, context) or caller.account
+            policies = ()
+            required = False
+            tags = {}
+    if trust is not None or known is not None:
+        keys["aws:resourceaccount"] = account
+        for key, value in tags.items():
+            keys[f"aws:resourcetag/{key}"] = value
+    keys.update(world.org_keys(account, "resource"))
+    if caller.account:
+        keys.update(world.org_keys(caller.account, "principal"))
+    principal_kind = caller.kind
+    scp = None
+    if principal_kind in ("user", "root", "session") and not service_linked:
+        scp = world.scp_levels(caller.account)
+    rcp = world.rcp_levels(account) if not service_linked else None
+    result = Layers(
+        rcp=rcp,
+        scp=scp,
+        resource=policies,
+        resource_required=required,
+        identity=identity,
+        boundary=boundary,
+        session=session,
+        same_account=account == caller.account,
+    )
+    return result, keys
