@@ -2,7 +2,7 @@
 
 A role is an identity like a user (attached and inline policies, a permissions boundary, tags),
 plus what only a role has: a trust policy, the resource-based policy saying who may assume it
-(kind "resource": every statement names a Principal, and no statement has a Resource, which AWS
+(kind "trust": every statement names a Principal, and no statement has a Resource, which AWS
 refuses in a trust policy), a maximum session duration and the service-linked flag
 (docs/store.md, "Accounts, roles, resources and the organization"; IAM User Guide, "Roles terms
 and concepts", https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles.html).
@@ -183,9 +183,9 @@ def read_role(reader: _Reader, rel: str, name: str, raw: bytes, account: str) ->
 
 
 def _trust_policy(reader: _Reader, rel: str, doc: dict[str, Any]) -> Policy | None:
-    """The role's trust policy: required, kind "resource", and without Resource/NotResource
-    ("you cannot include a Resource element in a trust policy": IAM User Guide, "IAM JSON
-    policy elements: Resource")."""
+    """The role's trust policy: required, of kind "trust" (pdp.language: a resource-based
+    policy whose statements name a Principal, without the Resource, NotResource and
+    NotPrincipal that AWS refuses in a trust policy)."""
     if "trust_policy" not in doc:
         reader.add(
             rel,
@@ -196,16 +196,7 @@ def _trust_policy(reader: _Reader, rel: str, doc: dict[str, Any]) -> Policy | No
         )
         return None
     document = doc["trust_policy"]
-    for path, statement in statements_of(document):
-        for key in ("Resource", "NotResource"):
-            if key in statement:
-                reader.add(
-                    rel,
-                    f"trust_policy.{path}.{key}",
-                    "resource_in_trust_policy",
-                    f"{key} is not allowed in a trust policy (the resource is the role itself)",
-                )
-    return reader.policy(rel, document, name=f"{rel}#trust", prefix="trust_policy", kind="resource")
+    return reader.policy(rel, document, name=f"{rel}#trust", prefix="trust_policy", kind="trust")
 
 
 def statements_of(document: Any) -> list[tuple[str, dict[str, Any]]]:

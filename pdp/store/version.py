@@ -872,14 +872,14 @@ def _read_accounts(name: str, root: Path) -> tuple[StoreVersion | None, list[Dia
     its citations, keep the `accounts/<id>/` prefix), with aws-managed/, tests/, store.json and
     the organization at the top. Always a full read."""
     reader = _Reader(root, Shards())
-    for top in ("account.json", *_ACCOUNT_FOLDERS):
-        if os.path.lexists(os.path.join(reader.root, top)):
+    for misplaced in ("account.json", *_ACCOUNT_FOLDERS):
+        if os.path.lexists(os.path.join(reader.root, misplaced)):
             reader.add(
-                top,
+                misplaced,
                 "",
                 "layout_conflict",
-                f"{top} at the version top and {ACCOUNTS_FOLDER}/: a version holds one account"
-                f" at its top or several in {ACCOUNTS_FOLDER}/<12-digit id>/, never both",
+                f"{misplaced} at the version top and {ACCOUNTS_FOLDER}/: a version holds one"
+                f" account at its top or several in {ACCOUNTS_FOLDER}/<12-digit id>/, never both",
                 f"move it into {ACCOUNTS_FOLDER}/<id>/",
             )
     ids = []
