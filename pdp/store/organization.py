@@ -49,6 +49,7 @@ _ID_RULES = {
 }
 _TOP_FIELDS = ("id", "management_account", "root", "accounts")
 _NODE_FIELDS = ("id", "name", "scps", "rcps", "accounts", "units")
+_FOLDER_ENTRIES = ("organization.json", "scps", "rcps")
 _MAX_DEPTH = 5  # AWS: an OU tree is at most five levels deep below the root
 
 
@@ -159,6 +160,16 @@ def read_organization(reader: _Reader) -> Organization | None:
     `reader`). Policy files without an organization file are refused: they would apply to
     nothing, silently."""
     present = [rel for rel in ORGANIZATION_FILES if os.path.lexists(reader.root / rel)]
+    folder = reader.root / ORGANIZATION_FOLDER
+    if os.path.isdir(folder):
+        for entry in sorted(os.listdir(folder)):
+            if not entry.startswith(".") and entry not in _FOLDER_ENTRIES:
+                reader.add(
+                    f"{ORGANIZATION_FOLDER}/{entry}",
+                    "",
+                    "unexpected_file",
+                    f"{ORGANIZATION_FOLDER}/ holds only {', '.join(_FOLDER_ENTRIES)}",
+                )
     scps = _policies(reader, "scps", "scp")
     rcps = _policies(reader, "rcps", "rcp")
     if len(present) > 1:

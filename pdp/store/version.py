@@ -904,6 +904,7 @@ def _read_accounts(name: str, root: Path) -> tuple[StoreVersion | None, list[Dia
     parts = {}
     for account_id in ids:
         prefix = f"{ACCOUNTS_FOLDER}/{account_id}/"
+        _check_entries(reader, prefix, ("account.json", *_ACCOUNT_FOLDERS))
         rel = f"{prefix}account.json"
         account = _read_account(reader, rel, account_id)
         if account.account_id != account_id:
@@ -971,6 +972,24 @@ def _read_accounts(name: str, root: Path) -> tuple[StoreVersion | None, list[Dia
         subs,
     )
     return version, []
+
+
+def _check_entries(reader: _Reader, prefix: str, allowed: tuple[str, ...]) -> None:
+    """Report what a folder of the model holds besides `allowed` (`prefix` ends with "/"):
+    a file put there would otherwise be ignored unnoticed (aws-managed/ in an account's
+    folder, say, which belongs at the version top)."""
+    try:
+        names = sorted(n for n in os.listdir(reader.root / prefix) if not n.startswith("."))
+    except OSError:
+        return  # absent or unreadable: reported where it is read
+    for name in names:
+        if name not in allowed:
+            reader.add(
+                f"{prefix}{name}",
+                "",
+                "unexpected_file",
+                f"{prefix} holds only {', '.join(allowed)}",
+            )
 
 
 def _entry_name(entry: os.DirEntry[str]) -> str:

@@ -510,7 +510,17 @@ def test_a_top_level_account_beside_accounts_is_a_layout_conflict(tmp_path: Path
     assert found.code == "layout_conflict"
 
 
+def test_an_account_folder_holding_aws_managed_is_refused(tmp_path: Path) -> None:
+    files = multi(**{f"accounts/{MEMBER}/aws-managed/X.json": READ})
+    assert_refused(tmp_path, files, f"accounts/{MEMBER}/aws-managed", "", "holds only account.json")
+
+
 # --- the organization refused ---
+
+
+def test_an_unexpected_file_in_organization_is_refused(tmp_path: Path) -> None:
+    files = single(**{"organization/DenyAll.json": READ})
+    assert_refused(tmp_path, files, "organization/DenyAll.json", "", "holds only organization.json")
 
 
 def test_an_account_listed_twice_in_the_tree_is_refused(tmp_path: Path) -> None:
