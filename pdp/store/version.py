@@ -8,6 +8,11 @@ Layout (docs/store.md)::
                         policies/<Name>.json   groups/<Name>.json   users/<name>.json
                         tests/*.json           optional policy tests
                         aws-managed/<path>/<Name>.json   AWS managed policies (aws_managed.py)
+                        roles/<Name>.json   resources/<name>.json   (roles.py, resources.py)
+                        organization/organization.json, organization/{scps,rcps}/<Name>.json
+                        accounts/<12 digits>/   several accounts, each holding account.json,
+                                 policies/ groups/ users/ roles/ resources/ (instead of them
+                                 at the top)
 
 `resolve_version` turns a store path into one real version directory, once; `read_version` then
 reads only below that directory, so a publisher swapping `current` mid-load never mixes versions.
@@ -38,6 +43,7 @@ from pdp.names import (
 )
 from pdp.store.aws_managed import (
     AWS_MANAGED_FOLDER,
+    AWS_MANAGED_PREFIX,
     ManagedPolicy,
     builtin_managed,
     managed_arn,
@@ -51,6 +57,9 @@ from pdp.store.checks import (
     refused,
     settings_problem,
 )
+from pdp.store.organization import ORGANIZATION_FOLDER, Organization, read_organization
+from pdp.store.resources import ResourceFile, read_resource
+from pdp.store.roles import Role, read_role, statements_of
 from pdp.store.shards import MASK, Shards
 
 __all__ = [
@@ -80,6 +89,11 @@ _CHUNK = 1 << 16
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 DEFAULT_ACCOUNT = "000000000000"
 _FOLDERS = ("policies", "groups", "users", "tests", AWS_MANAGED_FOLDER)
+ACCOUNTS_FOLDER = "accounts"
+# What a version may hold besides _FOLDERS (spec 14, section 1), read whole at every load.
+_MODEL_ENTRIES = ("roles", "resources", ORGANIZATION_FOLDER, ACCOUNTS_FOLDER)
+# What accounts/<id>/ holds, and what the top of a multi-account version may not.
+_ACCOUNT_FOLDERS = ("policies", "groups", "users", "roles", "resources")
 _MAX_STAMPED_FOLDERS = 1000  # of aws-managed/'s subfolders (AWS uses a few dozen paths)
 _PATH_RULE = f'path must start and end with "/", at most {MAX_PATH} characters of printable ASCII'
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
@@ -193,6 +207,9 @@ class User(Identity):
     password_last_used: str | None = None  # a date, never the password
     mfa_devices: tuple[MfaDevice, ...] = ()
     signing_certificates: tuple[SigningCertificate, ...] = ()
+    # A reference to a managed policy (a name in policies/, a customer policy ARN of the
+    # account or an AWS managed ARN) whose Allows cap the user's (IAM "Permissions boundaries").
+    permissions_boundary: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +261,16 @@ class StoreVersion:
     # The service prefixes store.json declares as its applications' own (`orders`), lower case:
     # not judged against AWS's reference, and not counted as unknown actions.
     application_services: frozenset[str] = frozenset()
+    # roles/ and resources/ of the account (of the top-level account in the multi-account
+    # layout), and the version's organization (None without organization.json).
+    roles: dict[str, Role] = field(default_factory=dict)
+    resources: tuple[ResourceFile, ...] = ()
+    organization: Organization | None = None
+    # The multi-account layout: one sub-version per accounts/<id>/, by account id (each with
+    # its own account, policies, groups, users, roles and resources); {} for a single account.
+    # The version's own fields then are those of the management account's sub-version if the
+    # store holds it, else of the lowest account id's, so single-account reports keep working.
+    accounts: dict[str, StoreVersion] = field(default_factory=dict)
 
 
 def natural_key(name: str) -> list[Any]:
@@ -279,7 +306,9 @@ def version_names(store: str | os.PathLike[str]) -> list[str]:
     )
 
 
-VERSION_ENTRIES = ("account.json", SETTINGS_FILE, *_FOLDERS)  # what a version directory may hold
+# what a version directory may hold (organization.json at the top too, not listed: an empty one
+# is refused, so it cannot make an otherwise empty directory a version)
+VERSION_ENTRIES = ("account.json", SETTINGS_FILE, *_FOLDERS, *_MODEL_ENTRIES)
 
 
 def is_version_directory(directory: str | os.PathLike[str]) -> bool:
@@ -311,6 +340,28 @@ def version_stamp(directory: str | os.PathLike[str]) -> tuple[int, ...]:
                     stamp.append(0)
             if count >= _MAX_STAMPED_FOLDERS:
                 break
+    for name in (
+        *_MODEL_ENTRIES,
+        "organization.json",
+        f"{ORGANIZATION_FOLDER}/scps",
+        f"{ORGANIZATION_FOLDER}/rcps",
+    ):
+        try:
+            stamp.append(os.stat(os.path.join(directory, name)).st_mtime_ns)
+        except OSError:
+            stamp.append(0)
+    try:
+        accounts = sorted(os.listdir(os.path.join(directory, ACCOUNTS_FOLDER)))
+    except OSError:
+        accounts = []
+    for account in accounts[:_MAX_STAMPED_FOLDERS]:
+        for name in ("", "account.json", *_ACCOUNT_FOLDERS):
+            try:
+                stamp.append(
+                    os.stat(os.path.join(directory, ACCOUNTS_FOLDER, account, name)).st_mtime_ns
+                )
+            except OSError:
+                stamp.append(0)
     return tuple(stamp)
 
 
@@ -525,7 +576,11 @@ class _Reader:
             return ()
         return tuple(value)
 
-    def inline(self, rel: str, doc: dict[str, Any], limit: int) -> tuple[Policy, ...]:
+    def inline(
+        self, rel: str, doc: dict[str, Any], limit: int, label: str = ""
+    ) -> tuple[Policy, ...]:
+        """The inline policies of a file, each cited `<rel>#<label><Name>` (a user's
+        `users/bob.json#Name`, a role's `roles/Deploy.json#inline/Name`: spec section 5)."""
         if "inline_policies" not in doc:
             return ()
         value = doc["inline_policies"]
@@ -547,20 +602,34 @@ class _Reader:
                 self.add(rel, f"inline_policies.{name}", "invalid_name", "invalid policy name")
                 continue
             policy = self.policy(
-                rel, document, name=f"{rel}#{name}", prefix=f"inline_policies.{name}"
+                rel, document, name=f"{rel}#{label}{name}", prefix=f"inline_policies.{name}"
             )
             if policy is not None:
                 out.append(policy)
         return tuple(out)
 
-    def policy(self, rel: str, document: Any, *, name: str, prefix: str = "") -> Policy | None:
+    def policy(
+        self, rel: str, document: Any, *, name: str, prefix: str = "", kind: str = "identity"
+    ) -> Policy | None:
         try:
-            return parse_policy(document, source=rel, name=name)
+            return parse_policy(document, source=rel, name=name, kind=kind)
         except PolicyValidationError as exc:
             for d in exc.diagnostics:
                 path = f"{prefix}.{d.path}" if prefix and d.path else (prefix or d.path)
                 self.add(rel, path, d.code, d.message, d.hint)
             return None
+
+    def tags(self, rel: str, doc: dict[str, Any]) -> dict[str, str]:
+        """The `tags` of a file: names to strings, keys differing in more than case."""
+        tags = doc.get("tags", {})
+        if not isinstance(tags, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) for k, v in tags.items()
+        ):
+            self.add(rel, "tags", "invalid_field", "tags must map names to strings")
+            return {}
+        if len({k.lower() for k in tags}) != len(tags):
+            self.add(rel, "tags", "invalid_field", "tag keys must differ in more than case")
+        return dict(tags)
 
     def date(self, rel: str, where: str, value: Any, optional: bool = True) -> str | None:
         if value is None and optional:
@@ -684,7 +753,14 @@ def read_version(
     that differ are parsed; the tables of `earlier` are copied and updated (deletions noticed
     by count), so that a reload allocates what changed, not a hundred thousand entries anew.
     Every file is still read and every rule of the whole version still checked; the result
-    equals a full read's, order included (tests/integration/test_incremental_reload.py)."""
+    equals a full read's, order included (tests/integration/test_incremental_reload.py).
+
+    A version with `accounts/` (several accounts) is always read in full: `earlier` is ignored
+    there (`_read_accounts`), and the index built from it is a cold one."""
+    if os.path.lexists(os.path.join(root, ACCOUNTS_FOLDER)):
+        return _read_accounts(name, root)
+    if earlier is not None and earlier.accounts:
+        earlier = None  # the other layout: nothing to compare file by file
     reader = _Reader(root, earlier.parsed if earlier is not None else Shards())
     account = _read_account(reader)
     changed: set[str] = set()  # the users added, edited or deleted (for the index)
@@ -698,16 +774,57 @@ def read_version(
         policies = _read_delta(reader, "policies", _read_policy, earlier.policies, added)
         groups = _read_delta(reader, "groups", _read_group, earlier.groups, added)
         users = _read_delta(reader, "users", _read_user, earlier.users, added, changed)
+    roles = _read_roles(reader, "", account.account_id)
+    resources = _read_resources(reader, "", account.account_id)
     aws_managed = _read_aws_managed(reader, earlier)
     tests = tuple(t for rel, path in reader.files("tests") for t in _read_tests(reader, rel, path))
     for folder, items in (("users", users), ("groups", groups), ("policies", policies)):
         if folder in added:  # only a new name can clash with another
             _check_names_unique(reader, items, folder)
+    organization = read_organization(reader)
+    available = {**builtin_managed(), **aws_managed}
+    _check_references(reader, account.account_id, policies, available, users, roles)
+    _check_model(reader, organization, {account.account_id: "account.json"}, roles, resources)
     settings = _read_settings(reader)
     own = application_services(settings)
+    _refuse_findings(reader, settings, own, [(policies, groups, users)])
+    if reader.problems:
+        return None, _sorted(reader.problems)
+    version = StoreVersion(
+        name,
+        str(root),
+        account,
+        policies,
+        groups,
+        users,
+        tests,
+        reader.parsed_table(),
+        frozenset(changed) if earlier is not None else None,
+        aws_managed,
+        own,
+        roles,
+        resources,
+        organization,
+    )
+    return version, []
+
+
+def _sorted(problems: list[Diagnostic]) -> list[Diagnostic]:
+    return sorted(problems, key=lambda d: (d.source or "", d.path))
+
+
+def _refuse_findings(
+    reader: _Reader,
+    settings: dict[str, Any],
+    own: frozenset[str],
+    accounts: list[tuple[dict[str, Policy], dict[str, Group], Shards[User]]],
+) -> None:
+    """store.json's `refuse_findings`: each account's findings at or above its level."""
     level = settings.get("refuse_findings")
-    if level is not None and not reader.problems:
-        hint = f"store.json refuses findings of type {level} and above"
+    if level is None or reader.problems:
+        return
+    hint = f"store.json refuses findings of type {level} and above"
+    for policies, groups, users in accounts:
         try:
             found = refused(level, policies, [*groups.values(), *users.values()], own)
         except CheckFailed as exc:  # fail closed: what it would refuse is unknown
@@ -721,22 +838,294 @@ def read_version(
                 f"{finding.finding_type}: {finding.message}",
                 hint,
             )
+
+
+def _read_roles(reader: _Reader, prefix: str, account: str) -> dict[str, Role]:
+    """roles/ (or accounts/<id>/roles/), by name in file order. Read whole at every load: a
+    role's ARN depends on its account, so what a file parsed to is not reused by bytes."""
+    folder = f"{prefix}roles"
+    out: dict[str, Role] = {}
+    for rel, path in reader.files(folder):
+        raw = reader.read_bytes(rel, path)
+        if raw is not None:
+            role = read_role(reader, rel, _stem(rel), raw, account)
+            if role is not None:
+                out[role.name] = role
+    _check_names_unique(reader, out, folder)
+    return out
+
+
+def _read_resources(reader: _Reader, prefix: str, account: str) -> tuple[ResourceFile, ...]:
+    """resources/ (or accounts/<id>/resources/), in file order."""
+    out = []
+    for rel, path in reader.files(f"{prefix}resources"):
+        raw = reader.read_bytes(rel, path)
+        if raw is not None:
+            item = read_resource(reader, rel, _stem(rel), raw, account)
+            if item is not None:
+                out.append(item)
+    return tuple(out)
+
+
+def _read_accounts(name: str, root: Path) -> tuple[StoreVersion | None, list[Diagnostic]]:
+    """The multi-account layout: accounts/<id>/ each read as an account (its file names, and so
+    its citations, keep the `accounts/<id>/` prefix), with aws-managed/, tests/, store.json and
+    the organization at the top. Always a full read."""
+    reader = _Reader(root, Shards())
+    for misplaced in ("account.json", *_ACCOUNT_FOLDERS):
+        if os.path.lexists(os.path.join(reader.root, misplaced)):
+            reader.add(
+                misplaced,
+                "",
+                "layout_conflict",
+                f"{misplaced} at the version top and {ACCOUNTS_FOLDER}/: a version holds one"
+                f" account at its top or several in {ACCOUNTS_FOLDER}/<12-digit id>/, never both",
+                f"move it into {ACCOUNTS_FOLDER}/<id>/",
+            )
+    ids = []
+    directory = reader.folder(ACCOUNTS_FOLDER)
+    if directory is not None:
+        with os.scandir(directory) as listing:
+            entries = sorted((e for e in listing if not e.name.startswith(".")), key=_entry_name)
+        for entry in entries:
+            rel = f"{ACCOUNTS_FOLDER}/{entry.name}"
+            if not is_account_id(entry.name):
+                reader.add(rel, "", "invalid_name", "an account folder is named by its 12-digit id")
+            elif entry.is_symlink() and reader.follow(rel, entry.path) is None:
+                continue  # a link out of the version: reported
+            elif not entry.is_dir():
+                reader.add(rel, "", "not_a_directory", f"{rel} must be a directory")
+            else:
+                ids.append(entry.name)
+    aws_managed = _read_aws_managed(reader, None)
+    available = {**builtin_managed(), **aws_managed}
+    settings = _read_settings(reader)
+    own = application_services(settings)
+    parts = {}
+    for account_id in ids:
+        prefix = f"{ACCOUNTS_FOLDER}/{account_id}/"
+        _check_entries(reader, prefix, ("account.json", *_ACCOUNT_FOLDERS))
+        rel = f"{prefix}account.json"
+        account = _read_account(reader, rel, account_id)
+        if account.account_id != account_id:
+            reader.add(
+                rel,
+                "account_id",
+                "invalid_field",
+                f"account_id {account.account_id} differs from its folder's name {account_id}",
+            )
+        policies = _read_folder(reader, f"{prefix}policies", _read_policy)
+        groups = _read_folder(reader, f"{prefix}groups", _read_group)
+        users: Shards[User] = Shards(_read_folder(reader, f"{prefix}users", _read_user).items())
+        for folder, items in (("users", users), ("groups", groups), ("policies", policies)):
+            _check_names_unique(reader, items, f"{prefix}{folder}")
+        roles = _read_roles(reader, prefix, account_id)
+        resources = _read_resources(reader, prefix, account_id)
+        _check_references(reader, account_id, policies, available, users, roles)
+        parts[account_id] = (account, policies, groups, users, roles, resources)
+    tests = tuple(t for rel, path in reader.files("tests") for t in _read_tests(reader, rel, path))
+    organization = read_organization(reader)
+    _check_model(
+        reader,
+        organization,
+        {a: f"{ACCOUNTS_FOLDER}/{a}/" for a in parts},
+        {f"{a}/{n}": r for a, p in parts.items() for n, r in p[4].items()},
+        tuple(r for p in parts.values() for r in p[5]),
+    )
+    _refuse_findings(reader, settings, own, [(p[1], p[2], p[3]) for p in parts.values()])
     if reader.problems:
-        return None, sorted(reader.problems, key=lambda d: (d.source or "", d.path))
+        return None, _sorted(reader.problems)
+    subs = {
+        a: StoreVersion(
+            name,
+            str(reader.root / ACCOUNTS_FOLDER / a),
+            account,
+            policies,
+            groups,
+            users,
+            (),
+            aws_managed=aws_managed,
+            application_services=own,
+            roles=roles,
+            resources=resources,
+            organization=organization,
+        )
+        for a, (account, policies, groups, users, roles, resources) in parts.items()
+    }
+    management = organization.management_account if organization is not None else None
+    top = subs.get(management or "") or (subs[min(subs)] if subs else None)
     version = StoreVersion(
         name,
         str(root),
-        account,
-        policies,
-        groups,
-        users,
+        top.account if top is not None else Account(),
+        top.policies if top is not None else {},
+        top.groups if top is not None else {},
+        top.users if top is not None else Shards(),
         tests,
         reader.parsed_table(),
-        frozenset(changed) if earlier is not None else None,
+        None,
         aws_managed,
         own,
+        top.roles if top is not None else {},
+        top.resources if top is not None else (),
+        organization,
+        subs,
     )
     return version, []
+
+
+def _check_entries(reader: _Reader, prefix: str, allowed: tuple[str, ...]) -> None:
+    """Report what a folder of the model holds besides `allowed` (`prefix` ends with "/"):
+    a file put there would otherwise be ignored unnoticed (aws-managed/ in an account's
+    folder, say, which belongs at the version top)."""
+    try:
+        names = sorted(n for n in os.listdir(reader.root / prefix) if not n.startswith("."))
+    except OSError:
+        return  # absent or unreadable: reported where it is read
+    for name in names:
+        if name not in allowed:
+            reader.add(
+                f"{prefix}{name}",
+                "",
+                "unexpected_file",
+                f"{prefix} holds only {', '.join(allowed)}",
+            )
+
+
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+def _check_references(
+    reader: _Reader,
+    account: str,
+    policies: Mapping[str, Policy],
+    available: Mapping[str, ManagedPolicy],
+    users: Shards[User],
+    roles: Mapping[str, Role],
+) -> None:
+    """Every reference a role makes (attached policies, boundary) and every user's boundary
+    names a policy that exists, as the index requires of users' attached policies (same
+    messages: pdp/store/index.py `_resolve`). Refused at read time: a boundary that names
+    nothing would otherwise cap nothing, or everything, unnoticed."""
+    for role in roles.values():
+        for i, ref in enumerate(role.policies):
+            _check_reference(reader, role.file, f"policies[{i}]", ref, account, policies, available)
+        if role.permissions_boundary is not None:
+            _check_reference(
+                reader,
+                role.file,
+                "permissions_boundary",
+                role.permissions_boundary,
+                account,
+                policies,
+                available,
+            )
+    for _, user in users.unordered_items():
+        if user.permissions_boundary is not None:
+            _check_reference(
+                reader,
+                user.file,
+                "permissions_boundary",
+                user.permissions_boundary,
+                account,
+                policies,
+                available,
+            )
+
+
+def _check_reference(
+    reader: _Reader,
+    file: str,
+    where: str,
+    ref: str,
+    account: str,
+    policies: Mapping[str, Policy],
+    available: Mapping[str, ManagedPolicy],
+) -> None:
+    if ref.startswith(AWS_MANAGED_PREFIX):
+        if ref not in available:
+            known = ", ".join(a[len(AWS_MANAGED_PREFIX) :] for a in builtin_managed())
+            reader.add(
+                file,
+                where,
+                "missing_reference",
+                f'unknown AWS managed policy "{ref}" (built in: {known}; any other'
+                " goes in the version's aws-managed/<path>/<Name>.json)",
+            )
+        return
+    if ref.startswith("arn:"):
+        if not ref.startswith(f"arn:aws:iam::{account}:policy/"):
+            reader.add(
+                file, where, "missing_reference", f'policy "{ref}" is not in account {account}'
+            )
+            return
+        ref_name = ref.rsplit("/", 1)[-1]
+    else:
+        ref_name = ref
+    if ref_name not in policies:
+        reader.add(file, where, "missing_reference", f'policy "{ref}" does not exist in policies/')
+
+
+# A principal naming an account: its 12-digit id, or an IAM/STS ARN of it
+# (`arn:aws:iam::111122223333:root`, `...:role/R`, `arn:aws:sts::...:assumed-role/R/s`).
+_PRINCIPAL_ACCOUNT = re.compile(r"arn:[a-z-]+:(?:iam|sts)::([0-9]{12}):.*|([0-9]{12})", re.DOTALL)
+
+
+def _check_model(
+    reader: _Reader,
+    organization: Organization | None,
+    accounts: Mapping[str, str],
+    roles: Mapping[str, Role],
+    resources: tuple[ResourceFile, ...],
+) -> None:
+    """The rules across files: every account of the store (`accounts`: id -> where it lives)
+    is in the organization's tree, and every account a trust policy or resource policy names
+    is in the store or in the tree."""
+    known = set(accounts)
+    if organization is not None:
+        tree = set(organization.accounts())
+        for account, where in accounts.items():
+            if account not in tree:
+                reader.add(
+                    organization.file,
+                    "root",
+                    "unknown_account",
+                    f"account {account} of the store ({where}) is not in the tree"
+                    " (every account of the store is in the root's or one unit's accounts)",
+                )
+        known |= tree
+    documents = [(r.file, "trust_policy", r.trust_policy) for r in roles.values()]
+    documents += [(r.file, "policy", r.policy) for r in resources if r.policy is not None]
+    for file, prefix, policy in documents:
+        for path, statement in statements_of(policy.document):
+            for key in ("Principal", "NotPrincipal"):
+                for where, value in _principal_values(statement.get(key), f"{prefix}.{path}.{key}"):
+                    found = _PRINCIPAL_ACCOUNT.fullmatch(value)
+                    named = (found.group(1) or found.group(2)) if found else None
+                    if named is not None and named not in known:
+                        reader.add(
+                            file,
+                            where,
+                            "unknown_account",
+                            f"names account {named}, which is neither in the store nor in"
+                            " organization.json",
+                            "add the account to the store or to the organization's tree",
+                        )
+
+
+def _principal_values(element: Any, path: str) -> list[tuple[str, str]]:
+    """The AWS and Federated principals of a Principal element, each with its JSON path."""
+    if not isinstance(element, dict):
+        return []
+    out = []
+    for key in ("AWS", "Federated"):
+        value = element.get(key)
+        if isinstance(value, str):
+            out.append((f"{path}.{key}", value))
+        elif isinstance(value, list):
+            out += [(f"{path}.{key}[{i}]", v) for i, v in enumerate(value) if isinstance(v, str)]
+    return out
 
 
 _Parse = Callable[["_Reader", str, str, bytes], Any]
@@ -998,24 +1387,26 @@ def _read_settings(reader: _Reader) -> dict[str, Any]:
     return doc if doc is not None and problem is None else {}
 
 
-def _read_account(reader: _Reader) -> Account:
-    rel = "account.json"
+def _read_account(
+    reader: _Reader, rel: str = "account.json", default: str = DEFAULT_ACCOUNT
+) -> Account:
+    """`account.json` (or `accounts/<id>/account.json`, whose `default` id is its folder's)."""
     link = os.path.join(reader.root, rel)
     if not os.path.lexists(link):
-        return Account()
+        return Account(default)
     path = reader.follow(rel, link) if os.path.islink(link) else link
     if path is None:
-        return Account()
+        return Account(default)
     if not os.path.isfile(path):
         reader.add(rel, "", "not_a_file", "not a regular file")
-        return Account()
+        return Account(default)
     doc = reader.object(rel, reader.read_json(rel, path), ("account_id", "root", "password_policy"))
     if doc is None:
-        return Account()
-    account_id = doc.get("account_id", DEFAULT_ACCOUNT)
+        return Account(default)
+    account_id = doc.get("account_id", default)
     if not is_account_id(account_id):
         reader.add(rel, "account_id", "invalid_field", "account_id must be 12 digits")
-        account_id = DEFAULT_ACCOUNT
+        account_id = default
     root_doc = reader.object(
         rel,
         doc.get("root", {}),
@@ -1080,6 +1471,7 @@ _USER_FIELDS = (
     "password_last_used",
     "mfa_devices",
     "signing_certificates",
+    "permissions_boundary",
 )
 
 
@@ -1095,14 +1487,7 @@ def _read_user(reader: _Reader, rel: str, name: str, raw: bytes) -> User | None:
         return None
     if not is_user_name(name):
         reader.add(rel, "", "invalid_name", f'invalid user name "{name}"')
-    tags = doc.get("tags", {})
-    if not isinstance(tags, dict) or not all(
-        isinstance(k, str) and k and isinstance(v, str) for k, v in tags.items()
-    ):
-        reader.add(rel, "tags", "invalid_field", "tags must map names to strings")
-        tags = {}
-    elif len({k.lower() for k in tags}) != len(tags):
-        reader.add(rel, "tags", "invalid_field", "tag keys must differ in more than case")
+    tags = reader.tags(rel, doc)
     for key in ("mfa_enabled", "console_access"):
         reader.typed(rel, doc, key, _is_bool, "true or false")
     devices = reader.mfa_devices(rel, doc["mfa_devices"]) if "mfa_devices" in doc else ()
@@ -1113,6 +1498,12 @@ def _read_user(reader: _Reader, rel: str, name: str, raw: bytes) -> User | None:
             "invalid_field",
             "mfa_enabled is false but mfa_devices lists a device (leave mfa_enabled out)",
         )
+    boundary = doc.get("permissions_boundary")
+    if boundary is not None and (not isinstance(boundary, str) or not boundary):
+        reader.add(
+            rel, "permissions_boundary", "invalid_field", "permissions_boundary must be a name"
+        )
+        boundary = None
     return User(
         **_identity(reader, rel, name, doc, USER_INLINE_CHARS),
         groups=reader.names(rel, doc, "groups"),
@@ -1131,6 +1522,7 @@ def _read_user(reader: _Reader, rel: str, name: str, raw: bytes) -> User | None:
             if "signing_certificates" in doc
             else ()
         ),
+        permissions_boundary=boundary,
     )
 
 

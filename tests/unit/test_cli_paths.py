@@ -17,7 +17,8 @@ from tests.unit.test_cli import EXAMPLE, run_pdp
 
 NEITHER = (
     "neither a store (no versions/) nor a version directory (none of account.json, store.json,"
-    " policies/, groups/, users/, tests/, aws-managed/)"
+    " policies/, groups/, users/, tests/, aws-managed/, roles/, resources/, organization/,"
+    " accounts/)"
 )
 COMMANDS = (
     ["test"],
