@@ -23,6 +23,7 @@ from pdp.store.version import (
     resolve_version,
     version_names,
 )
+from pdp.store.world import World, needs_world
 
 __all__ = [
     "DEFAULT_CACHE_SIZE",
@@ -144,9 +145,11 @@ def build_snapshot(
         raise PolicyLoadError(problems, name)
     base = previous.index if previous is not None and earlier is not None else None
     index = Index(version, base)
-    if index.problems:
-        raise PolicyLoadError(sorted(index.problems, key=_order), name)
-    return version, Snapshot(index, str(root), cache_size, source=version)
+    world = World(version, index) if needs_world(version) else None
+    problems = index.problems + (world.problems if world is not None else [])
+    if problems:
+        raise PolicyLoadError(sorted(problems, key=_order), name)
+    return version, Snapshot(index, str(root), cache_size, source=version, world=world)
 
 
 def run_policy_tests(

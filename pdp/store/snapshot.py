@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import NoReturn
 
 from pdp.errors import RequestError
 from pdp.language import Policy, RequestContext, check_request, failure
@@ -131,6 +132,7 @@ class Snapshot:
             request.resource,
             request.context,
             principal_type=request.principal_type,
+            session=request.session,
         )
 
     def _decide(
@@ -159,7 +161,7 @@ class Snapshot:
             decision = index.account_grant(entry, lower, resource) or decision
         return decision, not decision.errors and not ctx.clock_read
 
-    def _not_a_user(self, principal: str) -> None:
+    def _not_a_user(self, principal: str) -> NoReturn:
         """Raise the RequestError for a user-typed principal that is no user of the store."""
         if self.index.is_root_any_case(principal) or (
             self.world is not None and self.world.is_root(principal) is not None
@@ -198,7 +200,6 @@ class Snapshot:
         found = world.resolve_user(principal)
         if found is None:
             self._not_a_user(principal)
-        assert found is not None
         index, entry = found
         cache = self.cache
         key = cache_key(entry.arn, action, resource, context) if cache is not None else None
@@ -288,8 +289,9 @@ class Snapshot:
             if principal != "anonymous":
                 raise RequestError('principal: with principal_type "anonymous" it is "anonymous"')
             caller = Principal.anonymous()
+        keys: dict[str, object] = {}
         if world is None:
-            lay, keys = Layers(), {}
+            lay = Layers()
         else:
             lay, keys = layers(
                 world,
@@ -305,7 +307,9 @@ class Snapshot:
         if principal_type == "root" and not keys and _identity_only(lay):
             if context:
                 RequestContext(caller, context)  # a bad context still fails
-            return self._root if caller.account == self.index.account else self._root_of(account)
+            if caller.account == self.index.account:
+                return self._root
+            return self._root_of(caller.account)
         caller = with_keys(caller, _checked_keys(keys, context))
         ctx = RequestContext(caller, context)
         decision = decide_chain(lay, caller, ctx, lower, service, resource, self.version)

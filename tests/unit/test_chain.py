@@ -173,7 +173,7 @@ CASES: list[tuple[str, Principal, dict[str, Any], str, tuple[str, ...]]] = [
     (
         "resource deny on account",
         ALICE,
-        {"identity": IDENTITY, "resource": (A, "Deny")},
+        {"identity": IDENTITY, "resource": ({"AWS": A}, "Deny")},
         "explicitDeny",
         ("resource",),
     ),
