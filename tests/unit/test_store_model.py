@@ -292,6 +292,40 @@ def test_several_accounts_load_through_load_directory(tmp_path: Path) -> None:
     assert decision.reason == "allowed"
 
 
+def test_a_reload_reads_roles_again_and_checks_boundaries_of_unchanged_users(
+    tmp_path: Path,
+) -> None:
+    """The single-account reload is a delta for users, groups and policies; roles, resources
+    and the organization are read whole, and every boundary is checked again (a policy that
+    goes away refuses the unchanged user whose boundary it was)."""
+    root = write_store(tmp_path, single())
+    store = root.parent.parent
+    first = load_store(store)
+    role = json.loads((root / "roles/Deploy.json").read_text())
+    role["max_session_duration"] = 43200
+    (root / "roles/Deploy.json").write_text(json.dumps(role))
+    second = load_store(store, previous=first)
+    assert second.source is not None
+    assert second.source.roles["Deploy"].max_session_duration == 43200
+    (root / "policies/Bound.json").unlink()
+    with pytest.raises(PolicyLoadError) as caught:
+        load_store(store, previous=second)
+    problems = {(d.source, d.path) for d in caught.value.diagnostics}
+    assert ("users/alice.json", "permissions_boundary") in problems
+    assert ("roles/Deploy.json", "permissions_boundary") in problems
+
+
+def test_a_reload_of_several_accounts_is_a_full_read(tmp_path: Path) -> None:
+    root = write_store(tmp_path, multi())
+    store = root.parent.parent
+    first = load_store(store)
+    (root / f"accounts/{MEMBER}/users/carol.json").write_text("{}")
+    second = load_store(store, previous=first)
+    assert second.source is not None
+    assert second.source.changed_users is None
+    assert sorted(second.source.accounts[MEMBER].users) == ["bob", "carol"]
+
+
 # --- the organization's paths and levels ---
 
 
