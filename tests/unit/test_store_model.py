@@ -18,7 +18,7 @@ import pdp
 from pdp.errors import Diagnostic, PolicyLoadError
 from pdp.store.activation import load_directory, load_store
 from pdp.store.organization import Organization
-from pdp.store.version import StoreVersion, read_version
+from pdp.store.version import StoreVersion, read_version, version_stamp
 
 MANAGEMENT = "111111111111"
 MEMBER = "222222222222"
@@ -390,6 +390,21 @@ def test_a_role_name_over_64_characters_is_refused(tmp_path: Path) -> None:
     name = "R" * 65
     files = single(**{f"roles/{name}.json": {"trust_policy": trust()}})
     assert_refused(tmp_path, files, f"roles/{name}.json", "", "invalid role name")
+
+
+def test_role_names_differing_only_in_case_are_refused(tmp_path: Path) -> None:
+    files = single(**{"roles/deploy.json": {"trust_policy": trust()}})
+    found = assert_refused(tmp_path, files, "roles/deploy.json", "", "differ only in case")
+    assert found.code == "duplicate_name"
+
+
+def test_the_version_stamp_moves_when_a_role_or_an_account_file_comes(tmp_path: Path) -> None:
+    root = write_store(tmp_path, multi())
+    before = version_stamp(root)
+    (root / f"accounts/{MEMBER}/roles/Second.json").write_text(
+        json.dumps({"trust_policy": trust()})
+    )
+    assert version_stamp(root) != before
 
 
 def test_a_bad_role_path_is_refused(tmp_path: Path) -> None:
