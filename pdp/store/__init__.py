@@ -1,8 +1,9 @@
 """The store runtime: a versioned directory read, checked as a whole, indexed and served.
 
-version (read one version directory: users, groups, policies, account) -> index (principal ->
-effective policies) -> snapshot (index + decision cache; decides) -> activation (build a
-snapshot, run the store's policy tests, fall back to the newest good version) -> authorizer
+version (read one version directory: users, groups, policies, account; roles, resources and
+organization read its roles/, resources/ and organization files, and accounts/<id>/) -> index
+(principal -> effective policies) -> snapshot (index + decision cache; decides) -> activation
+(build a snapshot, run the store's policy tests, fall back to the newest good version) -> authorizer
 (the serving snapshot, swapped atomically on reload). aws_managed reads AWS managed policy
 files: the built-ins of `managed/` and a version's `aws-managed/` folder; `importer` writes a
 new version from an AWS account's authorization details export (`pdp import`), through
@@ -37,7 +38,10 @@ from pdp.store.index import (
     available_managed,
     aws_managed_policies,
 )
+from pdp.store.organization import Organization, OrgNode
 from pdp.store.publish import Published, PublishFailed
+from pdp.store.resources import ResourceFile
+from pdp.store.roles import Role
 from pdp.store.snapshot import PRINCIPAL_TYPES, Snapshot
 from pdp.store.version import (
     VERSION_ENTRIES,
@@ -77,6 +81,10 @@ __all__ = [
     "ImportFailed",
     "ImportResult",
     "ManagedPolicy",
+    "OrgNode",
+    "Organization",
+    "ResourceFile",
+    "Role",
     "ReloadResult",
     "Skipped",
     "Snapshot",

@@ -18,7 +18,7 @@ import pdp
 from pdp.errors import Diagnostic, PolicyLoadError
 from pdp.store.activation import load_directory, load_store
 from pdp.store.organization import Organization
-from pdp.store.version import StoreVersion, read_version
+from pdp.store.version import StoreVersion, read_version, version_stamp
 
 MANAGEMENT = "111111111111"
 MEMBER = "222222222222"
@@ -292,6 +292,40 @@ def test_several_accounts_load_through_load_directory(tmp_path: Path) -> None:
     assert decision.reason == "allowed"
 
 
+def test_a_reload_reads_roles_again_and_checks_boundaries_of_unchanged_users(
+    tmp_path: Path,
+) -> None:
+    """The single-account reload is a delta for users, groups and policies; roles, resources
+    and the organization are read whole, and every boundary is checked again (a policy that
+    goes away refuses the unchanged user whose boundary it was)."""
+    root = write_store(tmp_path, single())
+    store = root.parent.parent
+    first = load_store(store)
+    role = json.loads((root / "roles/Deploy.json").read_text())
+    role["max_session_duration"] = 43200
+    (root / "roles/Deploy.json").write_text(json.dumps(role))
+    second = load_store(store, previous=first)
+    assert second.source is not None
+    assert second.source.roles["Deploy"].max_session_duration == 43200
+    (root / "policies/Bound.json").unlink()
+    with pytest.raises(PolicyLoadError) as caught:
+        load_store(store, previous=second)
+    problems = {(d.source, d.path) for d in caught.value.diagnostics}
+    assert ("users/alice.json", "permissions_boundary") in problems
+    assert ("roles/Deploy.json", "permissions_boundary") in problems
+
+
+def test_a_reload_of_several_accounts_is_a_full_read(tmp_path: Path) -> None:
+    root = write_store(tmp_path, multi())
+    store = root.parent.parent
+    first = load_store(store)
+    (root / f"accounts/{MEMBER}/users/carol.json").write_text("{}")
+    second = load_store(store, previous=first)
+    assert second.source is not None
+    assert second.source.changed_users is None
+    assert sorted(second.source.accounts[MEMBER].users) == ["bob", "carol"]
+
+
 # --- the organization's paths and levels ---
 
 
@@ -356,6 +390,21 @@ def test_a_role_name_over_64_characters_is_refused(tmp_path: Path) -> None:
     name = "R" * 65
     files = single(**{f"roles/{name}.json": {"trust_policy": trust()}})
     assert_refused(tmp_path, files, f"roles/{name}.json", "", "invalid role name")
+
+
+def test_role_names_differing_only_in_case_are_refused(tmp_path: Path) -> None:
+    files = single(**{"roles/deploy.json": {"trust_policy": trust()}})
+    found = assert_refused(tmp_path, files, "roles/deploy.json", "", "differ only in case")
+    assert found.code == "duplicate_name"
+
+
+def test_the_version_stamp_moves_when_a_role_or_an_account_file_comes(tmp_path: Path) -> None:
+    root = write_store(tmp_path, multi())
+    before = version_stamp(root)
+    (root / f"accounts/{MEMBER}/roles/Second.json").write_text(
+        json.dumps({"trust_policy": trust()})
+    )
+    assert version_stamp(root) != before
 
 
 def test_a_bad_role_path_is_refused(tmp_path: Path) -> None:
