@@ -2,12 +2,15 @@
 
 jsondoc (strict JSON) -> validate (the grammar, every problem with its path) -> compile
 (wildcard, variables, operators, condition) -> policy (a checked, compiled document) ->
-evaluate (a set of policies and one request -> a Decision). context holds the request's
+evaluate (a set of policies and one request -> a Decision); principals (the Principal element of
+resource-based policies) and chain (AWS's evaluation order across SCPs, RCPs, resource, identity,
+boundary and session policies). context holds the request's
 condition keys; coverage answers "does this pattern match every action/resource?" for audits.
 
 This package knows nothing of stores, files or transports.
 """
 
+from pdp.language.chain import LAYER_ORDER, Layers, decide_chain, principal_grant
 from pdp.language.context import RequestContext
 from pdp.language.coverage import matches_every_action, matches_every_resource
 from pdp.language.evaluate import PolicySet, check_request, evaluate, failure
@@ -18,6 +21,10 @@ from pdp.language.wildcard import glob_matcher
 from pdp.limits import MAX_ACTION, MAX_CONTEXT_KEYS, MAX_KEY, MAX_LIST, MAX_STRING
 
 __all__ = [
+    "LAYER_ORDER",
+    "Layers",
+    "decide_chain",
+    "principal_grant",
     "MAX_ACTION",
     "MAX_CONTEXT_KEYS",
     "MAX_KEY",

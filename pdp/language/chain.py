@@ -72,10 +72,12 @@ class Layers:
 def principal_grant(spec: PrincipalSpec, caller: Principal) -> Grant | None:
     """How a Principal element names `caller`, or None when it does not.
 
-    `"*"` names everyone; for a role session it counts as naming the role (the stricter
-    reading: the boundary and session policies still limit it; tests/corpus/README.md)."""
+    `"*"` names everyone, each caller itself: a role session's permissions from a policy open
+    to all are not limited by its boundary or session policies ("Permissions granted directly
+    to a session are not limited by an implicit deny in an identity-based policy, a permissions
+    boundary, or session policy"; tests/corpus/README.md)."""
     if spec.everyone:
-        return "role" if caller.kind == "session" else "principal"
+        return "principal"
     kind = caller.kind
     if kind == "user" or kind == "root" or kind == "session":
         aws = spec.aws
@@ -122,7 +124,7 @@ def _excluded(spec: PrincipalSpec, caller: Principal, has_boundary: bool) -> boo
     if kind == "user":
         return caller.arn.lower() in aws
     role = caller.role_arn.lower() if caller.role_arn is not None else ""
-    return role in aws or caller.arn.lower() in aws
+    return role in aws and caller.arn.lower() in aws
 
 
 def _statement_applies(

@@ -17,8 +17,7 @@ from dataclasses import replace
 from typing import NoReturn
 
 from pdp.errors import RequestError
-from pdp.language import Policy, RequestContext, check_request, failure
-from pdp.language.chain import Layers, decide_chain
+from pdp.language import Layers, Policy, RequestContext, check_request, decide_chain, failure
 from pdp.model import PRINCIPAL_TYPES, Decision, Principal, Request, Session
 from pdp.reference import is_known_action
 from pdp.store.cache import DecisionCache, cache_key

@@ -1079,24 +1079,14 @@ def _check_model(
     roles: Mapping[str, Role],
     resources: tuple[ResourceFile, ...],
 ) -> None:
-    """The rules across files: every account of the store (`accounts`: id -> where it lives)
-    is in the organization's tree, and every account a trust policy or resource policy names
-    is in the store or in the tree."""
+    """The rules across files: every account a role's trust policy names is in the store
+    or in the organization's tree. A store's account may stand outside the organization (a
+    partner's account, modelled for cross-account requests: no SCP or RCP governs it), and a
+    resource policy may name any account (a bucket shared with a partner is common)."""
     known = set(accounts)
     if organization is not None:
-        tree = set(organization.accounts())
-        for account, where in accounts.items():
-            if account not in tree:
-                reader.add(
-                    organization.file,
-                    "root",
-                    "unknown_account",
-                    f"account {account} of the store ({where}) is not in the tree"
-                    " (every account of the store is in the root's or one unit's accounts)",
-                )
-        known |= tree
+        known |= set(organization.accounts())
     documents = [(r.file, "trust_policy", r.trust_policy) for r in roles.values()]
-    documents += [(r.file, "policy", r.policy) for r in resources if r.policy is not None]
     for file, prefix, policy in documents:
         for path, statement in statements_of(policy.document):
             for key in ("Principal", "NotPrincipal"):

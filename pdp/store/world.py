@@ -21,8 +21,7 @@ import orjson
 from cachetools import LRUCache
 
 from pdp.errors import Diagnostic, PolicyValidationError, RequestError
-from pdp.language import Policy, PolicySet, glob_matcher, parse_policy
-from pdp.language.chain import Layers
+from pdp.language import Layers, Policy, PolicySet, glob_matcher, parse_policy
 from pdp.model import Principal, Session
 from pdp.store.index import Index, UserEntry
 from pdp.store.organization import Organization
@@ -50,6 +49,12 @@ _TRUST_ACTIONS = frozenset(
         "sts:setcontext",
     }
 )
+# RCPs govern the resources of these services only (orgs_manage_policies_rcps.html, "List of
+# AWS services that support RCPs"); a request to any other service passes no RCP.
+RCP_SERVICES = frozenset(
+    {"s3", "sts", "kms", "sqs", "secretsmanager", "ecr", "aoss", "cognito-idp", "logs", "dynamodb"}
+)
+_KMS_KEY = re.compile(r"arn:aws:kms:[a-z0-9-]*:[0-9]{12}:key/.+", re.ASCII)
 _MAX_SESSION_POLICIES = 1024  # compiled session policies kept (each at most 2,048 characters)
 
 
@@ -303,11 +308,17 @@ class World:
         return _Known(tuple(files), files[0].account, MappingProxyType(tags))
 
 
-def resource_account(resource: str, context: Mapping[str, object] | None) -> str | None:
-    """The account a resource ARN names, else the caller's aws:ResourceAccount, else None."""
+def arn_account(resource: str) -> str | None:
+    """The account an ARN names in its fifth field, else None (S3 buckets name none)."""
     parts = resource.split(":", 5)
     if len(parts) == 6 and len(parts[4]) == 12 and parts[4].isdigit():
         return parts[4]
+    return None
+
+
+def _caller_resource_account(context: Mapping[str, object] | None) -> str | None:
+    """The caller's aws:ResourceAccount, for a resource whose account the store cannot know
+    (an S3 bucket it does not hold): what decides same- or cross-account then."""
     if context:
         for key, value in context.items():
             if isinstance(key, str) and key.lower() == "aws:resourceaccount":
@@ -355,10 +366,17 @@ def layers(
             required = action.startswith("kms:")
             tags = known.tags
         else:
-            account = resource_account(resource, context) or caller.account
+            named = arn_account(resource)
+            account = named or _caller_resource_account(context) or caller.account
             policies = ()
-            required = False
+            # A role's trust policy and a KMS key's policy are mandatory: a role or key the
+            # store does not hold has one pdp cannot see, so nothing can be granted on it.
+            required = (action in _TRUST_ACTIONS and _ROLE_ARN.fullmatch(resource) is not None) or (
+                action.startswith("kms:") and _KMS_KEY.fullmatch(resource) is not None
+            )
             tags = {}
+            if named is not None:
+                keys["aws:resourceaccount"] = named
     if trust is not None or known is not None:
         keys["aws:resourceaccount"] = account
         for key, value in tags.items():
@@ -370,7 +388,9 @@ def layers(
     scp = None
     if principal_kind in ("user", "root", "session") and not service_linked:
         scp = world.scp_levels(caller.account)
-    rcp = world.rcp_levels(account) if not service_linked else None
+    rcp = None
+    if not service_linked and action.partition(":")[0] in RCP_SERVICES:
+        rcp = world.rcp_levels(account)
     result = Layers(
         rcp=rcp,
         scp=scp,

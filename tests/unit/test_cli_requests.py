@@ -75,7 +75,10 @@ def test_other_principal_types_are_still_refused(tmp_path: Path, principal_type:
     code, out, _ = _check(requests)
     decision = json.loads(out[0])
     assert code == 2 and decision["decision"] == "Deny"
-    assert decision["errors"] == ['principal_type: must be one of "user", "root"']
+    assert decision["errors"] == [
+        'principal_type: must be one of "user", "root", "role_session", "service",'
+        ' "federated", "anonymous"'
+    ]
 
 
 def test_every_line_is_answered_with_its_number_and_bad_lines_are_counted(tmp_path: Path) -> None:

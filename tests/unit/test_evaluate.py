@@ -59,6 +59,7 @@ def test_public_api_is_pinned() -> None:
         "ReloadResult",
         "Request",
         "RequestError",
+        "Session",
         "evaluate",
         "parse_policy",
         "printable",

@@ -636,15 +636,10 @@ def test_the_management_account_must_be_in_the_tree(tmp_path: Path) -> None:
     )
 
 
-def test_a_store_account_missing_from_the_tree_is_refused(tmp_path: Path) -> None:
+def test_a_store_account_may_stand_outside_the_organization(tmp_path: Path) -> None:
     files = multi(**{f"accounts/{OTHER}/account.json": {"account_id": OTHER}})
-    assert_refused(
-        tmp_path,
-        files,
-        "organization/organization.json",
-        "root",
-        f"account {OTHER} of the store (accounts/{OTHER}/) is not in the tree",
-    )
+    version = read(tmp_path, files)
+    assert version.organization is not None and version.organization.path_of(OTHER) is None
 
 
 def test_attachments_of_an_account_outside_the_tree_are_refused(tmp_path: Path) -> None:
@@ -718,19 +713,12 @@ def test_a_trust_policy_naming_an_unknown_account_is_refused(tmp_path: Path) -> 
     )
 
 
-def test_a_resource_policy_naming_an_unknown_account_arn_is_refused(tmp_path: Path) -> None:
+def test_a_resource_policy_may_name_an_account_outside_the_store(tmp_path: Path) -> None:
     bucket = {
         "arn": "arn:aws:s3:::other-bucket",
         "policy": bucket_policy({"AWS": f"arn:aws:sts::{OTHER}:assumed-role/R/s"}),
     }
-    files = single(**{"resources/other-bucket.json": bucket})
-    assert_refused(
-        tmp_path,
-        files,
-        "resources/other-bucket.json",
-        "policy.Statement[0].Principal.AWS",
-        f"names account {OTHER}",
-    )
+    assert read(tmp_path, single(**{"resources/other-bucket.json": bucket})).resources
 
 
 def test_an_account_in_the_tree_but_not_the_store_may_be_named(tmp_path: Path) -> None:
