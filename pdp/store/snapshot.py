@@ -211,7 +211,7 @@ class Snapshot:
         caller = index.principal(entry)
         identity = index.policy_set(entry)
         boundary = world.user_boundary(entry)
-        lay, keys = layers(
+        lay, keys, sealed = layers(
             world,
             caller,
             lower,
@@ -221,13 +221,13 @@ class Snapshot:
             boundary=boundary,
             session=None,
         )
-        if not keys and _identity_only(lay):
+        if not sealed and _identity_only(lay):
             ctx = RequestContext(caller, context)
             decision = identity.decide_context(ctx, lower, service, resource)
             if decision.reason == "implicitDeny" and not decision.errors:
                 decision = index.account_grant(entry, lower, resource) or decision
         else:
-            caller = with_keys(caller, _checked_keys(keys, context))
+            caller = with_keys(caller, _checked_keys(keys, sealed, context))
             ctx = RequestContext(caller, context)
             decision = decide_chain(lay, caller, ctx, lower, service, resource, self.version)
             if decision.blocked_by == ("identity",):
@@ -289,10 +289,11 @@ class Snapshot:
                 raise RequestError('principal: with principal_type "anonymous" it is "anonymous"')
             caller = Principal.anonymous()
         keys: dict[str, object] = {}
+        sealed: frozenset[str] = frozenset()
         if world is None:
             lay = Layers()
         else:
-            lay, keys = layers(
+            lay, keys, sealed = layers(
                 world,
                 caller,
                 lower,
@@ -303,13 +304,15 @@ class Snapshot:
                 session=policies,
                 service_linked=service_linked,
             )
-        if principal_type == "root" and not keys and _identity_only(lay):
+        if principal_type == "root" and not sealed and _identity_only(lay):
             if context:
                 RequestContext(caller, context)  # a bad context still fails
             if caller.account == self.index.account:
                 return self._root
             return self._root_of(caller.account)
-        caller = with_keys(caller, _checked_keys(keys, context))
+        if session is not None:  # what the session states, the context may not restate
+            sealed = sealed | frozenset(session.context_keys())
+        caller = with_keys(caller, _checked_keys(keys, sealed, context))
         ctx = RequestContext(caller, context)
         decision = decide_chain(lay, caller, ctx, lower, service, resource, self.version)
         return replace(decision, root=True) if principal_type == "root" else decision
@@ -375,12 +378,17 @@ def _identity_only(lay: Layers) -> bool:
 
 
 def _checked_keys(
-    keys: dict[str, object], context: Mapping[str, object] | None
+    keys: dict[str, object], sealed: frozenset[str], context: Mapping[str, object] | None
 ) -> dict[str, object]:
-    """`keys` (derived from the store), after checking that the request sets none of them."""
-    if keys and context:
+    """`keys` (derived from the store), after checking that the request sets none of the
+    `sealed` keys (names, or prefixes ending in "/")."""
+    if sealed and context:
+        prefixes = [p for p in sealed if p.endswith("/")]
         for key in context:
-            if isinstance(key, str) and key.lower() in keys:
+            if not isinstance(key, str):
+                continue
+            lower = key.lower()
+            if lower in sealed or any(lower.startswith(p) for p in prefixes):
                 raise RequestError(
                     f'context: key "{key}" is derived from the store and cannot be set by the'
                     " request"

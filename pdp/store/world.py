@@ -346,9 +346,12 @@ def layers(
     boundary: PolicySet | None,
     session: PolicySet | None = None,
     service_linked: bool = False,
-) -> tuple[Layers, dict[str, object]]:
-    """The layers of one request and the condition keys the model derives for it."""
+) -> tuple[Layers, dict[str, object], frozenset[str]]:
+    """The layers of one request, the condition keys the model derives for it, and the keys
+    (or key prefixes, ending in "/") the request may not set: those the store knows, present
+    or absent (a known resource has the tags its files give it and no other)."""
     keys: dict[str, object] = {}
+    sealed: set[str] = set()
     trust = None
     known = None
     if action in _TRUST_ACTIONS:
@@ -377,13 +380,21 @@ def layers(
             tags = {}
             if named is not None:
                 keys["aws:resourceaccount"] = named
+    account_known = trust is not None or known is not None or "aws:resourceaccount" in keys
     if trust is not None or known is not None:
         keys["aws:resourceaccount"] = account
+        sealed.add("aws:resourcetag/")
         for key, value in tags.items():
             keys[f"aws:resourcetag/{key}"] = value
-    keys.update(world.org_keys(account, "resource"))
-    if caller.account:
-        keys.update(world.org_keys(caller.account, "principal"))
+    if world.org is not None:
+        # The organization's tree is the whole truth about its members: an account outside
+        # it is in no organization pdp knows, and the caller may not claim otherwise.
+        if caller.kind in ("user", "root", "session"):
+            keys.update(world.org_keys(caller.account, "principal"))
+            sealed.update(("aws:principalorgid", "aws:principalorgpaths"))
+        if account_known:
+            keys.update(world.org_keys(account, "resource"))
+            sealed.update(("aws:resourceorgid", "aws:resourceorgpaths"))
     principal_kind = caller.kind
     scp = None
     if principal_kind in ("user", "root", "session") and not service_linked:
@@ -401,4 +412,5 @@ def layers(
         session=session,
         same_account=account == caller.account,
     )
-    return result, keys
+    sealed.update(keys)
+    return result, keys, frozenset(sealed)
