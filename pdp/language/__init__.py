@@ -10,7 +10,7 @@ condition keys; coverage answers "does this pattern match every action/resource?
 This package knows nothing of stores, files or transports.
 """
 
-from pdp.language.chain import LAYER_ORDER, Layers, decide_chain, principal_grant
+from pdp.language.chain import LAYER_ORDER, Guard, Layers, decide_chain, principal_grant
 from pdp.language.context import RequestContext
 from pdp.language.coverage import matches_every_action, matches_every_resource
 from pdp.language.evaluate import PolicySet, check_request, evaluate, failure
@@ -22,6 +22,7 @@ from pdp.limits import MAX_ACTION, MAX_CONTEXT_KEYS, MAX_KEY, MAX_LIST, MAX_STRI
 
 __all__ = [
     "LAYER_ORDER",
+    "Guard",
     "Layers",
     "decide_chain",
     "principal_grant",

@@ -41,7 +41,7 @@ from pdp.language.policy import Policy
 from pdp.language.principals import PrincipalSpec
 from pdp.model import Decision, MatchedStatement, Principal
 
-__all__ = ["LAYER_ORDER", "Layers", "decide_chain", "principal_grant"]
+__all__ = ["LAYER_ORDER", "Guard", "Layers", "decide_chain", "principal_grant"]
 
 LAYER_ORDER = ("rcp", "scp", "resource", "identity", "boundary", "session")
 
@@ -51,7 +51,59 @@ the root user, a service, a provider, or anyone through "*"), a role session's r
 caller's account (a delegation to that account's identity policies)."""
 
 
-@dataclass(frozen=True, slots=True)
+def _allows_everything(statement: CompiledStatement) -> bool:
+    """An Allow of every action on every resource, unconditionally (FullAWSAccess)."""
+    return (
+        not statement.deny
+        and not statement.not_action
+        and not statement.not_resource
+        and not statement.conditions
+        and statement.services is None
+        and statement.match_action("\x00:\x00")  # "*" and only "*" matches any action
+        and bool(statement.match_resource("\x00"))
+    )
+
+
+class Guard:
+    """The SCP (or RCP) levels on one account's organization path, ready to decide: every level
+    must allow and a Deny at any level denies. Built once per path: the Deny statements of all
+    levels in one PolicySet (one lookup finds every Deny), and only the levels whose Allow is
+    not unconditional (a level holding FullAWSAccess allows everything) visited one by one."""
+
+    __slots__ = ("denies", "levels", "granted")
+
+    def __init__(self, levels: Iterable[Iterable[Policy]], version: str | None = None) -> None:
+        deny_policies: list[Policy] = []
+        checked: list[PolicySet] = []
+        granted: list[MatchedStatement] = []
+        for level in levels:
+            allows: list[Policy] = []
+            free: MatchedStatement | None = None
+            for policy in level:
+                denies = tuple(s for s in policy.statements if s.deny)
+                if denies:
+                    deny_policies.append(_only(policy, denies))
+                allowing = tuple(s for s in policy.statements if not s.deny)
+                if allowing:
+                    allows.append(_only(policy, allowing))
+                for statement in allowing:
+                    if free is None and _allows_everything(statement):
+                        free = statement.ref
+            if free is not None:
+                if free not in granted:
+                    granted.append(free)
+            else:
+                checked.append(PolicySet(allows, version))
+        self.denies = PolicySet(deny_policies, version) if deny_policies else None
+        self.levels = tuple(checked)
+        self.granted = tuple(granted)
+
+
+def _only(policy: Policy, statements: tuple[CompiledStatement, ...]) -> Policy:
+    return Policy(policy.name, policy.version, policy.id, statements, policy.document, policy.kind)
+
+
+@dataclass(slots=True)
 class Layers:
     """The policies that apply to one request, by layer. `rcp`/`scp` are None when no RCP/SCP
     applies (no organization, the management account, a service-linked role); `identity` is
@@ -59,8 +111,8 @@ class Layers:
     root user (whom identity policies do not restrict). `resource_required`: the service never
     grants on identity policies alone (KMS keys, a role's trust policy for sts actions)."""
 
-    rcp: tuple[PolicySet, ...] | None = None
-    scp: tuple[PolicySet, ...] | None = None
+    rcp: Guard | None = None
+    scp: Guard | None = None
     resource: tuple[Policy, ...] = ()
     resource_required: bool = False
     identity: PolicySet | None = None
@@ -204,20 +256,24 @@ def _resource_hits(
     return grants
 
 
-def _levels(
+def _guard(
     layer: str,
-    levels: tuple[PolicySet, ...],
+    guard: Guard,
     ctx: RequestContext,
     action: str,
     service: str,
     resource: str,
     tally: _Tally,
 ) -> bool:
-    """Every level (root, each OU, the account) must allow; all are visited for their Denies."""
+    """Every level must allow; a Deny at any level is recorded (all of them are looked at)."""
+    if guard.denies is not None:
+        tally.add(layer, guard.denies.decide_context(ctx, action, service, resource))
     allowed = True
-    for level in levels:
+    for level in guard.levels:
         if not tally.add(layer, level.decide_context(ctx, action, service, resource)):
             allowed = False
+    if allowed and guard.granted:
+        tally.allows.setdefault(layer, []).extend(guard.granted)
     return allowed
 
 
@@ -236,10 +292,10 @@ def decide_chain(
     rcp_ok = scp_ok = True
     if layers.rcp is not None:
         consulted.append("rcp")
-        rcp_ok = _levels("rcp", layers.rcp, ctx, action, service, resource, tally)
+        rcp_ok = _guard("rcp", layers.rcp, ctx, action, service, resource, tally)
     if layers.scp is not None:
         consulted.append("scp")
-        scp_ok = _levels("scp", layers.scp, ctx, action, service, resource, tally)
+        scp_ok = _guard("scp", layers.scp, ctx, action, service, resource, tally)
     grants: set[Grant] = set()
     if layers.resource or layers.resource_required:
         consulted.append("resource")
@@ -277,10 +333,23 @@ def decide_chain(
     if blocked:
         return Decision("Deny", "implicitDeny", (), (), version, layers=order, blocked_by=blocked)
     used = _deciding_layers(layers, caller, grants)
-    matched = tuple(
-        m for layer in LAYER_ORDER if layer in used for m in tally.allows.get(layer, ())
-    )
-    return Decision("Allow", "allowed", matched, (), version, layers=order)
+    allowed: tuple[MatchedStatement, ...] = ()
+    for layer, refs in tally.allows.items():  # filled in LAYER_ORDER
+        if layer in used:
+            allowed += tuple(refs)
+    # by identity: the statements are the snapshot's own, alive as long as it is
+    key = (version, *map(id, allowed), order)
+    decision = _ALLOWED.get(key)
+    if decision is None:
+        if len(_ALLOWED) >= _MAX_ALLOWED:
+            _ALLOWED.clear()
+        decision = _ALLOWED[key] = Decision("Allow", "allowed", allowed, (), version, layers=order)
+    return decision
+
+
+# Allow decisions are immutable and few (one per set of statements that allow): built once.
+_ALLOWED: dict[tuple[object, ...], Decision] = {}
+_MAX_ALLOWED = 4096
 
 
 def _blocked(

@@ -168,17 +168,29 @@ class RequestContext:
     values: Mapping[str, Value]
 
     def __init__(
-        self, principal: Principal, context: Mapping[str, object] | None, now: float | None = None
+        self,
+        principal: Principal,
+        context: Mapping[str, object] | None,
+        now: float | None = None,
+        derived: Mapping[str, object] | None = None,
     ) -> None:
+        """`derived`: more keys the store supplies (organization, resource), which the caller
+        has been checked not to set; they join the principal's."""
         values: Mapping[str, Value] = principal.context_keys
+        if derived:
+            values = {**values, **derived}  # type: ignore[dict-item]
         if context:
             own = _normalize(context)
-            keys = principal.context_keys
+            keys = values
             # A MappingProxyType (as Principal builds) copies its dict at C speed; dict() of
-            # one goes key by key, several times slower.
-            merged: dict[str, Value] = (
-                keys.copy() if isinstance(keys, MappingProxyType) else dict(keys)
-            )
+            # one goes key by key, several times slower. A dict here is the one just merged.
+            merged: dict[str, Value]
+            if derived and isinstance(keys, dict):  # the one `derived` was just merged into
+                merged = keys
+            elif isinstance(keys, MappingProxyType):
+                merged = keys.copy()
+            else:
+                merged = dict(keys)
             merged.update(own)
             values = merged
         self.values = values

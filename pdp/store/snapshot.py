@@ -23,7 +23,7 @@ from pdp.reference import is_known_action
 from pdp.store.cache import DecisionCache, cache_key
 from pdp.store.index import Index, UserEntry
 from pdp.store.version import StoreVersion
-from pdp.store.world import World, layers, with_keys
+from pdp.store.world import World, layers
 
 __all__ = ["PRINCIPAL_TYPES", "Snapshot"]
 
@@ -227,8 +227,7 @@ class Snapshot:
             if decision.reason == "implicitDeny" and not decision.errors:
                 decision = index.account_grant(entry, lower, resource) or decision
         else:
-            caller = with_keys(caller, _checked_keys(keys, sealed, context))
-            ctx = RequestContext(caller, context)
+            ctx = RequestContext(caller, context, None, _checked_keys(keys, sealed, context))
             decision = decide_chain(lay, caller, ctx, lower, service, resource, self.version)
             if decision.blocked_by == ("identity",):
                 grant = index.account_grant(entry, lower, resource)
@@ -312,8 +311,7 @@ class Snapshot:
             return self._root_of(caller.account)
         if session is not None:  # what the session states, the context may not restate
             sealed = sealed | frozenset(session.context_keys())
-        caller = with_keys(caller, _checked_keys(keys, sealed, context))
-        ctx = RequestContext(caller, context)
+        ctx = RequestContext(caller, context, None, _checked_keys(keys, sealed, context))
         decision = decide_chain(lay, caller, ctx, lower, service, resource, self.version)
         return replace(decision, root=True) if principal_type == "root" else decision
 

@@ -21,7 +21,7 @@ import orjson
 from cachetools import LRUCache
 
 from pdp.errors import Diagnostic, PolicyValidationError, RequestError
-from pdp.language import Layers, Policy, PolicySet, glob_matcher, parse_policy
+from pdp.language import Guard, Layers, Policy, PolicySet, glob_matcher, parse_policy
 from pdp.model import Principal, Session
 from pdp.store.index import Index, UserEntry
 from pdp.store.organization import Organization
@@ -55,7 +55,8 @@ RCP_SERVICES = frozenset(
     {"s3", "sts", "kms", "sqs", "secretsmanager", "ecr", "aoss", "cognito-idp", "logs", "dynamodb"}
 )
 _KMS_KEY = re.compile(r"arn:aws:kms:[a-z0-9-]*:[0-9]{12}:key/.+", re.ASCII)
-_MAX_SESSION_POLICIES = 1024  # compiled session policies kept (each at most 2,048 characters)
+_MAX_SESSION_POLICIES = 1024
+_MAX_SESSIONS = 8192  # remembered session principals (each at most 50 tags)
 
 
 def needs_world(version: StoreVersion) -> bool:
@@ -136,10 +137,13 @@ class World:
                     self._patterns.append((glob_matcher(pattern), file))
                 else:
                     self._exact.setdefault(pattern, []).append(file)
-        self._scps: dict[str, tuple[PolicySet, ...] | None] = {}
-        self._rcps: dict[str, tuple[PolicySet, ...] | None] = {}
+        self._scps: dict[str, Guard | None] = {}
+        self._rcps: dict[str, Guard | None] = {}
         self._org_keys: dict[str, dict[str, object]] = {}
         self._session_policies: LRUCache[bytes, PolicySet] = LRUCache(_MAX_SESSION_POLICIES)
+        self._sides: dict[tuple[object, ...], _Side] = {}
+        # session principals by ARN and the attributes that make their keys
+        self._sessions: dict[tuple[object, ...], tuple[Principal, RoleEntry]] = {}
 
     # -- resolution ------------------------------------------------------------------------
 
@@ -195,6 +199,21 @@ class World:
             raise RequestError(
                 "principal: a role session is arn:aws:sts::<account>:assumed-role/<role>/<session>"
             )
+        remembered = (
+            arn,
+            None
+            if session is None
+            else (
+                tuple(session.tags.items()),
+                session.mfa_present,
+                session.mfa_age,
+                session.source_identity,
+                session.issued_at,
+            ),
+        )
+        found = self._sessions.get(remembered)
+        if found is not None:
+            return found
         account, name, session_name = match.groups()
         entry = self.role(account, name)
         if entry is None:
@@ -212,6 +231,9 @@ class World:
             role_tags=role.tags,
             session=session,
         )
+        if len(self._sessions) >= _MAX_SESSIONS:
+            self._sessions.clear()
+        self._sessions[remembered] = (principal, entry)
         return principal, entry
 
     def session_policies(self, entry: RoleEntry, session: Session) -> PolicySet | None:
@@ -246,7 +268,7 @@ class World:
 
     # -- organization ----------------------------------------------------------------------
 
-    def scp_levels(self, account: str) -> tuple[PolicySet, ...] | None:
+    def scp_levels(self, account: str) -> Guard | None:
         """The SCP levels that govern a principal of `account`; None outside an organization
         and for the management account (orgs_manage_policies_scps.html: "SCPs don't affect
         users or roles in the management account")."""
@@ -254,19 +276,19 @@ class World:
             self._scps[account] = self._org_levels(account, "scp")
         return self._scps[account]
 
-    def rcp_levels(self, account: str) -> tuple[PolicySet, ...] | None:
+    def rcp_levels(self, account: str) -> Guard | None:
         """The RCP levels that govern a resource of `account` (None: no RCP applies; "RCPs
         don't affect resources in the management account")."""
         if account not in self._rcps:
             self._rcps[account] = self._org_levels(account, "rcp")
         return self._rcps[account]
 
-    def _org_levels(self, account: str, kind: str) -> tuple[PolicySet, ...] | None:
+    def _org_levels(self, account: str, kind: str) -> Guard | None:
         org = self.org
         if org is None or account == org.management_account or org.path_of(account) is None:
             return None
         levels = org.scp_levels(account) if kind == "scp" else org.rcp_levels(account)
-        return tuple(self._set(tuple(level)) for level in levels)
+        return Guard(levels, self.version)
 
     def org_keys(self, account: str, prefix: str) -> Mapping[str, object]:
         """aws:<prefix>OrgID / OrgPaths of an account in the organization (prefix "principal"
@@ -335,6 +357,18 @@ def with_keys(principal: Principal, keys: Mapping[str, object]) -> Principal:
     return replace(principal, context_keys=MappingProxyType(merged))
 
 
+_Side = tuple[
+    "Guard | None",
+    "Guard | None",
+    "tuple[Policy, ...]",
+    bool,
+    bool,
+    dict[str, object],
+    frozenset[str],
+]
+_MAX_SIDES = 8192  # remembered request sides (each at most one resource ARN long)
+
+
 def layers(
     world: World,
     caller: Principal,
@@ -349,7 +383,34 @@ def layers(
 ) -> tuple[Layers, dict[str, object], frozenset[str]]:
     """The layers of one request, the condition keys the model derives for it, and the keys
     (or key prefixes, ending in "/") the request may not set: those the store knows, present
-    or absent (a known resource has the tags its files give it and no other)."""
+    or absent (a known resource has the tags its files give it and no other).
+
+    What depends on the principal's account and type, the action and the resource only is
+    remembered (a bounded table, cleared when full): most requests repeat those."""
+    stated = _caller_resource_account(context) if context else None
+    key = (caller.account, caller.kind, action, resource, service_linked, stated)
+    side = world._sides.get(key)
+    if side is None:
+        side = _side(world, caller, action, resource, stated, service_linked)
+        if len(world._sides) >= _MAX_SIDES:
+            world._sides.clear()
+        world._sides[key] = side
+    rcp, scp, policies, required, same_account, keys, sealed = side
+    return (
+        Layers(rcp, scp, policies, required, identity, boundary, session, same_account),
+        keys,
+        sealed,
+    )
+
+
+def _side(
+    world: World,
+    caller: Principal,
+    action: str,
+    resource: str,
+    stated: str | None,
+    service_linked: bool,
+) -> _Side:
     keys: dict[str, object] = {}
     sealed: set[str] = set()
     trust = None
@@ -370,7 +431,7 @@ def layers(
             tags = known.tags
         else:
             named = arn_account(resource)
-            account = named or _caller_resource_account(context) or caller.account
+            account = named or stated or caller.account
             policies = ()
             # A role's trust policy and a KMS key's policy are mandatory: a role or key the
             # store does not hold has one pdp cannot see, so nothing can be granted on it.
@@ -384,8 +445,8 @@ def layers(
     if trust is not None or known is not None:
         keys["aws:resourceaccount"] = account
         sealed.add("aws:resourcetag/")
-        for key, value in tags.items():
-            keys[f"aws:resourcetag/{key}"] = value
+        for name, value in tags.items():
+            keys[f"aws:resourcetag/{name}"] = value
     if world.org is not None:
         # The organization's tree is the whole truth about its members: an account outside
         # it is in no organization pdp knows, and the caller may not claim otherwise.
@@ -395,22 +456,11 @@ def layers(
         if account_known:
             keys.update(world.org_keys(account, "resource"))
             sealed.update(("aws:resourceorgid", "aws:resourceorgpaths"))
-    principal_kind = caller.kind
     scp = None
-    if principal_kind in ("user", "root", "session") and not service_linked:
+    if caller.kind in ("user", "root", "session") and not service_linked:
         scp = world.scp_levels(caller.account)
     rcp = None
     if not service_linked and action.partition(":")[0] in RCP_SERVICES:
         rcp = world.rcp_levels(account)
-    result = Layers(
-        rcp=rcp,
-        scp=scp,
-        resource=policies,
-        resource_required=required,
-        identity=identity,
-        boundary=boundary,
-        session=session,
-        same_account=account == caller.account,
-    )
     sealed.update(keys)
-    return result, keys, frozenset(sealed)
+    return rcp, scp, policies, required, account == caller.account, keys, frozenset(sealed)

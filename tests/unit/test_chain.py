@@ -9,7 +9,7 @@ import pytest
 
 from pdp import Principal, parse_policy
 from pdp.language import PolicySet, RequestContext
-from pdp.language.chain import Layers, decide_chain
+from pdp.language.chain import Guard, Layers, decide_chain
 
 A, B = "111111111111", "222222222222"
 BUCKET = "arn:aws:s3:::b/k"
@@ -213,12 +213,8 @@ def test_chain_rule(
             else _resource(value if not isinstance(value, str) or value == "*" else {"AWS": value})
         )
     layers = Layers(
-        rcp=tuple(PolicySet([parse_policy(d, "rcp.json")]) for d in spec["rcp"])
-        if "rcp" in spec
-        else None,
-        scp=tuple(PolicySet([parse_policy(d, "scp.json")]) for d in spec["scp"])
-        if "scp" in spec
-        else None,
+        rcp=Guard([parse_policy(d, "rcp.json")] for d in spec["rcp"]) if "rcp" in spec else None,
+        scp=Guard([parse_policy(d, "scp.json")] for d in spec["scp"]) if "scp" in spec else None,
         resource=resource,
         resource_required=spec.get("required", False),
         identity=_set(spec.get("identity")),
