@@ -406,6 +406,18 @@ def _account_audit(
     for user in version.users.values():
         for policy in user.inline_policies:
             findings.extend(_policy_findings(policy, user.file, f"{_inline_path(policy)}."))
+    for role in version.roles.values():  # a role's inline name is cited `#inline/<Name>`
+        for i, ref in enumerate(role.policies):
+            found = managed.get(ref)
+            if found is not None:
+                short = ref[len(AWS_MANAGED_PREFIX) :]
+                findings.extend(
+                    replace(f, message=f"AWS managed policy {short}: {f.message}")
+                    for f in _policy_findings(found.policy, role.file, f"policies[{i}].")
+                )
+        for policy in role.inline_policies:
+            name = policy.name.split("#inline/", 1)[-1]
+            findings.extend(_policy_findings(policy, role.file, f"inline_policies.{name}."))
     try:
         checked = version_findings(version)
     except CheckFailed as exc:  # the rest of the audit stands; say what is missing

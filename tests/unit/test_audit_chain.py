@@ -307,3 +307,29 @@ def test_every_account_of_a_multi_account_store_is_audited(
         ("trust_account_unconditioned", f"accounts/{OTHER}/roles/Deploy.json"),
         ("resource_policy_public", f"accounts/{OTHER}/resources/reports.json"),
     }, found
+
+
+def test_a_roles_own_policies_are_audited(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    role = {
+        **trust(Principal={"Service": "ec2.amazonaws.com"}),
+        "policies": ["arn:aws:iam::aws:policy/AdministratorAccess"],
+        "inline_policies": {
+            "Write": {
+                "Version": V,
+                "Statement": {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"},
+            },
+            "Read": {
+                "Version": V,
+                "Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
+            },
+        },
+    }
+    found = audit_json(capsys, tmp_path, {"roles/App.json": role})
+    assert codes(found, "wildcard_action") == [
+        ("roles/App.json", "policies[0].Statement[0].Action")
+    ]
+    assert codes(found, "wildcard_resource_write") == [
+        ("roles/App.json", "inline_policies.Write.Statement.Resource")
+    ]
