@@ -909,9 +909,12 @@ def _sarif(findings: list[Finding]) -> str:
 
 # --- roles, resources, boundaries and SCPs (issue 14) -------------------------------------------
 
-# Condition keys that restrict who can use a policy that names "*" as its principal: IAM Access
-# Analyzer does not call a policy public when it tests one of them
-# (https://docs.aws.amazon.com/IAM/latest/UserGuide/access-analyzer-concepts.html). Lower case.
+# Condition keys that restrict who can use a policy that names "*" as its principal, when tested
+# with a fixed value. Amazon S3's "The meaning of public": a policy is not public when it limits
+# aws:SourceIp, or grants to a fixed aws:SourceArn, aws:SourceVpc, aws:SourceVpce,
+# aws:SourceOwner, aws:SourceAccount, aws:userid
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html);
+# plus the principal's own account and organization keys, which name who the caller is. Lower case.
 RESTRICTING_KEYS = frozenset(
     k.lower()
     for k in (
@@ -958,8 +961,9 @@ def _aws_principals(stmt: dict[str, Any]) -> list[str]:
 
 def _restricted(condition: Any) -> bool:
     """Whether a Condition block narrows a "*" principal: a restricting key (RESTRICTING_KEYS)
-    tested by a positive operator. A negated operator (StringNotEquals, NotIpAddress), Null and
-    ...IfExists (true when the key is absent, as it is for an anonymous caller) do not narrow."""
+    tested by a positive operator with fixed values. A negated operator (StringNotEquals,
+    NotIpAddress), Null and ...IfExists (true when the key is absent, as it is for an anonymous
+    caller) do not narrow."""
     if not isinstance(condition, dict):
         return False
     for operator, keys in condition.items():
@@ -969,7 +973,11 @@ def _restricted(condition: Any) -> bool:
             continue
         for key, values in keys.items():
             listed = values if isinstance(values, list) else [values]
-            if key.lower() in RESTRICTING_KEYS and not all(str(v) == "*" for v in listed):
+            # a fixed value: a Like pattern with a wildcard names many callers, not some
+            fixed = "Like" not in operator or not any(
+                "*" in str(v) or "?" in str(v) for v in listed
+            )
+            if key.lower() in RESTRICTING_KEYS and listed and fixed:
                 return True
     return False
 

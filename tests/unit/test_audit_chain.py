@@ -151,6 +151,8 @@ def bucket(**statement: Any) -> dict[str, Any]:
         ),
         ({"Principal": "*", "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}}, False),
         ({"Principal": {"AWS": f"arn:aws:iam::{OTHER}:root"}}, False),
+        ({"Principal": "*", "Condition": {"StringLike": {"aws:SourceVpce": "vpce-*"}}}, True),
+        ({"Principal": "*", "Condition": {"StringLike": {"aws:SourceVpce": "vpce-1a2b"}}}, False),
     ],
 )
 def test_a_resource_policy_open_to_anonymous(
