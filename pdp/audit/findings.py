@@ -342,7 +342,7 @@ def audit(
     for prefix, part in parts:
         findings.extend(_account_audit(part, prefix, now, days, activity))
     if version.organization is not None:
-        findings.extend(_scp_findings(version.organization))
+        findings.extend(_scp_findings(version.organization, version.application_services))
     return sorted(findings, key=lambda f: (-f.rank(), f.file, f.path))
 
 
@@ -1099,11 +1099,12 @@ def _boundary_findings(version: StoreVersion) -> list[Finding]:
     return out
 
 
-def _scp_findings(organization: Organization) -> list[Finding]:
+def _scp_findings(organization: Organization, own: frozenset[str] = frozenset()) -> list[Finding]:
     """`scp_denies_nothing`: an SCP with no Deny statement attached at a node (the root, an
     OU, an account) next to an SCP that already allows everything (FullAWSAccess): it grants
     nothing more and denies nothing. `scp_deny_matches_nothing`: a Deny statement of an SCP
-    whose Action patterns match no action of AWS's service authorization reference."""
+    whose Action patterns match no action of AWS's service authorization reference (the
+    store's own application services, store.json, are not judged)."""
     out = []
     nodes: list[tuple[str, tuple[str, ...]]] = []
 
@@ -1140,7 +1141,9 @@ def _scp_findings(organization: Organization) -> list[Finding]:
             if stmt.get("Effect") != "Deny" or "Action" not in stmt:
                 continue
             actions = _listed(stmt, "Action")
-            if actions and all(_matches_no_action(a) for a in actions):
+            if actions and all(
+                a.partition(":")[0].lower() not in own and _matches_no_action(a) for a in actions
+            ):
                 out.append(
                     Finding(
                         "scp_deny_matches_nothing",

@@ -278,6 +278,11 @@ def test_an_scp_deny_of_no_known_action(tmp_path: Path, capsys: pytest.CaptureFi
     assert codes(found, "scp_deny_matches_nothing") == [
         ("organization/scps/Guard.json", "Statement[0].Action")
     ]
+    # an application's own service (store.json) is not AWS's: not judged against the reference
+    typo["Statement"][0]["Action"] = ["orders:Delete*"]
+    extra["store.json"] = {"application_services": ["orders"]}
+    found = audit_json(capsys, tmp_path / "own", extra)
+    assert codes(found, "scp_deny_matches_nothing") == []
 
 
 def test_every_account_of_a_multi_account_store_is_audited(
