@@ -314,7 +314,7 @@ def test_the_text_summary_names_what_was_skipped(
     assert run_import(tmp_path / "store", export) == 0
     out = capsys.readouterr().out
     assert "5 users, 4 groups, 3 customer-managed policies" in out
-    assert "role (" not in out
+    assert "inline policies, 3 roles" in out and "role (" not in out
     assert "  instance_profile (1):\n    app-server: of role app-server" in out
     assert "serving: the store now serves version 0001" in out
 
