@@ -880,7 +880,8 @@ def _print_import(args: argparse.Namespace, result: ImportResult) -> None:
         f"imported {args.file} as {result.path}: {c['users']} users, {c['groups']} groups,"
         f" {c['policies']} customer-managed policies ({c['policy_versions_not_default']}"
         f" versions that are not the default left out), {c['aws_managed']} AWS managed"
-        f" policies in aws-managed/, {c['inline_policies']} inline policies"
+        f" policies in aws-managed/, {c['inline_policies']} inline policies,"
+        f" {c.get('roles', 0)} roles"
     )
     kinds: dict[str, list[str]] = {}
     for item in result.skipped:

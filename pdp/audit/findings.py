@@ -10,6 +10,7 @@ people, JSON for tools, SARIF 2.1.0 for CI systems that annotate pull requests.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from pdp.store import (
     available_managed,
     version_findings,
 )
+from pdp.store.organization import Organization, OrgNode
 from pdp.text import printable
 
 __all__ = ["RULES", "SEVERITIES", "Finding", "audit", "invalid_store", "render"]
@@ -328,6 +330,30 @@ def audit(
     """Every finding of a store version. `activity` (principal -> last allowed, from the Access
     Advisor) enables the inactive-user finding."""
     now = datetime.now(UTC).timestamp() if now is None else now
+    findings: list[Finding] = []
+    # The multi-account layout: every account, its files named with their accounts/<id>/ prefix
+    # (users, roles, policies and resources carry it already; account.json and the validation
+    # findings' policies/<Name>.json get it here).
+    parts = (
+        [(f"accounts/{a}/", sub) for a, sub in sorted(version.accounts.items())]
+        if version.accounts
+        else [("", version)]
+    )
+    for prefix, part in parts:
+        findings.extend(_account_audit(part, prefix, now, days, activity))
+    if version.organization is not None:
+        findings.extend(_scp_findings(version.organization, version.application_services))
+    return sorted(findings, key=lambda f: (-f.rank(), f.file, f.path))
+
+
+def _account_audit(
+    version: StoreVersion,
+    prefix: str,
+    now: float,
+    days: int,
+    activity: dict[str, float] | None,
+) -> list[Finding]:
+    """The findings of one account (`prefix` is `accounts/<id>/` in the multi-account layout)."""
     account = version.account
     findings: list[Finding] = []
     if any(k.status == "Active" for k in account.root_access_keys):
@@ -335,7 +361,7 @@ def audit(
             Finding(
                 "root_access_keys",
                 "critical",
-                "account.json",
+                f"{prefix}account.json",
                 "root.access_keys",
                 "the root user has active access keys; delete them",
             )
@@ -347,20 +373,23 @@ def audit(
             Finding(
                 "root_enabled",
                 severity,
-                "account.json",
+                f"{prefix}account.json",
                 "root.enabled",
                 f"the root user is enabled{detail}; lock it away"
                 ' ("enabled": false) unless a task needs it',
             )
         )
-    findings.extend(_password_policy_findings(account.password_policy))
+    findings.extend(
+        replace(f, file=f"{prefix}{f.file}")
+        for f in _password_policy_findings(account.password_policy)
+    )
     max_age = account.password_policy.get("MaxPasswordAge")
     managed = available_managed(version)
     for user in version.users.values():
         findings.extend(_user_findings(user, now, days, max_age, activity))
         findings.extend(_key_only_admin(version, user, managed))
     for name, policy in version.policies.items():
-        findings.extend(_policy_findings(policy, f"policies/{name}.json"))
+        findings.extend(_policy_findings(policy, f"{prefix}policies/{name}.json"))
     for principal in [*version.groups.values(), *version.users.values()]:
         for i, ref in enumerate(principal.policies):
             found = managed.get(ref)
@@ -377,13 +406,28 @@ def audit(
     for user in version.users.values():
         for policy in user.inline_policies:
             findings.extend(_policy_findings(policy, user.file, f"{_inline_path(policy)}."))
+    for role in version.roles.values():  # a role's inline name is cited `#inline/<Name>`
+        for i, ref in enumerate(role.policies):
+            found = managed.get(ref)
+            if found is not None:
+                short = ref[len(AWS_MANAGED_PREFIX) :]
+                findings.extend(
+                    replace(f, message=f"AWS managed policy {short}: {f.message}")
+                    for f in _policy_findings(found.policy, role.file, f"policies[{i}].")
+                )
+        for policy in role.inline_policies:
+            name = policy.name.split("#inline/", 1)[-1]
+            findings.extend(_policy_findings(policy, role.file, f"inline_policies.{name}."))
     try:
         checked = version_findings(version)
     except CheckFailed as exc:  # the rest of the audit stands; say what is missing
         findings.append(Finding("findings_unavailable", "medium", exc.file, "", exc.reason))
     else:
-        findings.extend(_validation(f) for f in checked if f.code not in _AUDITED_ALREADY)
-    return sorted(findings, key=lambda f: (-f.rank(), f.file, f.path))
+        findings.extend(_validation(f, prefix) for f in checked if f.code not in _AUDITED_ALREADY)
+    findings.extend(_trust_findings(version))
+    findings.extend(_resource_findings(version))
+    findings.extend(_boundary_findings(version))
+    return findings
 
 
 # Validation checks the audit makes itself, with more detail (allow_with_not, broad_not_action).
@@ -398,11 +442,14 @@ VALIDATION_SEVERITY = {
 }
 
 
-def _validation(finding: ValidationFinding) -> Finding:
-    """A validation finding (pdp.reference, docs/validation.md) as an audit finding."""
+def _validation(finding: ValidationFinding, prefix: str = "") -> Finding:
+    """A validation finding (pdp.reference, docs/validation.md) as an audit finding; `prefix`
+    (`accounts/<id>/`) is put before a file name that lacks it (customer policies are named
+    `policies/<Name>.json` by the checks)."""
     message = f"{finding.finding_type}: {finding.message}"
+    file = finding.file if finding.file.startswith(prefix) else f"{prefix}{finding.file}"
     return Finding(
-        finding.code, VALIDATION_SEVERITY[finding.finding_type], finding.file, finding.path, message
+        finding.code, VALIDATION_SEVERITY[finding.finding_type], file, finding.path, message
     )
 
 
@@ -733,6 +780,50 @@ RULES: dict[str, tuple[str, str, str]] = {
         "The statement's conditions contradict each other, so it never applies.",
         "Fix or remove the contradicting condition.",
     ),
+    "trust_policy_public": (
+        "A role anyone can assume",
+        'A role trust policy Allow for "*" ({"AWS": "*"}, or NotPrincipal) with no condition'
+        " on a key that restricts who (aws:PrincipalOrgID, aws:PrincipalAccount,"
+        " aws:PrincipalArn, aws:SourceIp, ...): any principal of any AWS account can assume it.",
+        "Name the principals that may assume the role, or add a condition such as"
+        ' "StringEquals": {"aws:PrincipalOrgID": "o-..."}.',
+    ),
+    "trust_account_unconditioned": (
+        "A role trusts a whole other account without conditions",
+        "A role trust policy Allow naming another account (its id or :root ARN) with no"
+        " Condition: every principal of that account its administrators allow may assume the"
+        " role. Trusting the role's own account is delegation and is not reported.",
+        "Constrain the statement with sts:ExternalId (for a third party), aws:PrincipalOrgID or"
+        " aws:MultiFactorAuthPresent, or name the account's roles that need access.",
+    ),
+    "resource_policy_public": (
+        "A resource policy is open to anyone",
+        'A resource policy Allow for "*" ({"AWS": "*"}, or NotPrincipal) with no condition on'
+        " a key that restricts who (aws:SourceIp, aws:SourceVpce, aws:PrincipalOrgID,"
+        " aws:SourceArn, ...): anyone, anonymous callers included, is allowed.",
+        "Name the principals, or add a restricting condition; keep public access only where it"
+        " is meant (a public website bucket).",
+    ),
+    "missing_permissions_boundary": (
+        "A role or user lacks the permissions boundary its account requires",
+        'account.json sets "require_permissions_boundary": true and a role (not service-linked)'
+        " or user has no permissions_boundary.",
+        "Set permissions_boundary on the role or user file to the account's boundary policy.",
+    ),
+    "scp_denies_nothing": (
+        "An SCP denies nothing",
+        "An SCP with no Deny statement attached at a node next to an SCP that allows"
+        " everything (FullAWSAccess): SCPs attached at one node are ORed, so it grants nothing"
+        " more and denies nothing.",
+        "Detach it, turn it into a Deny list, or detach FullAWSAccess to make it the node's"
+        " allow list.",
+    ),
+    "scp_deny_matches_nothing": (
+        "An SCP Deny statement matches no action",
+        "A Deny statement of an SCP whose Action patterns match no action of AWS's service"
+        " authorization reference (a misspelled action): it denies nothing.",
+        "Fix the action names (pdp validate lists AWS's actions of a service).",
+    ),
     "inactive_user": (
         "An inactive user",
         "No allowed activity in the decision log for --days days (needs --advisor-db).",
@@ -814,3 +905,265 @@ def _sarif(findings: list[Finding]) -> str:
         ],
     }
     return json.dumps(doc, indent=2) + "\n"
+
+
+# --- roles, resources, boundaries and SCPs (issue 14) -------------------------------------------
+
+# Condition keys that restrict who can use a policy that names "*" as its principal, when tested
+# with a fixed value. Amazon S3's "The meaning of public": a policy is not public when it limits
+# aws:SourceIp, or grants to a fixed aws:SourceArn, aws:SourceVpc, aws:SourceVpce,
+# aws:SourceOwner, aws:SourceAccount, aws:userid
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html);
+# plus the principal's own account and organization keys, which name who the caller is. Lower case.
+RESTRICTING_KEYS = frozenset(
+    k.lower()
+    for k in (
+        "aws:PrincipalAccount",
+        "aws:PrincipalArn",
+        "aws:PrincipalOrgID",
+        "aws:PrincipalOrgPaths",
+        "aws:PrincipalServiceName",
+        "aws:SourceAccount",
+        "aws:SourceArn",
+        "aws:SourceIp",
+        "aws:SourceOrgID",
+        "aws:SourceOrgPaths",
+        "aws:SourceOwner",
+        "aws:SourceVpc",
+        "aws:SourceVpce",
+        "aws:userid",
+    )
+)
+_ACCOUNT_ROOT = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):root")
+
+
+def _statements(policy: Policy) -> list[tuple[str, dict[str, Any]]]:
+    """(JSON path, statement) of a policy document: `Statement` alone or `Statement[i]`."""
+    raw = policy.document.get("Statement")
+    if isinstance(raw, dict):
+        return [("Statement", raw)]
+    return [(f"Statement[{i}]", stmt) for i, stmt in enumerate(raw or [])]
+
+
+def _aws_principals(stmt: dict[str, Any]) -> list[str]:
+    """The AWS principals an Allow statement names: "*" for `"Principal": "*"`, for
+    {"AWS": "*"} and for NotPrincipal (everyone but those listed: AWS advises against it)."""
+    if "NotPrincipal" in stmt:
+        return ["*"]
+    principal = stmt.get("Principal")
+    if principal == "*":
+        return ["*"]
+    if not isinstance(principal, dict):
+        return []
+    value = principal.get("AWS", [])
+    return [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)]
+
+
+def _restricted(condition: Any) -> bool:
+    """Whether a Condition block narrows a "*" principal: a restricting key (RESTRICTING_KEYS)
+    tested by a positive operator with fixed values. A negated operator (StringNotEquals,
+    NotIpAddress), Null and ...IfExists (true when the key is absent, as it is for an anonymous
+    caller) do not narrow."""
+    if not isinstance(condition, dict):
+        return False
+    for operator, keys in condition.items():
+        if "Not" in operator or operator == "Null" or operator.endswith("IfExists"):
+            continue
+        if not isinstance(keys, dict):
+            continue
+        for key, values in keys.items():
+            listed = values if isinstance(values, list) else [values]
+            # a fixed value: a Like pattern with a wildcard names many callers, not some
+            fixed = "Like" not in operator or not any(
+                "*" in str(v) or "?" in str(v) for v in listed
+            )
+            if key.lower() in RESTRICTING_KEYS and listed and fixed:
+                return True
+    return False
+
+
+def _whole_account(value: str) -> str | None:
+    """The account id a principal names as a whole (`111122223333` or its `:root` ARN)."""
+    if re.fullmatch(r"\d{12}", value):
+        return value
+    match = _ACCOUNT_ROOT.fullmatch(value)
+    return match[1] if match else None
+
+
+def _trust_findings(version: StoreVersion) -> list[Finding]:
+    """`trust_policy_public`: a role that anyone may assume ("*" unrestricted); and
+    `trust_account_unconditioned`: a role that a whole other account may assume with no
+    Condition. Trusting the role's own account is delegation to that account's
+    administrators (only principals whose identity policies allow sts:AssumeRole on the role
+    can assume it) and is not reported."""
+    out = []
+    own = version.account.account_id
+    for role in version.roles.values():
+        for path, stmt in _statements(role.trust_policy):
+            if stmt.get("Effect") != "Allow":
+                continue
+            at = f"trust_policy.{path}"
+            principals = _aws_principals(stmt)
+            if "*" in principals and not _restricted(stmt.get("Condition")):
+                element = "NotPrincipal" if "NotPrincipal" in stmt else "Principal"
+                out.append(
+                    Finding(
+                        "trust_policy_public",
+                        "critical",
+                        role.file,
+                        f"{at}.{element}",
+                        f"role {role.name} trusts every AWS principal of every account"
+                        f" ({element} {json.dumps(stmt.get(element))}) with no condition"
+                        " restricting who (aws:PrincipalOrgID, aws:PrincipalAccount,"
+                        " aws:PrincipalArn, ...): anyone can assume it",
+                    )
+                )
+                continue
+            if stmt.get("Condition"):
+                continue
+            others = sorted(
+                {a for a in map(_whole_account, principals) if a is not None and a != own}
+            )
+            if others:
+                out.append(
+                    Finding(
+                        "trust_account_unconditioned",
+                        "medium",
+                        role.file,
+                        f"{at}.Principal",
+                        f"role {role.name} trusts the whole account"
+                        f"{'s' if len(others) > 1 else ''} {', '.join(others)} with no"
+                        " Condition: every principal there that its administrators allow may"
+                        " assume it; constrain it with sts:ExternalId (a third party),"
+                        " aws:PrincipalOrgID or aws:MultiFactorAuthPresent, or name the roles",
+                    )
+                )
+    return out
+
+
+def _resource_findings(version: StoreVersion) -> list[Finding]:
+    """`resource_policy_public`: a resource policy Allow for "*" with no restricting
+    condition (anonymous callers included)."""
+    out = []
+    for item in version.resources:
+        if item.policy is None:
+            continue
+        for path, stmt in _statements(item.policy):
+            if stmt.get("Effect") != "Allow" or "*" not in _aws_principals(stmt):
+                continue
+            if _restricted(stmt.get("Condition")):
+                continue
+            element = "NotPrincipal" if "NotPrincipal" in stmt else "Principal"
+            actions = _listed(stmt, "Action") or [f"all but {_listed(stmt, 'NotAction')}"]
+            out.append(
+                Finding(
+                    "resource_policy_public",
+                    "high",
+                    item.file,
+                    f"policy.{path}.{element}",
+                    f"{', '.join(item.arns)} is open to anyone, anonymous callers included:"
+                    f" {element} {json.dumps(stmt.get(element))} allows"
+                    f" {', '.join(actions)} with no condition restricting who (aws:SourceIp,"
+                    " aws:SourceVpce, aws:PrincipalOrgID, aws:SourceArn, ...)",
+                )
+            )
+    return out
+
+
+def _boundary_findings(version: StoreVersion) -> list[Finding]:
+    """`missing_permissions_boundary`: with account.json's `require_permissions_boundary`, a
+    role (not service-linked: AWS manages those) or user without a permissions boundary."""
+    if not version.account.require_permissions_boundary:
+        return []
+    out = []
+    identities: list[tuple[str, str, str | None]] = [
+        ("role", r.name, r.permissions_boundary)
+        for r in version.roles.values()
+        if not r.service_linked
+    ]
+    files = {("role", r.name): r.file for r in version.roles.values()}
+    identities += [("user", u.name, u.permissions_boundary) for u in version.users.values()]
+    files.update({("user", u.name): u.file for u in version.users.values()})
+    for kind, name, boundary in identities:
+        if boundary is None:
+            out.append(
+                Finding(
+                    "missing_permissions_boundary",
+                    "medium",
+                    files[(kind, name)],
+                    "permissions_boundary",
+                    f"{kind} {name} has no permissions boundary, and account.json requires one"
+                    ' ("require_permissions_boundary": true)',
+                )
+            )
+    return out
+
+
+def _scp_findings(organization: Organization, own: frozenset[str] = frozenset()) -> list[Finding]:
+    """`scp_denies_nothing`: an SCP with no Deny statement attached at a node (the root, an
+    OU, an account) next to an SCP that already allows everything (FullAWSAccess): it grants
+    nothing more and denies nothing. `scp_deny_matches_nothing`: a Deny statement of an SCP
+    whose Action patterns match no action of AWS's service authorization reference (the
+    store's own application services, store.json, are not judged)."""
+    out = []
+    nodes: list[tuple[str, tuple[str, ...]]] = []
+
+    def walk(node: OrgNode, path: str) -> None:
+        nodes.append((path, node.scps))
+        for i, unit in enumerate(node.units):
+            walk(unit, f"{path}.units[{i}]")
+
+    walk(organization.root, "root")
+    for account, (scps, _) in organization.account_attachments.items():
+        nodes.append((f"accounts.{account}", scps))
+    for path, names in nodes:
+        everything = [n for n in names if _grants_everything(organization.scps[n])]
+        if not everything:
+            continue  # Allow-only SCPs are this node's allow list: they matter
+        for i, name in enumerate(names):
+            policy = organization.scps[name]
+            if name in everything or any(
+                stmt.get("Effect") == "Deny" for _, stmt in _statements(policy)
+            ):
+                continue
+            out.append(
+                Finding(
+                    "scp_denies_nothing",
+                    "low",
+                    organization.file,
+                    f"{path}.scps[{i}]",
+                    f"SCP {name} has no Deny statement and is attached next to {everything[0]},"
+                    " which allows everything: it grants nothing more and denies nothing",
+                )
+            )
+    for name, policy in organization.scps.items():
+        for path, stmt in _statements(policy):
+            if stmt.get("Effect") != "Deny" or "Action" not in stmt:
+                continue
+            actions = _listed(stmt, "Action")
+            if actions and all(
+                a.partition(":")[0].lower() not in own and _matches_no_action(a) for a in actions
+            ):
+                out.append(
+                    Finding(
+                        "scp_deny_matches_nothing",
+                        "medium",
+                        policy.name,
+                        f"{path}.Action",
+                        f"SCP {name} denies {json.dumps(actions)}, which matches no action of"
+                        " AWS's service authorization reference: the statement denies nothing",
+                    )
+                )
+    return out
+
+
+def _matches_no_action(pattern: str) -> bool:
+    """Whether an Action pattern matches no action of AWS's reference. Unknown when the
+    reference cannot be read, or the service prefix has a wildcard: then False (no finding)."""
+    service, colon, _ = pattern.partition(":")
+    if not colon or "*" in service or "?" in service:
+        return False
+    try:
+        return not default_reference().actions_matching(pattern, limit=1)
+    except (ReferenceFailed, OSError, ValueError):
+        return False

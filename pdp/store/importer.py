@@ -12,9 +12,10 @@ directory of `versions/` (`.0003.tmp`, which no loader sees), loaded by the same
 publish`); `current` is swapped (atomically, by renaming a new link over it) only when asked
 to. A failed import leaves the store as it was.
 
-Invariants: nothing the store cannot hold is dropped silently (it is a `Skipped`); a user whose
-permissions boundary the store cannot hold is left out (fail closed: without its boundary it
-would be allowed more than AWS allows it); no access key id is invented; no secret is written
+Invariants: nothing the store cannot hold is dropped silently (it is a `Skipped`); a user or
+role is never imported without its permissions boundary (a boundary that cannot be resolved
+refuses the import: without it the identity would be allowed more than AWS allows it); no
+access key id is invented; no secret is written
 (the inputs hold none, and nothing outside the documented fields is copied).
 """
 
@@ -35,9 +36,17 @@ from typing import Any
 
 from pdp.errors import Diagnostic, PolicyValidationError
 from pdp.language import JsonObject, MalformedJson, load_json, parse_policy
-from pdp.names import is_account_id, is_group_name, is_path, is_policy_name, is_user_name
+from pdp.names import (
+    is_account_id,
+    is_group_name,
+    is_path,
+    is_policy_name,
+    is_role_name,
+    is_user_name,
+)
 from pdp.store.aws_managed import AWS_MANAGED_FOLDER, AWS_MANAGED_PREFIX, builtin_managed
 from pdp.store.publish import PublishFailed, next_version_name, publish_version, write_files
+from pdp.store.roles import MAX_SESSION_DURATION, MIN_SESSION_DURATION
 from pdp.store.version import PASSWORD_POLICY_FIELDS, password_policy_problem
 
 __all__ = [
@@ -98,8 +107,8 @@ class ImportFailed(PublishFailed):
 class Skipped:
     """Something in the inputs that the new version does not hold, and why.
 
-    `kind` is one of: `role`, `instance_profile`, `permissions_boundary`, `user` (left out
-    because of its boundary), `policy_path` (a customer policy's path, not kept),
+    `kind` is one of: `instance_profile` (not modelled), `policy_path` (a customer policy's
+    path, not kept),
     `password_policy_field`, `credential_report_row`, `element`
     (an unknown element of the export)."""
 
@@ -188,6 +197,7 @@ class _Converter:
         self.user_paths: dict[str, str] = {}
         self.left_out: set[str] = set()  # users left out (their boundary)
         self.groups: dict[str, dict[str, Any]] = {}
+        self.roles_out: dict[str, dict[str, Any]] = {}
         self.customer: dict[str, dict[str, Any]] = {}  # name -> its default document
         self.customer_arns: set[str] = set()
         self.managed: dict[str, dict[str, Any]] = {}  # file -> the get-policy-version shape
@@ -280,7 +290,7 @@ class _Converter:
             return False
         return True
 
-    def document(self, at: str, value: Any) -> dict[str, Any] | None:
+    def document(self, at: str, value: Any, kind: str = "identity") -> dict[str, Any] | None:
         """A policy document: a JSON object (the CLI decodes them) or the URL-encoded JSON text
         the IAM API returns (RFC 3986); checked by the policy validator, problems under `at`."""
         if isinstance(value, str):
@@ -305,7 +315,7 @@ class _Converter:
             )
             return None
         try:
-            parse_policy(value, source=self.source)
+            parse_policy(value, source=self.source, kind=kind)
         except PolicyValidationError as exc:
             for d in exc.diagnostics:
                 self.problem(f"{at}.{d.path}" if d.path else at, d.message, d.code)
@@ -527,22 +537,12 @@ class _Converter:
             tags = self.tags(at, item)
             if tags:
                 user["tags"] = tags
-            boundary = item.get("PermissionsBoundary")
-            if boundary:
-                arn = boundary.get("PermissionsBoundaryArn") if isinstance(boundary, dict) else None
-                self.skipped.append(
-                    Skipped("permissions_boundary", f"user/{name}", f"{arn}: no boundaries yet")
-                )
-                self.skipped.append(
-                    Skipped(
-                        "user",
-                        name,
-                        f"has the permissions boundary {arn}, which the store cannot hold"
-                        " yet; without it the user would be allowed more than AWS allows",
-                    )
-                )
-                self.left_out.add(name)
+            boundary = self.boundary(at, item)
+            if boundary is False:
+                self.left_out.add(name)  # fail closed: never imported without its boundary
                 continue
+            if boundary is not None:
+                user["permissions_boundary"] = boundary
             self.users[name] = user
             self.user_paths[name] = path
 
@@ -585,22 +585,106 @@ class _Converter:
             out[key] = value
         return out
 
+    def boundary(self, at: str, item: dict[str, Any]) -> str | bool | None:
+        """A user's or role's PermissionsBoundary (`{"PermissionsBoundaryType": "Policy",
+        "PermissionsBoundaryArn": ...}`) as a store reference (the ARN); None without one,
+        False when it is wrong (a problem at its path)."""
+        boundary = item.get("PermissionsBoundary")
+        if boundary is None:
+            return None
+        where = f"{at}.PermissionsBoundary"
+        if not isinstance(boundary, dict):
+            self.problem(where, "must be an object with PermissionsBoundaryArn")
+            return False
+        kind = boundary.get("PermissionsBoundaryType", "Policy")
+        if kind != "Policy":
+            self.problem(f"{where}.PermissionsBoundaryType", f'{kind!r}: IAM has only "Policy"')
+            return False
+        arn = self.string(where, boundary, "PermissionsBoundaryArn")
+        if arn is None:
+            return False
+        known = (
+            arn in self.managed_arns or arn in builtin_managed()
+            if arn.startswith(AWS_MANAGED_PREFIX)
+            else arn in self.customer_arns
+        )
+        if not known:
+            self.problem(
+                f"{where}.PermissionsBoundaryArn",
+                f'"{arn}" is not in Policies (an export made with --filter leaves policies out;'
+                " export without it)",
+                "missing_reference",
+            )
+            return False
+        return arn
+
     def roles(self, doc: dict[str, Any]) -> None:
-        reason = "the store holds no roles yet (the evaluation-chain issue)"
+        """RoleDetailList -> roles/<Name>.json (docs/store.md): path, trust policy (the
+        AssumeRolePolicyDocument, URL-encoded JSON in the IAM API's answer), attached and
+        inline policies, permissions boundary, tags, RoleId, MaxSessionDuration, and the
+        service-linked flag (path /aws-service-role/...). Instance profiles are not modelled."""
+        seen: dict[str, str] = {}
         for at, item in self.entries(doc, "RoleDetailList"):
-            name = item.get("RoleName") if isinstance(item.get("RoleName"), str) else at
-            self.skipped.append(Skipped("role", str(name), reason))
+            name, path = self.string(at, item, "RoleName"), self.path_of(at, item)
             for _, profile in self.entries(item, "InstanceProfileList", at):
                 label = profile.get("InstanceProfileName", "?")
                 self.skipped.append(
-                    Skipped("instance_profile", str(label), f"of role {name}: no roles yet")
+                    Skipped(
+                        "instance_profile",
+                        str(label),
+                        f"of role {name}: the store does not model instance profiles",
+                    )
                 )
-            boundary = item.get("PermissionsBoundary")
-            if isinstance(boundary, dict):
-                arn = boundary.get("PermissionsBoundaryArn")
-                self.skipped.append(
-                    Skipped("permissions_boundary", f"role/{name}", f"{arn}: no roles yet")
-                )
+            if name is None or path is None:
+                continue
+            if not self.new_name(at, f"{at}.RoleName", name, "role", is_role_name, seen):
+                continue
+            self.check_arn(at, item.get("Arn"), f"role{path}{name}")
+            trust = self.document(
+                f"{at}.AssumeRolePolicyDocument", item.get("AssumeRolePolicyDocument"), "trust"
+            )
+            if trust is None:
+                continue
+            role: dict[str, Any] = {"path": path, "trust_policy": trust}
+            role["policies"] = self.attached(at, item)
+            inline = self.inline_policies(at, item, "RolePolicyList")
+            if inline:
+                role["inline_policies"] = inline
+            boundary = self.boundary(at, item)
+            if boundary is False:
+                continue
+            if boundary is not None:
+                role["permissions_boundary"] = boundary
+            tags = self.tags(at, item)
+            if tags:
+                role["tags"] = tags
+            duration = item.get("MaxSessionDuration")
+            if duration is not None:
+                if (
+                    not isinstance(duration, int)
+                    or isinstance(duration, bool)
+                    or not MIN_SESSION_DURATION <= duration <= MAX_SESSION_DURATION
+                ):
+                    self.problem(
+                        f"{at}.MaxSessionDuration",
+                        f"must be {MIN_SESSION_DURATION} to {MAX_SESSION_DURATION} seconds",
+                    )
+                    continue
+                role["max_session_duration"] = duration
+            if path.startswith("/aws-service-role/"):
+                role["service_linked"] = True
+            role_id = item.get("RoleId")
+            if role_id is not None:
+                if not isinstance(role_id, str) or not re.fullmatch(
+                    r"AROA[A-Z0-9]{12,124}", role_id
+                ):
+                    self.problem(f"{at}.RoleId", f"{role_id!r} is not a role id (AROA...)")
+                    continue
+                role["role_id"] = role_id
+            description = item.get("Description")
+            if isinstance(description, str) and description:
+                role["description"] = description
+            self.roles_out[name] = role
 
     # -- the extra inputs ------------------------------------------------------------------
 
@@ -811,9 +895,12 @@ class _Converter:
             files[f"groups/{name}.json"] = _dump(group)
         for name, user in self.users.items():
             files[f"users/{name}.json"] = _dump(user)
+        for name, role in self.roles_out.items():
+            files[f"roles/{name}.json"] = _dump(role)
         for rel, shape in self.managed.items():
             files[rel] = _dump(shape)
         counts = {
+            "roles": len(self.roles_out),
             "users": len(self.users),
             "groups": len(self.groups),
             "policies": len(self.customer),

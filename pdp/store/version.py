@@ -226,6 +226,10 @@ class Account:
     password_policy: dict[str, Any] = field(default_factory=dict)
     created: str | None = None  # the account's creation time (the root row's user_creation_time)
     root_password_last_used: str | None = None
+    # account.json `require_permissions_boundary`: the account's rule that every role and user
+    # has a permissions boundary (service-linked roles exempt); `pdp audit` reports those that
+    # lack one (missing_permissions_boundary). It changes no decision.
+    require_permissions_boundary: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1390,7 +1394,11 @@ def _read_account(
     if not os.path.isfile(path):
         reader.add(rel, "", "not_a_file", "not a regular file")
         return Account(default)
-    doc = reader.object(rel, reader.read_json(rel, path), ("account_id", "root", "password_policy"))
+    doc = reader.object(
+        rel,
+        reader.read_json(rel, path),
+        ("account_id", "root", "password_policy", "require_permissions_boundary"),
+    )
     if doc is None:
         return Account(default)
     account_id = doc.get("account_id", default)
@@ -1417,6 +1425,8 @@ def _read_account(
     if not isinstance(policy, dict):
         reader.add(rel, "password_policy", "invalid_field", "password_policy must be an object")
         policy = {}
+    reader.typed(rel, doc, "require_permissions_boundary", _is_bool, "true or false")
+    require_boundary = doc.get("require_permissions_boundary", False) is True
     problem = False
     for key, value in policy.items():
         message = password_policy_problem(key, value)
@@ -1425,7 +1435,14 @@ def _read_account(
             reader.add(rel, f"password_policy.{key}", code, message)
             problem = True
     return Account(
-        account_id, enabled, mfa, keys, {} if problem else dict(policy), created, root_used
+        account_id,
+        enabled,
+        mfa,
+        keys,
+        {} if problem else dict(policy),
+        created,
+        root_used,
+        require_boundary,
     )
 
 

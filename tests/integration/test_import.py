@@ -16,6 +16,7 @@ import pytest
 import pdp
 from pdp.cli import main
 from pdp.store import read_version
+from pdp.store.activation import load_store
 from pdp.store.importer import ImportFailed, import_authorization_details, next_version_name
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aws"
@@ -96,16 +97,17 @@ def test_the_import_is_a_new_version_that_validates(
     assert summary["store_created"] is True
     assert summary["serving"] is True  # no current: the greatest version serves
     assert summary["counts"] == {
-        "users": 4,  # carol is left out (her permissions boundary)
+        "roles": 3,
+        "users": 5,  # carol with her permissions boundary
         "groups": 4,
         "policies": 3,
         "aws_managed": 3,
-        "inline_policies": 4,
+        "inline_policies": 5,
         "policy_versions_not_default": 2,
     }
     assert sorted(os.listdir(store / "versions")) == ["0001"]  # no temporary left
     assert main(["validate", str(store)]) == 0
-    assert "version 0001: 4 users, 4 groups, 3 policies" in capsys.readouterr().out
+    assert "version 0001: 5 users, 4 groups, 3 policies" in capsys.readouterr().out
 
 
 def test_decisions_follow_the_account(imported: tuple[Path, dict[str, Any]]) -> None:
@@ -157,8 +159,9 @@ def test_decisions_follow_the_account(imported: tuple[Path, dict[str, Any]]) -> 
         # AdministratorAccess, and the admins group's inline Deny
         ("dave", "ec2:RunInstances", "*", "Allow", "allowed"),
         ("dave", "iam:DeleteAccountPasswordPolicy", "*", "Deny", "explicitDeny"),
-        # carol has a permissions boundary the store cannot hold: she is not imported
-        ("carol", "s3:GetObject", obj, "Deny", "implicitDeny"),
+        # carol's group allows S3AppAccess; her boundary (DeveloperBoundary) only s3:GetObject
+        ("carol", "s3:GetObject", obj, "Allow", "allowed"),
+        ("carol", "s3:ListBucket", "arn:aws:s3:::orders-app", "Deny", "implicitDeny"),
     ]
     with pdp.Authorizer.from_store(store, watch=False) as authz:
         got = [
@@ -167,6 +170,60 @@ def test_decisions_follow_the_account(imported: tuple[Path, dict[str, Any]]) -> 
             for d in [authz.is_authorized(p, a, r)]
         ]
     assert got == cases
+
+
+def test_roles_are_imported_and_decide_role_sessions(
+    imported: tuple[Path, dict[str, Any]],
+) -> None:
+    """RoleDetailList -> roles/<Name>.json: trust policy (URL-encoded for deploy, as the IAM
+    API returns it), attached and inline policies, boundary, tags, RoleId, MaxSessionDuration,
+    the service-linked flag; a role session of each then decides as AWS would."""
+    store, _ = imported
+    folder = store / "versions/0001/roles"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "AWSServiceRoleForAutoScaling.json",
+        "app-server.json",
+        "deploy.json",
+    ]
+    app = json.loads((folder / "app-server.json").read_text())
+    assert app["path"] == "/service/" and app["role_id"] == "AROA1111111111EXAMPLE"
+    assert app["trust_policy"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    assert app["policies"] == ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"]
+    assert list(app["inline_policies"]) == ["AppQueue"]
+    assert app["permissions_boundary"] == f"arn:aws:iam::{ACCOUNT}:policy/DeveloperBoundary"
+    assert app["tags"] == {"app": "orders"} and "max_session_duration" not in app
+    deploy = json.loads((folder / "deploy.json").read_text())
+    assert deploy["max_session_duration"] == 7200
+    assert deploy["trust_policy"]["Statement"][0]["Condition"] == {
+        "Bool": {"aws:MultiFactorAuthPresent": "true"}
+    }
+    linked = json.loads((folder / "AWSServiceRoleForAutoScaling.json").read_text())
+    assert linked["service_linked"] is True
+    carol = json.loads((store / "versions/0001/users/carol.json").read_text())
+    assert carol["permissions_boundary"] == f"arn:aws:iam::{ACCOUNT}:policy/DeveloperBoundary"
+
+    snapshot = load_store(store)
+    obj = "arn:aws:s3:::orders-app/src/app.py"
+
+    def session(role: str, action: str, resource: str) -> pdp.Decision:
+        return snapshot.decide(
+            pdp.Request(
+                principal=f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/i-0abc",
+                action=action,
+                resource=resource,
+                principal_type="role_session",
+            )
+        )
+
+    allowed = session("app-server", "s3:GetObject", obj)
+    assert (allowed.reason, allowed.errors) == ("allowed", ())
+    # AmazonS3ReadOnlyAccess allows s3:List*, the boundary does not
+    bounded = session("app-server", "s3:ListBucket", "arn:aws:s3:::orders-app")
+    assert (bounded.reason, bounded.blocked_by) == ("implicitDeny", ("boundary",))
+    queue = session("app-server", "sqs:SendMessage", f"arn:aws:sqs:eu-west-1:{ACCOUNT}:orders")
+    assert queue.reason == "implicitDeny"  # the inline policy allows it, the boundary does not
+    assert session("deploy", "s3:GetObject", obj).reason == "allowed"  # S3AppAccess, no boundary
+    assert session("deploy", "s3:DeleteBucket", "arn:aws:s3:::orders-app").reason == "implicitDeny"
 
 
 def test_the_non_default_version_is_not_imported(imported: tuple[Path, dict[str, Any]]) -> None:
@@ -220,14 +277,15 @@ def test_the_posture_reports_read_keys_without_ids(
     assert main(["audit", str(store), "--credential-report"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert rows[1].startswith(f"<root_account>,arn:aws:iam::{ACCOUNT}:root,")
-    # The report pdp writes from the imported store is AWS's, row for row (carol is left out
-    # with her boundary): every column read, and none invented.
+    # The report pdp writes from the imported store is AWS's, row for row: every column read,
+    # and none invented.
     aws = {line.split(",", 1)[0]: line for line in CREDENTIAL_REPORT.read_text().splitlines()}
     assert rows[0] == aws["user"]
     assert [r.split(",", 1)[0] for r in rows[1:]] == [
         "<root_account>",
         "alice",
         "bob",
+        "carol",
         "dave",
         "erin",
     ]
@@ -243,18 +301,10 @@ def test_what_the_store_cannot_hold_is_reported(imported: tuple[Path, dict[str, 
     _, summary = imported
     skipped = {(s["kind"], s["name"]) for s in summary["skipped"]}
     assert skipped == {
-        ("role", "app-server"),
-        ("instance_profile", "app-server"),
-        ("permissions_boundary", "role/app-server"),
-        ("permissions_boundary", "user/carol"),
-        ("user", "carol"),
+        ("instance_profile", "app-server"),  # instance profiles are not modelled
         ("policy_path", "DeveloperTools"),
         ("password_policy_field", "ExpirePasswords"),
-        ("credential_report_row", "carol"),
     }
-    assert summary["skipped_counts"]["permissions_boundary"] == 2
-    reasons = {s["name"]: s["reason"] for s in summary["skipped"] if s["kind"] == "user"}
-    assert "arn:aws:iam::123456789012:policy/DeveloperBoundary" in reasons["carol"]
 
 
 def test_the_text_summary_names_what_was_skipped(
@@ -263,8 +313,8 @@ def test_the_text_summary_names_what_was_skipped(
     export = EXPORT
     assert run_import(tmp_path / "store", export) == 0
     out = capsys.readouterr().out
-    assert "4 users, 4 groups, 3 customer-managed policies" in out
-    assert "  role (1):\n    app-server: the store holds no roles yet" in out
+    assert "5 users, 4 groups, 3 customer-managed policies" in out
+    assert "inline policies, 3 roles" in out and "role (" not in out
     assert "  instance_profile (1):\n    app-server: of role app-server" in out
     assert "serving: the store now serves version 0001" in out
 
@@ -785,3 +835,30 @@ def test_a_name_that_would_be_a_hidden_file_is_refused(
     problems = refused(tmp_path, capsys, export)
     prefix = f"{tmp_path / 'bad.json'}: {expected}: "
     assert any(p.startswith(prefix) and "hidden" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("entity", ["UserDetailList", "RoleDetailList"])
+def test_a_boundary_not_in_the_export_refuses_the_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], entity: str
+) -> None:
+    """An identity is never imported without its boundary: the import is refused, by path."""
+    export = fixture_export()
+    index = next(i for i, e in enumerate(export[entity]) if e.get("PermissionsBoundary"))
+    missing = f"arn:aws:iam::{ACCOUNT}:policy/NoSuchBoundary"
+    export[entity][index]["PermissionsBoundary"]["PermissionsBoundaryArn"] = missing
+    store = tmp_path / "store"
+    assert run_import(store, write_json(tmp_path / "export.json", export)) == 1
+    err = capsys.readouterr().err
+    assert f"{entity}[{index}].PermissionsBoundary.PermissionsBoundaryArn" in err
+    assert "NoSuchBoundary" in err
+    assert not (store / "versions").exists() or not os.listdir(store / "versions")
+
+
+def test_a_trust_policy_with_a_resource_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = fixture_export()
+    statement = export["RoleDetailList"][0]["AssumeRolePolicyDocument"]["Statement"][0]
+    statement["Resource"] = "*"
+    assert run_import(tmp_path / "store", write_json(tmp_path / "export.json", export)) == 1
+    assert "RoleDetailList[0].AssumeRolePolicyDocument.Statement[0]" in capsys.readouterr().err
