@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pdp import Request
+from pdp import Request, RequestError, Session
 from pdp.language import MAX_CONTEXT_KEYS, MAX_KEY, MAX_LIST, MAX_STRING  # pdp/limits.py
+from pdp.model import PRINCIPAL_TYPES as _MODEL_TYPES
 from pdp_server.errors import BadRequest
 
 __all__ = [
@@ -32,8 +33,8 @@ __all__ = [
 MAX_BATCH = 1000
 MAX_BATCH_CHARS = 1 << 20  # request_chars() of one batch, all its requests together
 VALUE_CHARS = 16
-_FIELDS = ("principal", "principal_type", "action", "resource", "context", "request_id")
-PRINCIPAL_TYPES = ("user", "root")
+_FIELDS = ("principal", "principal_type", "action", "resource", "context", "request_id", "session")
+PRINCIPAL_TYPES = _MODEL_TYPES  # pdp.model.PRINCIPAL_TYPES: one list for every door
 _SCALARS = (str, bool, int, float)
 
 
@@ -80,7 +81,27 @@ def parse_request(body: Any, where: str = "") -> DecisionRequest:
     if context is None:
         context = {}
     check_context(context, where)
-    return DecisionRequest(principal, action, resource, context, request_id, principal_type)  # type: ignore[arg-type]
+    session = check_session(body.get("session"), where)
+    return DecisionRequest(
+        principal,  # type: ignore[arg-type]
+        action,  # type: ignore[arg-type]
+        resource,  # type: ignore[arg-type]
+        context,
+        request_id,
+        principal_type,
+        session,
+    )
+
+
+def check_session(value: Any, where: str = "") -> Session | None:
+    """A role session's attributes (the wire JSON of docs/serving.md), checked by the engine's
+    own `Session.from_dict` so every door refuses the same sessions, naming the field."""
+    if value is None:
+        return None
+    try:
+        return Session.from_dict(value, where=f"{where}session")
+    except RequestError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def check_principal_type(value: Any, where: str = "") -> str:
