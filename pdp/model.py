@@ -348,6 +348,8 @@ _SESSION_FIELDS = (
 MAX_SESSION_POLICY_CHARS = 2048  # AWS: the inline session policy, without white space
 MAX_SESSION_POLICY_ARNS = 10
 MAX_SESSION_TAGS = 50
+MAX_ROLE_CHAIN = 10  # a longer chain is no request pdp needs to take
+MAX_TAG_KEY, MAX_TAG_VALUE = 128, 256  # AWS's limits for session tags (API_Tag)
 _ROLE_ARN = re.compile(r"arn:aws:iam::[0-9]{12}:role/(?:[\x21-\x7e]*/)?[\w+=,.@-]{1,64}", re.ASCII)
 _POLICY_ARN = re.compile(r"arn:aws:iam::(?:aws|[0-9]{12}):policy/[\x21-\x7e]+", re.ASCII)
 _ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?Z")
@@ -406,8 +408,10 @@ class Session:
             raise RequestError(
                 f"{where}.tags: must be an object of at most {MAX_SESSION_TAGS} tags"
             )
-        clean = _check_tags(tags) if tags else {}
+        clean = _session_tags(tags, f"{where}.tags") if tags else {}
         transitive = _list(raw, "transitive_tag_keys", where)
+        if len(transitive) > MAX_SESSION_TAGS:
+            raise RequestError(f"{where}.transitive_tag_keys: at most {MAX_SESSION_TAGS} keys")
         lowered = {k.lower() for k in clean}
         for i, key in enumerate(transitive):
             if not isinstance(key, str) or key.lower() not in lowered:
@@ -429,8 +433,10 @@ class Session:
         if issued is not None and (not isinstance(issued, str) or not _ISO.fullmatch(issued)):
             raise RequestError(f"{where}.issued_at: must be an ISO 8601 UTC time (...Z)")
         chain = _list(raw, "role_chain", where)
+        if len(chain) > MAX_ROLE_CHAIN:
+            raise RequestError(f"{where}.role_chain: at most {MAX_ROLE_CHAIN} roles")
         for i, arn in enumerate(chain):
-            if not isinstance(arn, str) or not _ROLE_ARN.fullmatch(arn):
+            if not isinstance(arn, str) or len(arn) > 2048 or not _ROLE_ARN.fullmatch(arn):
                 raise RequestError(f"{where}.role_chain[{i}]: must be a role ARN")
         return cls(
             policies=tuple(policies),
@@ -474,6 +480,23 @@ class Session:
         if self.role_chain:
             out["role_chain"] = list(self.role_chain)
         return out
+
+
+def _session_tags(tags: Mapping[str, Any], where: str) -> dict[str, str]:
+    """Session tags as AWS takes them: string keys of 1 to 128 characters, string values of at
+    most 256, keys unique regardless of case."""
+    seen: set[str] = set()
+    for key, value in tags.items():
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_TAG_KEY:
+            raise RequestError(f"{where}: a tag key must be 1 to {MAX_TAG_KEY} characters")
+        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
+            raise RequestError(
+                f"{where}.{key}: the value must be a string of at most {MAX_TAG_VALUE} characters"
+            )
+        if key.lower() in seen:
+            raise RequestError(f"{where}.{key}: repeats another tag key (tag keys ignore case)")
+        seen.add(key.lower())
+    return dict(tags)
 
 
 def _list(raw: Mapping[str, Any], key: str, where: str) -> list[Any]:
