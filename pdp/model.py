@@ -406,7 +406,10 @@ class Session:
             raise RequestError(
                 f"{where}.tags: must be an object of at most {MAX_SESSION_TAGS} tags"
             )
-        clean = _check_tags(tags) if tags else {}
+        try:
+            clean = _check_tags(tags) if tags else {}
+        except RequestError as exc:  # "principal: tag ..." names no field of the session
+            raise RequestError(f"{where}.tags: {str(exc).removeprefix('principal: ')}") from None
         transitive = _list(raw, "transitive_tag_keys", where)
         lowered = {k.lower() for k in clean}
         for i, key in enumerate(transitive):
