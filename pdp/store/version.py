@@ -30,9 +30,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pdp.errors import Diagnostic, PolicyValidationError
+from pdp.errors import Diagnostic, PolicyValidationError, RequestError
 from pdp.language import JsonObject, MalformedJson, Policy, load_json, parse_policy
-from pdp.model import Request
+from pdp.language.chain import LAYER_ORDER
+from pdp.model import PRINCIPAL_TYPES, Request, Session
 from pdp.names import (
     MAX_PATH,
     is_account_id,
@@ -234,13 +235,16 @@ class Account:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PolicyTestCase(Request):
-    """One expectation from `tests/*.json`: a request, and the decision it must get."""
+    """One expectation from `tests/*.json`: a request (a typed principal, a role session's
+    attributes), and the decision it must get; `blocked_by`, when the case gives it, is the
+    list of layers that must have denied (an empty list: none did)."""
 
     file: str
     index: int
     expect: str
     reason: str | None
     name: str | None = None
+    blocked_by: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1578,6 +1582,8 @@ def _read_tests(reader: _Reader, rel: str, path: str) -> list[PolicyTestCase]:
         "expect",
         "reason",
         "name",
+        "session",
+        "blocked_by",
     )
     for i, case in enumerate(doc):
         at = f"[{i}]"
@@ -1601,14 +1607,19 @@ def _read_tests(reader: _Reader, rel: str, path: str) -> list[PolicyTestCase]:
             )
             continue
         principal_type = case.get("principal_type", "user")
-        if principal_type not in ("user", "root"):
+        if principal_type not in PRINCIPAL_TYPES:
+            known = ", ".join(f'"{t}"' for t in PRINCIPAL_TYPES)
             reader.add(
-                rel, f"{at}.principal_type", "invalid_test", 'principal_type is "user" or "root"'
+                rel, f"{at}.principal_type", "invalid_test", f"principal_type is one of {known}"
             )
             continue
         context = case.get("context") or {}
         if not isinstance(context, dict):
             reader.add(rel, f"{at}.context", "invalid_test", "context must be an object")
+            continue
+        session_ok, session = _test_session(reader, rel, at, case, principal_type)
+        blocked_ok, blocked_by = _test_blocked_by(reader, rel, at, case)
+        if not (session_ok and blocked_ok):
             continue
         out.append(
             PolicyTestCase(
@@ -1617,11 +1628,68 @@ def _read_tests(reader: _Reader, rel: str, path: str) -> list[PolicyTestCase]:
                 resource=case["resource"],
                 context=dict(context),
                 principal_type=principal_type,
+                session=session,
                 file=rel,
                 index=i,
                 expect=case["expect"],
                 reason=reason,
                 name=case["name"] if isinstance(case.get("name"), str) else None,
+                blocked_by=blocked_by,
             )
         )
     return out
+
+
+def _test_session(
+    reader: _Reader, rel: str, at: str, case: dict[str, Any], principal_type: str
+) -> tuple[bool, Session | None]:
+    """Whether a case's `session` reads, checked as the doors check it (Session.from_dict), and
+    the session (None without one). A wrong one is reported here: it would otherwise only fail
+    the case at every load, with the same Deny."""
+    raw = case.get("session")
+    if raw is None:
+        return True, None
+    if principal_type != "role_session":
+        reader.add(
+            rel,
+            f"{at}.session",
+            "invalid_test",
+            f'a session needs principal_type "role_session", not "{principal_type}"',
+        )
+        return False, None
+    try:
+        return True, Session.from_dict(raw, f"{at}.session")
+    except RequestError as exc:
+        # from_dict says "<where>.<field>: <what>": the path and the message of the problem
+        path, _, message = str(exc).partition(": ")
+        reader.add(rel, path, "invalid_test", message)
+        return False, None
+
+
+def _test_blocked_by(
+    reader: _Reader, rel: str, at: str, case: dict[str, Any]
+) -> tuple[bool, tuple[str, ...] | None]:
+    """Whether a case's `blocked_by` reads, and its layers (None without one): layer names
+    (LAYER_ORDER), each at most once, in any order (kept in the chain's order, which is the
+    decision's). A wrong one is reported: an unknown name ("scps") could never match, and the
+    case's failure would not say why."""
+    if "blocked_by" not in case:
+        return True, None
+    raw = case["blocked_by"]
+    if not isinstance(raw, list):
+        reader.add(rel, f"{at}.blocked_by", "invalid_test", "blocked_by is a list of layers")
+        return False, None
+    for j, layer in enumerate(raw):
+        if layer not in LAYER_ORDER:
+            known = ", ".join(LAYER_ORDER)
+            reader.add(
+                rel,
+                f"{at}.blocked_by[{j}]",
+                "invalid_test",
+                f"unknown layer {json.dumps(layer)[:80]} (layers: {known})",
+            )
+            return False, None
+        if layer in raw[:j]:
+            reader.add(rel, f"{at}.blocked_by[{j}]", "invalid_test", f"{layer} twice")
+            return False, None
+    return True, tuple(layer for layer in LAYER_ORDER if layer in raw)

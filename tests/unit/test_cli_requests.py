@@ -110,7 +110,7 @@ def test_every_line_is_answered_with_its_number_and_bad_lines_are_counted(tmp_pa
             5,
             None,
             "invalid request: contxt: unknown field (known: principal, principal_type, action,"
-            " resource, context, request_id)",
+            " resource, context, request_id, session)",
         ),
         (6, None, "invalid request: context: must be a JSON object"),
         (7, None, "invalid request: request_id: must be a string of at most 4096 characters"),
