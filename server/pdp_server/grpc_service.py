@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
+import orjson
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from pdp import Decision
+from pdp import Decision, Session
 from pdp_client.v1 import authorizer_pb2 as pb
 from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 from pdp_server.errors import (
@@ -45,6 +46,7 @@ from pdp_server.requests import (
     DecisionRequest,
     check_context,
     check_principal_type,
+    check_session,
     parse_request,
 )
 from pdp_server.service import Service
@@ -87,7 +89,42 @@ def _request(message: pb.IsAuthorizedRequest) -> DecisionRequest:
             context[key] = _value(value, f'context["{key}"]')
         check_context(context)  # the checks the HTTP sidecar makes too
     principal_type = check_principal_type(message.principal_type)
-    return DecisionRequest(principal, action, resource, context, request_id or None, principal_type)
+    session = _session(message.session) if message.HasField("session") else None
+    return DecisionRequest(
+        principal, action, resource, context, request_id or None, principal_type, session
+    )
+
+
+def _session(message: pb.Session) -> Session | None:
+    """The wire JSON object of the HTTP sidecar's "session", built from the message, so
+    `check_session` (Session.from_dict) refuses the same sessions on both doors. proto3 has no
+    absent strings or lists: empty ones are left out."""
+    raw: dict[str, Any] = {}
+    if message.policies_json:
+        policies = []
+        for i, text in enumerate(message.policies_json):
+            try:
+                policies.append(orjson.loads(text))
+            except orjson.JSONDecodeError:
+                raise BadRequest(f"session.policies_json[{i}]: invalid JSON") from None
+        raw["policies"] = policies
+    for name in ("policy_arns", "transitive_tag_keys", "role_chain"):
+        values = getattr(message, name)
+        if values:
+            raw[name] = list(values)
+    if message.tags:
+        raw["tags"] = dict(message.tags)
+    for name in ("mfa_present", "mfa_age"):
+        if message.HasField(name):
+            raw[name] = getattr(message, name)
+    for name in ("source_identity", "issued_at"):
+        value = getattr(message, name)
+        if value:
+            raw[name] = value
+    try:
+        return check_session(raw)
+    except BadRequest as exc:  # name the message's field, not the JSON one
+        raise BadRequest(str(exc).replace("session.policies[", "session.policies_json[")) from None
 
 
 _MESSAGES: dict[int, tuple[Decision, pb.IsAuthorizedResponse]] = {}
@@ -120,6 +157,8 @@ def _message(decision: Decision) -> pb.IsAuthorizedResponse:
         errors=list(decision.errors),
         policy_version=decision.policy_version or "",
         root=decision.root,
+        layers=list(decision.layers),
+        blocked_by=list(decision.blocked_by),
     )
 
 

@@ -76,9 +76,15 @@ class Client(Generic[One, Many]):
         context: Mapping[str, Any] | None = None,
         *,
         principal_type: str = "user",
+        session: Mapping[str, Any] | None = None,
     ) -> One:
-        """Decide one request; `principal_type="root"` (with the root ARN) asks for the root."""
-        return self._decide(request_dict(principal, action, resource, context, principal_type))
+        """Decide one request; `principal_type="root"` (with the root ARN) asks for the root.
+        `session` (with principal_type "role_session") is the wire JSON object of a role
+        session: policies, policy_arns, tags, transitive_tag_keys, mfa_present, mfa_age,
+        source_identity, issued_at, role_chain (docs/serving.md)."""
+        return self._decide(
+            request_dict(principal, action, resource, context, principal_type, session)
+        )
 
     def batch_is_authorized(self, requests: Iterable[Mapping[str, Any]]) -> Many:
         """Decide many requests on one policy version (dicts with principal/action/resource)."""
@@ -129,12 +135,15 @@ def request_dict(
     resource: str,
     context: Mapping[str, Any] | None,
     principal_type: str = "user",
+    session: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"principal": principal, "action": action, "resource": resource}
     if context:
         body["context"] = dict(context)
     if principal_type != "user":
         body["principal_type"] = principal_type
+    if session is not None:
+        body["session"] = dict(session)
     return body
 
 
@@ -189,7 +198,34 @@ def _value(value: Any) -> pb.Value:
     raise TypeError(f"context values are str, int, float, bool or lists of them, not {value!r}")
 
 
+_SESSION_LISTS = ("policy_arns", "transitive_tag_keys", "role_chain")
+_SESSION_FIELDS = ("policies", "tags", "mfa_present", "mfa_age", "source_identity", "issued_at")
+
+
+def session_message(session: Mapping[str, Any]) -> pb.Session:
+    """The gRPC Session for the wire JSON object of a session: its inline policies travel as
+    JSON text (policies_json), everything else under its own name. The server checks the
+    values; a field the message has no place for is refused here, naming it."""
+    for key in session:
+        if key not in _SESSION_LISTS and key not in _SESSION_FIELDS:
+            known = ", ".join(_SESSION_FIELDS[:2] + _SESSION_LISTS + _SESSION_FIELDS[2:])
+            raise ValueError(f"session.{key}: unknown field (known: {known})")
+    message = pb.Session(
+        policies_json=[json.dumps(p) for p in session.get("policies") or ()],
+        tags=dict(session.get("tags") or {}),
+        source_identity=session.get("source_identity") or "",
+        issued_at=session.get("issued_at") or "",
+    )
+    for name in _SESSION_LISTS:
+        getattr(message, name).extend(session.get(name) or ())
+    for name in ("mfa_present", "mfa_age"):
+        if session.get(name) is not None:
+            setattr(message, name, session[name])
+    return message
+
+
 def request_message(body: Mapping[str, Any]) -> pb.IsAuthorizedRequest:
+    session = body.get("session")
     return pb.IsAuthorizedRequest(
         principal=body["principal"],
         action=body["action"],
@@ -197,4 +233,5 @@ def request_message(body: Mapping[str, Any]) -> pb.IsAuthorizedRequest:
         context={k: _value(v) for k, v in (body.get("context") or {}).items()},
         request_id=body.get("request_id") or "",
         principal_type=body.get("principal_type") or "",
+        session=None if session is None else session_message(session),
     )

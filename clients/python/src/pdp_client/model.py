@@ -26,6 +26,8 @@ class Decision:
     errors: tuple[str, ...] = ()
     policy_version: str | None = None
     root: bool = False
+    layers: tuple[str, ...] = ()  # the policy layers consulted, in order; () for identity-only
+    blocked_by: tuple[str, ...] = ()  # the layers that denied, e.g. ("scp",)
 
     @property
     def allowed(self) -> bool:
@@ -46,6 +48,8 @@ class Decision:
             errors=tuple(body.get("errors", ())),
             policy_version=body.get("policy_version"),
             root=bool(body.get("root", False)),
+            layers=tuple(body.get("layers", ())),
+            blocked_by=tuple(body.get("blocked_by", ())),
         )
 
     @classmethod
@@ -60,6 +64,8 @@ class Decision:
             errors=tuple(message.errors),
             policy_version=message.policy_version or None,
             root=message.root,
+            layers=tuple(message.layers),
+            blocked_by=tuple(message.blocked_by),
         )
 
 
