@@ -33,6 +33,7 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 bench: $(STAMP)  ## print engine, store, reload and serving figures (not part of make test)
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_store.py
+	$(BIN)/python bench/chain.py
 	$(BIN)/python bench/bench_reload.py
 	$(BIN)/python bench/managed_load.py
 	@command -v wrk >/dev/null && command -v h2load >/dev/null || \
