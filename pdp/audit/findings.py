@@ -23,12 +23,13 @@ from pdp.store import (
     AWS_MANAGED_PREFIX,
     AccessKey,
     CheckFailed,
+    Organization,
+    OrgNode,
     StoreVersion,
     User,
     available_managed,
     version_findings,
 )
-from pdp.store.organization import Organization, OrgNode
 from pdp.text import printable
 
 __all__ = ["RULES", "SEVERITIES", "Finding", "audit", "invalid_store", "render"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from pdp import Request, RequestError, Session
 from pdp.language import MAX_CONTEXT_KEYS, MAX_KEY, MAX_LIST, MAX_STRING  # pdp/limits.py
-from pdp.model import PRINCIPAL_TYPES as _MODEL_TYPES
+from pdp.store import PRINCIPAL_TYPES as _MODEL_TYPES
 from pdp_server.errors import BadRequest
 
 __all__ = [
@@ -34,7 +34,7 @@ MAX_BATCH = 1000
 MAX_BATCH_CHARS = 1 << 20  # request_chars() of one batch, all its requests together
 VALUE_CHARS = 16
 _FIELDS = ("principal", "principal_type", "action", "resource", "context", "request_id", "session")
-PRINCIPAL_TYPES = _MODEL_TYPES  # pdp.model.PRINCIPAL_TYPES: one list for every door
+PRINCIPAL_TYPES = _MODEL_TYPES  # pdp.model.PRINCIPAL_TYPES (via pdp.store): one list for every door
 _SCALARS = (str, bool, int, float)
 
 
