@@ -427,7 +427,8 @@ def _side(
         if known is not None:
             account = known.account
             policies = tuple(f.policy for f in known.files if f.policy is not None)
-            required = action.startswith("kms:")
+            # a key's policy is mandatory; an alias has no resource policy of its own
+            required = action.startswith("kms:") and _KMS_KEY.fullmatch(resource) is not None
             tags = known.tags
         else:
             named = arn_account(resource)

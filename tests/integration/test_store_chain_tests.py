@@ -72,8 +72,8 @@ def test_a_different_blocked_by_fails_the_case(
     [
         (
             {**SESSION_CASE, "session": {"tags": {"team": 7}}},
-            "[1].session.tags",
-            "tag 'team' must map a non-empty string to a string",
+            "[1].session.tags.team",
+            "the value must be a string of at most 256 characters",
         ),
         (
             {**SESSION_CASE, "session": {"mfa": True}},
