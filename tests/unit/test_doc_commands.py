@@ -1,7 +1,8 @@
 """Every `pdp` command shown in a ```sh block of README.md and docs/*.md runs, as written, through
 `pdp.cli.main`, against temporary copies of examples/store and examples/organization (as
-test_evaluate runs the README's Python). A command that needs a running server is in SKIPPED, with the reason; each entry must
-still match a shown command, so that the list cannot outlive what it excuses."""
+test_evaluate runs the README's Python). A command that needs a running server is in SKIPPED,
+with the reason; each entry must still match a shown command, so that the list cannot outlive
+what it excuses."""
 
 from __future__ import annotations
 
