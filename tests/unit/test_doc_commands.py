@@ -1,7 +1,8 @@
 """Every `pdp` command shown in a ```sh block of README.md and docs/*.md runs, as written, through
-`pdp.cli.main`, against a temporary copy of examples/store (as test_evaluate runs the README's
-Python). A command that needs a running server is in SKIPPED, with the reason; each entry must
-still match a shown command, so that the list cannot outlive what it excuses."""
+`pdp.cli.main`, against temporary copies of examples/store and examples/organization (as
+test_evaluate runs the README's Python). A command that needs a running server is in SKIPPED,
+with the reason; each entry must still match a shown command, so that the list cannot outlive
+what it excuses."""
 
 from __future__ import annotations
 
@@ -137,6 +138,10 @@ def _prepare(workspace: Path, shown: Shown) -> None:
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A directory laid out as the checkout the documents speak of, with what they read."""
     shutil.copytree(ROOT / "examples/store", tmp_path / "examples/store", symlinks=True)
+    # docs/evaluation.md's worked example (a multi-account store with its requests.jsonl)
+    shutil.copytree(
+        ROOT / "examples/organization", tmp_path / "examples/organization", symlinks=True
+    )
     fixtures = ROOT / "tests/fixtures/aws"
     shutil.copy(fixtures / "authorization-details.json", tmp_path / "details.json")
     shutil.copy(fixtures / "password-policy.json", tmp_path / "password-policy.json")
