@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pdp.errors import Diagnostic, PolicyValidationError, RequestError
-from pdp.language import JsonObject, MalformedJson, Policy, load_json, parse_policy
-from pdp.language.chain import LAYER_ORDER
+from pdp.language import LAYER_ORDER, JsonObject, MalformedJson, Policy, load_json, parse_policy
 from pdp.model import PRINCIPAL_TYPES, Request, Session
 from pdp.names import (
     MAX_PATH,

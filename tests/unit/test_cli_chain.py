@@ -143,7 +143,7 @@ def test_a_bad_session_names_its_line_and_field(chain_store: Path, tmp_path: Pat
     out = _lines(result.stdout)
     assert out[0]["decision"] == "Allow"
     assert [o.get("error", "")[:40] for o in out[1:]] == [
-        "invalid request: session.tags: tag 'team",
+        "invalid request: session.tags.team: the ",
         "invalid request: session.mfa_presnt: unk",
         "invalid request: session: must be an obj",
     ]
