@@ -148,7 +148,7 @@ def test_a_bad_session_names_its_line_and_field(chain_store: Path, tmp_path: Pat
         "invalid request: session: must be an obj",
     ]
     err = result.stderr.splitlines()
-    assert err[0].startswith(f"{requests}:2: invalid request: session.tags: ")
+    assert err[0].startswith(f"{requests}:2: invalid request: session.tags.team: ")
     assert err[1].startswith(f"{requests}:3: invalid request: session.mfa_presnt: unknown field")
     assert err[2] == f"{requests}:4: invalid request: session: must be an object"
 
