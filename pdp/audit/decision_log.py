@@ -157,6 +157,11 @@ class DecisionEvent:
     # True when the action is not one of AWS's (pdp.reference): decided as any other action,
     # marked for the audit. Optional in a line (written only when true): still schema 1.
     unknown_action: bool = False
+    # The evaluation chain (optional, still schema 1): the principal's type when it is not a
+    # user, and for a decision of the chain the layers it consulted and those that denied.
+    principal_type: str = "user"
+    layers: tuple[str, ...] = ()
+    blocked_by: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -171,6 +176,7 @@ class DecisionEvent:
         *,
         now: float | None = None,
         unknown_action: bool = False,
+        principal_type: str = "user",
     ) -> DecisionEvent:
         """The event of one decision of `Authorizer.is_authorized`, now (or at `now`).
 
@@ -195,6 +201,9 @@ class DecisionEvent:
         _set_truncated(event, None)
         _set_schema_version(event, cls.SCHEMA)
         _set_unknown_action(event, unknown_action)
+        _set_principal_type(event, principal_type)
+        _set_layers(event, decision.layers)
+        _set_blocked_by(event, decision.blocked_by)
         return event
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,6 +229,11 @@ class DecisionEvent:
             out["truncated"] = dict(self.truncated)
         if self.unknown_action:
             out["unknown_action"] = True
+        if self.principal_type != "user":
+            out["principal_type"] = self.principal_type
+        if self.layers:
+            out["layers"] = list(self.layers)
+            out["blocked_by"] = list(self.blocked_by)
         return out
 
     @classmethod
@@ -267,6 +281,9 @@ class DecisionEvent:
             _field(line, "truncated", dict) if "truncated" in line else None,
             version,
             _field(line, "unknown_action", bool) if "unknown_action" in line else False,
+            _field(line, "principal_type", str) if "principal_type" in line else "user",
+            _strings(line, "layers"),
+            _strings(line, "blocked_by"),
         )
 
 
@@ -294,6 +311,19 @@ _set_decision_id = _setter("decision_id")
 _set_truncated = _setter("truncated")
 _set_schema_version = _setter("schema_version")
 _set_unknown_action = _setter("unknown_action")
+_set_principal_type = _setter("principal_type")
+_set_layers = _setter("layers")
+_set_blocked_by = _setter("blocked_by")
+
+
+def _strings(line: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """An optional list of strings (a chain decision's layers, blocked_by)."""
+    if name not in line:
+        return ()
+    items = _field(line, name, list)
+    if not all(isinstance(i, str) for i in items):
+        raise ValueError(f"a decision event's {name} are strings")
+    return tuple(items)
 
 
 # --- bounding an event ---------------------------------------------------------------------

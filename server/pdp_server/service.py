@@ -249,6 +249,7 @@ class Service:
                     elapsed,
                     request.request_id,
                     unknown_action=unknown,
+                    principal_type=request.principal_type,
                 )
             except Exception:  # a log failure never fails the request (DecisionLog.record)
                 log.exception("decision log: cannot build an event")

@@ -429,3 +429,32 @@ def test_rotation_keeps_ten_backups_by_default(tmp_path: Path) -> None:
         log.record(DecisionEvent.of(f"user{i}", "s3:GetObject", "*", None, DENY, 0.0))
     assert log.close()
     assert len(list(tmp_path.iterdir())) == 11
+
+
+def test_a_chain_decision_logs_its_principal_type_and_layers() -> None:
+    """The evaluation chain's fields are optional: written only for a chain decision or a
+    principal other than a user, read back, and absent (schema 1 unchanged) otherwise."""
+    from pdp import Decision as _Decision
+    from pdp.audit.decision_log import DecisionEvent as _Event
+
+    chain = _Decision(
+        "Deny", "implicitDeny", policy_version="1", layers=("scp", "identity"), blocked_by=("scp",)
+    )
+    event = _Event.of(
+        "arn:aws:sts::111111111111:assumed-role/App/s1", "s3:GetObject", "arn:aws:s3:::b/k",
+        {}, chain, 0.00001, principal_type="role_session", now=1_700_000_000.0,
+    )  # fmt: skip
+    line = event.to_dict()
+    assert (line["principal_type"], line["layers"], line["blocked_by"]) == (
+        "role_session", ["scp", "identity"], ["scp"],
+    )  # fmt: skip
+    back = _Event.from_dict(line)
+    assert (back.principal_type, back.layers, back.blocked_by) == (
+        "role_session", ("scp", "identity"), ("scp",),
+    )  # fmt: skip
+    plain = _Event.of(
+        "alice", "s3:GetObject", "arn:aws:s3:::b/k", {}, _Decision("Allow", "allowed"), 0.0
+    )
+    assert not {"principal_type", "layers", "blocked_by"} & plain.to_dict().keys()
+    with pytest.raises(ValueError, match="layers are strings"):
+        _Event.from_dict({**line, "layers": [1]})
