@@ -10,14 +10,13 @@ and concepts", https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles.html).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pdp.language import Policy
+from pdp.model import role_unique_id
 from pdp.names import is_path, is_role_name
 
 if TYPE_CHECKING:
@@ -61,13 +60,6 @@ _DESCRIPTION_CHARS = 1000  # IAM's Description limit (API_CreateRole.html)
 def role_arn(account: str, path: str, name: str) -> str:
     """`arn:aws:iam::<account>:role<path><name>`, as IAM writes a role's ARN."""
     return f"arn:aws:iam::{account}:role{path}{name}"
-
-
-def role_unique_id(arn: str) -> str:
-    """A stable IAM-style role id ("AROA" + 17 base32 characters of sha256(arn)), the way
-    `pdp.model._unique_id` derives a user's AIDA id: the same role always gets the same id."""
-    digest = base64.b32encode(hashlib.sha256(arn.encode()).digest()).decode()
-    return "AROA" + digest[:17]
 
 
 @dataclass(frozen=True, slots=True)
