@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from pdp import Request, RequestError, Session
 from pdp.language import MAX_CONTEXT_KEYS, MAX_KEY, MAX_LIST, MAX_STRING  # pdp/limits.py
 from pdp.store import PRINCIPAL_TYPES as _MODEL_TYPES
@@ -149,6 +151,9 @@ def request_chars(request: DecisionRequest) -> int:
         elif isinstance(value, list):
             size += sum(len(v) if isinstance(v, str) else 0 for v in value)
             size += VALUE_CHARS * len(value)
+    session = getattr(request, "session", None)
+    if session is not None:  # its policies are parsed and its tags checked: count them too
+        size += len(orjson.dumps(session.to_dict()))
     return size
 
 
