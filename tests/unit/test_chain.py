@@ -44,6 +44,15 @@ NOTHING = _allow("s3:PutObject", Resource="*")
 FULL = _allow("*", Resource="*")
 
 CASES: list[tuple[str, Principal, dict[str, Any], str, tuple[str, ...]]] = [
+    # A level whose SCPs only deny (FullAWSAccess detached) allows nothing: it blocks, even for
+    # actions its Deny does not name (orgs_manage_policies_scps_evaluation.html)
+    (
+        "scp level with only a deny blocks",
+        ALICE,
+        {"identity": IDENTITY, "scp": [FULL, _deny("ec2:*", Resource="*")]},
+        "implicitDeny",
+        ("scp",),
+    ),
     # (name, caller, layers, expected reason, blocked_by)
     ("identity alone", ALICE, {"identity": IDENTITY}, "allowed", ()),
     ("no allow anywhere", ALICE, {"identity": NOTHING}, "implicitDeny", ("identity",)),
