@@ -5,7 +5,6 @@ request. HTTP and gRPC (and the Python clients on each) must answer the same."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,61 +15,9 @@ import pytest
 from pdp_client import GrpcClient, HttpClient, PdpRequestError
 from pdp_client.v1 import authorizer_pb2 as pb
 from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
+from tests.chain_store import FILES, MEMBER, write_store
 from tests.integration.servers import Server, start_server
 
-MGMT, MEMBER = "111111111111", "222222222222"
-ALLOW_ALL = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-}
-PERIMETER = {  # an SCP denying what leaves the organization
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Deny",
-            "Action": "s3:*",
-            "Resource": "*",
-            "Condition": {"StringNotEquals": {"aws:ResourceOrgID": "o-a1b2c3d4e5"}},
-        }
-    ],
-}
-FILES: dict[str, Any] = {  # the shape of tests/unit/test_chain_keys.py
-    f"accounts/{MGMT}/account.json": {"account_id": MGMT},
-    f"accounts/{MEMBER}/account.json": {"account_id": MEMBER},
-    f"accounts/{MEMBER}/users/alice.json": {"policies": ["All"]},
-    f"accounts/{MEMBER}/policies/All.json": ALLOW_ALL,
-    f"accounts/{MEMBER}/roles/App.json": {
-        "trust_policy": {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"AWS": MEMBER}, "Action": "sts:AssumeRole"}
-            ],
-        },
-        "policies": ["All"],
-        "tags": {"team": "red"},
-    },
-    f"accounts/{MEMBER}/resources/data.json": {
-        "arn": "arn:aws:s3:::data/*",
-        "tags": {"env": "prod"},
-    },
-    "organization/organization.json": {
-        "id": "o-a1b2c3d4e5",
-        "management_account": MGMT,
-        "root": {
-            "id": "r-a1b2",
-            "accounts": [MGMT],
-            "units": [
-                {
-                    "id": "ou-a1b2-11111111",
-                    "name": "Work",
-                    "accounts": [MEMBER],
-                    "scps": ["FullAWSAccess", "Perimeter"],
-                }
-            ],
-        },
-    },
-    "organization/scps/Perimeter.json": PERIMETER,
-}
 ALICE = f"arn:aws:iam::{MEMBER}:user/alice"
 SESSION_ARN = f"arn:aws:sts::{MEMBER}:assumed-role/App/s1"
 READ_DATA = {  # the session policy: reads of data only
@@ -81,13 +28,7 @@ SESSION = {"policies": [READ_DATA], "tags": {"team": "blue"}, "mfa_present": Tru
 
 
 def _write_store(root: Path) -> Path:
-    version = root / "versions" / "1"
-    for rel, content in FILES.items():
-        path = version / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(content))
-    os.symlink("versions/1", root / "current")
-    return root
+    return write_store(root, FILES)
 
 
 @pytest.fixture(scope="module")
