@@ -35,8 +35,8 @@ from typing import Literal
 
 from pdp.language.compile import CompiledStatement
 from pdp.language.context import RequestContext
-from pdp.language.evaluate import PolicySet
-from pdp.language.operators import EvaluationError
+from pdp.language.evaluate import PolicySet, applying
+from pdp.language.plan import Plan, Verdict
 from pdp.language.policy import Policy
 from pdp.language.principals import PrincipalSpec
 from pdp.model import Decision, MatchedStatement, Principal
@@ -119,6 +119,15 @@ class Layers:
     boundary: PolicySet | None = None
     session: PolicySet | None = None
     same_account: bool = True
+    # Set by decide_chain on first use, for the caller it decides: the principal side merged
+    # into a Plan, the resource statements that name the caller, and the decisions that
+    # depend on the Plan's verdict alone. Layers are not changed once decided.
+    caller: Principal | None = None
+    plan: Plan | None = None
+    named: tuple[CompiledStatement, ...] = ()
+    grants: dict[CompiledStatement, int] | None = None
+    fast: bool = False
+    decided: dict[tuple[object, ...], Decision] | None = None
 
 
 def principal_grant(spec: PrincipalSpec, caller: Principal) -> Grant | None:
@@ -179,102 +188,68 @@ def _excluded(spec: PrincipalSpec, caller: Principal, has_boundary: bool) -> boo
     return role in aws and caller.arn.lower() in aws
 
 
-def _statement_applies(
-    statement: CompiledStatement, action: str, resource: str, ctx: RequestContext
-) -> bool:
-    """Action, Resource and every condition (evaluate._applying's rule, for one statement)."""
-    if statement.match_action(action) is statement.not_action:
-        return False
-    hit = statement.match_resource(resource)
-    if not hit and statement.resource_templates:
-        hit = statement.template_hit(resource, ctx)
-    if (not hit) is not statement.not_resource:
-        return False
-    return all(condition(ctx) for condition in statement.conditions)
+# How an applying Allow statement of a resource policy names the caller (a bit mask).
+_PRINCIPAL, _ROLE, _ACCOUNT = 1, 2, 4
+_GRANT_BITS: dict[Grant, int] = {"principal": _PRINCIPAL, "role": _ROLE, "account": _ACCOUNT}
+
+# The layers a request has (a bit mask), and for each mask its `Decision.layers` tuple.
+_RCP, _SCP, _RESOURCE, _IDENTITY, _BOUNDARY, _SESSION = 1, 2, 4, 8, 16, 32
+_ORDERS = tuple(
+    tuple(layer for bit, layer in enumerate(LAYER_ORDER) if mask & (1 << bit)) for mask in range(64)
+)
+
+Refs = tuple[MatchedStatement, ...]
 
 
-@dataclass(slots=True)
-class _Tally:
-    """What the layers gave: Deny and Allow statements by layer, and errors."""
-
-    denies: dict[str, list[MatchedStatement]]
-    allows: dict[str, list[MatchedStatement]]
-    errors: list[str]
-
-    def add(self, layer: str, decision: Decision) -> bool:
-        """Record a PolicySet's decision; True when it allowed."""
-        if decision.errors:
-            self.errors.extend(decision.errors)
-        if decision.reason == "explicitDeny":
-            self.denies.setdefault(layer, []).extend(decision.matched)
-            return False
-        if decision.reason == "allowed":
-            self.allows.setdefault(layer, []).extend(decision.matched)
-            return True
-        return False
-
-
-def _resource_hits(
-    policies: Iterable[Policy],
-    caller: Principal,
-    has_boundary: bool,
-    action: str,
-    resource: str,
-    ctx: RequestContext,
-    tally: _Tally,
-) -> set[Grant]:
-    """Evaluate resource-based policies: Denies go to the tally; returns how the Allow
-    statements that apply name the caller."""
-    grants: set[Grant] = set()
-    for policy in policies:
+def _named(layers: Layers, caller: Principal) -> dict[CompiledStatement, int]:
+    """The resource policy statements whose Principal (or NotPrincipal) takes in `caller`,
+    with how they name it (_PRINCIPAL, _ROLE or _ACCOUNT), in document order."""
+    has_boundary = layers.boundary is not None
+    named: dict[CompiledStatement, int] = {}
+    for policy in layers.resource:
         for statement in policy.statements:
             spec = statement.principal
             if spec is None:
                 continue
-            grant: Grant | None
             if statement.not_principal:
-                if _excluded(spec, caller, has_boundary):
-                    continue
-                grant = "principal"
-            else:
-                grant = principal_grant(spec, caller)
-                if grant is None:
-                    continue
-            try:
-                applies = _statement_applies(statement, action, resource, ctx)
-            except EvaluationError as exc:
-                ref = statement.ref
-                tally.errors.append(f"{ref.policy}: Statement[{ref.statement}]: {exc}")
+                if not _excluded(spec, caller, has_boundary):
+                    named[statement] = _PRINCIPAL
                 continue
-            if not applies:
-                continue
-            if statement.deny:
-                tally.denies.setdefault("resource", []).append(statement.ref)
-            else:
-                tally.allows.setdefault("resource", []).append(statement.ref)
-                grants.add(grant)
-    return grants
+            grant = principal_grant(spec, caller)
+            if grant is not None:
+                named[statement] = _GRANT_BITS[grant]
+    return named
 
 
 def _guard(
-    layer: str,
     guard: Guard,
     ctx: RequestContext,
     action: str,
     service: str,
     resource: str,
-    tally: _Tally,
-) -> bool:
-    """Every level must allow; a Deny at any level is recorded (all of them are looked at)."""
+    errors: list[str],
+) -> tuple[Refs, Refs | None]:
+    """The Deny statements of every level that apply (all of them are looked at), and the Allow
+    statements that let the request through every level, None when a level does not allow."""
+    denied: Refs = ()
     if guard.denies is not None:
-        tally.add(layer, guard.denies.decide_context(ctx, action, service, resource))
-    allowed = True
+        decision = guard.denies.decide_context(ctx, action, service, resource)
+        if decision.errors:
+            errors.extend(decision.errors)
+        if decision.reason == "explicitDeny":
+            denied = decision.matched
+    if not guard.levels:
+        return denied, guard.granted
+    allowed: Refs | None = ()
     for level in guard.levels:
-        if not tally.add(layer, level.decide_context(ctx, action, service, resource)):
-            allowed = False
-    if allowed and guard.granted:
-        tally.allows.setdefault(layer, []).extend(guard.granted)
-    return allowed
+        decision = level.decide_context(ctx, action, service, resource)
+        if decision.errors:
+            errors.extend(decision.errors)
+        if decision.reason != "allowed":
+            allowed = None
+        elif allowed is not None:
+            allowed += decision.matched
+    return denied, None if allowed is None else allowed + guard.granted
 
 
 def decide_chain(
@@ -286,65 +261,149 @@ def decide_chain(
     resource: str,
     version: str | None = None,
 ) -> Decision:
-    """Decide a checked request (`action` lower-cased, `service` its prefix) over `layers`."""
-    tally = _Tally({}, {}, [])
-    consulted: list[str] = []
-    rcp_ok = scp_ok = True
+    """Decide a checked request (`action` lower-cased, `service` its prefix) over `layers`.
+
+    Every layer is evaluated, so that `blocked_by` names every layer that denied: the RCP
+    levels, the principal's side in one pass of its `Plan` (SCP levels, identity policies,
+    boundary, session policies) and the resource policy statements that name the caller.
+    `_conclude` then combines the answers. When no RCP is left to evaluate, the decision
+    follows from the Plan's verdict and the resource statements that apply, and is built once
+    per pair."""
+    if layers.caller is not caller:
+        _prepare(layers, caller)
+    plan = layers.plan
+    assert plan is not None and layers.decided is not None  # _prepare set them
+    errors: list[str] = []
+    verdict = plan.run(ctx, action, service, resource, errors)
+    hits = tuple(applying(layers.named, action, resource, ctx, errors)) if layers.named else ()
+    if layers.fast and not errors:
+        key = (verdict, hits, version)
+        found = layers.decided.get(key)
+        if found is None:
+            if len(layers.decided) >= _MAX_DECIDED:
+                layers.decided.clear()
+            granted = () if layers.rcp is None else layers.rcp.granted
+            found = _conclude(layers, caller, verdict, (), granted, hits, [], version)
+            layers.decided[key] = found
+        return found
+    rcp_denied: Refs = ()
+    rcp_allowed: Refs | None = ()
     if layers.rcp is not None:
-        consulted.append("rcp")
-        rcp_ok = _guard("rcp", layers.rcp, ctx, action, service, resource, tally)
-    if layers.scp is not None:
-        consulted.append("scp")
-        scp_ok = _guard("scp", layers.scp, ctx, action, service, resource, tally)
-    grants: set[Grant] = set()
+        rcp_denied, rcp_allowed = _guard(layers.rcp, ctx, action, service, resource, errors)
+    return _conclude(layers, caller, verdict, rcp_denied, rcp_allowed, hits, errors, version)
+
+
+def _prepare(layers: Layers, caller: Principal) -> None:
+    layers.plan = _plan(layers)
+    grants = _named(layers, caller)
+    layers.named = tuple(grants)
+    layers.grants = grants
+    rcp = layers.rcp
+    layers.fast = rcp is None or (rcp.denies is None and not rcp.levels)
+    layers.decided = {}
+    layers.caller = caller
+
+
+_MAX_DECIDED = 64  # decisions remembered per Layers (one per verdict of its Plan)
+
+
+def _conclude(
+    layers: Layers,
+    caller: Principal,
+    verdict: Verdict,
+    rcp_denied: Refs,
+    rcp_allowed: Refs | None,
+    hits: tuple[CompiledStatement, ...],
+    errors: list[str],
+    version: str | None,
+) -> Decision:
+    """The decision from every layer's answer: Denies first, then errors (fail closed), then
+    the layers that keep an implicit deny (`_blocked`), else an Allow citing the statements of
+    the layers that decided it."""
+    assert layers.plan is not None
+    present = layers.plan.present
+    if layers.rcp is not None:
+        present |= _RCP
     if layers.resource or layers.resource_required:
-        consulted.append("resource")
-        has_boundary = layers.boundary is not None
-        grants = _resource_hits(layers.resource, caller, has_boundary, action, resource, ctx, tally)
-    identity_ok = boundary_ok = session_ok = True
-    if layers.identity is not None:
-        consulted.append("identity")
-        identity_ok = tally.add(
-            "identity", layers.identity.decide_context(ctx, action, service, resource)
-        )
-    elif caller.kind != "root":
-        identity_ok = False
-    if layers.boundary is not None:
-        consulted.append("boundary")
-        boundary_ok = tally.add(
-            "boundary", layers.boundary.decide_context(ctx, action, service, resource)
-        )
-    if layers.session is not None:
-        consulted.append("session")
-        session_ok = tally.add(
-            "session", layers.session.decide_context(ctx, action, service, resource)
-        )
-    order = tuple(consulted)
-    if tally.denies:
-        blocked = tuple(layer for layer in LAYER_ORDER if layer in tally.denies)
-        matched = tuple(m for layer in blocked for m in tally.denies[layer])
+        present |= _RESOURCE
+    order = _ORDERS[present]
+    res_denied = tuple(hit.ref for hit in hits if hit.deny)
+    res_allowed = tuple(hit.ref for hit in hits if not hit.deny)
+    grants = 0
+    for hit in hits:
+        if not hit.deny:
+            grants |= layers.grants[hit]  # type: ignore[index]  # _prepare set it
+    denied = list(verdict.denied)
+    if rcp_denied:
+        denied.append(("rcp", rcp_denied))
+    if res_denied:
+        denied.append(("resource", res_denied))
+    if denied:
+        denied.sort(key=lambda pair: LAYER_ORDER.index(pair[0]))
         return Decision(
-            "Deny", "explicitDeny", matched, tuple(tally.errors), version, layers=order,
-            blocked_by=blocked,
+            "Deny", "explicitDeny", tuple(m for _, refs in denied for m in refs),
+            tuple(errors), version, layers=order, blocked_by=tuple(name for name, _ in denied),
         )  # fmt: skip
-    if tally.errors:  # fail closed: a statement that could not be read might have denied
-        return Decision("Deny", "implicitDeny", (), tuple(tally.errors), version, layers=order)
-    blocked = _blocked(layers, caller, grants, rcp_ok, scp_ok, identity_ok, boundary_ok, session_ok)
+    if errors:  # fail closed: a statement that could not be read might have denied
+        return Decision("Deny", "implicitDeny", (), tuple(errors), version, layers=order)
+    id_allowed = verdict.identity
+    if layers.identity is None and caller.kind != "root":
+        id_allowed = None  # no identity policies: nothing of theirs allows
+    scp_allowed, b_allowed, s_allowed = verdict.scp, verdict.boundary, verdict.session
+    blocked = _blocked(
+        layers,
+        caller.kind,
+        grants,
+        rcp_allowed is not None,
+        scp_allowed is not None,
+        id_allowed is not None,
+        b_allowed is not None,
+        s_allowed is not None,
+    )
     if blocked:
         return Decision("Deny", "implicitDeny", (), (), version, layers=order, blocked_by=blocked)
-    used = _deciding_layers(layers, caller, grants)
-    allowed: tuple[MatchedStatement, ...] = ()
-    for layer, refs in tally.allows.items():  # filled in LAYER_ORDER
-        if layer in used:
-            allowed += tuple(refs)
-    # by identity: the statements are the snapshot's own, alive as long as it is
-    key = (version, *map(id, allowed), order)
-    decision = _ALLOWED.get(key)
-    if decision is None:
+    assert rcp_allowed is not None and scp_allowed is not None  # not blocked
+    allowed = rcp_allowed + scp_allowed
+    if grants:
+        allowed += res_allowed
+    if _limited(layers, caller.kind, grants):
+        allowed += (id_allowed or ()) if not (layers.same_account and grants & _ROLE) else ()
+        allowed += (b_allowed or ()) + (s_allowed or ())
+    # by identity: the statements are the snapshot's own, and the Decision holds them
+    key = (version, order, *map(id, allowed))
+    found = _ALLOWED.get(key)
+    if found is None:
         if len(_ALLOWED) >= _MAX_ALLOWED:
             _ALLOWED.clear()
-        decision = _ALLOWED[key] = Decision("Allow", "allowed", allowed, (), version, layers=order)
-    return decision
+        found = _ALLOWED[key] = Decision("Allow", "allowed", allowed, (), version, layers=order)
+    return found
+
+
+def _plan(layers: Layers) -> Plan:
+    """The Plan of a Layers' principal side, shared by every request with the same sets
+    (remembered by identity; the entry holds the sets, so no id is reused while it lives)."""
+    scp = layers.scp
+    sets = (scp, layers.identity, layers.boundary, layers.session)
+    key = tuple(map(id, sets))
+    found = _PLANS.get(key)
+    if found is not None:
+        return found[0]
+    plan = Plan(
+        None if scp is None else scp.denies,
+        None if scp is None else scp.levels,
+        () if scp is None else scp.granted,
+        layers.identity,
+        layers.boundary,
+        layers.session,
+    )
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[key] = (plan, sets)
+    return plan
+
+
+_PLANS: dict[tuple[int, ...], tuple[Plan, tuple[object, ...]]] = {}
+_MAX_PLANS = 4096
 
 
 # Allow decisions are immutable and few (one per set of statements that allow): built once.
@@ -354,8 +413,8 @@ _MAX_ALLOWED = 4096
 
 def _blocked(
     layers: Layers,
-    caller: Principal,
-    grants: set[Grant],
+    kind: str,
+    grants: int,
     rcp_ok: bool,
     scp_ok: bool,
     identity_ok: bool,
@@ -367,37 +426,35 @@ def _blocked(
         return ("rcp",)
     if not scp_ok:
         return ("scp",)
-    kind = caller.kind
-    if kind in ("service", "federated", "anonymous"):
+    if kind == "service" or kind == "federated" or kind == "anonymous":
         return () if grants else ("resource",)
     if kind == "root":
         if layers.same_account and not layers.resource_required:
             return ()
         return () if grants else ("resource",)
-    limits = tuple(
-        layer for layer, ok in (("boundary", boundary_ok), ("session", session_ok)) if not ok
-    )
+    if boundary_ok and session_ok:
+        limits: tuple[str, ...] = ()
+    else:
+        limits = tuple(
+            layer for layer, ok in (("boundary", boundary_ok), ("session", session_ok)) if not ok
+        )
     if layers.same_account:
-        if "principal" in grants:
+        if grants & _PRINCIPAL:
             return ()
-        if "role" in grants:
+        if grants & _ROLE:
             return limits
         if layers.resource_required and not grants:
             return ("resource",)
-        return (("identity",) if not identity_ok else ()) + limits
+        return limits if identity_ok else ("identity", *limits)
     missing = () if grants else ("resource",)
-    return missing + (("identity",) if not identity_ok else ()) + limits
+    return missing + (() if identity_ok else ("identity",)) + limits
 
 
-def _deciding_layers(layers: Layers, caller: Principal, grants: set[Grant]) -> frozenset[str]:
-    """The layers whose Allow statements an Allow cites."""
-    used = {"rcp", "scp"}
-    if grants:
-        used.add("resource")
-    direct = layers.same_account and "principal" in grants
-    by_role = layers.same_account and "role" in grants
-    if caller.kind in ("user", "session") and not direct:
-        if not by_role:
-            used.add("identity")
-        used.update(("boundary", "session"))
-    return frozenset(used)
+def _limited(layers: Layers, kind: str, grants: int) -> bool:
+    """Whether an Allow cites the identity side (identity policies, boundary and session
+    policies): for users and role sessions, unless a resource policy in their own account
+    names them directly. Within the account, a grant to a session's role cites the boundary
+    and the session policies but not the identity policies (decide_chain)."""
+    return (kind == "user" or kind == "session") and not (
+        layers.same_account and grants & _PRINCIPAL
+    )

@@ -42,7 +42,7 @@ class CompiledStatement:
 
     `match_action` returns a bool; `match_resource` (the static Resource or NotResource
     patterns) returns something truthy on a match. Whether the statement applies is decided by
-    `pdp.language.evaluate._applying` from these attributes.
+    `pdp.language.evaluate.applying` from these attributes.
     """
 
     __slots__ = (

@@ -13,13 +13,13 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Final
+from typing import Final, cast
 
 from pdp.errors import RequestError
 from pdp.limits import MAX_CONTEXT_KEYS, MAX_KEY, MAX_LIST, MAX_STRING
 from pdp.model import Principal, is_principal_key
 
-__all__ = ["MISSING", "RequestContext", "Scalar", "Value", "scalar_text"]
+__all__ = ["MISSING", "RequestContext", "Scalar", "Value", "joined_keys", "scalar_text"]
 
 Scalar = str | int | float | bool
 Value = Scalar | tuple[Scalar, ...]
@@ -176,26 +176,24 @@ class RequestContext:
     ) -> None:
         """`derived`: more keys the store supplies (organization, resource), which the caller
         has been checked not to set; they join the principal's."""
-        values: Mapping[str, Value] = principal.context_keys
-        if derived:
-            values = {**values, **derived}  # type: ignore[dict-item]
-        if context:
-            own = _normalize(context)
-            keys = values
-            # A MappingProxyType (as Principal builds) copies its dict at C speed; dict() of
-            # one goes key by key, several times slower. A dict here is the one just merged.
-            merged: dict[str, Value]
-            if derived and isinstance(keys, dict):  # the one `derived` was just merged into
-                merged = keys
-            elif isinstance(keys, MappingProxyType):
-                merged = keys.copy()
-            else:
-                merged = dict(keys)
-            merged.update(own)
-            values = merged
-        self.values = values
+        values = joined_keys(principal, derived) if derived else principal.context_keys
+        self.values = _with_context(values, context) if context else values
         self._now = now
         self.clock_read = False  # set when the decision read the clock: not cacheable then
+
+    @classmethod
+    def joined(
+        cls, values: Mapping[str, object], context: Mapping[str, object] | None
+    ) -> RequestContext:
+        """A context from a principal's keys joined with the store's (`joined_keys`, or a
+        principal's `context_keys`) and the request's own `context` (whose keys the caller has
+        been checked not to seal)."""
+        self = cls.__new__(cls)
+        keys = cast(Mapping[str, Value], values)  # as joined_keys made them
+        self.values = _with_context(keys, context) if context else keys
+        self._now = None
+        self.clock_read = False
+        return self
 
     def get(self, key: str) -> Value | _Missing:
         """The value of a lower-cased key, or MISSING."""
@@ -219,6 +217,21 @@ class RequestContext:
         if key == "aws:epochtime":
             return seconds
         return clock_text(seconds)
+
+
+def joined_keys(principal: Principal, derived: Mapping[str, object]) -> Mapping[str, Value]:
+    """The principal's keys and more keys the store derives, in one read-only mapping: what
+    `RequestContext.joined` takes. The store builds it once per principal and request shape."""
+    return MappingProxyType({**principal.context_keys, **derived})  # type: ignore[dict-item]
+
+
+def _with_context(values: Mapping[str, Value], context: Mapping[str, object]) -> dict[str, Value]:
+    own = _normalize(context)
+    # A MappingProxyType (as Principal and joined_keys build) copies its dict at C speed;
+    # dict() of one goes key by key, several times slower.
+    merged = values.copy() if isinstance(values, MappingProxyType) else dict(values)
+    merged.update(own)
+    return merged
 
 
 class ClockTime(str):

@@ -23,7 +23,7 @@ from pdp.language.policy import Policy
 from pdp.limits import MAX_ACTION, MAX_STRING
 from pdp.model import Decision, Principal
 
-__all__ = ["PolicySet", "evaluate"]
+__all__ = ["Candidates", "PolicySet", "applying", "evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,16 @@ class PolicySet:
         self._decisions: dict[tuple[CompiledStatement, ...], Decision] = {}
         self._implicit = Decision("Deny", "implicitDeny", policy_version=version)
 
+    def candidates(self, service: str) -> Candidates:
+        """The statements that can match the actions of `service` (lower-cased): its Deny and
+        its Allow statements, each in document order."""
+        return self._by_service.get(service, self._generic)
+
+    def services(self) -> frozenset[str]:
+        """The services with statements of their own (the others get only the statements
+        that may match any service)."""
+        return frozenset(self._by_service)
+
     def for_version(self, version: str | None) -> PolicySet:
         """The same policies stamped with another store version: the statement index is shared,
         the remembered decisions are not (they carry the version)."""
@@ -152,7 +162,7 @@ class PolicySet:
         """
         denies, allows = self._by_service.get(service, self._generic)
         errors: list[str] = []
-        hits = _applying(denies, action, resource, ctx, errors) if denies else []
+        hits = applying(denies, action, resource, ctx, errors) if denies else []
         if errors:
             refs = tuple(s.ref for s in hits)
             reason: Literal["explicitDeny", "implicitDeny"] = (
@@ -160,7 +170,7 @@ class PolicySet:
             )
             return Decision("Deny", reason, refs, tuple(errors), self.version)
         if not hits:
-            hits = _applying(allows, action, resource, ctx, errors) if allows else []
+            hits = applying(allows, action, resource, ctx, errors) if allows else []
             if errors:
                 return Decision("Deny", "implicitDeny", (), tuple(errors), self.version)
             if not hits:
@@ -184,7 +194,7 @@ class PolicySet:
         return decision
 
 
-def _applying(
+def applying(
     statements: tuple[CompiledStatement, ...],
     action: str,
     resource: str,

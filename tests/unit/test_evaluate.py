@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pdp
-from pdp.language.evaluate import _applying
+from pdp.language.evaluate import applying
 
 ACCOUNT = "123456789012"
 ALICE = pdp.Principal.user("alice", account=ACCOUNT, tags={"team": "blue"})
@@ -307,7 +307,7 @@ def test_policy_set_index_agrees_with_a_full_scan() -> None:
         full = [
             s.ref
             for s in p.statements
-            if _applying((s,), action.lower(), "arn:aws:ec2:r:1:instance/i-1", _ctx(), [])
+            if applying((s,), action.lower(), "arn:aws:ec2:r:1:instance/i-1", _ctx(), [])
         ]
         assert set(indexed.matched) <= set(full)
         assert bool(full) == bool(indexed.matched)
