@@ -372,6 +372,30 @@ class Session:
     source_identity: str | None = None
     issued_at: str | None = None
     role_chain: tuple[str, ...] = ()
+    # Derived once, for the store's bounded tables of sessions seen before (pdp.store.world):
+    # what the session principal depends on, what its policies are (canonical JSON), and the
+    # condition keys it states.
+    principal_key: tuple[object, ...] = field(init=False, repr=False, compare=False)
+    policies_key: bytes = field(init=False, repr=False, compare=False)
+    stated_keys: frozenset[str] = field(init=False, repr=False, compare=False)
+    size: int = field(init=False, repr=False, compare=False)  # characters of the keys above
+
+    def __post_init__(self) -> None:
+        principal_key = (
+            tuple(self.tags.items()),
+            self.mfa_present,
+            self.mfa_age,
+            self.source_identity,
+            self.issued_at,
+        )
+        policies_key = orjson.dumps(
+            [list(self.policies), list(self.policy_arns)], option=orjson.OPT_SORT_KEYS
+        )
+        object.__setattr__(self, "principal_key", principal_key)
+        object.__setattr__(self, "policies_key", policies_key)
+        object.__setattr__(self, "stated_keys", frozenset(self.context_keys()))
+        tags = sum(len(k) + len(v) for k, v in self.tags.items())
+        object.__setattr__(self, "size", tags + len(policies_key) + len(self.source_identity or ""))
 
     @classmethod
     def from_dict(cls, raw: object, where: str = "session") -> Session:

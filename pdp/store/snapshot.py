@@ -23,7 +23,7 @@ from pdp.reference import is_known_action
 from pdp.store.cache import DecisionCache, cache_key
 from pdp.store.index import Index, UserEntry
 from pdp.store.version import StoreVersion
-from pdp.store.world import World, layers
+from pdp.store.world import World, layers, resource_principal
 
 __all__ = ["PRINCIPAL_TYPES", "Snapshot"]
 
@@ -99,6 +99,15 @@ class Snapshot:
         AWS service ("service"), an identity provider ("federated") or "anonymous"."""
         try:
             if principal_type != "user" or session is not None:
+                world = self.world
+                if (
+                    principal_type == "role_session"
+                    and world is not None
+                    and type(principal) is str
+                ):
+                    return self._decide_session(
+                        world, principal, action, resource, context, session
+                    )
                 return self._decide_typed(
                     principal, action, resource, context, principal_type, session
                 )
@@ -214,7 +223,7 @@ class Snapshot:
         caller = index.principal(entry)
         identity = index.policy_set(entry)
         boundary = world.user_boundary(entry)
-        lay, keys, sealed = layers(
+        lay, values, sealed = layers(
             world,
             caller,
             lower,
@@ -230,7 +239,8 @@ class Snapshot:
             if decision.reason == "implicitDeny" and not decision.errors:
                 decision = index.account_grant(entry, lower, resource) or decision
         else:
-            ctx = RequestContext(caller, context, None, _checked_keys(keys, sealed, context))
+            _check_sealed(sealed, context)
+            ctx = RequestContext.joined(values, context)
             decision = decide_chain(lay, caller, ctx, lower, service, resource, self.version)
             if decision.blocked_by == ("identity",):
                 grant = index.account_grant(entry, lower, resource)
@@ -250,6 +260,7 @@ class Snapshot:
         session: Session | None,
     ) -> Decision:
         """Decisions for the root user, role sessions, services, providers and anonymous."""
+        world = self.world
         if principal_type not in PRINCIPAL_TYPES:
             known = ", ".join(f'"{t}"' for t in PRINCIPAL_TYPES)
             raise RequestError(f"principal_type: must be one of {known}")
@@ -257,13 +268,10 @@ class Snapshot:
             raise RequestError('session: only a principal_type "role_session" has a session')
         if not isinstance(principal, str) or not principal:
             raise RequestError("principal: must be a non-empty string")
-        world = self.world
         if principal_type == "root" and world is None:
             return self._decide_root(principal, action, resource, context, principal_type)
         service = check_request(action, resource)
         lower = action.lower()
-        identity = boundary = policies = None
-        service_linked = False
         if principal_type == "root":
             assert world is not None
             account = world.is_root(principal)
@@ -273,48 +281,56 @@ class Snapshot:
             if not world.indexes[account].root_enabled:
                 return self._disabled_root(account)
         elif principal_type == "role_session":
-            if world is None:
-                raise RequestError(
-                    f"principal: store version {self.version} holds no roles (roles/<Name>.json)"
-                )
-            caller, role = world.session_principal(principal, session)
-            identity, boundary = role.identity, role.boundary
-            service_linked = role.role.service_linked
-            if session is not None:
-                policies = world.session_policies(role, session)
-        elif principal_type == "service":
-            caller = Principal.service(principal)
-        elif principal_type == "federated":
-            caller = Principal.federated(principal)
+            raise RequestError(
+                f"principal: store version {self.version} holds no roles (roles/<Name>.json)"
+            )
         else:
-            if principal != "anonymous":
+            if principal_type == "anonymous" and principal != "anonymous":
                 raise RequestError('principal: with principal_type "anonymous" it is "anonymous"')
-            caller = Principal.anonymous()
-        keys: dict[str, object] = {}
+            caller = (
+                resource_principal(principal_type, principal)
+                if world is None
+                else world.resource_caller(principal_type, principal)
+            )
         sealed: frozenset[str] = frozenset()
         if world is None:
             lay = Layers()
         else:
-            lay, keys, sealed = layers(
-                world,
-                caller,
-                lower,
-                resource,
-                context,
-                identity=identity,
-                boundary=boundary,
-                session=policies,
-                service_linked=service_linked,
-            )
+            lay, values, sealed = layers(world, caller, lower, resource, context, None, None)
         if principal_type == "root" and not sealed and _identity_only(lay):
             if context:
                 RequestContext(caller, context)  # a bad context still fails
             return self._root_allowed
-        if session is not None:  # what the session states, the context may not restate
-            sealed = sealed | frozenset(session.context_keys())
-        ctx = RequestContext(caller, context, None, _checked_keys(keys, sealed, context))
+        _check_sealed(sealed, context)
+        ctx = RequestContext.joined(values, context)
         decision = decide_chain(lay, caller, ctx, lower, service, resource, self.version)
         return replace(decision, root=True) if principal_type == "root" else decision
+
+    def _decide_session(
+        self,
+        world: World,
+        principal: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, object] | None,
+        session: Session | None,
+    ) -> Decision:
+        """A role session's decision (`_decide_typed`'s most frequent case, on its own)."""
+        if not principal:
+            raise RequestError("principal: must be a non-empty string")
+        service = check_request(action, resource)
+        lower = action.lower()
+        caller, role, policies = world.session(principal, session)
+        lay, values, sealed = layers(
+            world, caller, lower, resource, context, role.identity, role.boundary, policies,
+            role.role.service_linked,
+        )  # fmt: skip
+        if context:
+            if session is not None:  # what the session states, the context may not restate
+                sealed = sealed | session.stated_keys
+            _check_sealed(sealed, context)
+        ctx = RequestContext.joined(values, context)
+        return decide_chain(lay, caller, ctx, lower, service, resource, self.version)
 
     def _disabled_root(self, account: str) -> Decision:
         return Decision(
@@ -373,11 +389,9 @@ def _identity_only(lay: Layers) -> bool:
     )
 
 
-def _checked_keys(
-    keys: dict[str, object], sealed: frozenset[str], context: Mapping[str, object] | None
-) -> dict[str, object]:
-    """`keys` (derived from the store), after checking that the request sets none of the
-    `sealed` keys (names, or prefixes ending in "/")."""
+def _check_sealed(sealed: frozenset[str], context: Mapping[str, object] | None) -> None:
+    """Check that the request sets none of the `sealed` keys (names, or prefixes ending in
+    "/"): those the store derives, present or absent."""
     if sealed and context:
         prefixes = [p for p in sealed if p.endswith("/")]
         for key in context:
@@ -389,4 +403,3 @@ def _checked_keys(
                     f'context: key "{key}" is derived from the store and cannot be set by the'
                     " request"
                 )
-    return keys

@@ -17,11 +17,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-import orjson
-from cachetools import LRUCache
-
 from pdp.errors import Diagnostic, PolicyValidationError, RequestError
-from pdp.language import Guard, Layers, Policy, PolicySet, glob_matcher, parse_policy
+from pdp.language import (
+    Guard,
+    Layers,
+    Policy,
+    PolicySet,
+    glob_matcher,
+    joined_keys,
+    parse_policy,
+)
 from pdp.model import Principal, Session
 from pdp.store.index import Index, UserEntry
 from pdp.store.organization import Organization
@@ -56,7 +61,11 @@ RCP_SERVICES = frozenset(
 )
 _KMS_KEY = re.compile(r"arn:aws:kms:[a-z0-9-]*:[0-9]{12}:key/.+", re.ASCII)
 _MAX_SESSION_POLICIES = 1024
-_MAX_SESSIONS = 8192  # remembered session principals (each at most 50 tags)
+_MAX_USERS = 8192  # remembered user spellings (each at most one ARN long)
+_MAX_SESSIONS = 8192  # remembered session principals and their parts
+# Sessions stating more (tags, policies) than this many characters are decided without being
+# remembered: the tables stay within _MAX_SESSIONS x this, whatever callers send.
+_MAX_SESSION_REMEMBERED = 2048
 
 
 def needs_world(version: StoreVersion) -> bool:
@@ -140,10 +149,16 @@ class World:
         self._scps: dict[str, Guard | None] = {}
         self._rcps: dict[str, Guard | None] = {}
         self._org_keys: dict[str, dict[str, object]] = {}
-        self._session_policies: LRUCache[bytes, PolicySet] = LRUCache(_MAX_SESSION_POLICIES)
+        self._session_policies: dict[tuple[str, bytes], PolicySet] = {}
         self._sides: dict[tuple[object, ...], _Side] = {}
+        self._layers: dict[tuple[object, ...], tuple[_Prepared, tuple[object, ...]]] = {}
         # session principals by ARN and the attributes that make their keys
         self._sessions: dict[tuple[object, ...], tuple[Principal, RoleEntry]] = {}
+        self._session_parts: dict[
+            tuple[object, ...], tuple[Principal, RoleEntry, PolicySet | None]
+        ] = {}
+        self._users: dict[str, tuple[Index, UserEntry]] = {}  # spellings resolved, exact
+        self._callers: dict[tuple[str, str], Principal] = {}  # services, providers, anonymous
 
     # -- resolution ------------------------------------------------------------------------
 
@@ -180,37 +195,54 @@ class World:
         return match.group(1) if match and match.group(1) in self.indexes else None
 
     def resolve_user(self, principal: str) -> tuple[Index, UserEntry] | None:
-        """A user by name (the home account's) or by ARN (any account of the store)."""
+        """A user by name (the home account's) or by ARN (any account of the store). Spellings
+        that resolved are remembered (bounded): a service asks for the same users again."""
+        found = self._users.get(principal)
+        if found is not None:
+            return found
         if principal.startswith("arn:") and principal.count(":") >= 5:
             index = self.indexes.get(principal.split(":")[4])
             if index is None:
                 return None
-            entry = index.resolve(principal)
-            return None if entry is None else (index, entry)
-        entry = self.home.resolve(principal)
-        return None if entry is None else (self.home, entry)
+        else:
+            index = self.home
+        entry = index.resolve(principal)
+        if entry is None:
+            return None
+        if len(self._users) >= _MAX_USERS:
+            self._users.clear()
+        found = self._users[principal] = (index, entry)
+        return found
+
+    def session(
+        self, arn: str, session: Session | None
+    ) -> tuple[Principal, RoleEntry, PolicySet | None]:
+        """A role session's principal, its role and its session policies (None when it has
+        none): `session_principal` and `session_policies` in one lookup, remembered (bounded)
+        by the ARN and what the session states."""
+        if session is not None and session.size > _MAX_SESSION_REMEMBERED:
+            caller, role = self.session_principal(arn, session)
+            return caller, role, self.session_policies(role, session)
+        key = (arn, None if session is None else (session.principal_key, session.policies_key))
+        found = self._session_parts.get(key)
+        if found is None:
+            caller, role = self.session_principal(arn, session)
+            policies = None if session is None else self.session_policies(role, session)
+            if len(self._session_parts) >= _MAX_SESSIONS:
+                self._session_parts.clear()
+            found = self._session_parts[key] = (caller, role, policies)
+        return found
 
     def session_principal(self, arn: str, session: Session | None) -> tuple[Principal, RoleEntry]:
+        remembered = (arn, None if session is None else session.principal_key)
+        found = self._sessions.get(remembered)
+        if found is not None:
+            return found
         match = _SESSION_ARN.fullmatch(arn)
         if match is None:
             raise RequestError(
                 "principal: a role session is arn:aws:sts::<account>:assumed-role/<role>/<session>"
             )
-        remembered = (
-            arn,
-            None
-            if session is None
-            else (
-                tuple(session.tags.items()),
-                session.mfa_present,
-                session.mfa_age,
-                session.source_identity,
-                session.issued_at,
-            ),
-        )
-        found = self._sessions.get(remembered)
-        if found is not None:
-            return found
         account, name, session_name = match.groups()
         entry = self.role(account, name)
         if entry is None:
@@ -228,20 +260,18 @@ class World:
             role_tags=role.tags,
             session=session,
         )
-        if len(self._sessions) >= _MAX_SESSIONS:
-            self._sessions.clear()
-        self._sessions[remembered] = (principal, entry)
+        if session is None or session.size <= _MAX_SESSION_REMEMBERED:
+            if len(self._sessions) >= _MAX_SESSIONS:
+                self._sessions.clear()
+            self._sessions[remembered] = (principal, entry)
         return principal, entry
 
     def session_policies(self, entry: RoleEntry, session: Session) -> PolicySet | None:
         """The session's policies (inline documents and managed ARNs) as one PolicySet, or None
-        when it passes none. Compiled documents are kept in a bounded LRU by their JSON."""
+        when it passes none. Compiled documents are kept in a bounded table by their JSON."""
         if not session.policies and not session.policy_arns:
             return None
-        key = orjson.dumps(
-            [entry.account, list(session.policies), list(session.policy_arns)],
-            option=orjson.OPT_SORT_KEYS,
-        )
+        key = (entry.account, session.policies_key)
         found = self._session_policies.get(key)
         if found is not None:
             return found
@@ -260,8 +290,23 @@ class World:
                 raise RequestError(f'session.policy_arns[{i}]: no policy "{arn}" in the store')
             policies.extend(found_policies)
         result = PolicySet(policies, self.version)
+        if len(self._session_policies) >= _MAX_SESSION_POLICIES:
+            self._session_policies.clear()
         self._session_policies[key] = result
         return result
+
+    def resource_caller(self, principal_type: str, principal: str) -> Principal:
+        """The Principal of a service ("service"), an identity provider ("federated") or
+        "anonymous": callers only resource policies can allow. Remembered by name (bounded),
+        so that their requests find what was worked out for them before."""
+        key = (principal_type, principal)
+        found = self._callers.get(key)
+        if found is None:
+            found = resource_principal(principal_type, principal)
+            if len(self._callers) >= _MAX_USERS:
+                self._callers.clear()
+            self._callers[key] = found
+        return found
 
     # -- organization ----------------------------------------------------------------------
 
@@ -327,6 +372,15 @@ class World:
         return _Known(tuple(files), files[0].account, MappingProxyType(tags))
 
 
+def resource_principal(principal_type: str, principal: str) -> Principal:
+    """The Principal of a "service", a "federated" identity provider or "anonymous"."""
+    if principal_type == "service":
+        return Principal.service(principal)
+    if principal_type == "federated":
+        return Principal.federated(principal)
+    return Principal.anonymous()
+
+
 def arn_account(resource: str) -> str | None:
     """The account an ARN names in its fifth field, else None (S3 buckets name none)."""
     parts = resource.split(":", 5)
@@ -354,6 +408,7 @@ _Side = tuple[
     dict[str, object],
     frozenset[str],
 ]
+_Prepared = tuple[Layers, Mapping[str, object], frozenset[str]]
 _MAX_SIDES = 8192  # remembered request sides (each at most one resource ARN long)
 
 
@@ -363,32 +418,41 @@ def layers(
     action: str,
     resource: str,
     context: Mapping[str, object] | None,
-    *,
     identity: PolicySet | None,
     boundary: PolicySet | None,
     session: PolicySet | None = None,
     service_linked: bool = False,
-) -> tuple[Layers, dict[str, object], frozenset[str]]:
-    """The layers of one request, the condition keys the model derives for it, and the keys
+) -> _Prepared:
+    """The layers of one request, the principal's condition keys joined with those the model
+    derives for it (`RequestContext.joined` takes them), and the keys
     (or key prefixes, ending in "/") the request may not set: those the store knows, present
     or absent (a known resource has the tags its files give it and no other).
 
-    What depends on the principal's account and type, the action and the resource only is
-    remembered (a bounded table, cleared when full): most requests repeat those."""
+    Most requests repeat these, so two bounded tables (cleared when full) remember them: what
+    depends on the principal's account and type, the action and the resource only (shared by
+    the account's principals), and the Layers of one principal with its policy sets (kept
+    with the Plan that decide_chain builds on them)."""
     stated = _caller_resource_account(context) if context else None
-    key = (caller.account, caller.kind, action, resource, service_linked, stated)
-    side = world._sides.get(key)
+    key = (id(caller), id(identity), id(boundary), id(session), action, resource,
+           service_linked, stated)  # fmt: skip
+    found = world._layers.get(key)
+    if found is not None:
+        return found[0]
+    side_key = (caller.account, caller.kind, action, resource, service_linked, stated)
+    side = world._sides.get(side_key)
     if side is None:
         side = _side(world, caller, action, resource, stated, service_linked)
         if len(world._sides) >= _MAX_SIDES:
             world._sides.clear()
-        world._sides[key] = side
+        world._sides[side_key] = side
     rcp, scp, policies, required, same_account, keys, sealed = side
-    return (
-        Layers(rcp, scp, policies, required, identity, boundary, session, same_account),
-        keys,
-        sealed,
-    )
+    lay = Layers(rcp, scp, policies, required, identity, boundary, session, same_account)
+    result = (lay, joined_keys(caller, keys), sealed)
+    if len(world._layers) >= _MAX_SIDES:
+        world._layers.clear()
+    # by identity: the entry holds the principal and the sets, so no id is reused while it lives
+    world._layers[key] = (result, (caller, identity, boundary, session))
+    return result
 
 
 def _side(
