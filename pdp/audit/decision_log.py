@@ -19,7 +19,11 @@ Bounds, so that no caller can make one event large (each is a keyword of `Decisi
 - On stdout every event is one `write(2)` of one complete line of at most PIPE_BUF (4,096)
   bytes, which POSIX makes atomic on a pipe or FIFO: several workers sharing stdout never
   interleave. A longer event first loses what of its context does not fit, then has its
-  strings cut to 256 characters and its `matched` and `errors` lists to 4 entries.
+  strings cut to 256 characters and its `matched` and `errors` lists (a session's tags and
+  lists too) to 4 entries.
+- A role session's `session` (present only when the request had one): cut to AWS's counts
+  (50 tags, 10 policy ARNs, 10 chained roles), each string to `max_value`, a tag whose key is
+  longer left out; counted in the queue's bytes as the context is.
 
 An event that was cut says so: `"truncated": {"fields": [...], "omitted": n, "context_bytes": n}`
 names up to 16 cut or left-out fields (`context.aws:Referer`, `context.tags[2]`, `resource`,
@@ -35,6 +39,10 @@ its line is `event.to_dict()`::
     {"schema_version": 1, "decision_id", "time", "principal", "action", "resource", "context",
      "decision", "reason", "matched": [...], "errors": [...], "policy_version", "root",
      "latency_us", "request_id"}
+
+plus the optional `truncated`, `unknown_action`, `principal_type`, `layers`/`blocked_by` and
+`session` (`LoggedSession`: the session's tags, policy count, policy ARNs, role chain, source
+identity and MFA state, never its policy documents), each written only when it says something.
 
 Readers (suggest-policy, the Access Advisor) take lines back with `DecisionEvent.from_dict`,
 which checks them; lines written before `schema_version` existed are version 1.
