@@ -9,7 +9,7 @@ the credential report.
 from pdp.audit.access_advisor import AccessAdvisor, granted_services, principal_name, report
 from pdp.audit.advisor_log import matching_log_files, usage_from_logs
 from pdp.audit.credentials import credential_report
-from pdp.audit.decision_log import DecisionEvent, DecisionLog, worker_path
+from pdp.audit.decision_log import DecisionEvent, DecisionLog, LoggedSession, worker_path
 from pdp.audit.findings import SEVERITIES, Finding, audit, invalid_store, render
 from pdp.audit.suggest import log_files, parse_since, read_events, suggest_policy
 
@@ -19,6 +19,7 @@ __all__ = [
     "DecisionEvent",
     "DecisionLog",
     "Finding",
+    "LoggedSession",
     "audit",
     "credential_report",
     "granted_services",

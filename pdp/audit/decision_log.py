@@ -19,7 +19,11 @@ Bounds, so that no caller can make one event large (each is a keyword of `Decisi
 - On stdout every event is one `write(2)` of one complete line of at most PIPE_BUF (4,096)
   bytes, which POSIX makes atomic on a pipe or FIFO: several workers sharing stdout never
   interleave. A longer event first loses what of its context does not fit, then has its
-  strings cut to 256 characters and its `matched` and `errors` lists to 4 entries.
+  strings cut to 256 characters and its `matched` and `errors` lists (a session's tags and
+  lists too) to 4 entries.
+- A role session's `session` (present only when the request had one): cut to AWS's counts
+  (50 tags, 10 policy ARNs, 10 chained roles), each string to `max_value`, a tag whose key is
+  longer left out; counted in the queue's bytes as the context is.
 
 An event that was cut says so: `"truncated": {"fields": [...], "omitted": n, "context_bytes": n}`
 names up to 16 cut or left-out fields (`context.aws:Referer`, `context.tags[2]`, `resource`,
@@ -35,6 +39,10 @@ its line is `event.to_dict()`::
     {"schema_version": 1, "decision_id", "time", "principal", "action", "resource", "context",
      "decision", "reason", "matched": [...], "errors": [...], "policy_version", "root",
      "latency_us", "request_id"}
+
+plus the optional `truncated`, `unknown_action`, `principal_type`, `layers`/`blocked_by` and
+`session` (`LoggedSession`: the session's tags, policy count, policy ARNs, role chain, source
+identity and MFA state, never its policy documents), each written only when it says something.
 
 Readers (suggest-policy, the Access Advisor) take lines back with `DecisionEvent.from_dict`,
 which checks them; lines written before `schema_version` existed are version 1.
@@ -57,9 +65,16 @@ from typing import IO, Any, ClassVar, Literal, cast
 
 import orjson
 
-from pdp.model import Decision, MatchedStatement
+from pdp.model import (
+    MAX_ROLE_CHAIN,
+    MAX_SESSION_POLICY_ARNS,
+    MAX_SESSION_TAGS,
+    Decision,
+    MatchedStatement,
+    Session,
+)
 
-__all__ = ["DecisionEvent", "DecisionLog", "worker_path"]
+__all__ = ["DecisionEvent", "DecisionLog", "LoggedSession", "worker_path"]
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +111,18 @@ def _epoch(text: str) -> float:
     return stamp.timestamp()
 
 
-def _field(line: Mapping[str, Any], name: str, kinds: type | tuple[type, ...]) -> Any:
+def _field(
+    line: Mapping[str, Any], name: str, kinds: type | tuple[type, ...], where: str = ""
+) -> Any:
+    """`line[name]`, checked to be one of `kinds`; `where` prefixes the name in an error
+    ("session." for a field of the event's session)."""
     if name not in line:
-        raise ValueError(f"a decision event lacks {name!r}")
+        raise ValueError(f"a decision event lacks {where + name!r}")
     value = line[name]
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in _tuple(kinds)):
-        raise ValueError(f"a decision event's {name!r} is not {_names(kinds)}: {value!r:.80}")
+        raise ValueError(
+            f"a decision event's {where + name!r} is not {_names(kinds)}: {value!r:.80}"
+        )
     return value
 
 
@@ -123,6 +144,83 @@ def _matched(item: Any, i: int) -> MatchedStatement:
     if effect not in ("Allow", "Deny"):
         raise ValueError(f"a decision event's matched[{i}].effect is not Allow or Deny")
     return MatchedStatement(policy, statement, sid, cast(Literal["Allow", "Deny"], effect))
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedSession:
+    """What a role session claimed, as the decision log keeps it: its tags as given, its source
+    identity and MFA state (None: not stated), the roles it was chained through, the ARNs of its
+    managed session policies, and how many inline session policies it had (their count only:
+    the documents are the caller's). Built from a `pdp.model.Session` by `of`."""
+
+    tags: Mapping[str, str]
+    policies: int = 0
+    policy_arns: tuple[str, ...] = ()
+    role_chain: tuple[str, ...] = ()
+    source_identity: str | None = None
+    mfa_present: bool | None = None
+    mfa_age: int | None = None
+
+    @classmethod
+    def of(cls, session: Session) -> LoggedSession:
+        """References only (the session is immutable): cheap enough for the request path."""
+        return cls(
+            session.tags,
+            len(session.policies),
+            session.policy_arns,
+            session.role_chain,
+            session.source_identity,
+            session.mfa_present,
+            session.mfa_age,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """`tags`, `policies` and `policy_arns` always; the others only when set."""
+        out: dict[str, Any] = {
+            "tags": dict(self.tags),
+            "policies": self.policies,
+            "policy_arns": list(self.policy_arns),
+        }
+        if self.role_chain:
+            out["role_chain"] = list(self.role_chain)
+        if self.source_identity is not None:
+            out["source_identity"] = self.source_identity
+        if self.mfa_present is not None:
+            out["mfa_present"] = self.mfa_present
+        if self.mfa_age is not None:
+            out["mfa_age"] = self.mfa_age
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> LoggedSession:
+        """A logged `session` read back, each field checked: ValueError names the field."""
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"a decision event's 'session' is not an object: {raw!r:.80}")
+        where = "session."
+        tags = _field(raw, "tags", dict, where)
+        for key, value in tags.items():
+            if not isinstance(value, str):
+                raise ValueError(f"a decision event's 'session.tags.{key:.80}' is not str")
+        policies = _field(raw, "policies", int, where)
+        if policies < 0:
+            raise ValueError(f"a decision event's 'session.policies' is negative: {policies}")
+        mfa_age = _optional(raw, "mfa_age", int)
+        if mfa_age is not None and mfa_age < 0:
+            raise ValueError(f"a decision event's 'session.mfa_age' is negative: {mfa_age}")
+        return cls(
+            tags,
+            policies,
+            _strings(raw, "policy_arns", where, required=True),
+            _strings(raw, "role_chain", where),
+            _optional(raw, "source_identity", str),
+            _optional(raw, "mfa_present", bool),
+            mfa_age,
+        )
+
+
+def _optional(raw: Mapping[str, Any], name: str, kind: type) -> Any:
+    """A session field written only when set: None when absent, else checked to be `kind`."""
+    return _field(raw, name, kind, "session.") if name in raw else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +260,8 @@ class DecisionEvent:
     principal_type: str = "user"
     layers: tuple[str, ...] = ()
     blocked_by: tuple[str, ...] = ()
+    # What a role session claimed (optional, still schema 1): only when the request had one.
+    session: LoggedSession | None = None
 
     @classmethod
     def of(
@@ -177,6 +277,7 @@ class DecisionEvent:
         now: float | None = None,
         unknown_action: bool = False,
         principal_type: str = "user",
+        session: Session | None = None,
     ) -> DecisionEvent:
         """The event of one decision of `Authorizer.is_authorized`, now (or at `now`).
 
@@ -204,6 +305,7 @@ class DecisionEvent:
         _set_principal_type(event, principal_type)
         _set_layers(event, decision.layers)
         _set_blocked_by(event, decision.blocked_by)
+        _set_session(event, None if session is None else LoggedSession.of(session))
         return event
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,6 +336,8 @@ class DecisionEvent:
         if self.layers:
             out["layers"] = list(self.layers)
             out["blocked_by"] = list(self.blocked_by)
+        if self.session is not None:
+            out["session"] = self.session.to_dict()
         return out
 
     @classmethod
@@ -284,6 +388,7 @@ class DecisionEvent:
             _field(line, "principal_type", str) if "principal_type" in line else "user",
             _strings(line, "layers"),
             _strings(line, "blocked_by"),
+            LoggedSession.from_dict(line["session"]) if "session" in line else None,
         )
 
 
@@ -314,15 +419,19 @@ _set_unknown_action = _setter("unknown_action")
 _set_principal_type = _setter("principal_type")
 _set_layers = _setter("layers")
 _set_blocked_by = _setter("blocked_by")
+_set_session = _setter("session")
 
 
-def _strings(line: Mapping[str, Any], name: str) -> tuple[str, ...]:
-    """An optional list of strings (a chain decision's layers, blocked_by)."""
-    if name not in line:
+def _strings(
+    line: Mapping[str, Any], name: str, where: str = "", *, required: bool = False
+) -> tuple[str, ...]:
+    """A list of strings (a chain decision's layers, blocked_by; a session's ARNs), optional
+    unless `required`."""
+    if name not in line and not required:
         return ()
-    items = _field(line, name, list)
+    items = _field(line, name, list, where)
     if not all(isinstance(i, str) for i in items):
-        raise ValueError(f"a decision event's {name} are strings")
+        raise ValueError(f"a decision event's {where}{name} are strings")
     return tuple(items)
 
 
@@ -474,6 +583,45 @@ def _cut_context(
     return out
 
 
+def _session_bytes(session: LoggedSession) -> int:
+    """About what a logged session holds in memory, counted as the context is (its strings'
+    bytes, and `_OBJECT_BYTES` for each object): it is bounded only as the caller built it."""
+    strings = [*session.policy_arns, *session.role_chain]
+    if session.source_identity is not None:
+        strings.append(session.source_identity)
+    for key, value in session.tags.items():
+        strings += (str(key), str(value))
+    return sum(map(_bytes, strings)) + _OBJECT_BYTES * (len(strings) + 4)
+
+
+def _cut_session(session: dict[str, Any], n: int, items: int | None, cuts: _Cuts) -> None:
+    """Cut a logged session in place: its strings to `n` characters (a tag whose key is longer
+    is left out), its tags and lists to `items` entries, or to AWS's limits when None (50 tags,
+    10 policy ARNs, 10 chained roles). Each cut is named, as `session.tags.<key>`,
+    `session.role_chain[2]`, or `session.tags` for entries left out past the count."""
+    tags = session["tags"]
+    most = MAX_SESSION_TAGS if items is None else items
+    if len(tags) > most:
+        tags = dict(list(tags.items())[:most])
+        cuts.add("session.tags")
+    session["tags"] = _cut_value(tags, n, "session.tags", cuts)
+    for name, limit in (("policy_arns", MAX_SESSION_POLICY_ARNS), ("role_chain", MAX_ROLE_CHAIN)):
+        values = session.get(name)
+        if values is None:
+            continue
+        most = limit if items is None else items
+        if len(values) > most:
+            values = values[:most]
+            cuts.add(f"session.{name}")
+        session[name] = _cut_value(values, n, f"session.{name}", cuts)
+    if not session.get("role_chain", True):
+        del session["role_chain"]  # written only when not empty
+    source = session.get("source_identity")
+    if isinstance(source, str) and len(source) > n:
+        session["source_identity"] = source[:n]
+        cuts.add("session.source_identity")
+
+
 def _fit_context(event: dict[str, Any], cuts: _Cuts, line: bytes, limit: int) -> None:
     """Keep what of the context fits, its strings cut to 256 characters."""
     context = event["context"]
@@ -500,6 +648,8 @@ def _cut_strings(
     event["errors"] = [
         _cut_value(e, n, f"errors[{i}]", cuts) for i, e in enumerate(event["errors"])
     ]
+    if "session" in event:
+        _cut_session(event["session"], n, None, cuts)
 
 
 def _cut_lists(event: dict[str, Any], cuts: _Cuts, line: bytes, limit: int) -> None:
@@ -507,15 +657,20 @@ def _cut_lists(event: dict[str, Any], cuts: _Cuts, line: bytes, limit: int) -> N
         if len(event[name]) > 4:
             event[name] = event[name][:4]
             cuts.add(name)
+    if "session" in event:
+        _cut_session(event["session"], _SHORT, 4, cuts)
 
 
 def _minimal(event: dict[str, Any], cuts: _Cuts, line: bytes, limit: int) -> None:
-    """The last resort: who, what and the decision; 64 characters a string, no lists."""
+    """The last resort: who, what and the decision; 64 characters a string, no lists (a
+    session keeps its policy count, MFA state and source identity, no tags, ARNs or chain)."""
     _cut_strings(event, cuts, line, limit, 64)
     for name in ("matched", "errors"):
         if event[name]:
             event[name] = []
             cuts.add(name)
+    if "session" in event:
+        _cut_session(event["session"], 64, 0, cuts)
     cuts.omitted += max(0, len(cuts.fields) - 4)
     del cuts.fields[4:]
 
@@ -646,6 +801,8 @@ class DecisionLog:
             size += len(event.request_id)
         if event.errors:
             size += sum(map(_bytes, event.errors))
+        if event.session is not None:
+            size += _session_bytes(event.session)
         cuts = None
         context = event.context
         if context:
@@ -712,6 +869,9 @@ class DecisionLog:
             if len(message) > self.max_value:
                 errors[i] = message[: self.max_value]
                 cuts.add(f"errors[{i}]")
+        session = event.get("session")
+        if session is not None:
+            _cut_session(session, self.max_value, None, cuts)
         return cuts
 
     def _open(self) -> IO[bytes]:

@@ -250,6 +250,7 @@ class Service:
                     request.request_id,
                     unknown_action=unknown,
                     principal_type=request.principal_type,
+                    session=request.session,
                 )
             except Exception:  # a log failure never fails the request (DecisionLog.record)
                 log.exception("decision log: cannot build an event")

@@ -5,6 +5,7 @@ request. HTTP and gRPC (and the Python clients on each) must answer the same."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ def _write_store(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("chain-doors")
-    srv = start_server(tmp, store=_write_store(tmp / "store"))
+    srv = start_server(
+        tmp, store=_write_store(tmp / "store"), PDP_DECISION_LOG=str(tmp / "decisions.jsonl")
+    )
     yield srv
     assert srv.stop() == 0
 
@@ -192,3 +195,80 @@ def test_the_python_clients_send_a_session_and_read_blocked_by(server: Server) -
                     SESSION_ARN, "s3:GetObject", "arn:aws:s3:::data/x",
                     principal_type="role_session", session={"mfa_age": -5},
                 )  # fmt: skip
+
+
+CLAIMS = {  # everything the decision log keeps of a session, and what it must not
+    **SESSION,
+    "policy_arns": [f"arn:aws:iam::{MEMBER}:policy/Nothing"],  # not in the store
+    "transitive_tag_keys": ["team"],
+    "source_identity": "alice",
+    "role_chain": [f"arn:aws:iam::{MEMBER}:role/Hop"],
+}
+
+
+def _logged(server: Server, request_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The decision-log lines of these requests, once the writer has written them all."""
+    path = server.store.parent / "decisions.jsonl"
+    deadline = time.monotonic() + 20
+    while True:
+        found: dict[str, dict[str, Any]] = {}
+        if path.exists():
+            for text in path.read_text().splitlines():
+                line = json.loads(text)
+                if line.get("request_id") in request_ids:
+                    found[line["request_id"]] = line
+        if found.keys() == request_ids or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def test_the_decision_log_keeps_what_a_session_claimed_from_both_doors(
+    server: Server, stub: pb_grpc.AuthorizerStub
+) -> None:
+    body = {
+        "principal": SESSION_ARN,
+        "principal_type": "role_session",
+        "action": "s3:PutObject",
+        "resource": "arn:aws:s3:::data/x",
+        "session": CLAIMS,
+        "request_id": "log-http",
+    }
+    assert _http(server, body)["decision"] == "Deny"
+    message = pb.IsAuthorizedRequest(
+        principal=SESSION_ARN,
+        principal_type="role_session",
+        action="s3:PutObject",
+        resource="arn:aws:s3:::data/x",
+        request_id="log-grpc",
+        session=pb.Session(
+            policies_json=[json.dumps(READ_DATA)],
+            policy_arns=CLAIMS["policy_arns"],
+            tags=CLAIMS["tags"],
+            transitive_tag_keys=CLAIMS["transitive_tag_keys"],
+            mfa_present=True,
+            mfa_age=60,
+            source_identity="alice",
+            role_chain=CLAIMS["role_chain"],
+        ),
+    )
+    assert stub.IsAuthorized(message, timeout=10).decision == "Deny"
+    user = {"principal": ALICE, "action": "s3:GetObject", "resource": "arn:aws:s3:::elsewhere/x"}
+    assert _http(server, {**user, "request_id": "log-user"})["blocked_by"] == ["scp"]
+    lines = _logged(server, {"log-http", "log-grpc", "log-user"})
+    expected = {
+        "tags": {"team": "blue"},
+        "policies": 1,  # the count: the document is the caller's
+        "policy_arns": CLAIMS["policy_arns"],
+        "role_chain": CLAIMS["role_chain"],
+        "source_identity": "alice",
+        "mfa_present": True,
+        "mfa_age": 60,
+    }
+    for door in ("log-http", "log-grpc"):
+        line = lines[door]
+        assert line["principal_type"] == "role_session", line
+        # the store has no such managed policy: Deny, and the log shows what was claimed
+        assert "session.policy_arns[0]" in line["errors"][0], line
+        assert line["session"] == expected, door
+        assert "s3:GetObject" not in json.dumps(line), door  # no session policy document
+    assert "session" not in lines["log-user"] and "principal_type" not in lines["log-user"]

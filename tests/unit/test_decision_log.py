@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
-from pdp.audit.decision_log import DecisionEvent, DecisionLog
-from pdp.model import Decision, MatchedStatement
+from pdp.audit.decision_log import DecisionEvent, DecisionLog, LoggedSession
+from pdp.model import Decision, MatchedStatement, Session
 
 ALLOW = Decision(
     "Allow",
@@ -458,3 +459,183 @@ def test_a_chain_decision_logs_its_principal_type_and_layers() -> None:
     assert not {"principal_type", "layers", "blocked_by"} & plain.to_dict().keys()
     with pytest.raises(ValueError, match="layers are strings"):
         _Event.from_dict({**line, "layers": [1]})
+
+
+ROLE = "arn:aws:iam::111111111111:role/App"
+SESSION_ARN = "arn:aws:sts::111111111111:assumed-role/App/s1"
+READ = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*"}]}
+
+
+def _session_event(session: Session | None, decision: Decision = DENY) -> DecisionEvent:
+    return DecisionEvent.of(
+        SESSION_ARN, "s3:GetObject", "arn:aws:s3:::b/k", {}, decision, 0.0, "r1",
+        principal_type="role_session", session=session, now=1_700_000_000.0,
+    )  # fmt: skip
+
+
+def test_a_role_session_decision_logs_what_the_session_claimed(tmp_path: Path) -> None:
+    """The session's tags as given, its MFA state, source identity, chain and policy ARNs; of
+    its inline policies only their count, never the documents."""
+    session = Session.from_dict(
+        {
+            "policies": [READ],
+            "policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+            "tags": {"Team": "blue", "cost": "42"},
+            "transitive_tag_keys": ["Team"],
+            "mfa_present": True,
+            "mfa_age": 60,
+            "source_identity": "alice",
+            "issued_at": "2026-11-28T06:00:00Z",
+            "role_chain": [ROLE],
+        }
+    )
+    path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(str(path))
+    log.record(_session_event(session))
+    log.record(_session_event(Session()))
+    assert log.close()
+    full, empty = lines(path)
+    assert full["session"] == {
+        "tags": {"Team": "blue", "cost": "42"},
+        "policies": 1,
+        "policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+        "role_chain": [ROLE],
+        "source_identity": "alice",
+        "mfa_present": True,
+        "mfa_age": 60,
+    }
+    assert "Statement" not in json.dumps(full)  # the inline policy's count, not its document
+    assert empty["session"] == {"tags": {}, "policies": 0, "policy_arns": []}
+    assert "truncated" not in full and "truncated" not in empty
+    for line in (full, empty):
+        back = DecisionEvent.from_dict(line)
+        assert back.to_dict() == line
+    back = DecisionEvent.from_dict(full)
+    assert back.session == LoggedSession(
+        {"Team": "blue", "cost": "42"}, 1, ("arn:aws:iam::aws:policy/ReadOnlyAccess",), (ROLE,),
+        "alice", True, 60,
+    )  # fmt: skip
+
+
+def test_an_event_without_a_session_keeps_its_bytes() -> None:
+    """No session, no key: the line is byte for byte what it was before the field existed."""
+    plain = DecisionEvent.of("bob", "s3:GetObject", "*", {"n": 7}, DENY, 0.0, "r1", now=5.0)
+    assert plain.session is None
+    assert orjson.dumps(plain.to_dict()) == (
+        b'{"schema_version":1,"decision_id":null,"time":"1970-01-01T00:00:05.000000Z",'
+        b'"principal":"bob","action":"s3:GetObject","resource":"*","context":{"n":7},'
+        b'"decision":"Deny","reason":"explicitDeny","matched":[{"policy":"policies/P.json",'
+        b'"statement":1,"sid":null,"effect":"Deny"}],"errors":[],"policy_version":"0002",'
+        b'"root":false,"latency_us":0.0,"request_id":"r1"}'
+    )
+    assert DecisionEvent.from_dict(plain.to_dict()).session is None
+
+
+def _session_line(**change: object) -> dict[str, object]:
+    line = _session_event(Session.from_dict({"tags": {"team": "blue"}, "mfa_age": 5})).to_dict()
+    session = dict(line["session"])  # type: ignore[call-overload]
+    for key, value in change.items():
+        if value is _ABSENT:
+            del session[key]
+        else:
+            session[key] = value
+    return {**line, "session": session}
+
+
+_ABSENT = object()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"tags": ["team"]}, r"'session\.tags' is not dict"),
+        ({"tags": {"team": 1}}, r"'session\.tags\.team' is not str"),
+        ({"tags": _ABSENT}, r"lacks 'session\.tags'"),
+        ({"policies": "1"}, r"'session\.policies' is not int"),
+        ({"policies": True}, r"'session\.policies' is not int"),
+        ({"policies": -1}, r"'session\.policies' is negative"),
+        ({"policies": _ABSENT}, r"lacks 'session\.policies'"),
+        ({"policy_arns": "arn"}, r"'session\.policy_arns' is not list"),
+        ({"policy_arns": [1]}, r"session\.policy_arns are strings"),
+        ({"role_chain": [None]}, r"session\.role_chain are strings"),
+        ({"source_identity": 7}, r"'session\.source_identity' is not str"),
+        ({"mfa_present": "yes"}, r"'session\.mfa_present' is not bool"),
+        ({"mfa_age": True}, r"'session\.mfa_age' is not int"),
+        ({"mfa_age": -1}, r"'session\.mfa_age' is negative"),
+    ],
+)
+def test_from_dict_checks_each_session_field(change: dict[str, object], message: str) -> None:
+    assert DecisionEvent.from_dict(_session_line()).session is not None  # the unchanged line
+    with pytest.raises(ValueError, match=message):
+        DecisionEvent.from_dict(_session_line(**change))
+
+
+def test_from_dict_refuses_a_session_that_is_not_an_object() -> None:
+    with pytest.raises(ValueError, match=r"'session' is not an object"):
+        DecisionEvent.from_dict({**_session_line(), "session": ["tags"]})
+
+
+def _hostile_session() -> Session:
+    """Built directly, as a Python API caller may: past AWS's limits, which only
+    `Session.from_dict` checks."""
+    return Session(
+        policies=(READ,) * 3,
+        policy_arns=tuple(f"arn:aws:iam::aws:policy/{'p' * 2000}{i}" for i in range(12)),
+        tags={f"k{i:02}": "\U0001f600" * 2000 for i in range(60)} | {"K" * 2000: "v"},
+        source_identity="s" * 2000,
+        role_chain=tuple(f"{ROLE}{'x' * 2000}{i}" for i in range(12)),
+        mfa_present=False,
+    )
+
+
+def test_a_session_past_the_bounds_is_cut_and_the_event_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(str(path), max_value=100)
+    log.record(_session_event(_hostile_session()))
+    assert log.close()
+    (line,) = lines(path)
+    session = line["session"]
+    assert isinstance(session, dict)
+    assert len(session["tags"]) == 50 and "K" * 2000 not in session["tags"]
+    assert all(v == "\U0001f600" * 100 for v in session["tags"].values())
+    assert len(session["policy_arns"]) == 10 and len(session["role_chain"]) == 10
+    assert all(len(a) == 100 for a in session["policy_arns"] + session["role_chain"])
+    assert session["source_identity"] == "s" * 100 and session["policies"] == 3
+    truncated = line["truncated"]
+    assert isinstance(truncated, dict)
+    assert truncated["fields"][:3] == ["session.tags", "session.tags.k00", "session.tags.k01"]
+    assert truncated["omitted"] > 0
+    assert DecisionEvent.from_dict(line).to_dict() == line
+
+
+def test_a_session_counts_in_the_queue_bytes(tmp_path: Path) -> None:
+    """Its strings are held until written: the queue's byte bound counts them."""
+    fifo = tmp_path / "stalled"
+    os.mkfifo(fifo)
+    log = DecisionLog(str(fifo))
+    log.record(_session_event(None))
+    plain = log.stats()["queued_bytes"]
+    log.record(_session_event(_hostile_session()))
+    with_session = log.stats()["queued_bytes"] - plain
+    assert plain < 2_000 and with_session > 60 * 2000 * 4  # the tags' emoji: 4 bytes each
+    assert log.close(timeout=0.5) is False
+
+
+def test_a_hostile_session_still_fits_pipe_buf_on_stdout(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    log = DecisionLog("stdout")
+    log.record(_session_event(_hostile_session()))
+    small = Session.from_dict({"tags": {f"t{i}": "v" * 250 for i in range(20)}, "mfa_age": 9})
+    log.record(_session_event(small))
+    assert log.close()
+    hostile, cut = (json.loads(line) for line in capfd.readouterr().out.splitlines())
+    for line in (hostile, cut):
+        assert len(json.dumps(line, separators=(",", ":")).encode()) + 1 <= select.PIPE_BUF
+        assert DecisionEvent.from_dict(line).session is not None
+    assert hostile["session"] == {
+        "tags": {}, "policies": 3, "policy_arns": [], "source_identity": "s" * 64,
+        "mfa_present": False,
+    }  # fmt: skip
+    assert len(cut["session"]["tags"]) == 4 and cut["session"]["mfa_age"] == 9
+    assert "session.tags" in cut["truncated"]["fields"]
