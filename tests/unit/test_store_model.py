@@ -19,6 +19,7 @@ from pdp.errors import Diagnostic, PolicyLoadError
 from pdp.store.activation import load_directory, load_store
 from pdp.store.organization import Organization
 from pdp.store.version import StoreVersion, read_version, version_stamp
+from pdp.store.world import RCP_SERVICES
 
 MANAGEMENT = "111111111111"
 MEMBER = "222222222222"
@@ -361,6 +362,58 @@ def test_rcp_levels_always_start_with_rcp_full_aws_access(tmp_path: Path) -> Non
     levels = [[p.name for p in level] for level in org.rcp_levels(MEMBER)]
     assert levels == [[full], [full, secure], [full], [full]]
     assert org.rcps["RCPFullAWSAccess"].kind == "rcp"
+
+
+# orgs_manage_policies_rcps.html, "List of AWS services that support RCPs" (service prefixes)
+RCP_DOCUMENTED = {
+    "s3",
+    "sts",
+    "kms",
+    "sqs",
+    "secretsmanager",
+    "ecr",
+    "aoss",
+    "cognito-idp",
+    "logs",
+    "dynamodb",
+}
+DENY_ALL_RCP = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*"}],
+}
+
+
+def test_rcp_services_are_exactly_those_aws_documents() -> None:
+    assert set(RCP_SERVICES) == RCP_DOCUMENTED
+
+
+@pytest.mark.parametrize(
+    ("action", "blocked"),
+    [*((f"{service}:Anything", True) for service in sorted(RCP_DOCUMENTED))]
+    + [("ec2:DescribeInstances", False), ("lambda:InvokeFunction", False), ("sns:Publish", False)],
+)
+def test_an_rcp_denying_everything_blocks_only_the_services_rcps_govern(
+    tmp_path: Path, action: str, blocked: bool
+) -> None:
+    admin = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
+    files = multi(
+        **{
+            f"accounts/{MEMBER}/policies/Admin.json": admin,
+            f"accounts/{MEMBER}/users/bob.json": {"policies": ["Admin"]},
+            "organization/organization.json": organization(
+                accounts={MEMBER: {"rcps": ["Nothing"]}}
+            ),
+            "organization/rcps/Nothing.json": DENY_ALL_RCP,
+        }
+    )
+    snapshot = load_store(write_store(tmp_path, files).parent.parent)
+    bob = f"arn:aws:iam::{MEMBER}:user/bob"
+    in_region = {"aws:RequestedRegion": "eu-west-1"}  # DenyRegions, the SCP of Prod, allows it
+    decision = snapshot.decide(pdp.Request(bob, action, "*", context=in_region))
+    assert decision.allowed is not blocked, decision.reason
 
 
 def test_a_full_aws_access_file_replaces_the_built_in(tmp_path: Path) -> None:
