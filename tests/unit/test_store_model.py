@@ -745,6 +745,74 @@ def test_rcp_full_aws_access_cannot_be_replaced(tmp_path: Path) -> None:
     )
 
 
+def test_an_rcp_with_an_allow_statement_is_refused(tmp_path: Path) -> None:
+    allowing = {
+        "Version": "2012-10-17",
+        "Statement": [
+            RCP["Statement"][0],
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*"},
+        ],
+    }
+    files = single(**{"organization/rcps/SecureOnly.json": allowing})
+    found = assert_refused(
+        tmp_path,
+        files,
+        "organization/rcps/SecureOnly.json",
+        "Statement[1].Effect",
+        "an RCP may not Allow: only the built-in RCPFullAWSAccess allows",
+    )
+    assert found.code == "invalid_field"
+    assert str(found) == (
+        "organization/rcps/SecureOnly.json: Statement[1].Effect: an RCP may not Allow: only the"
+        ' built-in RCPFullAWSAccess allows (AWS, "RCP syntax")'
+        ' (write "Effect": "Deny" with the conditions under which access is refused)'
+    )
+    # the RCP is still known by name: Prod attaching it gets no "does not exist" besides
+    assert [d.path for d in refused(tmp_path / "again", files)] == ["Statement[1].Effect"]
+
+
+def test_an_rcp_whose_only_statement_allows_is_refused(tmp_path: Path) -> None:
+    allowing = {
+        "Version": "2012-10-17",
+        "Statement": {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"},
+    }
+    files = single(**{"organization/rcps/SecureOnly.json": allowing})
+    assert_refused(
+        tmp_path, files, "organization/rcps/SecureOnly.json", "Statement.Effect", "may not Allow"
+    )
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["root", "root.units[0]", "root.units[0].units[0]", f"accounts.{MEMBER}"],
+)
+def test_an_explicitly_empty_scps_list_is_refused(tmp_path: Path, where: str) -> None:
+    doc = organization()
+    target: dict[str, Any] = doc
+    for key in where.replace("[0]", ".0").split("."):
+        target = target[int(key)] if key == "0" else target[key]  # type: ignore[index]
+    target["scps"] = []
+    files = single(**{"organization/organization.json": doc})
+    found = assert_refused(
+        tmp_path,
+        files,
+        "organization/organization.json",
+        f"{where}.scps",
+        "scps is empty: every root, OU and account has at least one SCP attached (AWS)",
+    )
+    assert found.code == "invalid_field"
+    assert found.hint is not None and 'leave "scps" out for FullAWSAccess' in found.hint
+
+
+def test_a_missing_scps_is_full_aws_access_and_an_empty_rcps_reads(tmp_path: Path) -> None:
+    doc = organization(accounts={MEMBER: {"rcps": []}})
+    assert "scps" not in doc["root"]
+    org = org_of(read(tmp_path, single(**{"organization/organization.json": doc})))
+    full = org.scps["FullAWSAccess"]
+    assert org.scp_levels(MEMBER)[0] == (full,) and org.scp_levels(MEMBER)[-1] == (full,)
+    assert org.rcp_levels(MEMBER)[-1] == (org.rcps["RCPFullAWSAccess"],)
+
+
 def test_an_scp_with_a_principal_is_refused(tmp_path: Path) -> None:
     files = single(**{"organization/scps/DenyRegions.json": RCP})
     problems = refused(tmp_path, files)
