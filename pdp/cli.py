@@ -72,7 +72,7 @@ from pdp.store import (
     read_version,
     resolve_version,
     run_policy_tests,
-    version_findings,
+    store_findings,
 )
 
 __all__ = ["main"]
@@ -161,7 +161,7 @@ def _validate(paths: Sequence[str], fmt: str = "text") -> int:
                     try:
                         findings += [
                             replace(f, file=f"{base}/{f.file}")
-                            for f in version_findings(snapshot.source)
+                            for f in store_findings(snapshot.source)
                         ]
                     except CheckFailed as exc:
                         problems.append(_unavailable(f"{base}/{exc.file}", exc))

@@ -24,7 +24,13 @@ from pdp.store.activation import (
 from pdp.store.authoring import PublishedDirectory, init_store, publish_directory
 from pdp.store.authorizer import Authorizer, ReloadResult
 from pdp.store.aws_managed import AWS_MANAGED_FOLDER, ManagedPolicy, builtin_managed
-from pdp.store.checks import CheckFailed, findings_of, version_findings
+from pdp.store.checks import (
+    CheckFailed,
+    findings_of,
+    organization_findings,
+    store_findings,
+    version_findings,
+)
 from pdp.store.importer import (
     MAX_EXPORT_BYTES,
     ImportFailed,
@@ -102,10 +108,12 @@ __all__ = [
     "load_directory",
     "load_newest",
     "load_store",
+    "organization_findings",
     "publish_directory",
     "read_version",
     "resolve_version",
     "run_policy_tests",
+    "store_findings",
     "version_names",
     "version_findings",
     "version_stamp",

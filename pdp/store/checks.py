@@ -1,8 +1,10 @@
 """Validation findings of a store version's policies, and a store's opt-in refusal of them.
 
-The policies are the customer-managed ones (`policies/<Name>.json`) and the inline policies of
-groups and users; AWS managed documents are AWS's own and not judged (AWS's documents hold
-findings too: the IAM User Guide lists managed policies with INVALID_ACTION). A finding never
+The policies are the customer-managed ones (`policies/<Name>.json`), the inline policies of
+groups, users and roles, of every account, and the organization's SCPs and RCPs; AWS managed
+documents (and the built-in FullAWSAccess and RCPFullAWSAccess) are AWS's own and not judged
+(AWS's documents hold findings too: the IAM User Guide lists managed policies with
+INVALID_ACTION). A finding never
 changes a decision; a version is refused for findings only when its `store.json` says
 `"refuse_findings": "<type>"` (docs/store.md), and then for findings of that type or above.
 Its `"application_services"` names the service prefixes of the store's own applications
@@ -15,10 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from pdp.language import Policy
 from pdp.reference import (
+    CHECKS,
     FINDING_TYPES,
     CheckFailed,
     ValidationFinding,
@@ -26,13 +30,16 @@ from pdp.reference import (
     check_policy,
     default_reference,
 )
+from pdp.store.organization import Organization, builtin_rcp, builtin_scp
 
 __all__ = [
     "CheckFailed",
     "application_services",
     "findings_of",
+    "organization_findings",
     "refused",
     "settings_problem",
+    "store_findings",
     "version_findings",
 ]
 
@@ -49,7 +56,13 @@ def _sources(
         yield policy, f"policies/{name}.json", ""
     for identity in identities:
         for policy in identity.inline_policies:
-            yield policy, identity.file, f"inline_policies.{policy.name.split('#', 1)[1]}."
+            yield policy, identity.file, f"inline_policies.{_inline_name(policy)}."
+
+
+def _inline_name(policy: Policy) -> str:
+    """The name of an inline policy: a user's or group's is cited `users/bob.json#Name`, a
+    role's `roles/Deploy.json#inline/Name` (a policy name holds no "/")."""
+    return policy.name.split("#", 1)[1].removeprefix("inline/")
 
 
 def findings_of(
@@ -57,7 +70,7 @@ def findings_of(
     identities: Iterable[Any],
     application_services: frozenset[str] = frozenset(),
 ) -> list[ValidationFinding]:
-    """The findings of these policies and of the inline policies of these users and groups,
+    """The findings of these policies and of the inline policies of these users, groups or roles,
     with paths as `pdp audit` writes them (`inline_policies.<name>.Statement[0]...`). Raises
     CheckFailed when a document's findings cannot be computed."""
     out: list[ValidationFinding] = []
@@ -109,6 +122,51 @@ def refused(
 
 
 def version_findings(version: Any) -> list[ValidationFinding]:
-    """Every finding of a StoreVersion's customer-managed and inline policies."""
-    identities = [*version.groups.values(), *version.users.values()]
+    """Every finding of one account of a StoreVersion (the version itself, or one sub-version
+    of accounts/<id>/): its customer-managed policies (named `policies/<Name>.json`) and the
+    inline policies of its groups, users and roles."""
+    identities = [*version.groups.values(), *version.users.values(), *version.roles.values()]
     return findings_of(version.policies, identities, version.application_services)
+
+
+def store_findings(version: Any) -> list[ValidationFinding]:
+    """Every finding of a StoreVersion: each account's (version_findings; in the multi-account
+    layout every accounts/<id>/, its files named with that prefix), then the organization's."""
+    own = version.application_services
+    out: list[ValidationFinding] = []
+    if not version.accounts:
+        out.extend(version_findings(version))
+    for account, part in sorted(version.accounts.items()):
+        prefix = f"accounts/{account}/"
+        out.extend(
+            f if f.file.startswith(prefix) else replace(f, file=f"{prefix}{f.file}")
+            for f in version_findings(part)
+        )
+    if version.organization is not None:
+        out.extend(organization_findings(version.organization, own))
+    return out
+
+
+# What a policy grants: the security warnings (iam:PassRole on "*", Allow with NotAction) are
+# about permissions given. SCPs and RCPs give none ("No permissions are granted by an RCP";
+# an SCP sets the maximum available permissions), so those checks are not theirs; the lint of
+# the document itself (actions, resources, condition keys and types, redundancy) is.
+_GRANT_CHECKS = frozenset(code for code, (kind, _) in CHECKS.items() if kind == "SECURITY_WARNING")
+
+
+def organization_findings(
+    organization: Organization, application_services: frozenset[str] = frozenset()
+) -> list[ValidationFinding]:
+    """The findings of the organization's SCPs and RCPs (organization/scps/<Name>.json,
+    organization/rcps/<Name>.json), without those about what a policy grants. The built-ins
+    (FullAWSAccess unless the store gives it, RCPFullAWSAccess) are AWS's and not judged."""
+    builtin = (builtin_scp().document, builtin_rcp().document)
+    out: list[ValidationFinding] = []
+    for policy in (*organization.scps.values(), *organization.rcps.values()):
+        if any(policy.document == doc for doc in builtin):
+            continue
+        found = check_policy(
+            policy.document, policy.name, application_services=application_services
+        )
+        out.extend(f for f in found if f.code not in _GRANT_CHECKS)
+    return out

@@ -8,6 +8,14 @@ and "Resource control policies"): a node without `scps` has `FullAWSAccess` (AWS
 default); `RCPFullAWSAccess` is attached to every node and cannot be removed. Both are built in
 unless the store gives `organization/scps/FullAWSAccess.json`. Which levels apply to a request
 (management account, service-linked roles) is the decision's business (pdp/chain/).
+
+Refused because AWS cannot hold them:
+- `"scps": []` on a node or an account. AWS Organizations API Reference, DetachPolicy: "Every
+  root, OU, and account must have at least one SCP attached." (A missing `scps` is the default
+  FullAWSAccess; `"rcps": []` is fine: RCPFullAWSAccess stays attached.)
+- an `Allow` statement in an RCP of the store. AWS Organizations User Guide, "RCP syntax"
+  (orgs_manage_policies_rcps_syntax.html): "The effect of `Allow` is only supported for the
+  `RCPFullAWSAccess` policy", the built-in one.
 """
 
 from __future__ import annotations
@@ -236,8 +244,29 @@ def _policies(reader: _Reader, folder: str, kind: str) -> dict[str, Policy]:
             continue
         policy = reader.policy(rel, raw, name=rel, kind=kind)
         if policy is not None:
+            if kind == "rcp":
+                _refuse_rcp_allows(reader, rel, policy)
             out[stem] = policy
     return out
+
+
+def _refuse_rcp_allows(reader: _Reader, rel: str, policy: Policy) -> None:
+    """Each Allow statement of a store RCP, reported: only AWS's RCPFullAWSAccess may allow.
+    (The policy stays known by name, so nodes attaching it get no second, misleading error.)"""
+    statements = policy.document.get("Statement")
+    placed = [("Statement", statements)] if isinstance(statements, dict) else []
+    if isinstance(statements, list):
+        placed = [(f"Statement[{i}]", s) for i, s in enumerate(statements)]
+    for where, statement in placed:
+        if isinstance(statement, dict) and statement.get("Effect") == "Allow":
+            reader.add(
+                rel,
+                f"{where}.Effect",
+                "invalid_field",
+                f"an RCP may not Allow: only the built-in {RCP_FULL_AWS_ACCESS} allows (AWS,"
+                ' "RCP syntax")',
+                'write "Effect": "Deny" with the conditions under which access is refused',
+            )
 
 
 class _Builder:
@@ -352,6 +381,15 @@ class _Builder:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             self.add(f"{path}.{key}", "invalid_field", f"{key} must be a list of policy names")
             return default
+        if key == "scps" and not value:
+            self.add(
+                f"{path}.scps",
+                "invalid_field",
+                "scps is empty: every root, OU and account has at least one SCP attached (AWS)",
+                f'leave "scps" out for {FULL_AWS_ACCESS}, or attach an SCP that allows only'
+                " what this level may do",
+            )
+            return ()
         out = []
         folder = f"{ORGANIZATION_FOLDER}/{key}"
         for i, name in enumerate(value):

@@ -54,8 +54,14 @@ _TRUST_ACTIONS = frozenset(
         "sts:setcontext",
     }
 )
-# RCPs govern the resources of these services only (orgs_manage_policies_rcps.html, "List of
-# AWS services that support RCPs"); a request to any other service passes no RCP.
+# RCPs govern the resources of these services only; a request to any other service passes no
+# RCP. AWS Organizations User Guide, orgs_manage_policies_rcps.html, "List of AWS services that
+# support RCPs": "RCPs apply to resources of the following AWS services:" Amazon S3 (s3), AWS
+# Security Token Service (sts), AWS Key Management Service (kms), Amazon SQS (sqs), AWS Secrets
+# Manager (secretsmanager), Amazon Elastic Container Registry (ecr), Amazon OpenSearch
+# Serverless (aoss), Amazon Cognito (cognito-idp: user pools), Amazon CloudWatch Logs (logs),
+# Amazon DynamoDB (dynamodb); the last three were added in January and February 2026.
+# tests/unit/test_store_model.py pins this set: a change to it must change the test too.
 RCP_SERVICES = frozenset(
     {"s3", "sts", "kms", "sqs", "secretsmanager", "ecr", "aoss", "cognito-idp", "logs", "dynamodb"}
 )

@@ -155,6 +155,13 @@ def _store_files(world: dict[str, Any]) -> dict[str, Any]:
             name = f"L{depth}S{j}"
             files[f"organization/scps/{name}.json"] = _doc(stmts)
             names.append(name)
+        if not names:
+            # AWS keeps at least one SCP on every node (and the store refuses "scps": []): a
+            # level drawn with none gets one allowing nothing of the alphabet, the same decisions.
+            files["organization/scps/AllowsNothing.json"] = _doc(
+                [{"Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*"}]
+            )
+            names.append("AllowsNothing")
         node: dict[str, Any] = {"scps": names, "rcps": [], "accounts": [], "units": []}
         if depth == 0:
             node["id"] = "r-a1b2"

@@ -19,6 +19,7 @@ from pdp.errors import Diagnostic, PolicyLoadError
 from pdp.store.activation import load_directory, load_store
 from pdp.store.organization import Organization
 from pdp.store.version import StoreVersion, read_version, version_stamp
+from pdp.store.world import RCP_SERVICES
 
 MANAGEMENT = "111111111111"
 MEMBER = "222222222222"
@@ -363,6 +364,58 @@ def test_rcp_levels_always_start_with_rcp_full_aws_access(tmp_path: Path) -> Non
     assert org.rcps["RCPFullAWSAccess"].kind == "rcp"
 
 
+# orgs_manage_policies_rcps.html, "List of AWS services that support RCPs" (service prefixes)
+RCP_DOCUMENTED = {
+    "s3",
+    "sts",
+    "kms",
+    "sqs",
+    "secretsmanager",
+    "ecr",
+    "aoss",
+    "cognito-idp",
+    "logs",
+    "dynamodb",
+}
+DENY_ALL_RCP = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*"}],
+}
+
+
+def test_rcp_services_are_exactly_those_aws_documents() -> None:
+    assert set(RCP_SERVICES) == RCP_DOCUMENTED
+
+
+@pytest.mark.parametrize(
+    ("action", "blocked"),
+    [*((f"{service}:Anything", True) for service in sorted(RCP_DOCUMENTED))]
+    + [("ec2:DescribeInstances", False), ("lambda:InvokeFunction", False), ("sns:Publish", False)],
+)
+def test_an_rcp_denying_everything_blocks_only_the_services_rcps_govern(
+    tmp_path: Path, action: str, blocked: bool
+) -> None:
+    admin = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
+    files = multi(
+        **{
+            f"accounts/{MEMBER}/policies/Admin.json": admin,
+            f"accounts/{MEMBER}/users/bob.json": {"policies": ["Admin"]},
+            "organization/organization.json": organization(
+                accounts={MEMBER: {"rcps": ["Nothing"]}}
+            ),
+            "organization/rcps/Nothing.json": DENY_ALL_RCP,
+        }
+    )
+    snapshot = load_store(write_store(tmp_path, files).parent.parent)
+    bob = f"arn:aws:iam::{MEMBER}:user/bob"
+    in_region = {"aws:RequestedRegion": "eu-west-1"}  # DenyRegions, the SCP of Prod, allows it
+    decision = snapshot.decide(pdp.Request(bob, action, "*", context=in_region))
+    assert decision.allowed is not blocked, decision.reason
+
+
 def test_a_full_aws_access_file_replaces_the_built_in(tmp_path: Path) -> None:
     files = single(**{"organization/scps/FullAWSAccess.json": READ})
     org = org_of(read(tmp_path, files))
@@ -690,6 +743,74 @@ def test_rcp_full_aws_access_cannot_be_replaced(tmp_path: Path) -> None:
     assert_refused(
         tmp_path, files, "organization/rcps/RCPFullAWSAccess.json", "", "cannot be changed"
     )
+
+
+def test_an_rcp_with_an_allow_statement_is_refused(tmp_path: Path) -> None:
+    allowing = {
+        "Version": "2012-10-17",
+        "Statement": [
+            RCP["Statement"][0],
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*"},
+        ],
+    }
+    files = single(**{"organization/rcps/SecureOnly.json": allowing})
+    found = assert_refused(
+        tmp_path,
+        files,
+        "organization/rcps/SecureOnly.json",
+        "Statement[1].Effect",
+        "an RCP may not Allow: only the built-in RCPFullAWSAccess allows",
+    )
+    assert found.code == "invalid_field"
+    assert str(found) == (
+        "organization/rcps/SecureOnly.json: Statement[1].Effect: an RCP may not Allow: only the"
+        ' built-in RCPFullAWSAccess allows (AWS, "RCP syntax")'
+        ' (write "Effect": "Deny" with the conditions under which access is refused)'
+    )
+    # the RCP is still known by name: Prod attaching it gets no "does not exist" besides
+    assert [d.path for d in refused(tmp_path / "again", files)] == ["Statement[1].Effect"]
+
+
+def test_an_rcp_whose_only_statement_allows_is_refused(tmp_path: Path) -> None:
+    allowing = {
+        "Version": "2012-10-17",
+        "Statement": {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"},
+    }
+    files = single(**{"organization/rcps/SecureOnly.json": allowing})
+    assert_refused(
+        tmp_path, files, "organization/rcps/SecureOnly.json", "Statement.Effect", "may not Allow"
+    )
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["root", "root.units[0]", "root.units[0].units[0]", f"accounts.{MEMBER}"],
+)
+def test_an_explicitly_empty_scps_list_is_refused(tmp_path: Path, where: str) -> None:
+    doc = organization()
+    target: dict[str, Any] = doc
+    for key in where.replace("[0]", ".0").split("."):
+        target = target[int(key)] if key == "0" else target[key]  # type: ignore[index]
+    target["scps"] = []
+    files = single(**{"organization/organization.json": doc})
+    found = assert_refused(
+        tmp_path,
+        files,
+        "organization/organization.json",
+        f"{where}.scps",
+        "scps is empty: every root, OU and account has at least one SCP attached (AWS)",
+    )
+    assert found.code == "invalid_field"
+    assert found.hint is not None and 'leave "scps" out for FullAWSAccess' in found.hint
+
+
+def test_a_missing_scps_is_full_aws_access_and_an_empty_rcps_reads(tmp_path: Path) -> None:
+    doc = organization(accounts={MEMBER: {"rcps": []}})
+    assert "scps" not in doc["root"]
+    org = org_of(read(tmp_path, single(**{"organization/organization.json": doc})))
+    full = org.scps["FullAWSAccess"]
+    assert org.scp_levels(MEMBER)[0] == (full,) and org.scp_levels(MEMBER)[-1] == (full,)
+    assert org.rcp_levels(MEMBER)[-1] == (org.rcps["RCPFullAWSAccess"],)
 
 
 def test_an_scp_with_a_principal_is_refused(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ check (its examples: iam:PassRole on "*", `iam:Get*` beside `iam:GetCredentialRe
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -432,3 +433,100 @@ def test_resources_are_not_judged_beside_an_action_of_no_known_service(
     doc = _doc(_allow(["s3:GetObject", "orders:Read"], ["arn:app:orders:::order/*", BUCKET]))
     codes = [f["code"] for f in _validate_json(tmp_path, doc, capsys)["findings"]]
     assert codes == ["INVALID_SERVICE_IN_ACTION"]
+
+
+MANAGEMENT, MEMBER = "111111111111", "222222222222"
+_TRUST = _doc(
+    {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{MANAGEMENT}:root"},
+        "Action": "sts:AssumeRole",
+    }
+)
+# An SCP with a typo in a Deny (INVALID_ACTION) and an Allow of iam:PassRole on "*": a grant
+# in an identity policy (PASS_ROLE_WITH_STAR_IN_RESOURCE), nothing granted in an SCP.
+_SCP = _doc(
+    {"Effect": "Deny", "Action": "s3:DeleteBuckt", "Resource": "*"},
+    _allow(["iam:PassRole", "s3:*"], "*"),
+)
+_RCP = _doc({"Effect": "Deny", "Principal": "*", "Action": "sqs:SendMesage", "Resource": "*"})
+
+
+def _write(root: Path, files: dict[str, Any]) -> None:
+    for rel, content in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(json.dumps(content))
+
+
+def _organization(accounts: list[str]) -> dict[str, Any]:
+    return {
+        "id": "o-a1b2c3d4e5",
+        "management_account": MANAGEMENT,
+        "root": {"id": "r-a1b2", "scps": ["FullAWSAccess", "Guard"], "accounts": accounts},
+        "accounts": {MANAGEMENT: {"rcps": ["Perimeter"]}},
+    }
+
+
+def _findings(store: Path, capsys: pytest.CaptureFixture[str]) -> list[tuple[str, str, str]]:
+    assert main(["validate", "--format", "json", str(store)]) == 0  # findings refuse nothing
+    found = json.loads(capsys.readouterr().out)["findings"]
+    base = str(store / "versions" / "1")
+    return [(os.path.relpath(f["file"], base), f["path"], f["code"]) for f in found]
+
+
+def test_pdp_validate_judges_role_inline_policies_and_organization_policies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    version = tmp_path / "store" / "versions" / "1"
+    _write(
+        version,
+        {
+            "account.json": {"account_id": MANAGEMENT},
+            "roles/Deploy.json": {
+                "trust_policy": _TRUST,
+                "inline_policies": {"Write": CASES["INVALID_ACTION"][0]},
+            },
+            "organization/organization.json": _organization([MANAGEMENT]),
+            "organization/scps/Guard.json": _SCP,
+            "organization/rcps/Perimeter.json": _RCP,
+        },
+    )
+    assert _findings(tmp_path / "store", capsys) == [
+        ("roles/Deploy.json", "inline_policies.Write.Statement[0].Action", "INVALID_ACTION"),
+        ("organization/scps/Guard.json", "Statement[0].Action", "INVALID_ACTION"),
+        ("organization/rcps/Perimeter.json", "Statement[0].Action", "INVALID_ACTION"),
+    ]  # no PASS_ROLE_WITH_STAR_IN_RESOURCE for the SCP: it grants nothing
+    assert main(["validate", str(tmp_path / "store")]) == 0
+    text = capsys.readouterr().out
+    assert "roles/Deploy.json: inline_policies.Write.Statement[0].Action: ERROR INVALID_ACTION" in (
+        text
+    )
+    assert "organization/scps/Guard.json: Statement[0].Action: ERROR INVALID_ACTION" in text
+
+
+def test_pdp_validate_judges_every_account_of_a_multi_account_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    version = tmp_path / "store" / "versions" / "1"
+    member = f"accounts/{MEMBER}"
+    _write(
+        version,
+        {
+            f"accounts/{MANAGEMENT}/account.json": {"account_id": MANAGEMENT},
+            f"{member}/account.json": {"account_id": MEMBER},
+            f"{member}/policies/Typo.json": CASES["INVALID_ACTION"][0],
+            f"{member}/users/bob.json": {"policies": ["Typo"]},
+            f"{member}/roles/Deploy.json": {
+                "trust_policy": _TRUST,
+                "inline_policies": {"Write": CASES["REDUNDANT_ACTION"][0]},
+            },
+            "organization/organization.json": _organization([MANAGEMENT, MEMBER]),
+            "organization/scps/Guard.json": _SCP,
+            "organization/rcps/Perimeter.json": _RCP,
+        },
+    )
+    found = _findings(tmp_path / "store", capsys)
+    assert (f"{member}/policies/Typo.json", "Statement[0].Action", "INVALID_ACTION") in found
+    assert (f"{member}/roles/Deploy.json", "REDUNDANT_ACTION") in {(f, c) for f, _, c in found}
+    assert ("organization/scps/Guard.json", "Statement[0].Action", "INVALID_ACTION") in found
+    assert len(found) == 4, found  # the SCP's and the RCP's once, not once per account
