@@ -14,7 +14,13 @@ Properties (issue 14, "Done means"):
 2. removing an Allow statement from an SCP never turns a Deny into an Allow;
 3. an identity-only store decides exactly as `pdp.evaluate` on the user's policies, and its
    decision dict has no "layers" key;
-4. an explicitDeny stays explicitDeny when an Allow is added to any layer.
+4. an explicitDeny stays explicitDeny when an Allow is added to any layer;
+5. what the snapshot remembers between requests never changes a decision (each request
+   decided warm equals it decided with every table emptied first).
+
+Each property was shown to fail against a broken engine: 1 and 4 (a Deny ignored), 2 (a level
+whose SCPs only deny skipped), 3 (an identity-only decision's matched statements reordered), 5
+(a verdict or a remembered decision keyed without the resource statements that applied).
 """
 
 from __future__ import annotations
@@ -391,3 +397,65 @@ def test_identity_only_store_decides_as_evaluate(store: dict[str, Any]) -> None:
                 assert got.matched == want.matched, (action, resource)
                 assert "layers" not in got.to_dict()
                 assert got.layers == () and got.blocked_by == ()
+
+
+# 5. What the snapshot remembers between requests (layers per principal, plans, verdicts,
+# decisions per verdict) never changes a decision: each request decided after all the others
+# equals it decided with every table empty. Statements may carry a condition and requests
+# vary their context, so that one principal's requests on one resource differ by context only.
+
+SECURE = {"Bool": {"aws:SecureTransport": "true"}}
+CONTEXTS: list[dict[str, Any] | None] = [
+    None,
+    {"aws:SecureTransport": True},
+    {"aws:SecureTransport": False},
+]
+
+
+def _with_conditions(node: Any, flags: Iterator[bool]) -> Any:
+    """`node` with SECURE added to the statements for which `flags` says so."""
+    if isinstance(node, dict):
+        out = {k: _with_conditions(v, flags) for k, v in node.items()}
+        if "Effect" in out and next(flags):
+            out["Condition"] = SECURE
+        return out
+    if isinstance(node, list):
+        return [_with_conditions(v, flags) for v in node]
+    return node
+
+
+def _forget(snapshot: Any) -> None:
+    """Empty every table the snapshot's World and the chain keep between requests."""
+    world = snapshot.world
+    for table in (world._layers, world._sides, world._sessions, world._session_parts,
+                  world._users, world._callers, world._session_policies):  # fmt: skip
+        table.clear()
+    from pdp.language import chain
+
+    chain._PLANS.clear()
+    chain._ALLOWED.clear()
+
+
+@PROPERTY_SETTINGS
+@given(world=_world, flags=st.lists(st.booleans(), min_size=64, max_size=64))
+def test_remembered_work_never_changes_a_decision(world: dict[str, Any], flags: list[bool]) -> None:
+    world = _with_conditions(world, iter(flags * 8))
+    requests = [
+        pdp.Request(
+            principal=r.principal,
+            action=r.action,
+            resource=r.resource,
+            context=context or {},
+            principal_type=r.principal_type,
+            session=r.session,
+        )
+        for r in _requests(world)
+        for context in CONTEXTS
+    ]
+    with _loaded(_store_files(world)) as warm, _loaded(_store_files(world)) as cold:
+        warm_decisions = [warm.decide(r) for r in requests + requests[::-1]]
+        for i, request in enumerate(requests + requests[::-1]):
+            _forget(cold)
+            got = cold.decide(request)
+            assert got.errors == ()
+            assert got == warm_decisions[i], _describe(world, requests + requests[::-1], i)
