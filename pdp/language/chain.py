@@ -271,20 +271,20 @@ def decide_chain(
     per pair."""
     if layers.caller is not caller:
         _prepare(layers, caller)
-    plan = layers.plan
-    assert plan is not None and layers.decided is not None  # _prepare set them
     errors: list[str] = []
-    verdict = plan.run(ctx, action, service, resource, errors)
+    verdict = layers.plan.run(ctx, action, service, resource, errors)  # type: ignore[union-attr]
     hits = tuple(applying(layers.named, action, resource, ctx, errors)) if layers.named else ()
     if layers.fast and not errors:
+        decided: dict[tuple[object, ...], Decision] = layers.decided  # type: ignore[assignment]
         key = (verdict, hits, version)
-        found = layers.decided.get(key)
+        found = decided.get(key)
         if found is None:
-            if len(layers.decided) >= _MAX_DECIDED:
-                layers.decided.clear()
+            if len(decided) >= _MAX_DECIDED:
+                decided.clear()
             granted = () if layers.rcp is None else layers.rcp.granted
-            found = _conclude(layers, caller, verdict, (), granted, hits, [], version)
-            layers.decided[key] = found
+            found = decided[key] = _conclude(
+                layers, caller, verdict, (), granted, hits, [], version
+            )
         return found
     rcp_denied: Refs = ()
     rcp_allowed: Refs | None = ()

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Final, cast
+from typing import Final
 
 from pdp.errors import RequestError
 from pdp.limits import MAX_CONTEXT_KEYS, MAX_KEY, MAX_LIST, MAX_STRING
@@ -189,8 +189,8 @@ class RequestContext:
         principal's `context_keys`) and the request's own `context` (whose keys the caller has
         been checked not to seal)."""
         self = cls.__new__(cls)
-        keys = cast(Mapping[str, Value], values)  # as joined_keys made them
-        self.values = _with_context(keys, context) if context else keys
+        # values: as joined_keys made them (a principal's own keys are such a mapping too)
+        self.values = _with_context(values, context) if context else values  # type: ignore[arg-type,assignment]
         self._now = None
         self.clock_read = False
         return self
