@@ -729,6 +729,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     audit.add_argument("--credential-report", action="store_true", help="print the CSV report")
     audit.add_argument(
+        "--account",
+        metavar="ID",
+        help="with --credential-report: only this account of a multi-account store",
+    )
+    audit.add_argument(
         "--fail-on",
         choices=("low", "medium", "high", "critical"),
         help="exit 3 when a finding of this severity or above exists",
@@ -1065,7 +1070,11 @@ def _audit(args: argparse.Namespace) -> int:
             sys.stdout.write(render(invalid, args.format))
         return EXIT_ERROR
     if args.credential_report:
-        sys.stdout.write(credential_report(version))
+        try:
+            sys.stdout.write(credential_report(version, args.account))
+        except ValueError as exc:
+            _warn(f"--account: {exc}")
+            return EXIT_ERROR
         return 0
     activity = None
     if args.advisor_db:

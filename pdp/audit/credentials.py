@@ -115,11 +115,30 @@ def _user_row(user: User, account: str, max_age: object) -> list[str]:
     ]
 
 
-def credential_report(version: StoreVersion) -> str:
-    """The report: the header, the root row, then one row a user in name order."""
+def credential_report(version: StoreVersion, account: str | None = None) -> str:
+    """The report: the header, then per account its root row and one row a user in name order.
+
+    A multi-account version reports every account (by account id), or only `account`; AWS
+    writes one report per account, and the `arn` column names the account of each row. An
+    `account` the version does not hold is a ValueError naming the accounts it does."""
+    accounts = version.accounts or {version.account.account_id: version}
+    if account is not None:
+        if account not in accounts:
+            known = ", ".join(sorted(accounts))
+            raise ValueError(f'account "{account}" is not in this store (its accounts: {known})')
+        accounts = {account: accounts[account]}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
+    for account_id in sorted(accounts):
+        for row in _account_rows(accounts[account_id]):
+            assert len(row) == len(COLUMNS)  # the invariant above
+            writer.writerow([printable(cell) for cell in row])
+    return out.getvalue()
+
+
+def _account_rows(version: StoreVersion) -> list[list[str]]:
+    """One account's root row, then its users' rows in name order."""
     acct = version.account
     account = acct.account_id
     root = [
@@ -138,7 +157,4 @@ def credential_report(version: StoreVersion) -> str:
     max_age = acct.password_policy.get("MaxPasswordAge")
     for user in sorted(version.users.values(), key=lambda u: u.name):
         rows.append(_user_row(user, account, max_age))
-    for row in rows:
-        assert len(row) == len(COLUMNS)  # the invariant above
-        writer.writerow([printable(cell) for cell in row])
-    return out.getvalue()
+    return rows

@@ -212,3 +212,28 @@ def test_dates_of_use_are_not_secrets(tmp_path: Path, capsys: pytest.CaptureFixt
     doc = {"console_access": True, "password_last_used": "2026-01-01T00:00:00Z"}
     store = write_store(tmp_path, {"x": doc}, {"account_id": ACCOUNT})
     assert main(["validate", str(store)]) == 0
+
+
+def test_a_multi_account_store_reports_every_account_or_the_one_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AWS writes one report per account: a store of several accounts reports each (the arn
+    column names the account), never only the first one; --account selects one."""
+    from tests.chain_store import FILES, MEMBER, MGMT
+    from tests.chain_store import write_store as write_org
+
+    store = write_org(tmp_path / "org", FILES)
+    capsys.readouterr()
+    assert main(["audit", str(store), "--credential-report"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))[1:]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("<root_account>", f"arn:aws:iam::{MGMT}:root"),
+        ("<root_account>", f"arn:aws:iam::{MEMBER}:root"),
+        ("alice", f"arn:aws:iam::{MEMBER}:user/alice"),
+    ]
+    assert main(["audit", str(store), "--credential-report", "--account", MEMBER]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))[1:]
+    assert [r[0] for r in rows] == ["<root_account>", "alice"]
+    assert main(["audit", str(store), "--credential-report", "--account", "999999999999"]) == 1
+    err = capsys.readouterr().err
+    assert "999999999999" in err and MEMBER in err
