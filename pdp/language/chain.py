@@ -41,7 +41,7 @@ from pdp.language.policy import Policy
 from pdp.language.principals import PrincipalSpec
 from pdp.model import Decision, MatchedStatement, Principal
 
-__all__ = ["LAYER_ORDER", "Guard", "Layers", "decide_chain", "principal_grant"]
+__all__ = ["LAYER_ORDER", "Guard", "Layers", "decide_chain", "forget_plans", "principal_grant"]
 
 LAYER_ORDER = ("rcp", "scp", "resource", "identity", "boundary", "session")
 
@@ -404,6 +404,12 @@ def _plan(layers: Layers) -> Plan:
 
 _PLANS: dict[tuple[int, ...], tuple[Plan, tuple[object, ...]]] = {}
 _MAX_PLANS = 4096
+
+
+def forget_plans() -> None:
+    """Drop every remembered Plan, and with them the policy sets they keep alive: the store
+    calls it when it lets go of the session policy sets callers sent (pdp.store.world)."""
+    _PLANS.clear()
 
 
 # Allow decisions are immutable and few (one per set of statements that allow): built once.

@@ -27,6 +27,7 @@ from pdp.language import (
     joined_keys,
     parse_policy,
 )
+from pdp.language.chain import forget_plans
 from pdp.model import Principal, Session
 from pdp.store.index import Index, UserEntry
 from pdp.store.organization import Organization
@@ -297,9 +298,18 @@ class World:
             policies.extend(found_policies)
         result = PolicySet(policies, self.version)
         if len(self._session_policies) >= _MAX_SESSION_POLICIES:
-            self._session_policies.clear()
+            self._forget_session_policies()
         self._session_policies[key] = result
         return result
+
+    def _forget_session_policies(self) -> None:
+        """Let go of every session policy set: the tables that hold one (session parts, layers,
+        the chain's Plans) are emptied with the table that made them, so that no more than
+        _MAX_SESSION_POLICIES sets callers sent stay alive, whatever they send."""
+        self._session_policies.clear()
+        self._session_parts.clear()
+        self._layers.clear()
+        forget_plans()
 
     def resource_caller(self, principal_type: str, principal: str) -> Principal:
         """The Principal of a service ("service"), an identity provider ("federated") or
