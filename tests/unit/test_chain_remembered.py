@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 
 import pdp
+from pdp import Principal, parse_policy
+from pdp.language import RequestContext
+from pdp.language.chain import Layers, decide_chain
 from pdp.language.evaluate import PolicySet
+from pdp.language.plan import Plan
 from pdp.store import world as world_module
 from pdp.store.activation import load_directory
 
@@ -79,3 +83,49 @@ def test_session_policy_sets_stay_within_their_bound(
         )  # fmt: skip
         assert decision.decision == "Allow", decision
     assert _live_session_sets() - before <= bound
+
+
+def test_a_layers_shared_by_two_callers_on_two_threads_decides_each_as_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """decide_chain prepares a Layers for the caller it decides (the resource statements that
+    name it, ...). A thread that has found the Layers prepared for its caller must keep using
+    that preparation while another thread prepares the same Layers for another caller: here
+    the other thread's preparation runs in the middle of the first decision (in Plan.run,
+    where a thread switch can happen), as it can with the gRPC server's threads."""
+    alice = Principal.user("alice", account=ACCT)
+    carol = Principal.user("carol", account=ACCT)
+    grant = _doc(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": alice.arn},
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::b/*",
+            }
+        ]
+    )
+    nothing = _doc([{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}])
+    layers = Layers(
+        resource=(parse_policy(grant, "resources/b.json", kind="resource"),),
+        identity=PolicySet([parse_policy(nothing, "p.json")]),
+    )
+
+    def decide(caller: Principal) -> pdp.Decision:
+        ctx = RequestContext(caller, {})
+        return decide_chain(layers, caller, ctx, "s3:getobject", "s3", "arn:aws:s3:::b/k", "1")
+
+    assert decide(carol).decision == "Deny"  # prepared for carol
+    run = Plan.run
+    switched: list[pdp.Decision] = []
+
+    def run_then_switch(self: Plan, ctx: RequestContext, *args: Any) -> Any:
+        verdict = run(self, ctx, *args)
+        if not switched and ctx.values["aws:username"] == "carol":
+            switched.append(decide(alice))  # the other thread, between two steps of carol's
+        return verdict
+
+    monkeypatch.setattr(Plan, "run", run_then_switch)
+    assert decide(carol).decision == "Deny"
+    assert switched[0].decision == "Allow"
+    assert decide(alice).decision == "Allow"
