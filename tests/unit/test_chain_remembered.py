@@ -13,7 +13,7 @@ import pytest
 
 import pdp
 from pdp import Principal, parse_policy
-from pdp.language import RequestContext
+from pdp.language import MAX_STRING, RequestContext
 from pdp.language.chain import Layers, decide_chain
 from pdp.language.evaluate import PolicySet
 from pdp.language.plan import Plan
@@ -129,3 +129,18 @@ def test_a_layers_shared_by_two_callers_on_two_threads_decides_each_as_its_own(
     assert decide(carol).decision == "Deny"
     assert switched[0].decision == "Allow"
     assert decide(alice).decision == "Allow"
+
+
+@pytest.mark.parametrize("principal_type", ["service", "federated"])
+def test_a_principal_past_max_string_is_refused_not_remembered(
+    snapshot: Any, principal_type: str
+) -> None:
+    """pdp/limits.py: the engine refuses a principal longer than MAX_STRING, as the doors do;
+    the World's table of callers (8,192 entries) would otherwise hold any length."""
+    long = "a" * MAX_STRING + (".amazonaws.com" if principal_type == "service" else ".example.com")
+    decision = snapshot.is_authorized(
+        long, "s3:GetObject", "arn:aws:s3:::b/k", principal_type=principal_type
+    )
+    assert decision.decision == "Deny"
+    assert any(f"at most {MAX_STRING}" in e for e in decision.errors), decision.errors
+    assert not any(len(key[1]) > MAX_STRING for key in snapshot.world._callers)
