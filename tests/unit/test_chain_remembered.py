@@ -7,6 +7,7 @@ import gc
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -144,3 +145,43 @@ def test_a_principal_past_max_string_is_refused_not_remembered(
     assert decision.decision == "Deny"
     assert any(f"at most {MAX_STRING}" in e for e in decision.errors), decision.errors
     assert not any(len(key[1]) > MAX_STRING for key in snapshot.world._callers)
+
+
+def test_a_session_built_in_python_is_decided_not_refused_at_construction(
+    snapshot: Any,
+) -> None:
+    """Session's fields are Mappings (a MappingProxyType is one) and any tags; what the store
+    derives from them to remember sessions must not make building one raise: a bad value is
+    the decision's error (a Deny), as before sessions were remembered (3984f90)."""
+    doc = _doc([{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}])
+    session = pdp.Session(policies=(MappingProxyType(doc),))
+    decision = snapshot.is_authorized(
+        SESSION_ARN, "s3:GetObject", "arn:aws:s3:::b/k", principal_type="role_session",
+        session=session,
+    )  # fmt: skip
+    # parse_policy takes dicts (and JSON text): the document is refused, in the decision
+    assert decision.decision == "Deny" and "must be a JSON object" in decision.errors[0]
+    bad = pdp.Session(tags=MappingProxyType({"team": 1}))  # type: ignore[dict-item]
+    decision = snapshot.is_authorized(
+        SESSION_ARN, "s3:GetObject", "arn:aws:s3:::b/k", principal_type="role_session",
+        session=bad,
+    )  # fmt: skip
+    # decided as before sessions were remembered (Principal.session takes the session's tags)
+    assert decision.decision == "Allow", decision
+
+
+def test_sessions_with_equal_but_differently_typed_values_are_not_one_remembered_session() -> None:
+    """True == 1 in Python; a condition tells them apart (Bool "true" against 1 does not
+    match), so the store's key of a session's principal keeps them apart."""
+    assert (
+        pdp.Session(mfa_present=True).principal_key
+        != pdp.Session(
+            mfa_present=1  # type: ignore[arg-type]
+        ).principal_key
+    )
+    assert (
+        pdp.Session(mfa_age=1).principal_key
+        != pdp.Session(
+            mfa_age=True  # type: ignore[arg-type]
+        ).principal_key
+    )
