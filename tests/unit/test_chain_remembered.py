@@ -185,3 +185,26 @@ def test_sessions_with_equal_but_differently_typed_values_are_not_one_remembered
             mfa_age=True  # type: ignore[arg-type]
         ).principal_key
     )
+
+
+def test_a_plan_with_session_policies_keeps_few_verdicts() -> None:
+    """A caller writes its session policies: ten statements whose conditions it satisfies at
+    will make 1,024 sets of applying statements, each a remembered Verdict (~0.7 KB) in every
+    one of up to _MAX_SESSION_POLICIES Plans. Such a Plan keeps _MAX_SESSION_VERDICTS."""
+    session = Principal.session("R", "s1", account=ACCT)
+    statements = [
+        {
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": "*",
+            "Condition": {"StringEquals": {f"aws:k{j}": "a"}},
+        }
+        for j in range(10)
+    ]
+    own = PolicySet([parse_policy(_doc(statements), "session#policies[0]")])
+    identity = PolicySet([parse_policy(_doc(statements[:1]), "p.json")])
+    plan = Plan(None, None, (), identity, None, own)
+    for bits in range(1024):
+        ctx = RequestContext(session, {f"aws:k{j}": "a" for j in range(10) if bits >> j & 1})
+        plan.run(ctx, "s3:getobject", "s3", "arn:aws:s3:::b/k", [])
+    assert len(plan._verdicts) <= 64
