@@ -31,7 +31,7 @@ from pdp.reference import is_known_action
 from pdp.store.cache import DecisionCache, cache_key
 from pdp.store.index import Index, UserEntry
 from pdp.store.version import StoreVersion
-from pdp.store.world import World, layers, resource_principal
+from pdp.store.world import World, layers, remembers, resource_principal
 
 __all__ = ["PRINCIPAL_TYPES", "Snapshot"]
 
@@ -333,7 +333,7 @@ class Snapshot:
         caller, role, policies = world.session(principal, session)
         lay, values, sealed = layers(
             world, caller, lower, resource, context, role.identity, role.boundary, policies,
-            role.role.service_linked,
+            role.role.service_linked, remembers(session),
         )  # fmt: skip
         if context:
             if session is not None:  # what the session states, the context may not restate

@@ -75,6 +75,12 @@ _MAX_SESSIONS = 8192  # remembered session principals and their parts
 _MAX_SESSION_REMEMBERED = 2048
 
 
+def remembers(session: Session | None) -> bool:
+    """Whether the World remembers what it works out for a role session (its principal, its
+    parts, its Layers): not when it states more than _MAX_SESSION_REMEMBERED characters."""
+    return session is None or session.size <= _MAX_SESSION_REMEMBERED
+
+
 def needs_world(version: StoreVersion) -> bool:
     """Whether a version holds anything beyond one account's users, groups and policies."""
     return bool(
@@ -227,7 +233,7 @@ class World:
         """A role session's principal, its role and its session policies (None when it has
         none): `session_principal` and `session_policies` in one lookup, remembered (bounded)
         by the ARN and what the session states."""
-        if session is not None and session.size > _MAX_SESSION_REMEMBERED:
+        if not remembers(session):
             caller, role = self.session_principal(arn, session)
             return caller, role, self.session_policies(role, session)
         key = (arn, None if session is None else (session.principal_key, session.policies_key))
@@ -267,7 +273,7 @@ class World:
             role_tags=role.tags,
             session=session,
         )
-        if session is None or session.size <= _MAX_SESSION_REMEMBERED:
+        if remembers(session):
             if len(self._sessions) >= _MAX_SESSIONS:
                 self._sessions.clear()
             self._sessions[remembered] = (principal, entry)
@@ -438,6 +444,7 @@ def layers(
     boundary: PolicySet | None,
     session: PolicySet | None = None,
     service_linked: bool = False,
+    remember: bool = True,
 ) -> _Prepared:
     """The layers of one request, the principal's condition keys joined with those the model
     derives for it (`RequestContext.joined` takes them), and the keys
@@ -447,7 +454,8 @@ def layers(
     Most requests repeat these, so two bounded tables (cleared when full) remember them: what
     depends on the principal's account and type, the action and the resource only (shared by
     the account's principals), and the Layers of one principal with its policy sets (kept
-    with the Plan that decide_chain builds on them)."""
+    with the Plan that decide_chain builds on them). `remember=False`: the principal is one
+    the World did not remember (`remembers`), and its Layers are not kept either."""
     stated = _caller_resource_account(context) if context else None
     key = (id(caller), id(identity), id(boundary), id(session), action, resource,
            service_linked, stated)  # fmt: skip
@@ -464,6 +472,8 @@ def layers(
     rcp, scp, policies, required, same_account, keys, sealed = side
     lay = Layers(rcp, scp, policies, required, identity, boundary, session, same_account)
     result = (lay, joined_keys(caller, keys), sealed)
+    if not remember:
+        return result
     if len(world._layers) >= _MAX_SIDES:
         world._layers.clear()
     # by identity: the entry holds the principal and the sets, so no id is reused while it lives

@@ -208,3 +208,21 @@ def test_a_plan_with_session_policies_keeps_few_verdicts() -> None:
         ctx = RequestContext(session, {f"aws:k{j}": "a" for j in range(10) if bits >> j & 1})
         plan.run(ctx, "s3:getobject", "s3", "arn:aws:s3:::b/k", [])
     assert len(plan._verdicts) <= 64
+
+
+def test_a_session_too_large_to_remember_leaves_no_layers_behind(snapshot: Any) -> None:
+    """A session stating more than _MAX_SESSION_REMEMBERED characters is decided without being
+    remembered, so that the tables stay within _MAX_SESSIONS x that size: its principal is
+    built for the request, and the Layers keyed by that principal must not keep it (~40 KB
+    each, up to _MAX_SESSIONS of them) either."""
+    before = len(snapshot.world._layers)
+    for i in range(20):
+        tags = {f"{j:03d}" + "k" * 125: f"{i}" + "v" * 250 for j in range(50)}
+        session = pdp.Session.from_dict({"tags": tags})
+        assert session.size > world_module._MAX_SESSION_REMEMBERED
+        decision = snapshot.is_authorized(
+            SESSION_ARN, "s3:GetObject", "arn:aws:s3:::b/k", principal_type="role_session",
+            session=session,
+        )  # fmt: skip
+        assert decision.decision == "Allow", decision
+    assert len(snapshot.world._layers) - before <= 1
