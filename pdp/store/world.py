@@ -233,7 +233,7 @@ class World:
         """A role session's principal, its role and its session policies (None when it has
         none): `session_principal` and `session_policies` in one lookup, remembered (bounded)
         by the ARN and what the session states."""
-        if not remembers(session):
+        if session is not None and not remembers(session):
             caller, role = self.session_principal(arn, session)
             return caller, role, self.session_policies(role, session)
         key = (arn, None if session is None else (session.principal_key, session.policies_key))
