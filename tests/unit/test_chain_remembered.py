@@ -226,3 +226,35 @@ def test_a_session_too_large_to_remember_leaves_no_layers_behind(snapshot: Any) 
         )  # fmt: skip
         assert decision.decision == "Allow", decision
     assert len(snapshot.world._layers) - before <= 1
+
+
+def test_remembered_sessions_stay_within_a_byte_budget(
+    snapshot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session of 50 two-character tags states ~150 characters, under
+    _MAX_SESSION_REMEMBERED, yet its principal, parts and Layers take ~20 KB: counting
+    entries alone let 8,192 of them hold ~160 MB. The World's tables that callers fill with
+    sessions keep to a byte budget (here 2 MB)."""
+    import tracemalloc
+
+    budget = 2 * 2**20
+    monkeypatch.setattr(world_module, "_SESSION_BUDGET", budget, raising=False)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for i in range(600):
+            raw = {"tags": {f"{j:02d}": "" for j in range(50)}, "source_identity": f"id{i}"}
+            session = pdp.Session.from_dict(raw)
+            assert world_module.remembers(session)
+            decision = snapshot.is_authorized(
+                SESSION_ARN, "s3:GetObject", "arn:aws:s3:::b/k", principal_type="role_session",
+                session=session,
+            )  # fmt: skip
+            assert decision.decision == "Allow", decision
+        del session
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert kept < 2 * budget, kept
