@@ -381,20 +381,27 @@ class Session:
     size: int = field(init=False, repr=False, compare=False)  # characters of the keys above
 
     def __post_init__(self) -> None:
+        # Typed: True == 1 == 1.0 in a tuple, but a condition tells them apart, and a Session
+        # built in Python (not by from_dict) may hold any of them.
         principal_key = (
-            tuple(self.tags.items()),
+            tuple((k, type(v), v) for k, v in self.tags.items()),
+            type(self.mfa_present),
             self.mfa_present,
+            type(self.mfa_age),
             self.mfa_age,
             self.source_identity,
             self.issued_at,
         )
         policies_key = orjson.dumps(
-            [list(self.policies), list(self.policy_arns)], option=orjson.OPT_SORT_KEYS
+            [list(self.policies), list(self.policy_arns)],
+            default=_plain_mapping,
+            option=orjson.OPT_SORT_KEYS,
         )
         object.__setattr__(self, "principal_key", principal_key)
         object.__setattr__(self, "policies_key", policies_key)
         object.__setattr__(self, "stated_keys", frozenset(self.context_keys()))
-        tags = sum(len(k) + len(v) for k, v in self.tags.items())
+        # any tag value counts (a bad one is refused when the session is decided)
+        tags = sum(len(str(k)) + len(str(v)) for k, v in self.tags.items())
         object.__setattr__(self, "size", tags + len(policies_key) + len(self.source_identity or ""))
 
     @classmethod
@@ -504,6 +511,14 @@ class Session:
         if self.role_chain:
             out["role_chain"] = list(self.role_chain)
         return out
+
+
+def _plain_mapping(value: object) -> dict[object, object]:
+    """orjson's fallback for a session policy document's Mappings that are not dicts (a
+    MappingProxyType): the same JSON as the dict would give."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"session.policies: {type(value).__name__} is not JSON")
 
 
 def _session_tags(tags: Mapping[str, Any], where: str) -> dict[str, str]:

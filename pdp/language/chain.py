@@ -41,7 +41,7 @@ from pdp.language.policy import Policy
 from pdp.language.principals import PrincipalSpec
 from pdp.model import Decision, MatchedStatement, Principal
 
-__all__ = ["LAYER_ORDER", "Guard", "Layers", "decide_chain", "principal_grant"]
+__all__ = ["LAYER_ORDER", "Guard", "Layers", "decide_chain", "forget_plans", "principal_grant"]
 
 LAYER_ORDER = ("rcp", "scp", "resource", "identity", "boundary", "session")
 
@@ -119,15 +119,25 @@ class Layers:
     boundary: PolicySet | None = None
     session: PolicySet | None = None
     same_account: bool = True
-    # Set by decide_chain on first use, for the caller it decides: the principal side merged
-    # into a Plan, the resource statements that name the caller, and the decisions that
-    # depend on the Plan's verdict alone. Layers are not changed once decided.
-    caller: Principal | None = None
-    plan: Plan | None = None
-    named: tuple[CompiledStatement, ...] = ()
-    grants: dict[CompiledStatement, int] | None = None
-    fast: bool = False
-    decided: dict[tuple[object, ...], Decision] | None = None
+    # Set by decide_chain on first use, for the caller it decides (a `Prepared`), in one
+    # assignment: a thread reads it once, so that another thread preparing the same Layers for
+    # another caller never mixes the two callers' parts. Layers are not changed otherwise.
+    prepared: Prepared | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Prepared:
+    """What decide_chain works out once for a Layers and one caller: the principal side merged
+    into a Plan, the resource statements that name the caller (with how they name it),
+    whether no RCP is left to evaluate, and the decisions that then depend on the Plan's
+    verdict and the resource statements that apply alone."""
+
+    caller: Principal
+    plan: Plan
+    named: tuple[CompiledStatement, ...]
+    grants: dict[CompiledStatement, int]
+    fast: bool
+    decided: dict[tuple[object, ...], Decision]
 
 
 def principal_grant(spec: PrincipalSpec, caller: Principal) -> Grant | None:
@@ -269,39 +279,34 @@ def decide_chain(
     `_conclude` then combines the answers. When no RCP is left to evaluate, the decision
     follows from the Plan's verdict and the resource statements that apply, and is built once
     per pair."""
-    if layers.caller is not caller:
-        _prepare(layers, caller)
+    prep = layers.prepared  # read once: see Layers.prepared
+    if prep is None or prep.caller is not caller:
+        prep = layers.prepared = _prepare(layers, caller)
     errors: list[str] = []
-    verdict = layers.plan.run(ctx, action, service, resource, errors)  # type: ignore[union-attr]
-    hits = tuple(applying(layers.named, action, resource, ctx, errors)) if layers.named else ()
-    if layers.fast and not errors:
-        decided: dict[tuple[object, ...], Decision] = layers.decided  # type: ignore[assignment]
+    verdict = prep.plan.run(ctx, action, service, resource, errors)
+    hits = tuple(applying(prep.named, action, resource, ctx, errors)) if prep.named else ()
+    if prep.fast and not errors:
+        decided = prep.decided
         key = (verdict, hits, version)
         found = decided.get(key)
         if found is None:
             if len(decided) >= _MAX_DECIDED:
                 decided.clear()
             granted = () if layers.rcp is None else layers.rcp.granted
-            found = decided[key] = _conclude(
-                layers, caller, verdict, (), granted, hits, [], version
-            )
+            found = decided[key] = _conclude(layers, prep, verdict, (), granted, hits, [], version)
         return found
     rcp_denied: Refs = ()
     rcp_allowed: Refs | None = ()
     if layers.rcp is not None:
         rcp_denied, rcp_allowed = _guard(layers.rcp, ctx, action, service, resource, errors)
-    return _conclude(layers, caller, verdict, rcp_denied, rcp_allowed, hits, errors, version)
+    return _conclude(layers, prep, verdict, rcp_denied, rcp_allowed, hits, errors, version)
 
 
-def _prepare(layers: Layers, caller: Principal) -> None:
-    layers.plan = _plan(layers)
+def _prepare(layers: Layers, caller: Principal) -> Prepared:
     grants = _named(layers, caller)
-    layers.named = tuple(grants)
-    layers.grants = grants
     rcp = layers.rcp
-    layers.fast = rcp is None or (rcp.denies is None and not rcp.levels)
-    layers.decided = {}
-    layers.caller = caller
+    fast = rcp is None or (rcp.denies is None and not rcp.levels)
+    return Prepared(caller, _plan(layers), tuple(grants), grants, fast, {})
 
 
 _MAX_DECIDED = 64  # decisions remembered per Layers (one per verdict of its Plan)
@@ -309,7 +314,7 @@ _MAX_DECIDED = 64  # decisions remembered per Layers (one per verdict of its Pla
 
 def _conclude(
     layers: Layers,
-    caller: Principal,
+    prep: Prepared,
     verdict: Verdict,
     rcp_denied: Refs,
     rcp_allowed: Refs | None,
@@ -320,8 +325,8 @@ def _conclude(
     """The decision from every layer's answer: Denies first, then errors (fail closed), then
     the layers that keep an implicit deny (`_blocked`), else an Allow citing the statements of
     the layers that decided it."""
-    assert layers.plan is not None
-    present = layers.plan.present
+    caller = prep.caller
+    present = prep.plan.present
     if layers.rcp is not None:
         present |= _RCP
     if layers.resource or layers.resource_required:
@@ -332,7 +337,7 @@ def _conclude(
     grants = 0
     for hit in hits:
         if not hit.deny:
-            grants |= layers.grants[hit]  # type: ignore[index]  # _prepare set it
+            grants |= prep.grants[hit]
     denied = list(verdict.denied)
     if rcp_denied:
         denied.append(("rcp", rcp_denied))
@@ -404,6 +409,12 @@ def _plan(layers: Layers) -> Plan:
 
 _PLANS: dict[tuple[int, ...], tuple[Plan, tuple[object, ...]]] = {}
 _MAX_PLANS = 4096
+
+
+def forget_plans() -> None:
+    """Drop every remembered Plan, and with them the policy sets they keep alive: the store
+    calls it when it lets go of the session policy sets callers sent (pdp.store.world)."""
+    _PLANS.clear()
 
 
 # Allow decisions are immutable and few (one per set of statements that allow): built once.

@@ -54,7 +54,7 @@ class Plan:
     policies, boundary and session policies of one principal, decided in one pass."""
 
     __slots__ = ("present", "_sources", "_levels", "_granted", "_present", "_by_service",
-                 "_generic", "_verdicts")  # fmt: skip
+                 "_generic", "_verdicts", "_max_verdicts")  # fmt: skip
 
     def __init__(
         self,
@@ -91,6 +91,10 @@ class Plan:
         self._by_service = {svc: self._merge(svc) for svc in services}
         self._generic = self._merge("")
         self._verdicts: dict[tuple[CompiledStatement, ...], Verdict] = {}
+        # Session policies are the caller's own: a caller could write one whose statements
+        # apply in 2^n combinations and send one per request, so a Plan holding them keeps
+        # fewer verdicts (a verdict is ~0.7 KB; up to _MAX_SESSION_POLICIES such Plans live).
+        self._max_verdicts = _MAX_SESSION_VERDICTS if session is not None else _MAX_VERDICTS
 
     def _merge(self, service: str) -> Candidates:
         denies: list[CompiledStatement] = []
@@ -113,7 +117,7 @@ class Plan:
         key = tuple(hits)
         found = self._verdicts.get(key)
         if found is None:
-            if len(self._verdicts) >= _MAX_VERDICTS:
+            if len(self._verdicts) >= self._max_verdicts:
                 self._verdicts.clear()
             found = self._verdicts[key] = self._verdict(key)
         return found
@@ -154,3 +158,4 @@ def _source(layer: str, level: int, policies: PolicySet) -> _Source:
 
 
 _MAX_VERDICTS = 1024
+_MAX_SESSION_VERDICTS = 64

@@ -17,13 +17,21 @@ from dataclasses import replace
 from typing import NoReturn
 
 from pdp.errors import RequestError
-from pdp.language import Layers, Policy, RequestContext, check_request, decide_chain, failure
+from pdp.language import (
+    MAX_STRING,
+    Layers,
+    Policy,
+    RequestContext,
+    check_request,
+    decide_chain,
+    failure,
+)
 from pdp.model import PRINCIPAL_TYPES, Decision, Principal, Request, Session
 from pdp.reference import is_known_action
 from pdp.store.cache import DecisionCache, cache_key
 from pdp.store.index import Index, UserEntry
 from pdp.store.version import StoreVersion
-from pdp.store.world import World, layers, resource_principal
+from pdp.store.world import World, layers, remembers, resource_principal
 
 __all__ = ["PRINCIPAL_TYPES", "Snapshot"]
 
@@ -98,6 +106,8 @@ class Snapshot:
         ARN), a role session ("role_session", its assumed-role ARN, with its `session`), an
         AWS service ("service"), an identity provider ("federated") or "anonymous"."""
         try:
+            if isinstance(principal, str) and len(principal) > MAX_STRING:  # pdp/limits.py
+                raise RequestError(f"principal: must be at most {MAX_STRING} characters")
             if principal_type != "user" or session is not None:
                 world = self.world
                 if (
@@ -323,7 +333,7 @@ class Snapshot:
         caller, role, policies = world.session(principal, session)
         lay, values, sealed = layers(
             world, caller, lower, resource, context, role.identity, role.boundary, policies,
-            role.role.service_linked,
+            role.role.service_linked, remembers(session),
         )  # fmt: skip
         if context:
             if session is not None:  # what the session states, the context may not restate

@@ -27,6 +27,7 @@ from pdp.language import (
     joined_keys,
     parse_policy,
 )
+from pdp.language.chain import forget_plans
 from pdp.model import Principal, Session
 from pdp.store.index import Index, UserEntry
 from pdp.store.organization import Organization
@@ -72,6 +73,24 @@ _MAX_SESSIONS = 8192  # remembered session principals and their parts
 # Sessions stating more (tags, policies) than this many characters are decided without being
 # remembered: the tables stay within _MAX_SESSIONS x this, whatever callers send.
 _MAX_SESSION_REMEMBERED = 2048
+# Entries alone do not bound bytes: a session of 50 two-character tags states ~150 characters
+# but its principal (tags, condition keys) and each of its Layers (joined keys) take ~20 KB.
+# The tables callers fill with principals (_sessions, _session_parts, _layers) are emptied
+# together when what they hold is estimated past this many bytes.
+_SESSION_BUDGET = 64 * 2**20
+_TAG_BYTES = 400  # a tag, once in the principal's tags, its condition keys and joined keys
+
+
+def remembers(session: Session | None) -> bool:
+    """Whether the World remembers what it works out for a role session (its principal, its
+    parts, its Layers): not when it states more than _MAX_SESSION_REMEMBERED characters."""
+    return session is None or session.size <= _MAX_SESSION_REMEMBERED
+
+
+def _principal_bytes(principal: Principal) -> int:
+    """A rough size of a principal: its tags, its condition keys and their text."""
+    text = sum(len(str(k)) + len(str(v)) for k, v in principal.tags.items())
+    return _TAG_BYTES * len(principal.tags) + 2 * text + 100 * len(principal.context_keys)
 
 
 def needs_world(version: StoreVersion) -> bool:
@@ -163,6 +182,7 @@ class World:
         self._session_parts: dict[
             tuple[object, ...], tuple[Principal, RoleEntry, PolicySet | None]
         ] = {}
+        self._spent = 0  # estimated bytes held by _sessions, _session_parts and _layers
         self._users: dict[str, tuple[Index, UserEntry]] = {}  # spellings resolved, exact
         self._callers: dict[tuple[str, str], Principal] = {}  # services, providers, anonymous
 
@@ -226,7 +246,7 @@ class World:
         """A role session's principal, its role and its session policies (None when it has
         none): `session_principal` and `session_policies` in one lookup, remembered (bounded)
         by the ARN and what the session states."""
-        if session is not None and session.size > _MAX_SESSION_REMEMBERED:
+        if session is not None and not remembers(session):
             caller, role = self.session_principal(arn, session)
             return caller, role, self.session_policies(role, session)
         key = (arn, None if session is None else (session.principal_key, session.policies_key))
@@ -236,6 +256,7 @@ class World:
             policies = None if session is None else self.session_policies(role, session)
             if len(self._session_parts) >= _MAX_SESSIONS:
                 self._session_parts.clear()
+            self.spend(256 + (0 if session is None else len(session.policies_key)))
             found = self._session_parts[key] = (caller, role, policies)
         return found
 
@@ -266,9 +287,10 @@ class World:
             role_tags=role.tags,
             session=session,
         )
-        if session is None or session.size <= _MAX_SESSION_REMEMBERED:
+        if remembers(session):
             if len(self._sessions) >= _MAX_SESSIONS:
                 self._sessions.clear()
+            self.spend(1024 + _principal_bytes(principal))
             self._sessions[remembered] = (principal, entry)
         return principal, entry
 
@@ -297,9 +319,28 @@ class World:
             policies.extend(found_policies)
         result = PolicySet(policies, self.version)
         if len(self._session_policies) >= _MAX_SESSION_POLICIES:
-            self._session_policies.clear()
+            self._forget_session_policies()
         self._session_policies[key] = result
         return result
+
+    def spend(self, size: int) -> None:
+        """Count `size` estimated bytes about to be remembered in _sessions, _session_parts or
+        _layers; past _SESSION_BUDGET, the three are emptied (and the count restarts)."""
+        self._spent += size
+        if self._spent > _SESSION_BUDGET:
+            self._spent = size
+            self._sessions.clear()
+            self._session_parts.clear()
+            self._layers.clear()
+
+    def _forget_session_policies(self) -> None:
+        """Let go of every session policy set: the tables that hold one (session parts, layers,
+        the chain's Plans) are emptied with the table that made them, so that no more than
+        _MAX_SESSION_POLICIES sets callers sent stay alive, whatever they send."""
+        self._session_policies.clear()
+        self._session_parts.clear()
+        self._layers.clear()
+        forget_plans()
 
     def resource_caller(self, principal_type: str, principal: str) -> Principal:
         """The Principal of a service ("service"), an identity provider ("federated") or
@@ -428,6 +469,7 @@ def layers(
     boundary: PolicySet | None,
     session: PolicySet | None = None,
     service_linked: bool = False,
+    remember: bool = True,
 ) -> _Prepared:
     """The layers of one request, the principal's condition keys joined with those the model
     derives for it (`RequestContext.joined` takes them), and the keys
@@ -437,7 +479,8 @@ def layers(
     Most requests repeat these, so two bounded tables (cleared when full) remember them: what
     depends on the principal's account and type, the action and the resource only (shared by
     the account's principals), and the Layers of one principal with its policy sets (kept
-    with the Plan that decide_chain builds on them)."""
+    with the Plan that decide_chain builds on them). `remember=False`: the principal is one
+    the World did not remember (`remembers`), and its Layers are not kept either."""
     stated = _caller_resource_account(context) if context else None
     key = (id(caller), id(identity), id(boundary), id(session), action, resource,
            service_linked, stated)  # fmt: skip
@@ -454,8 +497,11 @@ def layers(
     rcp, scp, policies, required, same_account, keys, sealed = side
     lay = Layers(rcp, scp, policies, required, identity, boundary, session, same_account)
     result = (lay, joined_keys(caller, keys), sealed)
+    if not remember:
+        return result
     if len(world._layers) >= _MAX_SIDES:
         world._layers.clear()
+    world.spend(512 + len(action) + len(resource) + _TAG_BYTES // 4 * len(result[1]))
     # by identity: the entry holds the principal and the sets, so no id is reused while it lives
     world._layers[key] = (result, (caller, identity, boundary, session))
     return result
