@@ -309,7 +309,7 @@ def _prepare(layers: Layers, caller: Principal) -> Prepared:
     return Prepared(caller, _plan(layers), tuple(grants), grants, fast, {})
 
 
-_MAX_DECIDED = 64  # decisions remembered per Layers (one per verdict of its Plan)
+_MAX_DECIDED = 8  # decisions remembered per Layers (one per verdict of its Plan)
 
 
 def _conclude(
@@ -408,7 +408,7 @@ def _plan(layers: Layers) -> Plan:
 
 
 _PLANS: dict[tuple[int, ...], tuple[Plan, tuple[object, ...]]] = {}
-_MAX_PLANS = 4096
+_MAX_PLANS = 2048
 
 
 def forget_plans() -> None:

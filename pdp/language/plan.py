@@ -157,5 +157,5 @@ def _source(layer: str, level: int, policies: PolicySet) -> _Source:
     return _Source(layer, level, statements, policies)
 
 
-_MAX_VERDICTS = 1024
+_MAX_VERDICTS = 128
 _MAX_SESSION_VERDICTS = 64
