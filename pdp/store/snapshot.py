@@ -17,7 +17,15 @@ from dataclasses import replace
 from typing import NoReturn
 
 from pdp.errors import RequestError
-from pdp.language import Layers, Policy, RequestContext, check_request, decide_chain, failure
+from pdp.language import (
+    Layers,
+    Policy,
+    RequestContext,
+    as_of,
+    check_request,
+    decide_chain,
+    failure,
+)
 from pdp.model import PRINCIPAL_TYPES, Decision, Principal, Request, Session
 from pdp.reference import is_known_action
 from pdp.store.cache import DecisionCache, cache_key
@@ -145,6 +153,14 @@ class Snapshot:
             principal_type=request.principal_type,
             session=request.session,
         )
+
+    def decide_as_of(self, request: Request, now: float) -> tuple[Decision, bool]:
+        """`decide` "as of" `now` (epoch seconds: a logged decision's time), and whether the
+        decision read the clock (aws:CurrentTime, aws:EpochTime): one that did not is the same
+        at any time. The normal path (`decide`) never pays for this; never raises."""
+        with as_of(now) as clock:
+            decision = self.decide(request)
+        return decision, clock.read
 
     def _decide(
         self,
