@@ -12,8 +12,18 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pdp import Authorizer, Decision, PolicyLoadError, printable
-from pdp.audit import AccessAdvisor, DecisionEvent, DecisionLog, report, worker_path
+from pdp import Authorizer, Decision, Diagnostic, PolicyLoadError, printable
+from pdp.audit import (
+    AccessAdvisor,
+    DecisionEvent,
+    DecisionLog,
+    ImpactReport,
+    log_files,
+    replay,
+    report,
+    tail_lines,
+    worker_path,
+)
 from pdp.store import Snapshot, StoreError, resolve_version, version_names, version_stamp
 from pdp_server.config import Config
 from pdp_server.control import Control
@@ -29,6 +39,12 @@ __all__ = [
 ]
 
 log = logging.getLogger("pdp.server")
+
+# The impact gate (store.json `impact_gate`, docs/store.md) replays at most this many of the
+# newest logged decisions, within this many seconds, before a reload activates a version.
+GATE_MAX_EVENTS = 100_000
+GATE_SECONDS = 30.0
+GATE_EXAMPLES = 5
 
 
 class Service:
@@ -95,6 +111,7 @@ class Service:
                 interval=self.config.watch_interval,
                 fallback=pin is None,
                 build_lock=self.control.build_lock() if self.control is not None else None,
+                before_activation=self.impact_gate,
             )
         except PolicyLoadError as exc:
             self._refused_state = store
@@ -116,6 +133,45 @@ class Service:
         else:
             log.info("serving %s version %s", printable(self.config.store), self.authorizer.version)
         return True
+
+    def impact_gate(self, serving: Snapshot, candidate: Snapshot) -> None:
+        """Before a reload (admin, watcher, another worker's) activates `candidate`: when its
+        store.json has an `impact_gate`, replay the newest GATE_MAX_EVENTS decisions of this
+        server's decision log against it and refuse it (PolicyLoadError) when a change the
+        gate refuses shows, when there is no log file to replay, or when the replay does not
+        finish in GATE_SECONDS (fail closed: an unchecked gate is never a pass)."""
+        gate = candidate.source.impact_gate if candidate.source is not None else None
+        if gate is None:
+            return
+        destination = self.config.decision_log
+        if not destination or destination == "stdout":
+            _refuse(
+                candidate,
+                "the server keeps no decision-log file to replay (PDP_DECISION_LOG is unset or"
+                " stdout), so the gate cannot be checked",
+            )
+            return
+        files = log_files(destination)
+        found = replay(
+            tail_lines(files, GATE_MAX_EVENTS),
+            candidate,
+            files=files,
+            deadline=time.monotonic() + GATE_SECONDS,
+            examples=1,
+            violates=gate.violation(),
+        )
+        if found.stopped is not None:
+            _refuse(candidate, f"the replay of the decision log did not finish: {found.stopped}")
+        if found.violations:
+            _refuse_changes(candidate, found)
+        log.info(
+            "impact gate of %s: %d logged decisions replayed, %d would change, none refused"
+            " (%d not replayable)",
+            candidate.version,
+            found.replayed,
+            found.changed,
+            found.skipped,
+        )
 
     def _log_once(self, message: str, *, traceback: bool = False) -> None:
         if message != self._logged_error:
@@ -318,3 +374,34 @@ class Service:
                     problems.append(problem("worker_timeout", message))
                 raise ReloadFailed("not every worker reloaded", problems)
         return answer
+
+
+def _refuse(candidate: Snapshot, message: str, more: Sequence[Diagnostic] = ()) -> None:
+    head = Diagnostic("impact_gate", "impact_gate", message, "store.json")
+    raise PolicyLoadError([head, *more], candidate.version)
+
+
+def _refuse_changes(candidate: Snapshot, found: ImpactReport) -> None:
+    """The gate's refusal: the counts, then the first few changes it refuses."""
+    counts = ", ".join(f"{n} {kind}" for kind, n in found.changes.items() if n)
+    message = (
+        f"{found.violations} of {found.replayed} replayed logged decisions would change as the"
+        f" gate refuses ({counts} in all; compared with the decisions as logged)"
+    )
+    more = [
+        Diagnostic(
+            "impact_gate",
+            "impact_gate",
+            f"{e['change']}: {e['principal']} {e['action']} {e['resource']}:"
+            f" {e['before']['decision']} ({e['before']['reason']}) ->"
+            f" {e['after']['decision']} ({e['after']['reason']}) ({e['file']}, {_line(e['line'])})",
+            "store.json",
+        )
+        for e in found.violation_examples[:GATE_EXAMPLES]
+    ]
+    _refuse(candidate, message, more)
+
+
+def _line(number: int) -> str:
+    """A line number of `tail_lines`: negative ones count from the end of the file."""
+    return f"line {number}" if number > 0 else f"line {-number} from the end"
