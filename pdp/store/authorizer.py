@@ -251,7 +251,8 @@ class Authorizer:
             with self._build_lock, _responsive():
                 snapshot = self._load(version)
             if self.before_activation is not None:
-                self._check_activation(snapshot)
+                with _responsive():  # a replay is CPU-bound too: serving threads keep turns
+                    self._check_activation(snapshot)
         except PolicyLoadError as exc:
             self.last_error = exc
             self.reloads_failed += 1

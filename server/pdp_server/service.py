@@ -24,10 +24,25 @@ from pdp.audit import (
     tail_lines,
     worker_path,
 )
-from pdp.store import Snapshot, StoreError, resolve_version, version_names, version_stamp
+from pdp.store import (
+    Snapshot,
+    StoreError,
+    load_store,
+    resolve_version,
+    version_names,
+    version_stamp,
+)
 from pdp_server.config import Config
 from pdp_server.control import Control
-from pdp_server.errors import DeadlineExceeded, NotReady, ReloadFailed, problem, problems_of
+from pdp_server.errors import (
+    BadRequest,
+    Busy,
+    DeadlineExceeded,
+    NotReady,
+    ReloadFailed,
+    problem,
+    problems_of,
+)
 from pdp_server.metrics import Metrics
 from pdp_server.requests import BatchBudget, DecisionRequest
 
@@ -62,6 +77,7 @@ class Service:
         self._applied_generation = 0
         self._stop = threading.Event()
         self._reload_lock = threading.Lock()  # admin reloads and control-file reloads, in turn
+        self._impact_lock = threading.Lock()  # one what-if replay at a time (POST /admin/impact)
         self.advisor: AccessAdvisor | None = None
         self.decision_log: DecisionLog | None = None
         if config.decision_log:
@@ -133,6 +149,48 @@ class Service:
         else:
             log.info("serving %s version %s", printable(self.config.store), self.authorizer.version)
         return True
+
+    def impact(self, candidate: str, baseline: str = "logged") -> dict[str, Any]:
+        """What-if (POST /admin/impact): the newest GATE_MAX_EVENTS decisions of this server's
+        log replayed against the store's version `candidate` (a name, never a path), compared
+        with the decisions as logged or (`baseline` "current") with the serving version, and
+        what the candidate's impact gate would say. One at a time; bounded by GATE_SECONDS."""
+        serving = self._authorizer().snapshot
+        destination = self.config.decision_log
+        if not destination or destination == "stdout":
+            raise NotReady("what-if replays the decision log: it needs a file (PDP_DECISION_LOG)")
+        if not self._impact_lock.acquire(blocking=False):
+            raise Busy("another what-if replay is running; retry when it is done")
+        try:
+            try:
+                snapshot = load_store(self.config.store, candidate, cache_size=0)
+            except PolicyLoadError as exc:
+                raise BadRequest(f"candidate: {exc.one_line()}") from None
+            gate = snapshot.source.impact_gate if snapshot.source is not None else None
+            files = log_files(destination)
+            found = replay(
+                tail_lines(files, GATE_MAX_EVENTS),
+                snapshot,
+                baseline=serving if baseline == "current" else None,
+                files=files,
+                deadline=time.monotonic() + GATE_SECONDS,
+                violates=gate.violation() if gate is not None else None,
+            )
+        finally:
+            self._impact_lock.release()
+        answer = found.to_dict()
+        answer["serving"] = serving.version
+        answer["gate"] = (
+            None
+            if gate is None
+            else {
+                **gate.to_dict(),
+                "violations": found.violations,
+                "examples": found.violation_examples,
+                "refuses": bool(found.violations) or found.stopped is not None,
+            }
+        )
+        return answer
 
     def impact_gate(self, serving: Snapshot, candidate: Snapshot) -> None:
         """Before a reload (admin, watcher, another worker's) activates `candidate`: when its

@@ -84,6 +84,21 @@ def test_the_gate_refuses_through_the_watcher_and_the_admin_door(tmp_path: Path)
         assert status == 200 and body["version"] == "0004", body
         assert server.decide("carol", "s3:GetObject", OBJECT)["decision"] == "Deny"
         assert "impact gate of 0004: " in server.log.read_text()
+        # what-if through the admin door: the same replay, as a report
+        status, body = server.call("/admin/impact", {"candidate": "0003"}, admin=True)
+        assert status == 200, body
+        assert (body["candidate"], body["baseline"], body["serving"]) == ("0003", "logged", "0004")
+        assert body["changes"]["allow_to_deny"] >= 1 and body["gate"]["refuses"] is True
+        assert body["groups"][0]["principal"] == "carol", body["groups"]
+        status, body = server.call(
+            "/admin/impact", {"candidate": "0002", "baseline": "current"}, admin=True
+        )
+        assert status == 200 and body["gate"] is None and body["baseline"] == "version 0004"
+        assert body["changes"]["deny_to_allow"] >= 1  # 0004 denies carol, 0002 allows her
+        status, body = server.call("/admin/impact", {"candidate": "../x"}, admin=True)
+        assert status == 400 and body["error"]["message"].startswith("candidate: "), body
+        status, body = server.call("/admin/impact", {"candidate": "0003"}, admin=True, token="no")
+        assert status == 401
     finally:
         server.stop()
 
