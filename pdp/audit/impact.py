@@ -359,11 +359,12 @@ class _Replay:
                     b"" if session is None else dumps(session),
                 )
                 outcome = table.get(key)
+                decided = logged in valid
             except TypeError as exc:  # unhashable fields, or JSON orjson refuses
                 self.skip(path, number, f"not a decision event: {exc}", "not_an_event")
                 continue
-            if logged not in valid:
-                self.skip(path, number, f"not a decision: {logged}", "not_an_event")
+            if not decided:
+                self.skip(path, number, f"not a decision: {logged!r:.80}", "not_an_event")
                 continue
             if outcome is None:
                 outcome, why, reason = self.first(event)

@@ -374,3 +374,26 @@ def test_replay_keeps_only_each_distinct_request_once(
     monkeypatch.setattr(Snapshot, "decide_as_of", counting)
     report = replay(forward_lines([str(log)]), current)
     assert report.replayed == 200 and len(calls) == 4
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"[1, 2]",
+        b'"text"',
+        b'{"principal": ["x"], "action": "a", "resource": "r", "context": {},'
+        b' "decision": "Allow", "reason": "allowed"}',
+        b'{"principal": "bob", "action": "a", "resource": "r", "context": {},'
+        b' "decision": ["Allow"], "reason": "allowed"}',
+        b'{"principal": "bob", "action": "a", "resource": "r", "context": {},'
+        b' "decision": "Allow", "reason": "explicitDeny"}',
+        b'{"principal": "bob", "action": "s3:GetObject", "resource": "*", "context": {},'
+        b' "decision": "Allow", "reason": "allowed"}',  # no time, matched, ...: from_dict refuses
+        b'{"principal": "bob", "action": "a", "resource": "r", "context": {},'
+        b' "decision": "Allow", "reason": "allowed", "truncated": {"fields": ["principal"]}}',
+    ],
+)
+def test_garbage_lines_are_counted_never_replayed(line: bytes, current: Snapshot) -> None:
+    report = replay([("f", 1, line)], current)
+    assert report.lines == 1 and report.replayed == 0 and report.skipped == 1
+    assert report.named and report.named[0].startswith("f:1: ")
