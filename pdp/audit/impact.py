@@ -121,6 +121,7 @@ class ImpactReport:
         return {
             "candidate": self.candidate,
             "baseline": self.baseline,
+            "compared_with": _baseline(self),
             "files": self.files,
             "lines": self.lines,
             "replayed": self.replayed,

@@ -397,3 +397,23 @@ def test_garbage_lines_are_counted_never_replayed(line: bytes, current: Snapshot
     report = replay([("f", 1, line)], current)
     assert report.lines == 1 and report.replayed == 0 and report.skipped == 1
     assert report.named and report.named[0].startswith("f:1: ")
+
+
+def test_a_failing_check_before_activation_refuses_the_version(tmp_path: Path) -> None:
+    from pdp import Authorizer, PolicyLoadError
+
+    store = tmp_path / "store"
+    shutil.copytree(EXAMPLE, store, symlinks=True)
+    seen: list[tuple[str, str]] = []
+
+    def broken(serving: Snapshot, candidate: Snapshot) -> None:
+        seen.append((serving.version, candidate.version))
+        raise RuntimeError("disk on fire")
+
+    authorizer = Authorizer.from_store(store, watch=False, before_activation=broken)
+    assert authorizer.version == "0002" and seen == []  # the first load is not gated
+    with pytest.raises(PolicyLoadError) as refused:
+        authorizer.reload(version="0001")
+    assert seen == [("0002", "0001")] and authorizer.version == "0002"
+    assert refused.value.diagnostics[0].code == "activation_check_failed"
+    assert "disk on fire" in refused.value.diagnostics[0].message
