@@ -819,7 +819,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _import_parser(commands)
     _authoring_parsers(commands)
+    _impact_parser(commands)
     args = parser.parse_args(arguments)
+    if args.command == "impact":
+        return _impact(args)
     if args.command == "import":
         return _import(args)
     if args.command in ("init", "publish"):
@@ -1259,6 +1262,120 @@ def _problem_line(problem: Any) -> str:
     if problem.get("hint"):
         text += f" ({problem['hint']})"
     return f"{text} [{problem['code']}]" if problem.get("code") else text
+
+
+# --- pdp impact: what-if, before activation -------------------------------------------------
+
+
+def _impact_parser(commands: Any) -> None:
+    impact = _command(
+        commands,
+        "impact",
+        "replay the decision log against a candidate version: what would change",
+        "pdp impact --store examples/store --candidate 0001 --log 'logs/decisions*.jsonl'",
+        "pdp impact --store mystore --candidate ./next --log decisions.jsonl --format markdown",
+        description="Each logged decision is compared with the decision as logged (not with"
+        " the version serving now; --baseline current decides on it instead). Exit 0, or 3"
+        " when the candidate's store.json impact_gate (or --fail-on) is violated, 1 on an"
+        " error. Lines that cannot be replayed are named on stderr.",
+    )
+    _store_argument(impact)
+    impact.add_argument(
+        "--candidate",
+        required=True,
+        metavar="VERSION|DIR",
+        help="a version of --store (its name under versions/) or a version directory",
+    )
+    impact.add_argument(
+        "--log",
+        required=True,
+        help="decision-log files: a glob (quote it); rotated files (.1, .2, ...) are read too",
+    )
+    impact.add_argument(
+        "--format",
+        choices=("text", "json", "markdown", "sarif"),
+        default="text",
+        help="text (default), json, markdown (for a pull request) or sarif (2.1.0)",
+    )
+    impact.add_argument(
+        "--baseline",
+        choices=("logged", "current"),
+        default="logged",
+        help="compare with the logged decisions (default) or with the store's current version",
+    )
+    impact.add_argument(
+        "--fail-on",
+        action="append",
+        default=[],
+        choices=("allow_to_deny", "deny_to_allow", "reason_change"),
+        help="exit 3 when a change of this kind is found (repeatable)",
+    )
+    impact.add_argument(
+        "--examples", type=int, default=3, help="examples kept per group (default 3)"
+    )
+
+
+def _candidate(store: str, candidate: str) -> Snapshot:
+    """A version of `store` by name, else a version directory by path."""
+    versions = Path(store) / "versions"
+    if "/" not in candidate and (versions / candidate).is_dir():
+        return load_store(store, candidate, cache_size=0)
+    if Path(candidate).is_dir():
+        name, root = _version_dir(candidate)
+        return load_directory(root, name=name, cache_size=0)
+    raise PolicyLoadError(
+        [
+            Diagnostic(
+                "no_such_version",
+                "",
+                f"--candidate {candidate}: neither a version of {store} nor a directory",
+            )
+        ]
+    )
+
+
+def _impact(args: argparse.Namespace) -> int:
+    from pdp.audit import forward_lines, matching_log_files, render_impact, replay
+
+    if args.examples < 0 or args.examples > 100:
+        _warn("pdp impact: --examples is from 0 to 100")
+        return EXIT_ERROR
+    try:
+        candidate = _candidate(args.store, args.candidate)
+        baseline = load_store(args.store, cache_size=0) if args.baseline == "current" else None
+    except (PolicyLoadError, StoreError) as exc:
+        _warn(f"pdp impact: cannot load: {exc}")
+        return EXIT_ERROR
+    gate = candidate.source.impact_gate if candidate.source is not None else None
+    violates = gate.violation() if gate is not None else None
+    try:
+        files = matching_log_files(args.log)
+        report = replay(
+            forward_lines(files),
+            candidate,
+            baseline=baseline,
+            files=files,
+            examples=args.examples,
+            violates=violates,
+        )
+    except (OSError, ValueError) as exc:
+        _warn(f"pdp impact: {exc}")
+        return EXIT_ERROR
+    for line in report.named:
+        _warn(f"pdp impact: not replayable: {line}")
+    if report.skipped > len(report.named):
+        _warn(f"pdp impact: ... {report.skipped - len(report.named)} more not replayable")
+    sys.stdout.write(render_impact(report, args.format))
+    failed = False
+    if gate is not None and report.violations:
+        _warn(
+            f"pdp impact: version {candidate.version}'s impact_gate refuses it:"
+            f" {report.violations} logged decision(s) would change as it refuses"
+        )
+        failed = True
+    if any(report.changes[kind] for kind in args.fail_on):
+        failed = True
+    return EXIT_FINDINGS if failed else 0
 
 
 if __name__ == "__main__":

@@ -11,11 +11,27 @@ from pdp.audit.advisor_log import matching_log_files, usage_from_logs
 from pdp.audit.credentials import credential_report
 from pdp.audit.decision_log import DecisionEvent, DecisionLog, LoggedSession, worker_path
 from pdp.audit.findings import SEVERITIES, Finding, audit, invalid_store, render
+from pdp.audit.impact import (
+    ChangeGroup,
+    ImpactReport,
+    change_kind,
+    forward_lines,
+    render_impact,
+    replay,
+    tail_lines,
+)
 from pdp.audit.suggest import log_files, parse_since, read_events, suggest_policy
 
 __all__ = [
     "SEVERITIES",
     "AccessAdvisor",
+    "ChangeGroup",
+    "ImpactReport",
+    "change_kind",
+    "forward_lines",
+    "render_impact",
+    "replay",
+    "tail_lines",
     "DecisionEvent",
     "DecisionLog",
     "Finding",

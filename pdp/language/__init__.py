@@ -11,7 +11,7 @@ This package knows nothing of stores, files or transports.
 """
 
 from pdp.language.chain import LAYER_ORDER, Guard, Layers, decide_chain, principal_grant
-from pdp.language.context import RequestContext, joined_keys
+from pdp.language.context import ReplayClock, RequestContext, as_of, joined_keys
 from pdp.language.coverage import matches_every_action, matches_every_resource
 from pdp.language.evaluate import PolicySet, check_request, evaluate, failure
 from pdp.language.jsondoc import JsonObject, MalformedJson, load_json, repeated_key
@@ -35,7 +35,9 @@ __all__ = [
     "MalformedJson",
     "Policy",
     "PolicySet",
+    "ReplayClock",
     "RequestContext",
+    "as_of",
     "joined_keys",
     "check_request",
     "evaluate",

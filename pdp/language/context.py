@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
 from types import MappingProxyType
@@ -19,7 +21,16 @@ from pdp.errors import RequestError
 from pdp.limits import MAX_CONTEXT_KEYS, MAX_KEY, MAX_LIST, MAX_STRING
 from pdp.model import Principal, is_principal_key
 
-__all__ = ["MISSING", "RequestContext", "Scalar", "Value", "joined_keys", "scalar_text"]
+__all__ = [
+    "MISSING",
+    "ReplayClock",
+    "RequestContext",
+    "Scalar",
+    "Value",
+    "as_of",
+    "joined_keys",
+    "scalar_text",
+]
 
 Scalar = str | int | float | bool
 Value = Scalar | tuple[Scalar, ...]
@@ -35,6 +46,34 @@ class _Missing:
 MISSING: Final = _Missing()
 
 CLOCK_KEYS = ("aws:currenttime", "aws:epochtime")
+
+
+class ReplayClock:
+    """The time decisions read while `as_of` holds it, and whether any of them read it."""
+
+    __slots__ = ("now", "read")
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.read = False
+
+
+# Read only when a decision reads the clock (and its context has no aws:CurrentTime): the
+# normal path never looks at it.
+_AS_OF: ContextVar[ReplayClock | None] = ContextVar("pdp_as_of", default=None)
+
+
+@contextmanager
+def as_of(now: float) -> Iterator[ReplayClock]:
+    """Decide "as of" `now` (epoch seconds) in this thread or task: a decision that reads
+    aws:CurrentTime / aws:EpochTime from the clock reads `now` instead, and the yielded clock's
+    `read` says whether one did (a replay of the decision log: `pdp impact`)."""
+    clock = ReplayClock(now)
+    token = _AS_OF.set(clock)
+    try:
+        yield clock
+    finally:
+        _AS_OF.reset(token)
 
 
 def scalar_text(value: Scalar) -> str:
@@ -212,7 +251,12 @@ class RequestContext:
     def _clock(self, key: str) -> Value:
         self.clock_read = True
         if self._now is None:
-            self._now = time.time()
+            replay = _AS_OF.get()
+            if replay is None:
+                self._now = time.time()
+            else:
+                replay.read = True
+                self._now = replay.now
         seconds = int(self._now)
         if key == "aws:epochtime":
             return seconds

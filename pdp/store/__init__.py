@@ -31,6 +31,7 @@ from pdp.store.checks import (
     store_findings,
     version_findings,
 )
+from pdp.store.gate import CHANGE_KINDS, ExpectedChange, ImpactGate
 from pdp.store.importer import (
     MAX_EXPORT_BYTES,
     ImportFailed,
@@ -68,6 +69,9 @@ from pdp.store.version import (
 
 __all__ = [
     "ACCOUNT_GRANT",
+    "CHANGE_KINDS",
+    "ExpectedChange",
+    "ImpactGate",
     "AWS_MANAGED_FOLDER",
     "AWS_MANAGED_PREFIX",
     "DEFAULT_CACHE_SIZE",

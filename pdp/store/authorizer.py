@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +41,9 @@ def _current_name(store: str | os.PathLike[str]) -> str | None:
 
 
 _Target = tuple[str, str, tuple[int, ...]]  # (version name, real path, version_stamp)
+# Asked before a reload activates a snapshot, with (serving, candidate): raises PolicyLoadError
+# to refuse it (the server's impact gate, pdp.audit.impact); the serving one stays.
+BeforeActivation = Callable[[Snapshot, Snapshot], None]
 
 
 def _target(store: str | os.PathLike[str]) -> _Target:
@@ -100,8 +103,10 @@ class Authorizer:
         cache_size: int = DEFAULT_CACHE_SIZE,
         pinned: str | None = None,
         build_lock: AbstractContextManager[object] | None = None,
+        before_activation: BeforeActivation | None = None,
     ) -> None:
         self._snapshot = snapshot
+        self.before_activation = before_activation
         # Held while a reload builds: the server passes one lock per server so that its
         # workers build one at a time and the others keep serving at full speed.
         self._build_lock = build_lock or nullcontext()
@@ -130,6 +135,7 @@ class Authorizer:
         interval: float = 1.0,
         fallback: bool = False,
         build_lock: AbstractContextManager[object] | None = None,
+        before_activation: BeforeActivation | None = None,
     ) -> Authorizer:
         """Serve a store's current version (or a pinned one) and, by default, watch for changes.
 
@@ -138,7 +144,8 @@ class Authorizer:
         (a store rolled back may hold a newer version withdrawn for granting too much):
         `fallback_from` names what was refused until a reload succeeds. A pinned version never
         falls back, and neither does a `current` whose target cannot even be named. When
-        nothing loads, the refusal of current is raised."""
+        nothing loads, the refusal of current is raised. `before_activation` is asked before
+        each reload (admin, watcher) activates a version, not for this first load."""
         refused, target = None, None
         if fallback and version is None:
             try:
@@ -162,6 +169,7 @@ class Authorizer:
             cache_size=cache_size,
             pinned=version,
             build_lock=build_lock,
+            before_activation=before_activation,
         )
         if refused is not None:
             authorizer.fallback_from = refused.version or "current"
@@ -242,6 +250,9 @@ class Authorizer:
         try:
             with self._build_lock, _responsive():
                 snapshot = self._load(version)
+            if self.before_activation is not None:
+                with _responsive():  # a replay is CPU-bound too: serving threads keep turns
+                    self._check_activation(snapshot)
         except PolicyLoadError as exc:
             self.last_error = exc
             self.reloads_failed += 1
@@ -253,6 +264,19 @@ class Authorizer:
         self.reloads_ok += 1
         self._failed_target = None
         return ReloadResult(snapshot.version, previous, time.perf_counter() - started)
+
+    def _check_activation(self, candidate: Snapshot) -> None:
+        """Ask `before_activation`; any failure of it refuses the candidate (fail closed)."""
+        assert self.before_activation is not None
+        try:
+            self.before_activation(self._snapshot, candidate)
+        except PolicyLoadError:
+            raise
+        except Exception as exc:
+            message = f"the check before activation failed: {type(exc).__name__}: {exc}"
+            raise PolicyLoadError(
+                [Diagnostic("activation_check_failed", "", message)], candidate.version
+            ) from exc
 
     def _load(self, version: str | None) -> Snapshot:
         """Build the next snapshot, reusing what the serving one parsed and resolved."""

@@ -22,6 +22,7 @@ from pdp.language import (
     Layers,
     Policy,
     RequestContext,
+    as_of,
     check_request,
     decide_chain,
     failure,
@@ -155,6 +156,14 @@ class Snapshot:
             principal_type=request.principal_type,
             session=request.session,
         )
+
+    def decide_as_of(self, request: Request, now: float) -> tuple[Decision, bool]:
+        """`decide` "as of" `now` (epoch seconds: a logged decision's time), and whether the
+        decision read the clock (aws:CurrentTime, aws:EpochTime): one that did not is the same
+        at any time. The normal path (`decide`) never pays for this; never raises."""
+        with as_of(now) as clock:
+            decision = self.decide(request)
+        return decision, clock.read
 
     def _decide(
         self,

@@ -57,6 +57,7 @@ from pdp.store.checks import (
     refused,
     settings_problem,
 )
+from pdp.store.gate import ImpactGate, read_gate
 from pdp.store.organization import ORGANIZATION_FOLDER, Organization, read_organization
 from pdp.store.resources import ResourceFile, read_resource
 from pdp.store.roles import Role, read_role, statements_of
@@ -278,6 +279,9 @@ class StoreVersion:
     # The version's own fields then are those of the management account's sub-version if the
     # store holds it, else of the lowest account id's, so single-account reports keep working.
     accounts: dict[str, StoreVersion] = field(default_factory=dict)
+    # store.json's `impact_gate` (pdp.store.gate): what a replay of the decision log must not
+    # show before a server activates this version; None without one.
+    impact_gate: ImpactGate | None = None
 
 
 def natural_key(name: str) -> list[Any]:
@@ -812,6 +816,7 @@ def read_version(
         roles,
         resources,
         organization,
+        impact_gate=read_gate(settings.get("impact_gate")),
     )
     return version, []
 
@@ -977,6 +982,7 @@ def _read_accounts(name: str, root: Path) -> tuple[StoreVersion | None, list[Dia
         top.resources if top is not None else (),
         organization,
         subs,
+        impact_gate=read_gate(settings.get("impact_gate")),
     )
     return version, []
 

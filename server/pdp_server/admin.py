@@ -82,6 +82,19 @@ def create_admin_app(service: Service) -> Flask:
             status = service.status() or {}
             return error_response(exc, version=status.get("version"))
 
+    @app.post("/admin/impact")
+    def impact() -> Response:
+        body = read_json(MAX_BODY)
+        if not isinstance(body, dict) or not set(body) <= {"candidate", "baseline"}:
+            raise BadRequest('body: must be {"candidate": "<version>", "baseline": "logged"}')
+        candidate = body.get("candidate")
+        if not isinstance(candidate, str) or not candidate:
+            raise BadRequest("candidate: must be the name of a version of the store")
+        baseline = body.get("baseline", "logged")
+        if baseline not in ("logged", "current"):
+            raise BadRequest('baseline: must be "logged" or "current"')
+        return json_response(service.impact(candidate, baseline))
+
     @app.get("/admin/access-advisor/<path:principal>")
     def access_advisor(principal: str) -> Response:
         answer = service.access_advisor(principal, _days(request.args.get("days", "90")))

@@ -12,12 +12,37 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pdp import Authorizer, Decision, PolicyLoadError, printable
-from pdp.audit import AccessAdvisor, DecisionEvent, DecisionLog, report, worker_path
-from pdp.store import Snapshot, StoreError, resolve_version, version_names, version_stamp
+from pdp import Authorizer, Decision, Diagnostic, PolicyLoadError, printable
+from pdp.audit import (
+    AccessAdvisor,
+    DecisionEvent,
+    DecisionLog,
+    ImpactReport,
+    log_files,
+    replay,
+    report,
+    tail_lines,
+    worker_path,
+)
+from pdp.store import (
+    Snapshot,
+    StoreError,
+    load_store,
+    resolve_version,
+    version_names,
+    version_stamp,
+)
 from pdp_server.config import Config
 from pdp_server.control import Control
-from pdp_server.errors import DeadlineExceeded, NotReady, ReloadFailed, problem, problems_of
+from pdp_server.errors import (
+    BadRequest,
+    Busy,
+    DeadlineExceeded,
+    NotReady,
+    ReloadFailed,
+    problem,
+    problems_of,
+)
 from pdp_server.metrics import Metrics
 from pdp_server.requests import BatchBudget, DecisionRequest
 
@@ -29,6 +54,12 @@ __all__ = [
 ]
 
 log = logging.getLogger("pdp.server")
+
+# The impact gate (store.json `impact_gate`, docs/store.md) replays at most this many of the
+# newest logged decisions, within this many seconds, before a reload activates a version.
+GATE_MAX_EVENTS = 100_000
+GATE_SECONDS = 30.0
+GATE_EXAMPLES = 5
 
 
 class Service:
@@ -46,6 +77,7 @@ class Service:
         self._applied_generation = 0
         self._stop = threading.Event()
         self._reload_lock = threading.Lock()  # admin reloads and control-file reloads, in turn
+        self._impact_lock = threading.Lock()  # one what-if replay at a time (POST /admin/impact)
         self.advisor: AccessAdvisor | None = None
         self.decision_log: DecisionLog | None = None
         if config.decision_log:
@@ -95,6 +127,7 @@ class Service:
                 interval=self.config.watch_interval,
                 fallback=pin is None,
                 build_lock=self.control.build_lock() if self.control is not None else None,
+                before_activation=self.impact_gate,
             )
         except PolicyLoadError as exc:
             self._refused_state = store
@@ -116,6 +149,87 @@ class Service:
         else:
             log.info("serving %s version %s", printable(self.config.store), self.authorizer.version)
         return True
+
+    def impact(self, candidate: str, baseline: str = "logged") -> dict[str, Any]:
+        """What-if (POST /admin/impact): the newest GATE_MAX_EVENTS decisions of this server's
+        log replayed against the store's version `candidate` (a name, never a path), compared
+        with the decisions as logged or (`baseline` "current") with the serving version, and
+        what the candidate's impact gate would say. One at a time; bounded by GATE_SECONDS."""
+        serving = self._authorizer().snapshot
+        destination = self.config.decision_log
+        if not destination or destination == "stdout":
+            raise NotReady("what-if replays the decision log: it needs a file (PDP_DECISION_LOG)")
+        if not self._impact_lock.acquire(blocking=False):
+            raise Busy("another what-if replay is running; retry when it is done")
+        try:
+            try:
+                snapshot = load_store(self.config.store, candidate, cache_size=0)
+            except PolicyLoadError as exc:
+                raise BadRequest(f"candidate: {exc.one_line()}") from None
+            gate = snapshot.source.impact_gate if snapshot.source is not None else None
+            files = log_files(destination)
+            found = replay(
+                tail_lines(files, GATE_MAX_EVENTS),
+                snapshot,
+                baseline=serving if baseline == "current" else None,
+                files=files,
+                deadline=time.monotonic() + GATE_SECONDS,
+                violates=gate.violation() if gate is not None else None,
+            )
+        finally:
+            self._impact_lock.release()
+        answer = found.to_dict()
+        answer["serving"] = serving.version
+        answer["gate"] = (
+            None
+            if gate is None
+            else {
+                **gate.to_dict(),
+                "violations": found.violations,
+                "examples": found.violation_examples,
+                "refuses": bool(found.violations) or found.stopped is not None,
+            }
+        )
+        return answer
+
+    def impact_gate(self, serving: Snapshot, candidate: Snapshot) -> None:
+        """Before a reload (admin, watcher, another worker's) activates `candidate`: when its
+        store.json has an `impact_gate`, replay the newest GATE_MAX_EVENTS decisions of this
+        server's decision log against it and refuse it (PolicyLoadError) when a change the
+        gate refuses shows, when there is no log file to replay, or when the replay does not
+        finish in GATE_SECONDS (fail closed: an unchecked gate is never a pass)."""
+        gate = candidate.source.impact_gate if candidate.source is not None else None
+        if gate is None:
+            return
+        destination = self.config.decision_log
+        if not destination or destination == "stdout":
+            _refuse(
+                candidate,
+                "the server keeps no decision-log file to replay (PDP_DECISION_LOG is unset or"
+                " stdout), so the gate cannot be checked",
+            )
+            return
+        files = log_files(destination)
+        found = replay(
+            tail_lines(files, GATE_MAX_EVENTS),
+            candidate,
+            files=files,
+            deadline=time.monotonic() + GATE_SECONDS,
+            examples=1,
+            violates=gate.violation(),
+        )
+        if found.stopped is not None:
+            _refuse(candidate, f"the replay of the decision log did not finish: {found.stopped}")
+        if found.violations:
+            _refuse_changes(candidate, found)
+        log.info(
+            "impact gate of %s: %d logged decisions replayed, %d would change, none refused"
+            " (%d not replayable)",
+            candidate.version,
+            found.replayed,
+            found.changed,
+            found.skipped,
+        )
 
     def _log_once(self, message: str, *, traceback: bool = False) -> None:
         if message != self._logged_error:
@@ -318,3 +432,34 @@ class Service:
                     problems.append(problem("worker_timeout", message))
                 raise ReloadFailed("not every worker reloaded", problems)
         return answer
+
+
+def _refuse(candidate: Snapshot, message: str, more: Sequence[Diagnostic] = ()) -> None:
+    head = Diagnostic("impact_gate", "impact_gate", message, "store.json")
+    raise PolicyLoadError([head, *more], candidate.version)
+
+
+def _refuse_changes(candidate: Snapshot, found: ImpactReport) -> None:
+    """The gate's refusal: the counts, then the first few changes it refuses."""
+    counts = ", ".join(f"{n} {kind}" for kind, n in found.changes.items() if n)
+    message = (
+        f"{found.violations} of {found.replayed} replayed logged decisions would change as the"
+        f" gate refuses ({counts} in all; compared with the decisions as logged)"
+    )
+    more = [
+        Diagnostic(
+            "impact_gate",
+            "impact_gate",
+            f"{e['change']}: {e['principal']} {e['action']} {e['resource']}:"
+            f" {e['before']['decision']} ({e['before']['reason']}) ->"
+            f" {e['after']['decision']} ({e['after']['reason']}) ({e['file']}, {_line(e['line'])})",
+            "store.json",
+        )
+        for e in found.violation_examples[:GATE_EXAMPLES]
+    ]
+    _refuse(candidate, message, more)
+
+
+def _line(number: int) -> str:
+    """A line number of `tail_lines`: negative ones count from the end of the file."""
+    return f"line {number}" if number > 0 else f"line {-number} from the end"
