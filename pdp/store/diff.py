@@ -85,9 +85,10 @@ class StatementChange:
 class PermissionChange:
     """One (action, resource) of one principal whose decision or conditions differ.
 
-    `old` and `new` are "allow", "deny", or "allow if ..." / "deny if ..." when a conditional
-    statement applies to it; `kind` is grew (denied before, allowed now, on an empty context),
-    shrank (the reverse) or conditional (the same on an empty context, other conditions)."""
+    `old` and `new` are "allow" or "deny" (the decision on an empty context), followed by the
+    conditional statements that could turn it ("allow if {...}", "deny if {...}"); `kind` is
+    grew (denied before, allowed now), shrank (the reverse), or conditional when a condition
+    is involved on either side (what it grants depends on the request's context)."""
 
     principal: str
     service: str
@@ -409,19 +410,20 @@ def _state(
     decision = snapshot.is_authorized(principal, action, resource)
     allowed = decision.decision == "Allow"
     conditional: list[str] = []
+    granted = False  # whether an Allow statement, conditional or not, covers the request
     every = list(user.identity) + list(user.boundary or ())
     for statement in every:
+        if not _applies(statement, action, resource, matchers):
+            continue
+        effect = "allow" if statement.get("Effect") == "Allow" else "deny"
+        granted = granted or effect == "allow"
         condition = statement.get("Condition")
-        if condition and _applies(statement, action, resource, matchers):
-            effect = "allow" if statement.get("Effect") == "Allow" else "deny"
+        if condition:
             conditional.append(f"{effect} if {_key(condition)}")
-    # Only what could turn the answer: a conditional Deny of an allowed request, a conditional
-    # Allow of a denied one (with the conditional Denies that could still refuse it).
-    allows = [c for c in conditional if c.startswith("allow")]
-    if allowed:
-        kept = [c for c in conditional if c.startswith("deny")]
-    else:
-        kept = conditional if allows else []
+    # A request no Allow covers is denied whatever its context: its conditional Denies could
+    # turn nothing. Any other conditional statement could (a condition with a negated operator,
+    # NotIpAddress, applies on an empty context), so it is kept.
+    kept = conditional if granted else []
     return allowed, tuple(sorted(set(kept)))
 
 
@@ -485,10 +487,11 @@ def _principal_changes(
             after = _state(snapshots[1], new_user, action, resource, matchers, arn)
             if before == after:
                 continue
-            if before[0] != after[0]:
-                kind: Kind = "grew" if after[0] else "shrank"
-            else:
-                kind = "conditional"
+            # A condition on either side makes the change conditional: what it grants or
+            # refuses depends on the request's context, which is never guessed.
+            kind: Kind = "conditional"
+            if before[0] != after[0] and not before[1] and not after[1]:
+                kind = "grew" if after[0] else "shrank"
             service = action.partition(":")[0].lower()
             yield PermissionChange(
                 arn, service, action, resource, kind, _describe(*before), _describe(*after)
