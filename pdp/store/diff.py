@@ -377,23 +377,44 @@ def _applies(
     return _matches(statement.get("Resource", ("*",)), resource, matchers)
 
 
-def _resources(
-    statements: Iterable[Mapping[str, Any]],
-    action: str,
-    user: str,
-    matchers: dict[str, Callable[[str], bool]],
-) -> set[str]:
-    out = {"*"}
-    for statement in statements:
-        covers = (
-            not _matches(statement["NotAction"], action, matchers)
-            if "NotAction" in statement
-            else _matches(statement.get("Action", ()), action, matchers)
-        )
-        if covers:
-            for resource in statement.get("Resource", ()) or statement.get("NotResource", ()):
-                out.add(str(resource).replace("${aws:username}", user))
-    return out
+class _Resources:
+    """The Resource literals a principal's statements name for each concrete action (and
+    "*"): the resources each of its actions is decided on. Action patterns are expanded once
+    with the reference; a NotAction statement, or a pattern the reference knows no action of,
+    is matched action by action."""
+
+    def __init__(
+        self, statements: Iterable[Mapping[str, Any]], user: str, expander: _Expander
+    ) -> None:
+        self._by_action: dict[str, set[str]] = {}
+        self._loose: list[tuple[Mapping[str, Any], list[str]]] = []
+        for statement in statements:
+            literals = [
+                str(r).replace("${aws:username}", user)
+                for r in statement.get("Resource", ()) or statement.get("NotResource", ())
+            ]
+            if "NotAction" in statement:
+                self._loose.append((statement, literals))
+                continue
+            for pattern in statement.get("Action", ()):
+                expanded = expander.expand(pattern)
+                if expanded == (pattern,) and ("*" in pattern or "?" in pattern):
+                    self._loose.append(({"Action": [pattern]}, literals))
+                    continue
+                for action in expanded:
+                    self._by_action.setdefault(action.lower(), set()).update(literals)
+
+    def of(self, action: str, matchers: dict[str, Callable[[str], bool]]) -> set[str]:
+        out = {"*", *self._by_action.get(action.lower(), ())}
+        for statement, literals in self._loose:
+            covers = (
+                not _matches(statement["NotAction"], action, matchers)
+                if "NotAction" in statement
+                else _matches(statement.get("Action", ()), action, matchers)
+            )
+            if covers:
+                out.update(literals)
+        return out
 
 
 def _state(
@@ -409,20 +430,21 @@ def _state(
         return False, ()
     decision = snapshot.is_authorized(principal, action, resource)
     allowed = decision.decision == "Allow"
-    conditional: list[str] = []
-    granted = False  # whether an Allow statement, conditional or not, covers the request
     every = list(user.identity) + list(user.boundary or ())
+    conditional: list[str] = []
     for statement in every:
-        if not _applies(statement, action, resource, matchers):
-            continue
-        effect = "allow" if statement.get("Effect") == "Allow" else "deny"
-        granted = granted or effect == "allow"
         condition = statement.get("Condition")
-        if condition:
+        if condition and _applies(statement, action, resource, matchers):
+            effect = "allow" if statement.get("Effect") == "Allow" else "deny"
             conditional.append(f"{effect} if {_key(condition)}")
+    if not conditional:
+        return allowed, ()
     # A request no Allow covers is denied whatever its context: its conditional Denies could
     # turn nothing. Any other conditional statement could (a condition with a negated operator,
     # NotIpAddress, applies on an empty context), so it is kept.
+    granted = allowed or any(
+        s.get("Effect") == "Allow" and _applies(s, action, resource, matchers) for s in every
+    )
     kept = conditional if granted else []
     return allowed, tuple(sorted(set(kept)))
 
@@ -478,8 +500,9 @@ def _principal_changes(
         return
     matchers: dict[str, Callable[[str], bool]] = {}
     name = (new_user or old_user).name  # type: ignore[union-attr]
+    resources = _Resources(every, name, expander)
     for action in _actions(changed, expander):
-        for resource in sorted(_resources(every, action, name, matchers)):
+        for resource in sorted(resources.of(action, matchers)):
             budget[0] -= 1
             if budget[0] < 0:
                 raise DiffTooLarge("")
