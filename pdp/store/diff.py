@@ -142,13 +142,18 @@ class VersionDiff:
 # -- opening ---------------------------------------------------------------------------------
 
 
-def open_version(spec: str, store: str | os.PathLike[str] | None = None) -> Snapshot:
+def open_version(
+    spec: str, store: str | os.PathLike[str] | None = None, *, names_only: bool = False
+) -> Snapshot:
     """A version to compare: a version directory, or (with `store`) a version name of that
-    store, or a store path (its current version). Its policy tests are not run. Raises
-    DiffFailed naming `spec` when it is none of these or does not load."""
+    store, or a store path (its current version); with `names_only` (a caller that must not
+    name paths: the admin API), a version name of `store` and nothing else. Its policy tests
+    are not run. Raises DiffFailed naming `spec` when it is none of these or does not load."""
     path: Path | None = None
     name = spec
-    if store is not None and os.sep not in spec and not os.path.isdir(spec):
+    if names_only and store is None:
+        raise DiffFailed(f"{spec}: a version name needs a store")
+    if store is not None and (names_only or (os.sep not in spec and not os.path.isdir(spec))):
         try:
             name, path = resolve_version(store, spec)
         except (StoreError, OSError) as exc:
@@ -586,9 +591,14 @@ def diff_versions(
     *,
     store: str | os.PathLike[str] | None = None,
     max_checks: int = DEFAULT_MAX_CHECKS,
+    names_only: bool = False,
 ) -> VersionDiff:
     """Open two versions (open_version) and diff them."""
-    return diff_snapshots(open_version(old, store), open_version(new, store), max_checks=max_checks)
+    return diff_snapshots(
+        open_version(old, store, names_only=names_only),
+        open_version(new, store, names_only=names_only),
+        max_checks=max_checks,
+    )
 
 
 # -- rendering ---------------------------------------------------------------------------------

@@ -14,10 +14,28 @@ from typing import Any
 
 from pdp import Authorizer, Decision, PolicyLoadError, printable
 from pdp.audit import AccessAdvisor, DecisionEvent, DecisionLog, report, worker_path
-from pdp.store import Snapshot, StoreError, resolve_version, version_names, version_stamp
+from pdp.store import (
+    DEFAULT_MAX_CHECKS,
+    DiffFailed,
+    Snapshot,
+    StoreError,
+    diff_snapshots,
+    open_version,
+    resolve_version,
+    version_names,
+    version_stamp,
+)
 from pdp_server.config import Config
 from pdp_server.control import Control
-from pdp_server.errors import DeadlineExceeded, NotReady, ReloadFailed, problem, problems_of
+from pdp_server.errors import (
+    BadRequest,
+    Busy,
+    DeadlineExceeded,
+    NotReady,
+    ReloadFailed,
+    problem,
+    problems_of,
+)
 from pdp_server.metrics import Metrics
 from pdp_server.requests import BatchBudget, DecisionRequest
 
@@ -46,6 +64,7 @@ class Service:
         self._applied_generation = 0
         self._stop = threading.Event()
         self._reload_lock = threading.Lock()  # admin reloads and control-file reloads, in turn
+        self._diff_lock = threading.Lock()  # one `diff` at a time: each loads two versions
         self.advisor: AccessAdvisor | None = None
         self.decision_log: DecisionLog | None = None
         if config.decision_log:
@@ -284,6 +303,27 @@ class Service:
             days=days,
             action_usage=self.advisor.action_usage(principal),
         )
+
+    def diff(self, old: str, new: str, max_checks: int = DEFAULT_MAX_CHECKS) -> dict[str, Any]:
+        """`pdp diff` of two version names of the served store (never paths), one at a time:
+        Busy while another runs; BadRequest when a version is unknown, does not load, or the
+        diff needs more than `max_checks` decisions."""
+        if not self._diff_lock.acquire(blocking=False):
+            raise Busy("another diff is running; retry when it is done")
+        try:
+            snapshots = []
+            for key, name in (("old", old), ("new", new)):
+                try:
+                    snapshots.append(open_version(name, self.config.store, names_only=True))
+                except DiffFailed as exc:
+                    raise BadRequest(f"{key}: {exc}") from None
+            try:
+                found = diff_snapshots(snapshots[0], snapshots[1], max_checks=max_checks)
+            except DiffFailed as exc:
+                raise BadRequest(str(exc)) from None
+        finally:
+            self._diff_lock.release()
+        return found.to_dict()
 
     def reload(self, version: str | None) -> dict[str, Any]:
         """Reload here, then (with several workers) everywhere; raise ReloadFailed if refused."""
