@@ -3,7 +3,8 @@
 Two parts. The statement diff compares every policy of the two versions (managed policies,
 inline policies of users, groups and roles, SCPs, RCPs, resource policies) statement by
 statement, by content and ignoring their order within a policy. The permission diff finds the
-principals (the users of every account) whose policies, groups, boundary or tags changed, and
+principals (the users and roles of every account) whose policies, groups, boundary or tags
+changed (a role is decided as a session of it, with no session policy), and
 only for them decides, with the real evaluator of each version, every concrete action that a
 changed statement can match (patterns expanded with AWS's service reference) on every Resource
 literal the principal's statements name for it (and "*"), with an empty context.
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_CHECKS = 1_000_000  # decisions in all, over every affected principal
+SESSION_NAME = "pdp-diff"  # a role is decided as a session of it, with no session policy
 
 Change = Literal["added", "removed", "changed"]
 Kind = Literal["grew", "shrank", "conditional"]
@@ -222,7 +224,8 @@ def _policies(version: StoreVersion) -> dict[str, Policy]:
             for item in items.values():
                 for policy in item.inline_policies:
                     where = policy.name if "#" in policy.name else f"{item.name}.json#{policy.name}"
-                    out[f"{at}{folder}/{where.removeprefix(folder + '/')}"] = policy
+                    where = where.removeprefix(at).removeprefix(f"{folder}/")
+                    out[f"{at}{folder}/{where}"] = policy
         for role in sub.roles.values():
             out[f"{at}roles/{role.name}.json#trust"] = role.trust_policy
         for file in sub.resources:
@@ -240,6 +243,8 @@ def _org_tables(version: StoreVersion) -> list[tuple[str, Mapping[str, Policy]]]
 
 
 def _policy_diff(where: str, old: Policy | None, new: Policy | None) -> list[StatementChange]:
+    if old is not None and new is not None and old.document == new.document:
+        return []  # the common case, without a key a statement
     before = _statements(old) if old is not None else []
     after = _statements(new) if new is not None else []
     left = Counter(_key(s) for s in before)
@@ -289,35 +294,93 @@ def statement_diff(old: StoreVersion, new: StoreVersion) -> list[StatementChange
 
 @dataclass(frozen=True, slots=True)
 class _User:
+    """A principal compared: a user, or a role (decided as a session of it, `decide_as`)."""
+
     arn: str
     name: str
     identity: tuple[dict[str, Any], ...]  # its effective statements
     boundary: tuple[dict[str, Any], ...] | None
-    record: str  # what else decides: its tags and path
+    record: object  # what else decides: its tags and path
+    decide_as: str = ""  # a role's session ARN ("": the user's own ARN)
 
 
-def _users(snapshot: Snapshot, cache: dict[int, tuple[dict[str, Any], ...]]) -> dict[str, _User]:
-    def statements(policies: Iterable[Policy]) -> tuple[dict[str, Any], ...]:
-        out: list[dict[str, Any]] = []
-        for policy in policies:
-            found = cache.get(id(policy))
-            if found is None:
-                found = cache[id(policy)] = tuple(_statements(policy))
-            out.extend(found)
-        return tuple(out)
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A principal as found in a version, before its statements are gathered (only those whose
+    `fingerprint` differs between the versions are)."""
 
+    arn: str
+    name: str
+    policies: tuple[Policy, ...]
+    boundary: tuple[Policy, ...] | None
+    record: object
+    decide_as: str
+    fingerprint: object
+
+
+class _Statements:
+    """Each policy's canonical statements and its content key, computed once a policy."""
+
+    def __init__(self) -> None:
+        self._of: dict[int, tuple[tuple[dict[str, Any], ...], str]] = {}
+
+    def _get(self, policy: Policy) -> tuple[tuple[dict[str, Any], ...], str]:
+        found = self._of.get(id(policy))
+        if found is None:
+            statements = tuple(_statements(policy))
+            key = "\n".join(sorted(_key(s) for s in statements))
+            found = self._of[id(policy)] = (statements, key)
+        return found
+
+    def key(self, policies: Iterable[Policy]) -> tuple[str, ...]:
+        """The content of policies, ignoring their order and the order of their statements."""
+        return tuple(sorted(self._get(p)[1] for p in policies))
+
+    def of(self, policies: Iterable[Policy]) -> tuple[dict[str, Any], ...]:
+        return tuple(s for p in policies for s in self._get(p)[0])
+
+    def user(self, found: _Found) -> _User:
+        bound = self.of(found.boundary) if found.boundary is not None else None
+        return _User(
+            found.arn, found.name, self.of(found.policies), bound, found.record, found.decide_as
+        )
+
+
+def _found(
+    arn: str,
+    name: str,
+    policies: tuple[Policy, ...],
+    boundary: tuple[Policy, ...] | None,
+    record: object,
+    decide_as: str,
+    statements: _Statements,
+) -> _Found:
+    bound = statements.key(boundary) if boundary is not None else None
+    fingerprint = (record, statements.key(policies), bound)
+    return _Found(arn, name, policies, boundary, record, decide_as, fingerprint)
+
+
+def _users(snapshot: Snapshot, statements: _Statements) -> dict[str, _Found]:
     world = snapshot.world
     indexes = world.indexes.values() if world is not None else [snapshot.index]
-    users: dict[str, _User] = {}
+    users: dict[str, _Found] = {}
     for index in indexes:
         for entry in index.users():
             bound = None
             if world is not None and entry.arn in world.boundaries:
-                bound = statements(world.boundaries[entry.arn].policies)
-            record = _key({"tags": entry.user.tags, "path": entry.user.path})
-            users[entry.arn] = _User(
-                entry.arn, entry.user.name, statements(entry.policies), bound, record
+                bound = world.boundaries[entry.arn].policies
+            user = entry.user
+            record: tuple[object, ...] = (tuple(sorted(user.tags.items())), user.path)
+            users[entry.arn] = _found(
+                entry.arn, user.name, entry.policies, bound, record, "", statements
             )
+    for role in world.roles.values() if world is not None else ():
+        record = (tuple(sorted(role.role.tags.items())), role.role.path, "role")
+        bound = role.boundary.policies if role.boundary is not None else None
+        session = f"arn:aws:sts::{role.account}:assumed-role/{role.role.name}/{SESSION_NAME}"
+        users[role.arn] = _found(
+            role.arn, role.role.name, role.identity.policies, bound, record, session, statements
+        )
     return users
 
 
@@ -433,7 +496,12 @@ def _state(
     """(allowed on an empty context, the conditional statements that cover the request)."""
     if user is None:
         return False, ()
-    decision = snapshot.is_authorized(principal, action, resource)
+    if user.decide_as:
+        decision = snapshot.is_authorized(
+            user.decide_as, action, resource, principal_type="role_session"
+        )
+    else:
+        decision = snapshot.is_authorized(principal, action, resource)
     allowed = decision.decision == "Allow"
     every = list(user.identity) + list(user.boundary or ())
     conditional: list[str] = []
@@ -526,11 +594,35 @@ def _principal_changes(
             )
 
 
-def _global_change(statements: list[StatementChange]) -> bool:
-    """Whether a change outside users' own policies touches every user (SCPs, RCPs, resource
-    policies)."""
-    return any(
+def _org_shape(version: StoreVersion) -> object:
+    org = version.organization
+    if org is None:
+        return None
+    return (org.id, org.management_account, org.root, sorted(org.account_attachments.items()))
+
+
+def _resource_shapes(version: StoreVersion) -> list[tuple[object, ...]]:
+    subs = version.accounts or {"": version}
+    return sorted(
+        (account, f.name, f.arns, f.account, sorted(f.tags.items()))
+        for account, sub in subs.items()
+        for f in sub.resources
+    )
+
+
+def _global_change(old: StoreVersion, new: StoreVersion, statements: list[StatementChange]) -> bool:
+    """Whether a change outside principals' own policies may touch every principal: an SCP's
+    or RCP's statements or where they are attached, a resource policy, a resource file's ARNs,
+    owner or tags, the accounts of the store."""
+    if any(
         s.policy.startswith("organization/") or "/resources/" in f"/{s.policy}" for s in statements
+    ):
+        return True
+    return (
+        _org_shape(old) != _org_shape(new)
+        or _resource_shapes(old) != _resource_shapes(new)
+        or sorted(old.accounts) != sorted(new.accounts)
+        or old.account != new.account
     )
 
 
@@ -545,23 +637,28 @@ def diff_snapshots(
     if old.source is None or new.source is None:
         raise DiffFailed("a snapshot without its source version cannot be compared")
     statements = statement_diff(old.source, new.source)
-    cache: dict[int, tuple[dict[str, Any], ...]] = {}
-    before, after = _users(old, cache), _users(new, cache)
-    everything = _global_change(statements)
+    gathered = _Statements()
+    before, after = _users(old, gathered), _users(new, gathered)
+    everything = _global_change(old.source, new.source, statements)
     expander = _Expander(reference or default_reference())
     budget = [max_checks]
     permissions: list[PermissionChange] = []
     evaluated = 0
     notes: list[str] = []
     if everything:
-        notes.append("SCPs, RCPs or resource policies changed: every user was decided again")
-    if old.source.roles or new.source.roles or old.source.accounts or new.source.accounts:
-        notes.append("roles are compared statement by statement only")
+        notes.append("SCPs, RCPs, resources or accounts changed: every principal was decided again")
     try:
         for arn in sorted(before.keys() | after.keys()):
-            old_user, new_user = before.get(arn), after.get(arn)
-            if not everything and old_user == new_user:
+            old_found, new_found = before.get(arn), after.get(arn)
+            if (
+                not everything
+                and old_found is not None
+                and new_found is not None
+                and old_found.fingerprint == new_found.fingerprint
+            ):
                 continue
+            old_user = gathered.user(old_found) if old_found is not None else None
+            new_user = gathered.user(new_found) if new_found is not None else None
             evaluated += 1
             permissions.extend(
                 _principal_changes(

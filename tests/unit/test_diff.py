@@ -206,6 +206,78 @@ def test_only_affected_principals_are_decided_again(tmp_path: Path) -> None:
     assert {p.principal for p in result.permissions} == {f"arn:aws:iam::{ACCOUNT}:user/u7"}
 
 
+TRUST = policy(
+    {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+        "Action": "sts:AssumeRole",
+    }
+)
+
+
+def test_a_role_is_compared_as_a_session_of_it(tmp_path: Path) -> None:
+    role = {"trust_policy": TRUST, "policies": ["Read"]}
+    old = {**BASE, "roles/Deploy.json": role}
+    new = {**BASE, "roles/Deploy.json": {**role, "policies": ["Read", "Write"]}}
+    result = diff(tmp_path, old, new)
+    deploy = f"arn:aws:iam::{ACCOUNT}:role/Deploy"
+    assert changes(result, deploy) == {("s3:PutObject", BUCKET, "grew")}
+    assert result.principals_evaluated == 1  # the users' policies did not change
+
+
+def test_a_role_boundary_added_shrinks(tmp_path: Path) -> None:
+    role = {"trust_policy": TRUST, "policies": ["Read", "Write"]}
+    old = {**BASE, "roles/Deploy.json": role}
+    new = {**BASE, "roles/Deploy.json": {**role, "permissions_boundary": "Read"}}
+    result = diff(tmp_path, old, new)
+    deploy = f"arn:aws:iam::{ACCOUNT}:role/Deploy"
+    assert changes(result, deploy) == {("s3:PutObject", BUCKET, "shrank")}
+
+
+def test_users_of_every_account_are_compared(tmp_path: Path) -> None:
+    member = "210987654321"
+
+    def two(groups: list[str]) -> dict[str, Any]:
+        files: dict[str, Any] = {}
+        for account in (ACCOUNT, member):
+            at = f"accounts/{account}/"
+            files[f"{at}account.json"] = {"account_id": account}
+            files[f"{at}policies/Read.json"] = BASE["policies/Read.json"]
+            files[f"{at}policies/Write.json"] = BASE["policies/Write.json"]
+            files[f"{at}groups/readers.json"] = {"policies": ["Read"]}
+            files[f"{at}groups/writers.json"] = {"policies": ["Write"]}
+            files[f"{at}users/bob.json"] = {"groups": groups if account == member else ["readers"]}
+        return files
+
+    result = diff(tmp_path, two(["readers"]), two(["readers", "writers"]))
+    assert changes(result, f"arn:aws:iam::{member}:user/bob") == {("s3:PutObject", BUCKET, "grew")}
+    assert changes(result) == set() and result.principals_evaluated == 1
+
+
+def test_an_scp_attached_decides_everybody_again(tmp_path: Path) -> None:
+    member = "210987654321"
+    org = {
+        "id": "o-abcdefghij",
+        "management_account": ACCOUNT,
+        "root": {"id": "r-abcd", "accounts": [ACCOUNT, member]},
+    }
+    files: dict[str, Any] = {"organization/organization.json": org}
+    files["organization/scps/NoGet.json"] = policy(deny("s3:GetObject"))
+    for account in (ACCOUNT, member):
+        at = f"accounts/{account}/"
+        files[f"{at}account.json"] = {"account_id": account}
+        files[f"{at}policies/Read.json"] = BASE["policies/Read.json"]
+        files[f"{at}users/bob.json"] = {"policies": ["Read"]}
+    attached = {**org, "accounts": {member: {"scps": ["FullAWSAccess", "NoGet"]}}}
+    result = diff(tmp_path, files, {**files, "organization/organization.json": attached})
+    assert result.statements == ()  # no statement changed: an attachment did
+    assert result.principals_evaluated == 2
+    assert changes(result, f"arn:aws:iam::{member}:user/bob") == {
+        ("s3:GetObject", BUCKET, "shrank")
+    }
+    assert changes(result) == set()  # the management account is not bound by SCPs
+
+
 def test_the_work_is_bounded(tmp_path: Path) -> None:
     new = {**BASE, "users/bob.json": {"groups": ["readers", "writers"]}}
     with pytest.raises(DiffTooLarge, match="max_checks"):
