@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_CHECKS = 1_000_000  # decisions in all, over every affected principal
+MAX_NOTES = 20  # of each kind of note
 SESSION_NAME = "pdp-diff"  # a role is decided as a session of it, with no session policy
 
 Change = Literal["added", "removed", "changed"]
@@ -302,6 +304,7 @@ class _User:
     boundary: tuple[dict[str, Any], ...] | None
     record: object  # what else decides: its tags and path
     decide_as: str = ""  # a role's session ARN ("": the user's own ARN)
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +319,7 @@ class _Found:
     record: object
     decide_as: str
     fingerprint: object
+    tags: Mapping[str, str]
 
 
 class _Statements:
@@ -342,7 +346,13 @@ class _Statements:
     def user(self, found: _Found) -> _User:
         bound = self.of(found.boundary) if found.boundary is not None else None
         return _User(
-            found.arn, found.name, self.of(found.policies), bound, found.record, found.decide_as
+            found.arn,
+            found.name,
+            self.of(found.policies),
+            bound,
+            found.record,
+            found.decide_as,
+            found.tags,
         )
 
 
@@ -354,10 +364,11 @@ def _found(
     record: object,
     decide_as: str,
     statements: _Statements,
+    tags: Mapping[str, str],
 ) -> _Found:
     bound = statements.key(boundary) if boundary is not None else None
     fingerprint = (record, statements.key(policies), bound)
-    return _Found(arn, name, policies, boundary, record, decide_as, fingerprint)
+    return _Found(arn, name, policies, boundary, record, decide_as, fingerprint, tags)
 
 
 def _users(snapshot: Snapshot, statements: _Statements) -> dict[str, _Found]:
@@ -372,14 +383,21 @@ def _users(snapshot: Snapshot, statements: _Statements) -> dict[str, _Found]:
             user = entry.user
             record: tuple[object, ...] = (tuple(sorted(user.tags.items())), user.path)
             users[entry.arn] = _found(
-                entry.arn, user.name, entry.policies, bound, record, "", statements
+                entry.arn, user.name, entry.policies, bound, record, "", statements, user.tags
             )
     for role in world.roles.values() if world is not None else ():
         record = (tuple(sorted(role.role.tags.items())), role.role.path, "role")
         bound = role.boundary.policies if role.boundary is not None else None
         session = f"arn:aws:sts::{role.account}:assumed-role/{role.role.name}/{SESSION_NAME}"
         users[role.arn] = _found(
-            role.arn, role.role.name, role.identity.policies, bound, record, session, statements
+            role.arn,
+            role.role.name,
+            role.identity.policies,
+            bound,
+            record,
+            session,
+            statements,
+            role.role.tags,
         )
     return users
 
@@ -396,23 +414,29 @@ def _patterns(statements: Iterable[Mapping[str, Any]]) -> tuple[set[str], bool]:
 
 
 class _Expander:
-    """Action patterns -> concrete actions (the reference's, or the pattern itself when the
-    reference knows no action of it: an application's own service)."""
+    """Action patterns -> concrete actions: the reference's; for a service the reference does
+    not know (an application's own, `orders`), the actions the two versions' statements name
+    literally that the pattern matches. A pattern that matches none is kept in `unexpanded`."""
 
-    def __init__(self, reference: Reference) -> None:
+    def __init__(self, reference: Reference, literals: Iterable[str] = ()) -> None:
         self.reference = reference
         self._memo: dict[str, tuple[str, ...]] = {}
+        self._literals = sorted({a for a in literals if "*" not in a and "?" not in a})
+        self.unexpanded: set[str] = set()
 
     def expand(self, pattern: str) -> tuple[str, ...]:
         found = self._memo.get(pattern)
         if found is None:
             actions = [a.full_name for a in self.reference.actions_matching(pattern)]
-            found = self._memo[pattern] = tuple(actions) if actions else (pattern,)
+            if not actions and "*" not in pattern and "?" not in pattern:
+                actions = [pattern]  # an action the reference does not list: decided as written
+            elif not actions:
+                match = glob_matcher(pattern, ignore_case=True)
+                actions = [a for a in self._literals if match(a)]
+            if not actions:
+                self.unexpanded.add(pattern)
+            found = self._memo[pattern] = tuple(actions)
         return found
-
-    def service_size(self, prefix: str) -> int:
-        service = self.reference.service(prefix)
-        return len(service.actions) if service is not None else 0
 
 
 def _matches(
@@ -445,6 +469,28 @@ def _applies(
     return _matches(statement.get("Resource", ("*",)), resource, matchers)
 
 
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+
+def _filled(resource: str, user: str, tags: Mapping[str, str]) -> str:
+    """A Resource with the principal's own variables filled in (aws:username, its
+    aws:PrincipalTag/<key>); any other variable is left, and the resource is then not decided
+    (`unfilled`)."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.lower() == "aws:username":
+            return user
+        if name.lower().startswith("aws:principaltag/"):
+            wanted = name.split("/", 1)[1].lower()
+            for key, tag in tags.items():
+                if key.lower() == wanted:
+                    return tag
+        return match.group(0)
+
+    return _VARIABLE.sub(value, resource)
+
+
 class _Resources:
     """The Resource literals a principal's statements name for each concrete action (and
     "*"): the resources each of its actions is decided on. Action patterns are expanded once
@@ -452,24 +498,24 @@ class _Resources:
     is matched action by action."""
 
     def __init__(
-        self, statements: Iterable[Mapping[str, Any]], user: str, expander: _Expander
+        self,
+        statements: Iterable[Mapping[str, Any]],
+        user: str,
+        tags: Mapping[str, str],
+        expander: _Expander,
     ) -> None:
         self._by_action: dict[str, set[str]] = {}
         self._loose: list[tuple[Mapping[str, Any], list[str]]] = []
         for statement in statements:
             literals = [
-                str(r).replace("${aws:username}", user)
+                _filled(str(r), user, tags)
                 for r in statement.get("Resource", ()) or statement.get("NotResource", ())
             ]
             if "NotAction" in statement:
                 self._loose.append((statement, literals))
                 continue
             for pattern in statement.get("Action", ()):
-                expanded = expander.expand(pattern)
-                if expanded == (pattern,) and ("*" in pattern or "?" in pattern):
-                    self._loose.append(({"Action": [pattern]}, literals))
-                    continue
-                for action in expanded:
+                for action in expander.expand(pattern):
                     self._by_action.setdefault(action.lower(), set()).update(literals)
 
     def of(self, action: str, matchers: dict[str, Callable[[str], bool]]) -> set[str]:
@@ -502,6 +548,11 @@ def _state(
         )
     else:
         decision = snapshot.is_authorized(principal, action, resource)
+    if decision.errors:  # never read a failed decision as a Deny that did not change
+        raise DiffFailed(
+            f"{snapshot.version}: {principal}: {action} on {resource} could not be decided:"
+            f" {decision.errors[0]}"
+        )
     allowed = decision.decision == "Allow"
     every = list(user.identity) + list(user.boundary or ())
     conditional: list[str] = []
@@ -567,15 +618,20 @@ def _principal_changes(
     everything: bool,
     expander: _Expander,
     budget: list[int],
+    unfilled: set[str],
 ) -> Iterator[PermissionChange]:
     changed, every = _candidates(old_user, new_user, everything)
     if not changed:
         return
     matchers: dict[str, Callable[[str], bool]] = {}
-    name = (new_user or old_user).name  # type: ignore[union-attr]
-    resources = _Resources(every, name, expander)
+    some = new_user or old_user
+    assert some is not None
+    resources = _Resources(every, some.name, some.tags, expander)
     for action in _actions(changed, expander):
         for resource in sorted(resources.of(action, matchers)):
+            if "${" in resource:
+                unfilled.add(f"{arn}: {action} on {resource}")
+                continue
             budget[0] -= 1
             if budget[0] < 0:
                 raise DiffTooLarge("")
@@ -610,6 +666,15 @@ def _resource_shapes(version: StoreVersion) -> list[tuple[object, ...]]:
     )
 
 
+def _literal_actions(*versions: StoreVersion) -> Iterator[str]:
+    """Every Action and NotAction value the versions' policies write, as written."""
+    for version in versions:
+        for policy in _policies(version).values():
+            for statement in _statements(policy):
+                yield from statement.get("Action", ())
+                yield from statement.get("NotAction", ())
+
+
 def _global_change(old: StoreVersion, new: StoreVersion, statements: list[StatementChange]) -> bool:
     """Whether a change outside principals' own policies may touch every principal: an SCP's
     or RCP's statements or where they are attached, a resource policy, a resource file's ARNs,
@@ -640,7 +705,8 @@ def diff_snapshots(
     gathered = _Statements()
     before, after = _users(old, gathered), _users(new, gathered)
     everything = _global_change(old.source, new.source, statements)
-    expander = _Expander(reference or default_reference())
+    expander = _Expander(reference or default_reference(), _literal_actions(old.source, new.source))
+    unfilled: set[str] = set()
     budget = [max_checks]
     permissions: list[PermissionChange] = []
     evaluated = 0
@@ -662,7 +728,7 @@ def diff_snapshots(
             evaluated += 1
             permissions.extend(
                 _principal_changes(
-                    arn, old_user, new_user, (old, new), everything, expander, budget
+                    arn, old_user, new_user, (old, new), everything, expander, budget, unfilled
                 )
             )
     except DiffTooLarge:
@@ -670,6 +736,13 @@ def diff_snapshots(
             f"the diff needs more than {max_checks} checks (max_checks); raise it, or compare"
             " versions closer together"
         ) from None
+    for pattern in sorted(expander.unexpanded)[:MAX_NOTES]:
+        notes.append(f"{pattern}: matches no action of the reference or of the versions")
+    for item in sorted(unfilled)[:MAX_NOTES]:
+        notes.append(f"{item}: a policy variable the diff cannot fill; not decided")
+    left = len(expander.unexpanded) + len(unfilled) - 2 * MAX_NOTES
+    if len(expander.unexpanded) > MAX_NOTES or len(unfilled) > MAX_NOTES:
+        notes.append(f"... and more such notes ({max(left, 1)} or more)")
     return VersionDiff(
         old.version,
         new.version,
@@ -743,7 +816,7 @@ def render_diff(diff: VersionDiff, fmt: str = "text", reference: Reference | Non
     lines = [f"# pdp diff {diff.old} -> {diff.new}" if md else _summary(diff)]
     if md:
         lines += ["", _summary(diff)]
-    lines += [""] + [f"note: {n}" for n in diff.notes]
+    lines.append("")
     if md:
         lines += ["", "## Statements", ""]
         if diff.statements:
@@ -789,6 +862,9 @@ def render_diff(diff: VersionDiff, fmt: str = "text", reference: Reference | Non
                     lines.append(f"      now: {new}")
     if not grouped and md:
         lines.append("No principal's permissions changed.")
+    if diff.notes:
+        lines += ["", "## Notes", ""] if md else ["", "notes:"]
+        lines += [f"- {_cell(n)}" if md else f"  {n}" for n in diff.notes]
     return "\n".join(lines) + "\n"
 
 

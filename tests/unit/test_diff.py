@@ -186,6 +186,36 @@ def test_an_action_pattern_is_expanded_with_the_service_reference(tmp_path: Path
     assert grew == {"s3:PutObjectTagging"}  # the only action of s3 that the pattern matches
 
 
+ORDER = "arn:app:orders:::order/*"
+
+
+def test_an_application_pattern_is_expanded_with_the_actions_the_versions_name(
+    tmp_path: Path,
+) -> None:
+    app = {
+        **BASE,
+        "store.json": {"application_services": ["orders"]},
+        "policies/Orders.json": policy(allow(["orders:Read", "orders:Rename", "orders:Delete"])),
+    }
+    new = {**app, "users/bob.json": {"groups": ["readers"], "policies": ["OrdersRe"]}}
+    new["policies/OrdersRe.json"] = policy(allow("orders:Re*", ORDER), allow("orders:Zz*", ORDER))
+    result = diff(tmp_path, app, new)
+    assert changes(result) == {("orders:Read", ORDER, "grew"), ("orders:Rename", ORDER, "grew")}
+    assert "orders:Zz*: matches no action of the reference or of the versions" in result.notes
+
+
+def test_the_principals_variables_are_filled_in_and_others_noted(tmp_path: Path) -> None:
+    mine = "arn:aws:s3:::home/${aws:username}/${aws:PrincipalTag/team}/*"
+    theirs = "arn:aws:s3:::x/${s3:prefix}/*"
+    new = {**BASE, "users/bob.json": {"policies": ["Home"], "tags": {"team": "blue"}}}
+    new["policies/Home.json"] = policy(allow("s3:GetObject", [mine, theirs]))
+    result = diff(tmp_path, BASE, new)
+    assert ("s3:GetObject", "arn:aws:s3:::home/bob/blue/*", "grew") in changes(result)
+    assert f"{BOB}: s3:GetObject on {theirs}: a policy variable the diff cannot fill;" in " ".join(
+        result.notes
+    )
+
+
 def test_a_user_added_or_removed(tmp_path: Path) -> None:
     new = dict(BASE)
     del new["users/ann.json"]
@@ -366,3 +396,19 @@ def test_the_command_exits_2_on_a_path_that_is_no_store_version(
     assert "neither a store nor a store version directory" in err
     code, _, err = run(capsys, str(a), str(a), "--max-checks", "0")
     assert code == 2 and "--max-checks" in err
+
+
+def test_a_decision_that_fails_fails_the_diff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed decision is a Deny with errors: read as such, it could hide a change."""
+    from pdp import Decision
+    from pdp.store import Snapshot
+
+    def failing(self: Snapshot, *args: Any, **kwargs: Any) -> Decision:
+        return Decision("Deny", "implicitDeny", errors=("boom",))
+
+    monkeypatch.setattr(Snapshot, "is_authorized", failing)
+    new = {**BASE, "users/bob.json": {"groups": ["readers", "writers"]}}
+    with pytest.raises(DiffFailed, match="could not be decided: boom"):
+        diff(tmp_path, BASE, new)
