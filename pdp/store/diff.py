@@ -172,6 +172,8 @@ def open_version(
             raise DiffFailed(f"{spec}: neither a store nor a store version directory")
         path = Path(os.path.realpath(spec))
         name = path.name
+    elif os.path.exists(spec):
+        raise DiffFailed(f"{spec}: not a directory (a store or a store version directory)")
     else:
         where = f" (and no version {spec!r} in {os.fspath(store)})" if store is not None else ""
         raise DiffFailed(f"{spec}: no such directory{where}")

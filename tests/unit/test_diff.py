@@ -320,10 +320,17 @@ def test_a_path_that_is_no_version_is_an_error(tmp_path: Path) -> None:
         open_version(str(tmp_path / "empty"))
     with pytest.raises(DiffFailed, match="no such directory"):
         open_version(str(tmp_path / "missing"))
+    (tmp_path / "file.json").write_text("{}")
+    with pytest.raises(DiffFailed, match="not a directory"):
+        open_version(str(tmp_path / "file.json"))
     version(tmp_path, "0001", BASE)
     with pytest.raises(DiffFailed, match="no version '0009'"):
         open_version("0009", tmp_path / "store")
     assert open_version("0001", tmp_path / "store").version == "0001"
+    version(tmp_path, "0002", BASE)
+    assert open_version(str(tmp_path / "store")).version == "0002"  # a store: its newest
+    with pytest.raises(DiffFailed, match="is not allowed as a version name"):
+        open_version("../0001", tmp_path / "store", names_only=True)  # never a path
 
 
 def test_a_version_that_does_not_load_is_an_error(tmp_path: Path) -> None:
