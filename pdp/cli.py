@@ -9,7 +9,11 @@ pdp check --store STORE --principal P --action A --resource R [--context k=v ...
                          [--root | --principal-type TYPE] [--session FILE|JSON]
 pdp check --store STORE --requests FILE.jsonl|-   one JSON result per request line, numbered;
                          exit 0 all allowed, 2 one denied, 1 a bad line, no request or no store
-A path that is neither a store nor a version directory is an error (exit 1) for every command.
+A path that is neither a store nor a version directory is an error (exit 1) for every command
+(exit 2 for `pdp diff`, whose 1 means "changed").
+pdp diff OLD NEW [--store STORE] [--format text|json|markdown] [--max-checks N]   two versions:
+                         statements changed, permissions grown or shrunk (docs/queries.md);
+                         exit 0 no change, 1 changes, 2 an error
 pdp import aws-authorization-details FILE --store DIR   an AWS account as a new store version
 pdp init DIR             a new store: versions/0001 (example user, group, policy, tests), current
 pdp publish WORKDIR --store DIR   validate, test, write WORKDIR as the next version, move current

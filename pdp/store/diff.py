@@ -420,11 +420,18 @@ class _Expander:
     not know (an application's own, `orders`), the actions the two versions' statements name
     literally that the pattern matches. A pattern that matches none is kept in `unexpanded`."""
 
-    def __init__(self, reference: Reference, literals: Iterable[str] = ()) -> None:
+    def __init__(self, reference: Reference, literals: Callable[[], Iterable[str]] = tuple) -> None:
         self.reference = reference
         self._memo: dict[str, tuple[str, ...]] = {}
-        self._literals = sorted({a for a in literals if "*" not in a and "?" not in a})
+        self._gather = literals  # read on first need: it walks every policy of both versions
+        self._literals: list[str] | None = None
         self.unexpanded: set[str] = set()
+
+    def literals(self) -> list[str]:
+        if self._literals is None:
+            found = self._gather()
+            self._literals = sorted({a for a in found if "*" not in a and "?" not in a})
+        return self._literals
 
     def expand(self, pattern: str) -> tuple[str, ...]:
         found = self._memo.get(pattern)
@@ -434,7 +441,7 @@ class _Expander:
                 actions = [pattern]  # an action the reference does not list: decided as written
             elif not actions:
                 match = glob_matcher(pattern, ignore_case=True)
-                actions = [a for a in self._literals if match(a)]
+                actions = [a for a in self.literals() if match(a)]
             if not actions:
                 self.unexpanded.add(pattern)
             found = self._memo[pattern] = tuple(actions)
@@ -707,7 +714,10 @@ def diff_snapshots(
     gathered = _Statements()
     before, after = _users(old, gathered), _users(new, gathered)
     everything = _global_change(old.source, new.source, statements)
-    expander = _Expander(reference or default_reference(), _literal_actions(old.source, new.source))
+    old_version, new_version = old.source, new.source
+    expander = _Expander(
+        reference or default_reference(), lambda: _literal_actions(old_version, new_version)
+    )
     unfilled: set[str] = set()
     budget = [max_checks]
     permissions: list[PermissionChange] = []
