@@ -325,22 +325,26 @@ class _Found:
 
 
 class _Statements:
-    """Each policy's canonical statements and its content key, computed once a policy."""
+    """Each policy's canonical statements and a number for its content (equal contents, in
+    either version, get the same number), computed once a policy."""
 
     def __init__(self) -> None:
-        self._of: dict[int, tuple[tuple[dict[str, Any], ...], str]] = {}
+        self._of: dict[int, tuple[tuple[dict[str, Any], ...], int]] = {}
+        self._numbers: dict[str, int] = {}
 
-    def _get(self, policy: Policy) -> tuple[tuple[dict[str, Any], ...], str]:
+    def _get(self, policy: Policy) -> tuple[tuple[dict[str, Any], ...], int]:
         found = self._of.get(id(policy))
         if found is None:
             statements = tuple(_statements(policy))
-            key = "\n".join(sorted(_key(s) for s in statements))
-            found = self._of[id(policy)] = (statements, key)
+            content = "\n".join(sorted(_key(s) for s in statements))
+            number = self._numbers.setdefault(content, len(self._numbers))
+            found = self._of[id(policy)] = (statements, number)
         return found
 
-    def key(self, policies: Iterable[Policy]) -> tuple[str, ...]:
+    def key(self, policies: Iterable[Policy]) -> tuple[int, ...]:
         """The content of policies, ignoring their order and the order of their statements."""
-        return tuple(sorted(self._get(p)[1] for p in policies))
+        get = self._get
+        return tuple(sorted(get(p)[1] for p in policies))
 
     def of(self, policies: Iterable[Policy]) -> tuple[dict[str, Any], ...]:
         return tuple(s for p in policies for s in self._get(p)[0])
