@@ -832,20 +832,19 @@ def render_diff(diff: VersionDiff, fmt: str = "text", reference: Reference | Non
     lines = [f"# pdp diff {diff.old} -> {diff.new}" if md else _summary(diff)]
     if md:
         lines += ["", _summary(diff)]
-    lines.append("")
     if md:
         lines += ["", "## Statements", ""]
         if diff.statements:
             lines += ["| policy | change | statement | old | new |", "|---|---|---|---|---|"]
     else:
-        lines.append("statements:" if diff.statements else "statements: no change")
+        lines += ["", "statements:" if diff.statements else "statements: no change"]
     for s in diff.statements:
         old = _key(s.old) if s.old is not None else ""
         new = _key(s.new) if s.new is not None else ""
         if md:
             lines.append(
-                f"| {_cell(s.policy)} | {s.change} | {_cell(s.name)} | `{_cell(old)}` |"
-                f" `{_cell(new)}` |"
+                f"| {_cell(s.policy)} | {s.change} | {_cell(s.name)} | {_code(old)} |"
+                f" {_code(new)} |"
             )
         else:
             lines.append(f"  {s.policy}: {s.change} {s.name}")
@@ -882,6 +881,10 @@ def render_diff(diff: VersionDiff, fmt: str = "text", reference: Reference | Non
         lines += ["", "## Notes", ""] if md else ["", "notes:"]
         lines += [f"- {_cell(n)}" if md else f"  {n}" for n in diff.notes]
     return "\n".join(lines) + "\n"
+
+
+def _code(text: str) -> str:
+    return f"`{_cell(text)}`" if text else ""
 
 
 def _cell(text: str) -> str:
