@@ -9,7 +9,11 @@ pdp check --store STORE --principal P --action A --resource R [--context k=v ...
                          [--root | --principal-type TYPE] [--session FILE|JSON]
 pdp check --store STORE --requests FILE.jsonl|-   one JSON result per request line, numbered;
                          exit 0 all allowed, 2 one denied, 1 a bad line, no request or no store
-A path that is neither a store nor a version directory is an error (exit 1) for every command.
+A path that is neither a store nor a version directory is an error (exit 1) for every command
+(exit 2 for `pdp diff`, whose 1 means "changed").
+pdp diff OLD NEW [--store STORE] [--format text|json|markdown] [--max-checks N]   two versions:
+                         statements changed, permissions grown or shrunk (docs/queries.md);
+                         exit 0 no change, 1 changes, 2 an error
 pdp import aws-authorization-details FILE --store DIR   an AWS account as a new store version
 pdp init DIR             a new store: versions/0001 (example user, group, policy, tests), current
 pdp publish WORKDIR --store DIR   validate, test, write WORKDIR as the next version, move current
@@ -52,7 +56,10 @@ from pdp.reference import (
 from pdp.store import (
     ACCOUNT_GRANT,
     AWS_MANAGED_PREFIX,
+    DEFAULT_MAX_CHECKS,
+    DIFF_FORMATS,
     VERSION_ENTRIES,
+    DiffFailed,
     ImportFailed,
     ImportResult,
     ManagedPolicy,
@@ -63,6 +70,7 @@ from pdp.store import (
     available_managed,
     build_snapshot,
     builtin_managed,
+    diff_versions,
     import_authorization_details,
     init_store,
     is_version_directory,
@@ -70,6 +78,7 @@ from pdp.store import (
     load_store,
     publish_directory,
     read_version,
+    render_diff,
     resolve_version,
     run_policy_tests,
     store_findings,
@@ -820,9 +829,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _import_parser(commands)
     _authoring_parsers(commands)
     _impact_parser(commands)
+    _diff_parser(commands)
     args = parser.parse_args(arguments)
     if args.command == "impact":
         return _impact(args)
+    if args.command == "diff":
+        return _diff(args)
     if args.command == "import":
         return _import(args)
     if args.command in ("init", "publish"):
@@ -844,6 +856,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "managed":
         return _managed(args)
     return _suggest(args)
+
+
+EXIT_DIFF_SAME, EXIT_DIFF_CHANGED, EXIT_DIFF_ERROR = 0, 1, 2
+
+
+def _diff_parser(commands: Any) -> None:
+    diff = _command(
+        commands,
+        "diff",
+        "compare two store versions statement by statement, and the permissions they give",
+        "pdp diff examples/store/versions/0001 examples/store/versions/0002",
+        "pdp diff --store examples/store 0001 0002 --format json",
+        description="Exit 0 when nothing changed, 1 when something did, 2 on an error"
+        " (a path that is no store version, a version that does not load, --max-checks"
+        " exceeded). See docs/queries.md.",
+    )
+    for which in ("old", "new"):
+        diff.add_argument(
+            which,
+            metavar=which.upper(),
+            help=f"the {which} version: a version directory, a store (its current version),"
+            " or a version name of --store",
+        )
+    diff.add_argument(
+        "--store",
+        default=_env_store(),
+        help="the store whose version names OLD and NEW may be (default: PDP_STORE)",
+    )
+    diff.add_argument("--format", choices=DIFF_FORMATS, default="text", help="text, json, markdown")
+    diff.add_argument(
+        "--max-checks",
+        type=int,
+        default=DEFAULT_MAX_CHECKS,
+        help=f"fail (exit 2) rather than decide more requests than this (default"
+        f" {DEFAULT_MAX_CHECKS})",
+    )
+
+
+def _diff(args: argparse.Namespace) -> int:
+    """`pdp diff OLD NEW`: 0 no change, 1 changes, 2 an error (never reported as no change)."""
+    if args.max_checks < 1:
+        _warn(f"pdp diff: --max-checks must be at least 1, not {args.max_checks}")
+        return EXIT_DIFF_ERROR
+    try:
+        found = diff_versions(args.old, args.new, store=args.store, max_checks=args.max_checks)
+    except DiffFailed as exc:
+        _warn(f"pdp diff: {printable(str(exc))}")
+        return EXIT_DIFF_ERROR
+    sys.stdout.write(render_diff(found, args.format))
+    return EXIT_DIFF_CHANGED if found.changed else EXIT_DIFF_SAME
 
 
 def _managed(args: argparse.Namespace) -> int:

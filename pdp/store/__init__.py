@@ -8,7 +8,7 @@ organization read its roles/, resources/ and organization files, and accounts/<i
 files: the built-ins of `managed/` and a version's `aws-managed/` folder; `importer` writes a
 new version from an AWS account's authorization details export (`pdp import`), through
 `publish` (write aside, load, rename, move `current`), which `authoring` uses too (`pdp init`,
-`pdp publish`); shards and
+`pdp publish`); diff compares two versions (`pdp diff`); shards and
 cache are the tables behind the index and the snapshot; checks holds a version's validation
 findings (pdp.reference) and the refusal a store's store.json may ask for.
 """
@@ -30,6 +30,20 @@ from pdp.store.checks import (
     organization_findings,
     store_findings,
     version_findings,
+)
+from pdp.store.diff import (
+    DEFAULT_MAX_CHECKS,
+    DIFF_FORMATS,
+    DiffFailed,
+    DiffTooLarge,
+    PermissionChange,
+    StatementChange,
+    VersionDiff,
+    diff_snapshots,
+    diff_versions,
+    open_version,
+    render_diff,
+    statement_diff,
 )
 from pdp.store.gate import CHANGE_KINDS, ExpectedChange, ImpactGate
 from pdp.store.importer import (
@@ -72,6 +86,18 @@ __all__ = [
     "CHANGE_KINDS",
     "ExpectedChange",
     "ImpactGate",
+    "DEFAULT_MAX_CHECKS",
+    "DIFF_FORMATS",
+    "DiffFailed",
+    "DiffTooLarge",
+    "PermissionChange",
+    "StatementChange",
+    "VersionDiff",
+    "diff_snapshots",
+    "diff_versions",
+    "open_version",
+    "render_diff",
+    "statement_diff",
     "AWS_MANAGED_FOLDER",
     "AWS_MANAGED_PREFIX",
     "DEFAULT_CACHE_SIZE",

@@ -1,4 +1,5 @@
-"""The admin listener: reload and status, behind a bearer token compared in constant time.
+"""The admin listener: reload, status, the access advisor and diff (`GET /admin/diff?old=&new=`,
+docs/queries.md), behind a bearer token compared in constant time.
 
 It binds to 127.0.0.1 by default, apart from the decision listeners. Without a configured token
 every admin request is refused (403): the admin API never runs open.
@@ -16,11 +17,13 @@ from __future__ import annotations
 import hmac
 import logging
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, request
 from waitress.server import create_server
 
+from pdp.store import DEFAULT_MAX_CHECKS
 from pdp_server.errors import (
     AdminDisabled,
     BadRequest,
@@ -47,6 +50,22 @@ def _days(raw: str) -> int:
     if raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= MAX_DAYS:
         return int(raw)
     raise BadRequest(f"days: must be a whole number from 1 to {MAX_DAYS}")
+
+
+def _version_name(args: Mapping[str, str], key: str) -> str:
+    """A version name parameter (`old`, `new`); the store checks it is one (never a path)."""
+    value = args.get(key)
+    if not value:
+        raise BadRequest(f"{key}: required, a version name of the store (e.g. 0001)")
+    return value
+
+
+def _max_checks(args: Mapping[str, str]) -> int:
+    """The `max_checks` parameter, 1 to DEFAULT_MAX_CHECKS (digits checked before int())."""
+    raw = args.get("max_checks", str(DEFAULT_MAX_CHECKS))
+    if raw.isascii() and raw.isdigit() and len(raw) <= 7 and 1 <= int(raw) <= DEFAULT_MAX_CHECKS:
+        return int(raw)
+    raise BadRequest(f"max_checks: must be a whole number from 1 to {DEFAULT_MAX_CHECKS}")
 
 
 def create_admin_app(service: Service) -> Flask:
@@ -101,6 +120,11 @@ def create_admin_app(service: Service) -> Flask:
         if answer is None:
             raise NotFound(f"no user {principal!r} in the store")
         return json_response(answer)
+
+    @app.get("/admin/diff")
+    def diff() -> Response:
+        old, new = _version_name(request.args, "old"), _version_name(request.args, "new")
+        return json_response(service.diff(old, new, _max_checks(request.args)))
 
     @app.get("/admin/status")
     def status() -> Response:

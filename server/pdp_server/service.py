@@ -25,9 +25,13 @@ from pdp.audit import (
     worker_path,
 )
 from pdp.store import (
+    DEFAULT_MAX_CHECKS,
+    DiffFailed,
     Snapshot,
     StoreError,
+    diff_snapshots,
     load_store,
+    open_version,
     resolve_version,
     version_names,
     version_stamp,
@@ -78,6 +82,7 @@ class Service:
         self._stop = threading.Event()
         self._reload_lock = threading.Lock()  # admin reloads and control-file reloads, in turn
         self._impact_lock = threading.Lock()  # one what-if replay at a time (POST /admin/impact)
+        self._diff_lock = threading.Lock()  # one `diff` at a time: each loads two versions
         self.advisor: AccessAdvisor | None = None
         self.decision_log: DecisionLog | None = None
         if config.decision_log:
@@ -398,6 +403,27 @@ class Service:
             days=days,
             action_usage=self.advisor.action_usage(principal),
         )
+
+    def diff(self, old: str, new: str, max_checks: int = DEFAULT_MAX_CHECKS) -> dict[str, Any]:
+        """`pdp diff` of two version names of the served store (never paths), one at a time:
+        Busy while another runs; BadRequest when a version is unknown, does not load, or the
+        diff needs more than `max_checks` decisions."""
+        if not self._diff_lock.acquire(blocking=False):
+            raise Busy("another diff is running; retry when it is done")
+        try:
+            snapshots = []
+            for key, name in (("old", old), ("new", new)):
+                try:
+                    snapshots.append(open_version(name, self.config.store, names_only=True))
+                except DiffFailed as exc:
+                    raise BadRequest(f"{key}: {exc}") from None
+            try:
+                found = diff_snapshots(snapshots[0], snapshots[1], max_checks=max_checks)
+            except DiffFailed as exc:
+                raise BadRequest(str(exc)) from None
+        finally:
+            self._diff_lock.release()
+        return found.to_dict()
 
     def reload(self, version: str | None) -> dict[str, Any]:
         """Reload here, then (with several workers) everywhere; raise ReloadFailed if refused."""
