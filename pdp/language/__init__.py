@@ -10,7 +10,14 @@ condition keys; coverage answers "does this pattern match every action/resource?
 This package knows nothing of stores, files or transports.
 """
 
-from pdp.language.chain import LAYER_ORDER, Guard, Layers, decide_chain, principal_grant
+from pdp.language.chain import (
+    LAYER_ORDER,
+    Guard,
+    Layers,
+    decide_chain,
+    forget_plans,
+    principal_grant,
+)
 from pdp.language.context import ReplayClock, RequestContext, as_of, joined_keys
 from pdp.language.coverage import matches_every_action, matches_every_resource
 from pdp.language.evaluate import PolicySet, check_request, evaluate, failure
@@ -25,6 +32,7 @@ __all__ = [
     "Guard",
     "Layers",
     "decide_chain",
+    "forget_plans",
     "principal_grant",
     "MAX_ACTION",
     "MAX_CONTEXT_KEYS",

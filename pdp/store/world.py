@@ -23,11 +23,11 @@ from pdp.language import (
     Layers,
     Policy,
     PolicySet,
+    forget_plans,
     glob_matcher,
     joined_keys,
     parse_policy,
 )
-from pdp.language.chain import forget_plans
 from pdp.model import Principal, Session
 from pdp.store.index import Index, UserEntry
 from pdp.store.organization import Organization
