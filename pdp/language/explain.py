@@ -43,6 +43,7 @@ __all__ = [
     "StatementCheck",
     "explain_chain",
     "explain_policies",
+    "unexplained",
 ]
 
 MAX_STATEMENTS = 200  # statements examined per explanation
@@ -288,6 +289,13 @@ def explain_chain(
                 checks = _policy_set_checks(policy_set, ctx, action, resource, budget, name)
                 found.append(LayerCheck(name, checks))
     return _finish(decision, action, resource, tuple(found), budget, notes)
+
+
+def unexplained(decision: Decision, action: str, resource: str, note: str) -> Explanation:
+    """An explanation with no statement examined, and why (a request that cannot be decided,
+    a principal no policy limits)."""
+    budget = _Budget()
+    return _finish(decision, action, resource, (), budget, (note,))
 
 
 def _finish(
