@@ -15,7 +15,13 @@ from pdp.language.chain import LAYER_ORDER, Guard, Layers, decide_chain, princip
 from pdp.language.context import RequestContext, joined_keys
 from pdp.language.coverage import matches_every_action, matches_every_resource
 from pdp.language.evaluate import PolicySet, check_request, evaluate, failure
-from pdp.language.explain import Explanation, explain_chain, explain_policies, unexplained
+from pdp.language.explain import (
+    Explanation,
+    explain_chain,
+    explain_policies,
+    render_text,
+    unexplained,
+)
 from pdp.language.jsondoc import JsonObject, MalformedJson, load_json, repeated_key
 from pdp.language.operators import to_date, to_number
 from pdp.language.policy import Policy, parse_policy
@@ -50,6 +56,7 @@ __all__ = [
     "matches_every_action",
     "matches_every_resource",
     "parse_policy",
+    "render_text",
     "repeated_key",
     "to_date",
     "to_number",

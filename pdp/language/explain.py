@@ -20,6 +20,8 @@ characters and each list to `MAX_LIST_SHOWN` entries; `truncated` says when some
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +34,7 @@ from pdp.language.evaluate import PolicySet
 from pdp.language.operators import EvaluationError
 from pdp.language.policy import Policy
 from pdp.model import Decision, Principal
+from pdp.text import printable
 
 __all__ = [
     "MAX_STATEMENTS",
@@ -43,6 +46,7 @@ __all__ = [
     "StatementCheck",
     "explain_chain",
     "explain_policies",
+    "render_text",
     "unexplained",
 ]
 
@@ -577,3 +581,91 @@ def _failed_text(c: ConditionCheck) -> str:
     if c.error is not None:
         return f"{c.operator} {c.key}: {c.error}"
     return f"{c.operator} {c.key} must hold"
+
+
+_GREEN, _RED, _BOLD, _RESET = "\033[32m", "\033[31m", "\033[1m", "\033[0m"
+_MARKS = re.compile(r"(?<=: )(yes|no|applies|does not apply)\b")
+
+
+def render_text(explanation: Explanation, colour: bool = False) -> str:
+    """An explanation as a tree, for a terminal. Every line is escaped (pdp.text.printable:
+    policy names and request values may hold control characters); `colour` then paints the
+    verdicts with ANSI colours."""
+    lines = [printable(line) for line in _tree(explanation)]
+    if colour:
+        lines[0] = f"{_BOLD}{lines[0]}{_RESET}"
+        lines = [_MARKS.sub(_paint, line) for line in lines]
+    return "\n".join(lines)
+
+
+def _paint(match: re.Match[str]) -> str:
+    word = match.group(1)
+    code = _GREEN if word in ("yes", "applies") else _RED
+    return f"{code}{word}{_RESET}"
+
+
+def _tree(e: Explanation) -> list[str]:
+    lines = [f"why: {e.decision} ({e.reason})  {e.action} on {e.resource}"]
+    if e.blocked_by:
+        lines.append(f"  blocked by: {', '.join(e.blocked_by)}")
+    for li, layer in enumerate(e.layers):
+        last_layer = li == len(e.layers) - 1
+        lines.append(f"{'└─' if last_layer else '├─'} layer {layer.layer}")
+        stem = "   " if last_layer else "│  "
+        for granted in layer.granted:
+            lines.append(f"{stem}├─ allowed unconditionally by {granted}")
+        if not layer.statements:
+            lines.append(f"{stem}└─ (no statement for this service)")
+        for si, s in enumerate(layer.statements):
+            lines.extend(_statement_lines(s, stem, si == len(layer.statements) - 1))
+    if e.missing_keys:
+        lines.append("missing context values: " + ", ".join(e.missing_keys))
+    if e.nearest_misses:
+        lines.append("nearest misses (Allow statements that failed only on conditions):")
+        for i, miss in enumerate(e.nearest_misses, 1):
+            s = miss.statement
+            sid = f" Sid {s.sid}" if s.sid else ""
+            count = len(s.failed())
+            lines.append(
+                f"  {i}. {s.policy} Statement[{s.statement}]{sid} ({s.layer}):"
+                f" {count} condition{'s' if count != 1 else ''} failed"
+            )
+            for c in s.failed():
+                lines.append(f"     - {c.needed or _failed_text(c)}")
+    for note in e.notes:
+        lines.append(f"note: {note}")
+    return lines
+
+
+def _statement_lines(s: StatementCheck, stem: str, last: bool) -> list[str]:
+    sid = f" Sid {s.sid}" if s.sid else ""
+    level = f" level {s.level}" if s.level is not None else ""
+    verdict = "applies" if s.applies else "does not apply"
+    head = f"{stem}{'└─' if last else '├─'} {s.policy} Statement[{s.statement}]{sid}"
+    lines = [f"{head} ({s.effect}{level}): {verdict}"]
+    inner = stem + ("   " if last else "│  ")
+    items = [f"Action: {_yes(s.action_matched)}", f"Resource: {_yes(s.resource_matched)}"]
+    if s.resources:
+        shown = ", ".join("(a variable has no value)" if r is None else r for r in s.resources)
+        items[-1] += f" [{shown}]"
+    if s.principal_matched is not None:
+        items.append(f"Principal: {_yes(s.principal_matched)}")
+    items += [_condition_text(c) for c in s.conditions]
+    if s.error is not None:
+        items.append(f"error: {s.error}")
+    for i, item in enumerate(items):
+        lines.append(f"{inner}{'└─' if i == len(items) - 1 else '├─'} {item}")
+    return lines
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def _condition_text(c: ConditionCheck) -> str:
+    policy = ", ".join("(no value)" if v is None else v for v in c.values)
+    request = json.dumps(c.context, ensure_ascii=False) if c.present else "(absent)"
+    text = f"{c.operator} {c.key}: {_yes(c.matched)}  request {request} vs policy [{policy}]"
+    if not c.matched and c.needed:
+        text += f"  -> {c.needed}"
+    return text
