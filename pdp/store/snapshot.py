@@ -167,6 +167,12 @@ class Snapshot:
         that cannot be decided (bad input) has an explanation that says only that. Never
         raises."""
         decision = self.decide(request)
+        return decision, self.why(request, decision)
+
+    def why(self, request: Request, decision: Decision) -> Explanation:
+        """The explanation of `decision`, the answer this snapshot gave `request` (`explain`
+        without deciding again: for a caller that decided, logged and counted it already).
+        Never raises."""
         action = request.action if isinstance(request.action, str) else ""
         resource = request.resource if isinstance(request.resource, str) else ""
         try:
@@ -177,7 +183,7 @@ class Snapshot:
             log.error("internal error while explaining", exc_info=exc)
             note = f"not explained: internal error: {type(exc).__name__}"
             explanation = unexplained(decision, action, resource, note)
-        return decision, explanation
+        return explanation
 
     def _explain(self, request: Request, decision: Decision) -> Explanation:
         """The explanation of `decision`: the request's policies found as `is_authorized`
