@@ -562,9 +562,10 @@ def _needed(condition: Condition, values: tuple[str | None, ...], present: bool)
     phrase = _PHRASES.get((family, spec.kind, spec.negated))
     if phrase is None:
         return None
-    listed = shown[0] if len(shown) == 1 else "one of " + ", ".join(shown)
+    quoted = [_quoted(v) for v in shown]
+    listed = quoted[0] if len(quoted) == 1 else "one of " + ", ".join(quoted)
     if spec.negated:
-        listed = shown[0] if len(shown) == 1 else "any of " + ", ".join(shown)
+        listed = quoted[0] if len(quoted) == 1 else "any of " + ", ".join(quoted)
     if op.set_op == "all":
         subject = f"every value of {key}"
     elif op.set_op == "any":
@@ -575,6 +576,13 @@ def _needed(condition: Condition, values: tuple[str | None, ...], present: bool)
     if not present and op.set_op != "all" and not op.if_exists:
         text += " (the request lacks it)"
     return text
+
+
+def _quoted(value: str) -> str:
+    """A policy value as `needed` shows it: quoted (JSON) when it would not read plainly."""
+    if not value or value != value.strip() or "," in value or '"' in value:
+        return json.dumps(value, ensure_ascii=False)
+    return value
 
 
 def _failed_text(c: ConditionCheck) -> str:

@@ -256,3 +256,12 @@ def test_chain_resource_principal() -> None:
     (statement,) = explained["layers"][0]["statements"]
     assert statement["principal_matched"] is False
     assert statement["applies"] is False
+
+
+def test_needed_quotes_values_that_would_not_read_plainly() -> None:
+    block = {"StringLike": {"s3:prefix": ["", "home/"]}}
+    got = _only(_explain(_allow(Condition=block)))
+    assert (
+        got["conditions"][0]["needed"]
+        == 's3:prefix must match one of "", home/ (the request lacks it)'
+    )
