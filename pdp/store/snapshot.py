@@ -227,14 +227,22 @@ class Snapshot:
                 world, caller, lower, resource, context, role.identity, role.boundary, policies,
                 role.role.service_linked,
             )  # fmt: skip
+        elif principal_type == "root" and world is None:
+            note = "the account root: identity policies do not restrict it (see the decision)"
+            return unexplained(decision, action, resource, note)
         elif world is None or principal_type not in ("root", "service", "federated", "anonymous"):
-            note = "not explained: no policy applies to this principal type in this store"
+            note = "not explained: no policy of this store applies to this request"
+            if decision.errors:
+                note = "not explained: the request was not decided (see the decision's errors)"
             return unexplained(decision, action, resource, note)
         else:
             if principal_type == "root":
                 account = world.is_root(principal)
                 if account is None:
                     raise RequestError("principal: not the root ARN of an account of the store")
+                if not world.indexes[account].root_enabled:
+                    note = f"the account root of {account} is disabled in account.json"
+                    return unexplained(decision, action, resource, note)
                 caller = Principal.root(account=account)
             else:
                 caller = world.resource_caller(principal_type, principal)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+import pdp
 from pdp.cli import main
+from pdp.store import load_store
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE = str(ROOT / "examples" / "store")
@@ -79,3 +81,32 @@ def test_requests_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert first["line"] == 1 and first["explanation"]["layers"][0]["layer"] == "identity"
     assert second["errors"] and second["explanation"]["layers"] == []
     assert "not explained: principal" in second["explanation"]["notes"][0]
+
+
+SESSION = "arn:aws:sts::222222222222:assumed-role/Deploy/build"
+TYPED = [
+    ("arn:aws:iam::222222222222:root", "root", "s3:GetObject", "arn:aws:s3:::reports/q1.csv"),
+    ("s3.amazonaws.com", "service", "s3:GetObject", "arn:aws:s3:::reports/q1.csv"),
+    ("anonymous", "anonymous", "s3:GetObject", "arn:aws:s3:::reports/q1.csv"),
+    (SESSION, "role_session", "s3:GetObject", "arn:aws:s3:::reports/q1.csv"),
+    ("ci", "user", "sts:AssumeRole", "arn:aws:iam::222222222222:role/Deploy"),
+    ("nobody", "user", "s3:GetObject", "arn:aws:s3:::reports/q1.csv"),
+    ("ci", "user", "not an action", "arn:aws:s3:::reports/q1.csv"),
+]
+
+
+@pytest.mark.parametrize(("principal", "kind", "action", "resource"), TYPED)
+def test_every_principal_type_is_explained_without_internal_errors(
+    principal: str, kind: str, action: str, resource: str
+) -> None:
+    snapshot = load_store(ORGANIZATION)
+    request = pdp.Request(principal, action, resource, principal_type=kind)
+    decision, explanation = snapshot.explain(request)
+    assert decision == snapshot.decide(request)  # explaining never changes the answer
+    out = explanation.to_dict()
+    assert (out["decision"], out["reason"]) == (decision.decision, decision.reason)
+    assert not any("internal error" in note for note in out.get("notes", ()))
+    if not decision.errors:
+        assert out["layers"], out
+    else:
+        assert out["notes"][0].startswith("not explained:")
