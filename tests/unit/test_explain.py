@@ -3,6 +3,8 @@ misses, chain layers; and that an explanation never changes the decision it expl
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -265,3 +267,39 @@ def test_needed_quotes_values_that_would_not_read_plainly() -> None:
         got["conditions"][0]["needed"]
         == 's3:prefix must match one of "", home/ (the request lacks it)'
     )
+
+
+def _corpus() -> list[Any]:
+    cases = Path(__file__).resolve().parent.parent / "corpus" / "cases"
+    out = []
+    for path in sorted(cases.glob("*.json")):
+        for case in json.loads(path.read_text()):
+            if "policy" not in case:
+                out.append(pytest.param(case, id=case["id"]))
+    return out
+
+
+@pytest.mark.parametrize("case", _corpus())
+def test_the_explanation_agrees_with_the_decision_on_the_corpus(case: dict[str, Any]) -> None:
+    """What the explanation says applies is exactly what decided: the Deny statements of an
+    explicit deny, the Allow statements of an allow (and no Deny), nothing for an implicit one."""
+    policies = PolicySet(
+        [parse_policy(p, source=f"{case['id']}-{i}.json") for i, p in enumerate(case["policies"])]
+    )
+    who = case["principal"]
+    principal = Principal.user(who["user"], account=who["account"], tags=who.get("tags") or {})
+    request = case["request"]
+    context = request.get("context") or {}
+    decision = policies.decide(principal, request["action"], request["resource"], context)
+    ctx = RequestContext(principal, context)
+    explained = explain_policies(policies, ctx, request["action"], request["resource"], decision)
+    applying = [s for layer in explained.layers for s in layer.statements if s.applies]
+    denies = {(s.policy, s.statement) for s in applying if s.effect == "Deny"}
+    allows = {(s.policy, s.statement) for s in applying if s.effect == "Allow"}
+    matched = {(m.policy, m.statement) for m in decision.matched}
+    if decision.reason == "explicitDeny":
+        assert denies == matched
+    elif decision.reason == "allowed":
+        assert (denies, allows) == (set(), matched)
+    else:
+        assert denies == allows == set()
