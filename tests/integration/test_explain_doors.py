@@ -11,6 +11,7 @@ import grpc
 import pytest
 from google.protobuf.json_format import MessageToDict
 
+from pdp_client import GrpcClient, HttpClient, PdpRequestError
 from pdp_client.v1 import authorizer_pb2 as pb
 from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 from tests.integration.servers import Server, start_server
@@ -122,3 +123,17 @@ def test_bad_explain_values_and_too_many(enabled: Server) -> None:
     many = {"requests": [{**BOB_START, "explain": True}] * 21}
     status, answer = enabled.call("/v1/batch-is-authorized", many)
     assert status == 400 and "explain" in answer["error"]["message"]
+
+
+def test_the_python_clients_ask_for_explain(enabled: Server, disabled: Server) -> None:
+    args = (BOB_START["principal"], BOB_START["action"], BOB_START["resource"])
+    for client in (HttpClient(f"http://{enabled.http}"), GrpcClient(enabled.grpc)):
+        explained = client.is_authorized(*args, BOB_START["context"], explain=True)
+        assert explained.explanation is not None, client
+        assert explained.explanation["nearest_misses"][0]["sid"] == "ManageTeamInstances"
+        plain = client.is_authorized(*args, BOB_START["context"])
+        assert plain.explanation is None and plain == explained
+    for client in (HttpClient(f"http://{disabled.http}"), GrpcClient(disabled.grpc)):
+        with pytest.raises(PdpRequestError) as caught:
+            client.is_authorized(*args, BOB_START["context"], explain=True)
+        assert caught.value.code == "explain_disabled", client
