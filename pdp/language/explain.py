@@ -399,7 +399,8 @@ def _guard_check(
     budget: _Budget,
 ) -> LayerCheck:
     """An SCP (RCP) layer: the Deny statements of every level, then the Allow statements of
-    each level that an unconditional Allow does not already open (numbered from the root)."""
+    each level that an unconditional Allow does not already open (numbered root first, among
+    those levels only)."""
     checks: list[StatementCheck] = []
     if guard.denies is not None:
         checks += _policy_set_checks(guard.denies, ctx, action, resource, budget, name)
