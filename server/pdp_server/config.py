@@ -55,6 +55,20 @@ def _bounded(kind: type[int] | type[float], low: float, high: float | None) -> C
     return parse
 
 
+_ON = frozenset({"1", "on", "true", "yes"})
+_OFF = frozenset({"", "0", "off", "false", "no"})
+
+
+def _switch(raw: str) -> bool:
+    """on or off"""
+    lowered = raw.strip().lower()
+    if lowered in _ON:
+        return True
+    if lowered in _OFF:
+        return False
+    raise ValueError(f"must be on or off (1/0, true/false, yes/no), not {raw!r}")
+
+
 def _whole(low: float = 0, high: float | None = None) -> Callable[[str], Any]:
     return _bounded(int, low, high)
 
@@ -202,6 +216,12 @@ class Config:
         "services per principal in the Access Advisor",
         _whole(1),
     )
+    explain: bool = setting(
+        False,
+        "PDP_EXPLAIN",
+        'honour "explain" on decision requests (it shows policy internals to the caller)',
+        _switch,
+    )
 
     def advisor_path(self) -> str | None:
         if self.advisor_db:
@@ -294,6 +314,8 @@ def _default_text(item: Field[Any]) -> str:
     default = item.default if item.default is not MISSING else None
     if default is None:
         return "unset"
+    if isinstance(default, bool):
+        return "on" if default else "off"
     if default == "":
         return "none: required"
     if isinstance(default, int) and default >= 1 << 20 and default % (1 << 20) == 0:

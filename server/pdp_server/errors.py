@@ -110,6 +110,13 @@ KINDS: dict[str, ErrorKind] = {
             "the path exists, but not for this method",
         ),
         ErrorKind(
+            "explain_disabled",
+            400,
+            "FAILED_PRECONDITION",
+            'a decision request asked for "explain" but the server runs without `PDP_EXPLAIN`'
+            " (explanations show policy internals, so they are off unless enabled)",
+        ),
+        ErrorKind(
             "reload_refused",
             422,
             "FAILED_PRECONDITION",
@@ -214,6 +221,16 @@ class Unauthenticated(
 
 class AdminDisabled(ServiceError, kind="admin_disabled"):
     """An admin request to a server started without an admin token: refused, never open."""
+
+
+class ExplainDisabled(ServiceError, kind="explain_disabled"):
+    """A request asked for explain and the server does not honour it (PDP_EXPLAIN off)."""
+
+    def __init__(self, where: str = "") -> None:
+        super().__init__(
+            f"{where}explain: explanations are off on this server (start it with PDP_EXPLAIN=on"
+            " or --explain on)"
+        )
 
 
 class NotFound(ServiceError, kind="not_found"):

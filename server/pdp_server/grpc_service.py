@@ -51,7 +51,7 @@ from pdp_server.requests import (
 )
 from pdp_server.service import Service
 
-__all__ = ["SERVICE_NAME", "GrpcServer", "create_server", "decision_message"]
+__all__ = ["SERVICE_NAME", "GrpcServer", "create_server", "decision_message", "explained_message"]
 
 log = logging.getLogger("pdp.server.grpc")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Authorizer"].full_name
@@ -144,6 +144,14 @@ def decision_message(decision: Decision) -> pb.IsAuthorizedResponse:
     return message
 
 
+def explained_message(decision: Decision, explanation: dict[str, Any]) -> pb.IsAuthorizedResponse:
+    """The response for an explained decision: a message of its own (never a shared one of
+    `decision_message`), with the explanation as a Struct (numbers become doubles)."""
+    message = _message(decision)
+    message.explanation.update(explanation)
+    return message
+
+
 def _message(decision: Decision) -> pb.IsAuthorizedResponse:
     return pb.IsAuthorizedResponse(
         decision=decision.decision,
@@ -173,6 +181,9 @@ class AuthorizerServicer(pb_grpc.AuthorizerServicer):
         self, request: pb.IsAuthorizedRequest, context: grpc.aio.ServicerContext
     ) -> pb.IsAuthorizedResponse:
         try:
+            if request.explain:
+                decision, explanation = self.service.explain(_request(request))
+                return explained_message(decision, explanation)
             return decision_message(self.service.decide(_request(request)))
         except ServiceError as exc:
             await self._abort(context, exc)
@@ -216,6 +227,17 @@ class AuthorizerServicer(pb_grpc.AuthorizerServicer):
             except BadRequest as exc:
                 raise BadRequest(f"requests[{i}].{exc}") from None
             items.append(budget.add(parsed))
+        explain = [item.explain for item in request.requests]
+        if any(explain):
+            self.service.check_explain(sum(explain))
+            answers, version = self.service.batch_explained(items, explain, deadline)
+            return pb.BatchIsAuthorizedResponse(
+                results=[
+                    decision_message(d) if e is None else explained_message(d, e)
+                    for d, e in answers
+                ],
+                policy_version=version,
+            )
         decisions, version = self.service.batch(items, deadline)
         return pb.BatchIsAuthorizedResponse(
             results=[decision_message(d) for d in decisions], policy_version=version

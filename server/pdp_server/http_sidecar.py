@@ -126,7 +126,12 @@ def create_app(service: Service) -> Flask:
 
     @app.post("/v1/is-authorized")
     def is_authorized() -> Response:
-        decision = service.decide(parse_request(read_json(max_body)))
+        body = read_json(max_body)
+        if isinstance(body, dict) and "explain" in body:
+            if _explain_flag(body):
+                decision, explanation = service.explain(parse_request(body))
+                return json_response({**decision.to_dict(), "explanation": explanation})
+        decision = service.decide(parse_request(body))
         return json_response(decision.to_dict())
 
     @app.post("/v1/batch-is-authorized")
@@ -140,12 +145,22 @@ def create_app(service: Service) -> Flask:
         budget = service.batch_budget()
         budget.check_count(len(items))
         parsed = []
+        explain: list[bool] = []
         for i, item in enumerate(items):
             try:
+                wanted = isinstance(item, dict) and "explain" in item and _explain_flag(item)
                 request = parse_request(item)
             except BadRequest as exc:
                 raise BadRequest(f"requests[{i}].{exc}") from None
+            explain.append(wanted)
             parsed.append(budget.add(request))
+        if any(explain):
+            service.check_explain(sum(explain))
+            answers, version = service.batch_explained(parsed, explain)
+            results = [
+                d.to_dict() if e is None else {**d.to_dict(), "explanation": e} for d, e in answers
+            ]
+            return json_response({"results": results, "policy_version": version})
         decisions, version = service.batch(parsed)
         return json_response(
             {"results": [d.to_dict() for d in decisions], "policy_version": version}
@@ -172,6 +187,15 @@ def create_app(service: Service) -> Flask:
         return Response(openapi, mimetype="application/json")
 
     return app
+
+
+def _explain_flag(body: dict[str, Any]) -> bool:
+    """Take "explain" out of a request object (parse_request knows only the decision fields):
+    true or false; anything else is refused, naming the field."""
+    value = body.pop("explain")
+    if not isinstance(value, bool):
+        raise BadRequest("explain: must be true or false")
+    return value
 
 
 class _Busy(Exception):

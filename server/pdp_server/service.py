@@ -42,6 +42,7 @@ from pdp_server.errors import (
     BadRequest,
     Busy,
     DeadlineExceeded,
+    ExplainDisabled,
     NotReady,
     ReloadFailed,
     problem,
@@ -64,6 +65,7 @@ log = logging.getLogger("pdp.server")
 GATE_MAX_EVENTS = 100_000
 GATE_SECONDS = 30.0
 GATE_EXAMPLES = 5
+MAX_EXPLAINED = 20  # requests of one batch that may ask for explain (each may take milliseconds)
 
 
 class Service:
@@ -344,6 +346,43 @@ class Service:
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded(f"deadline exceeded after {len(out)} of {len(requests)}")
             out.append(self._decide_on(snapshot, request))
+        return out, snapshot.version
+
+    def check_explain(self, asked: int, where: str = "") -> None:
+        """Refuse explain when the server does not honour it (PDP_EXPLAIN off), and more than
+        MAX_EXPLAINED explained requests in one batch."""
+        if asked and not self.config.explain:
+            raise ExplainDisabled(where)
+        if asked > MAX_EXPLAINED:
+            raise BadRequest(
+                f"requests: {asked} ask for explain, over the limit of {MAX_EXPLAINED} a batch"
+            )
+
+    def explain(self, request: DecisionRequest) -> tuple[Decision, dict[str, Any]]:
+        """Decide (counted and logged as `decide` does), then explain the decision on the same
+        snapshot (pdp Snapshot.why): the explanation's JSON object. Refused unless PDP_EXPLAIN."""
+        self.check_explain(1)
+        snapshot = self._authorizer().snapshot
+        decision = self._decide_on(snapshot, request)
+        return decision, snapshot.why(request, decision).to_dict()
+
+    def batch_explained(
+        self,
+        requests: Sequence[DecisionRequest],
+        explain: Sequence[bool],
+        deadline: float | None = None,
+    ) -> tuple[list[tuple[Decision, dict[str, Any] | None]], str]:
+        """`batch`, with the requests whose `explain` is set explained (the others answered as
+        `batch` answers them). The caller checked `check_explain`."""
+        snapshot = self._authorizer().snapshot
+        out: list[tuple[Decision, dict[str, Any] | None]] = []
+        for i, (request, wanted) in enumerate(zip(requests, explain, strict=True)):
+            if i & 15 == 15:
+                time.sleep(0)  # as in batch
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded(f"deadline exceeded after {len(out)} of {len(requests)}")
+            decision = self._decide_on(snapshot, request)
+            out.append((decision, snapshot.why(request, decision).to_dict() if wanted else None))
         return out, snapshot.version
 
     def _decide_on(self, snapshot: Snapshot, request: DecisionRequest) -> Decision:

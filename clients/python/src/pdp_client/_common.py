@@ -77,13 +77,16 @@ class Client(Generic[One, Many]):
         *,
         principal_type: str = "user",
         session: Mapping[str, Any] | None = None,
+        explain: bool = False,
     ) -> One:
         """Decide one request; `principal_type="root"` (with the root ARN) asks for the root.
         `session` (with principal_type "role_session") is the wire JSON object of a role
         session: policies, policy_arns, tags, transitive_tag_keys, mfa_present, mfa_age,
-        source_identity, issued_at, role_chain (docs/serving.md)."""
+        source_identity, issued_at, role_chain (docs/serving.md). `explain=True` asks why: the
+        decision's `explanation` (docs/queries.md, Explain); a server without PDP_EXPLAIN
+        refuses it (PdpRequestError, code "explain_disabled")."""
         return self._decide(
-            request_dict(principal, action, resource, context, principal_type, session)
+            request_dict(principal, action, resource, context, principal_type, session, explain)
         )
 
     def batch_is_authorized(self, requests: Iterable[Mapping[str, Any]]) -> Many:
@@ -136,6 +139,7 @@ def request_dict(
     context: Mapping[str, Any] | None,
     principal_type: str = "user",
     session: Mapping[str, Any] | None = None,
+    explain: bool = False,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"principal": principal, "action": action, "resource": resource}
     if context:
@@ -144,6 +148,8 @@ def request_dict(
         body["principal_type"] = principal_type
     if session is not None:
         body["session"] = dict(session)
+    if explain:
+        body["explain"] = True
     return body
 
 
@@ -234,4 +240,5 @@ def request_message(body: Mapping[str, Any]) -> pb.IsAuthorizedRequest:
         request_id=body.get("request_id") or "",
         principal_type=body.get("principal_type") or "",
         session=None if session is None else session_message(session),
+        explain=bool(body.get("explain")),
     )

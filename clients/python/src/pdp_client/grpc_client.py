@@ -33,7 +33,7 @@ def grpc_failure(exc: grpc.RpcError, target: str) -> PdpClientError | Retry:
     """What a failed call means to a client, sync or asyncio: the request refused, pdp
     unavailable, or (unreachable, not ready, busy) a Retry."""
     code = exc.code()
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
+    if code == grpc.StatusCode.INVALID_ARGUMENT or grpc_error_code(exc) == "explain_disabled":
         return PdpRequestError(exc.details(), grpc_error_code(exc))
     error = PdpUnavailable(f"{target}: {code.name}: {exc.details()}", grpc_error_code(exc))
     return Retry(error) if code in RETRYABLE else error

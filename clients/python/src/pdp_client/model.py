@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = ["Decision", "MatchedStatement", "unreachable"]
@@ -28,6 +28,8 @@ class Decision:
     root: bool = False
     layers: tuple[str, ...] = ()  # the policy layers consulted, in order; () for identity-only
     blocked_by: tuple[str, ...] = ()  # the layers that denied, e.g. ("scp",)
+    # only when the request asked for explain: why (docs/queries.md, Explain)
+    explanation: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def allowed(self) -> bool:
@@ -50,6 +52,9 @@ class Decision:
             root=bool(body.get("root", False)),
             layers=tuple(body.get("layers", ())),
             blocked_by=tuple(body.get("blocked_by", ())),
+            explanation=explanation
+            if isinstance(explanation := body.get("explanation"), dict)
+            else None,
         )
 
     @classmethod
@@ -66,7 +71,17 @@ class Decision:
             root=message.root,
             layers=tuple(message.layers),
             blocked_by=tuple(message.blocked_by),
+            explanation=_struct(message),
         )
+
+
+def _struct(message: Any) -> dict[str, Any] | None:
+    """A response's explanation Struct as a dict, None when the request did not ask for one."""
+    if not message.HasField("explanation"):
+        return None
+    from google.protobuf.json_format import MessageToDict
+
+    return dict(MessageToDict(message.explanation))
 
 
 def unreachable(detail: str) -> Decision:

@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pdp/v1/authorizer.proto\x12\x06pdp.v1\"\x93\x01\n\x05Value\x12\x16\n\x0cstring_value\x18\x01 \x01(\tH\x00\x12\x13\n\tint_value\x18\x02 \x01(\x12H\x00\x12\x16\n\x0c\x64ouble_value\x18\x03 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x12\'\n\nlist_value\x18\x05 \x01(\x0b\x32\x11.pdp.v1.ValueListH\x00\x42\x06\n\x04kind\"*\n\tValueList\x12\x1d\n\x06values\x18\x01 \x03(\x0b\x32\r.pdp.v1.Value\"\x92\x02\n\x13IsAuthorizedRequest\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x10\n\x08resource\x18\x03 \x01(\t\x12\x39\n\x07\x63ontext\x18\x04 \x03(\x0b\x32(.pdp.v1.IsAuthorizedRequest.ContextEntry\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x16\n\x0eprincipal_type\x18\x06 \x01(\t\x12 \n\x07session\x18\x07 \x01(\x0b\x32\x0f.pdp.v1.Session\x1a=\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1c\n\x05value\x18\x02 \x01(\x0b\x32\r.pdp.v1.Value:\x02\x38\x01\"\xb4\x02\n\x07Session\x12\x15\n\rpolicies_json\x18\x01 \x03(\t\x12\x13\n\x0bpolicy_arns\x18\x02 \x03(\t\x12\'\n\x04tags\x18\x03 \x03(\x0b\x32\x19.pdp.v1.Session.TagsEntry\x12\x1b\n\x13transitive_tag_keys\x18\x04 \x03(\t\x12\x18\n\x0bmfa_present\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x14\n\x07mfa_age\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x17\n\x0fsource_identity\x18\x07 \x01(\t\x12\x11\n\tissued_at\x18\x08 \x01(\t\x12\x12\n\nrole_chain\x18\t \x03(\t\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0e\n\x0c_mfa_presentB\n\n\x08_mfa_age\"R\n\x10MatchedStatement\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x11\n\tstatement\x18\x02 \x01(\x05\x12\x0b\n\x03sid\x18\x03 \x01(\t\x12\x0e\n\x06\x65\x66\x66\x65\x63t\x18\x04 \x01(\t\"\xbd\x01\n\x14IsAuthorizedResponse\x12\x10\n\x08\x64\x65\x63ision\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12)\n\x07matched\x18\x03 \x03(\x0b\x32\x18.pdp.v1.MatchedStatement\x12\x0e\n\x06\x65rrors\x18\x04 \x03(\t\x12\x16\n\x0epolicy_version\x18\x05 \x01(\t\x12\x0c\n\x04root\x18\x06 \x01(\x08\x12\x0e\n\x06layers\x18\x07 \x03(\t\x12\x12\n\nblocked_by\x18\x08 \x03(\t\"I\n\x18\x42\x61tchIsAuthorizedRequest\x12-\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.pdp.v1.IsAuthorizedRequest\"b\n\x19\x42\x61tchIsAuthorizedResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.pdp.v1.IsAuthorizedResponse\x12\x16\n\x0epolicy_version\x18\x02 \x01(\t2\xb1\x01\n\nAuthorizer\x12I\n\x0cIsAuthorized\x12\x1b.pdp.v1.IsAuthorizedRequest\x1a\x1c.pdp.v1.IsAuthorizedResponse\x12X\n\x11\x42\x61tchIsAuthorized\x12 .pdp.v1.BatchIsAuthorizedRequest\x1a!.pdp.v1.BatchIsAuthorizedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pdp/v1/authorizer.proto\x12\x06pdp.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x93\x01\n\x05Value\x12\x16\n\x0cstring_value\x18\x01 \x01(\tH\x00\x12\x13\n\tint_value\x18\x02 \x01(\x12H\x00\x12\x16\n\x0c\x64ouble_value\x18\x03 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x12\'\n\nlist_value\x18\x05 \x01(\x0b\x32\x11.pdp.v1.ValueListH\x00\x42\x06\n\x04kind\"*\n\tValueList\x12\x1d\n\x06values\x18\x01 \x03(\x0b\x32\r.pdp.v1.Value\"\xa3\x02\n\x13IsAuthorizedRequest\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x10\n\x08resource\x18\x03 \x01(\t\x12\x39\n\x07\x63ontext\x18\x04 \x03(\x0b\x32(.pdp.v1.IsAuthorizedRequest.ContextEntry\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x16\n\x0eprincipal_type\x18\x06 \x01(\t\x12 \n\x07session\x18\x07 \x01(\x0b\x32\x0f.pdp.v1.Session\x12\x0f\n\x07\x65xplain\x18\t \x01(\x08\x1a=\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1c\n\x05value\x18\x02 \x01(\x0b\x32\r.pdp.v1.Value:\x02\x38\x01\"\xb4\x02\n\x07Session\x12\x15\n\rpolicies_json\x18\x01 \x03(\t\x12\x13\n\x0bpolicy_arns\x18\x02 \x03(\t\x12\'\n\x04tags\x18\x03 \x03(\x0b\x32\x19.pdp.v1.Session.TagsEntry\x12\x1b\n\x13transitive_tag_keys\x18\x04 \x03(\t\x12\x18\n\x0bmfa_present\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x14\n\x07mfa_age\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x17\n\x0fsource_identity\x18\x07 \x01(\t\x12\x11\n\tissued_at\x18\x08 \x01(\t\x12\x12\n\nrole_chain\x18\t \x03(\t\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0e\n\x0c_mfa_presentB\n\n\x08_mfa_age\"R\n\x10MatchedStatement\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x11\n\tstatement\x18\x02 \x01(\x05\x12\x0b\n\x03sid\x18\x03 \x01(\t\x12\x0e\n\x06\x65\x66\x66\x65\x63t\x18\x04 \x01(\t\"\xeb\x01\n\x14IsAuthorizedResponse\x12\x10\n\x08\x64\x65\x63ision\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12)\n\x07matched\x18\x03 \x03(\x0b\x32\x18.pdp.v1.MatchedStatement\x12\x0e\n\x06\x65rrors\x18\x04 \x03(\t\x12\x16\n\x0epolicy_version\x18\x05 \x01(\t\x12\x0c\n\x04root\x18\x06 \x01(\x08\x12\x0e\n\x06layers\x18\x07 \x03(\t\x12\x12\n\nblocked_by\x18\x08 \x03(\t\x12,\n\x0b\x65xplanation\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\"I\n\x18\x42\x61tchIsAuthorizedRequest\x12-\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.pdp.v1.IsAuthorizedRequest\"b\n\x19\x42\x61tchIsAuthorizedResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.pdp.v1.IsAuthorizedResponse\x12\x16\n\x0epolicy_version\x18\x02 \x01(\t2\xb1\x01\n\nAuthorizer\x12I\n\x0cIsAuthorized\x12\x1b.pdp.v1.IsAuthorizedRequest\x1a\x1c.pdp.v1.IsAuthorizedResponse\x12X\n\x11\x42\x61tchIsAuthorized\x12 .pdp.v1.BatchIsAuthorizedRequest\x1a!.pdp.v1.BatchIsAuthorizedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,26 +36,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ISAUTHORIZEDREQUEST_CONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_SESSION_TAGSENTRY']._loaded_options = None
   _globals['_SESSION_TAGSENTRY']._serialized_options = b'8\001'
-  _globals['_VALUE']._serialized_start=36
-  _globals['_VALUE']._serialized_end=183
-  _globals['_VALUELIST']._serialized_start=185
-  _globals['_VALUELIST']._serialized_end=227
-  _globals['_ISAUTHORIZEDREQUEST']._serialized_start=230
-  _globals['_ISAUTHORIZEDREQUEST']._serialized_end=504
-  _globals['_ISAUTHORIZEDREQUEST_CONTEXTENTRY']._serialized_start=443
-  _globals['_ISAUTHORIZEDREQUEST_CONTEXTENTRY']._serialized_end=504
-  _globals['_SESSION']._serialized_start=507
-  _globals['_SESSION']._serialized_end=815
-  _globals['_SESSION_TAGSENTRY']._serialized_start=744
-  _globals['_SESSION_TAGSENTRY']._serialized_end=787
-  _globals['_MATCHEDSTATEMENT']._serialized_start=817
-  _globals['_MATCHEDSTATEMENT']._serialized_end=899
-  _globals['_ISAUTHORIZEDRESPONSE']._serialized_start=902
-  _globals['_ISAUTHORIZEDRESPONSE']._serialized_end=1091
-  _globals['_BATCHISAUTHORIZEDREQUEST']._serialized_start=1093
-  _globals['_BATCHISAUTHORIZEDREQUEST']._serialized_end=1166
-  _globals['_BATCHISAUTHORIZEDRESPONSE']._serialized_start=1168
-  _globals['_BATCHISAUTHORIZEDRESPONSE']._serialized_end=1266
-  _globals['_AUTHORIZER']._serialized_start=1269
-  _globals['_AUTHORIZER']._serialized_end=1446
+  _globals['_VALUE']._serialized_start=66
+  _globals['_VALUE']._serialized_end=213
+  _globals['_VALUELIST']._serialized_start=215
+  _globals['_VALUELIST']._serialized_end=257
+  _globals['_ISAUTHORIZEDREQUEST']._serialized_start=260
+  _globals['_ISAUTHORIZEDREQUEST']._serialized_end=551
+  _globals['_ISAUTHORIZEDREQUEST_CONTEXTENTRY']._serialized_start=490
+  _globals['_ISAUTHORIZEDREQUEST_CONTEXTENTRY']._serialized_end=551
+  _globals['_SESSION']._serialized_start=554
+  _globals['_SESSION']._serialized_end=862
+  _globals['_SESSION_TAGSENTRY']._serialized_start=791
+  _globals['_SESSION_TAGSENTRY']._serialized_end=834
+  _globals['_MATCHEDSTATEMENT']._serialized_start=864
+  _globals['_MATCHEDSTATEMENT']._serialized_end=946
+  _globals['_ISAUTHORIZEDRESPONSE']._serialized_start=949
+  _globals['_ISAUTHORIZEDRESPONSE']._serialized_end=1184
+  _globals['_BATCHISAUTHORIZEDREQUEST']._serialized_start=1186
+  _globals['_BATCHISAUTHORIZEDREQUEST']._serialized_end=1259
+  _globals['_BATCHISAUTHORIZEDRESPONSE']._serialized_start=1261
+  _globals['_BATCHISAUTHORIZEDRESPONSE']._serialized_end=1359
+  _globals['_AUTHORIZER']._serialized_start=1362
+  _globals['_AUTHORIZER']._serialized_end=1539
 # @@protoc_insertion_point(module_scope)

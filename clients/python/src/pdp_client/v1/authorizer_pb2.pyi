@@ -1,3 +1,4 @@
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -27,7 +28,7 @@ class ValueList(_message.Message):
     def __init__(self, values: _Optional[_Iterable[_Union[Value, _Mapping]]] = ...) -> None: ...
 
 class IsAuthorizedRequest(_message.Message):
-    __slots__ = ("principal", "action", "resource", "context", "request_id", "principal_type", "session")
+    __slots__ = ("principal", "action", "resource", "context", "request_id", "principal_type", "session", "explain")
     class ContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +43,7 @@ class IsAuthorizedRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_TYPE_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     principal: str
     action: str
     resource: str
@@ -49,7 +51,8 @@ class IsAuthorizedRequest(_message.Message):
     request_id: str
     principal_type: str
     session: Session
-    def __init__(self, principal: _Optional[str] = ..., action: _Optional[str] = ..., resource: _Optional[str] = ..., context: _Optional[_Mapping[str, Value]] = ..., request_id: _Optional[str] = ..., principal_type: _Optional[str] = ..., session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
+    explain: bool
+    def __init__(self, principal: _Optional[str] = ..., action: _Optional[str] = ..., resource: _Optional[str] = ..., context: _Optional[_Mapping[str, Value]] = ..., request_id: _Optional[str] = ..., principal_type: _Optional[str] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class Session(_message.Message):
     __slots__ = ("policies_json", "policy_arns", "tags", "transitive_tag_keys", "mfa_present", "mfa_age", "source_identity", "issued_at", "role_chain")
@@ -93,7 +96,7 @@ class MatchedStatement(_message.Message):
     def __init__(self, policy: _Optional[str] = ..., statement: _Optional[int] = ..., sid: _Optional[str] = ..., effect: _Optional[str] = ...) -> None: ...
 
 class IsAuthorizedResponse(_message.Message):
-    __slots__ = ("decision", "reason", "matched", "errors", "policy_version", "root", "layers", "blocked_by")
+    __slots__ = ("decision", "reason", "matched", "errors", "policy_version", "root", "layers", "blocked_by", "explanation")
     DECISION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     MATCHED_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +105,7 @@ class IsAuthorizedResponse(_message.Message):
     ROOT_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
     BLOCKED_BY_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
     decision: str
     reason: str
     matched: _containers.RepeatedCompositeFieldContainer[MatchedStatement]
@@ -110,7 +114,8 @@ class IsAuthorizedResponse(_message.Message):
     root: bool
     layers: _containers.RepeatedScalarFieldContainer[str]
     blocked_by: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, decision: _Optional[str] = ..., reason: _Optional[str] = ..., matched: _Optional[_Iterable[_Union[MatchedStatement, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., policy_version: _Optional[str] = ..., root: _Optional[bool] = ..., layers: _Optional[_Iterable[str]] = ..., blocked_by: _Optional[_Iterable[str]] = ...) -> None: ...
+    explanation: _struct_pb2.Struct
+    def __init__(self, decision: _Optional[str] = ..., reason: _Optional[str] = ..., matched: _Optional[_Iterable[_Union[MatchedStatement, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., policy_version: _Optional[str] = ..., root: _Optional[bool] = ..., layers: _Optional[_Iterable[str]] = ..., blocked_by: _Optional[_Iterable[str]] = ..., explanation: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class BatchIsAuthorizedRequest(_message.Message):
     __slots__ = ("requests",)
