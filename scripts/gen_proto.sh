@@ -9,9 +9,11 @@ out="${1:-clients/python/src/pdp_client/v1}"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 python -m grpc_tools.protoc -Iproto --python_out="$scratch" --pyi_out="$scratch" \
-  --grpc_python_out="$scratch" proto/pdp/v1/authorizer.proto
+  --grpc_python_out="$scratch" proto/pdp/v1/authorizer.proto proto/pdp/v1/queries.proto
 mkdir -p "$out"
-cp "$scratch/pdp/v1/authorizer_pb2.py" "$scratch/pdp/v1/authorizer_pb2.pyi" "$out/"
-# protoc writes an absolute import (pdp.v1); the stubs live in pdp_client.v1
-sed 's/^from pdp\.v1 import authorizer_pb2/from . import authorizer_pb2/' \
-  "$scratch/pdp/v1/authorizer_pb2_grpc.py" > "$out/authorizer_pb2_grpc.py"
+for name in authorizer queries; do
+  cp "$scratch/pdp/v1/${name}_pb2.py" "$scratch/pdp/v1/${name}_pb2.pyi" "$out/"
+  # protoc writes an absolute import (pdp.v1); the stubs live in pdp_client.v1
+  sed "s/^from pdp\.v1 import ${name}_pb2/from . import ${name}_pb2/" \
+    "$scratch/pdp/v1/${name}_pb2_grpc.py" > "$out/${name}_pb2_grpc.py"
+done

@@ -40,6 +40,7 @@ from pdp_server.errors import (
     grpc_abort,
 )
 from pdp_server.grpc_admission import Admission
+from pdp_server.grpc_queries import QUERIES_SERVICE_NAME, add_queries
 from pdp_server.requests import (
     MAX_CONTEXT_KEYS,
     MAX_STRING,
@@ -292,10 +293,11 @@ async def _start(
         ],
     )
     pb_grpc.add_AuthorizerServicer_to_server(AuthorizerServicer(service, pool), server)
+    add_queries(server, service, pool)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, QUERIES_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     status = health_pb2.HealthCheckResponse
     for name in ("", SERVICE_NAME):

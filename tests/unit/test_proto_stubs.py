@@ -10,7 +10,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = ROOT / "clients" / "python" / "src" / "pdp_client" / "v1"
-STUBS = ("authorizer_pb2.py", "authorizer_pb2.pyi", "authorizer_pb2_grpc.py")
+STUBS = tuple(
+    f"{name}{suffix}"
+    for name in ("authorizer", "queries")
+    for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+)
 
 
 def test_stubs_match_the_proto(tmp_path: Path) -> None:
@@ -29,7 +33,7 @@ def test_stubs_match_the_proto(tmp_path: Path) -> None:
 
 
 def test_one_copy_of_the_stubs() -> None:
-    """Every file in the tree that registers authorizer.proto is the one in pdp_client/v1."""
+    """Every file in the tree that registers a pdp proto is the one in pdp_client/v1."""
     tracked = subprocess.run(
         ["git", "ls-files", "*_pb2*.py", "*_pb2*.pyi"],
         cwd=ROOT,
