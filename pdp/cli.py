@@ -59,12 +59,14 @@ from pdp.store import (
     AWS_MANAGED_PREFIX,
     DEFAULT_MAX_CHECKS,
     DIFF_FORMATS,
+    MAX_QUERY_LIMIT,
     VERSION_ENTRIES,
     DiffFailed,
     ImportFailed,
     ImportResult,
     ManagedPolicy,
     PublishFailed,
+    QueryError,
     Snapshot,
     StoreError,
     StoreVersion,
@@ -83,6 +85,8 @@ from pdp.store import (
     resolve_version,
     run_policy_tests,
     store_findings,
+    what_can,
+    who_can,
 )
 
 __all__ = ["main"]
@@ -868,7 +872,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _authoring_parsers(commands)
     _impact_parser(commands)
     _diff_parser(commands)
+    _queries_parsers(commands)
     args = parser.parse_args(arguments)
+    if args.command in ("who-can", "what-can"):
+        return _queries(args)
     if args.command == "impact":
         return _impact(args)
     if args.command == "diff":
@@ -1476,6 +1483,109 @@ def _impact(args: argparse.Namespace) -> int:
     if any(report.changes[kind] for kind in args.fail_on):
         failed = True
     return EXIT_FINDINGS if failed else 0
+
+
+# --- pdp who-can / what-can: the store asked backwards --------------------------------------
+
+
+def _queries_parsers(commands: Any) -> None:
+    who = _command(
+        commands,
+        "who-can",
+        "list every user the decision allows an action on a resource",
+        "pdp who-can s3:GetObject arn:aws:s3:::example-bucket/report.csv --store examples/store",
+        "pdp who-can s3:DeleteObject arn:aws:s3:::example-bucket/x --context"
+        " aws:MultiFactorAuthPresent=true --store examples/store --json",
+        description="Each user listed is confirmed with the forward decision for the context"
+        " given; users allowed only under conditions the context does not meet are listed"
+        " apart, as allowed if those conditions.",
+    )
+    who.add_argument("action", help="service:Action")
+    who.add_argument("resource", help="an ARN (or *)")
+    who.add_argument("--context", action="append", default=[], metavar="KEY=VALUE")
+    who.add_argument("--limit", type=int, default=MAX_QUERY_LIMIT, help="at most this many")
+    who.add_argument("--json", action="store_true", help="one JSON document")
+    _store_argument(who)
+    what = _command(
+        commands,
+        "what-can",
+        "list the actions and resource patterns one user is allowed",
+        "pdp what-can bob --service s3 --store examples/store",
+        "pdp what-can alice --store examples/store --json",
+    )
+    what.add_argument("principal", help="a user name or ARN")
+    what.add_argument("--service", help="one service prefix (s3)")
+    what.add_argument("--resource-pattern", help="only statements with this Resource (or *)")
+    what.add_argument("--limit", type=int, default=MAX_QUERY_LIMIT, help="at most this many")
+    what.add_argument("--json", action="store_true", help="one JSON document")
+    _store_argument(what)
+
+
+def _queries(args: argparse.Namespace) -> int:
+    name = f"pdp {args.command}"
+    try:
+        snapshot = load_store(args.store)
+    except (PolicyLoadError, StoreError) as exc:
+        _warn(f"{name}: cannot load: {exc}")
+        return EXIT_ERROR
+    try:
+        if args.command == "who-can":
+            context: dict[str, Any] = {}
+            for item in args.context:
+                key, eq, value = item.partition("=")
+                if not eq or not key:
+                    _warn(f"{name}: --context takes key=value, got {item!r}")
+                    return EXIT_ERROR
+                context[key] = _context_value(value)
+            who = who_can(snapshot, args.action, args.resource, context, limit=args.limit,
+                          deadline_seconds=60.0)  # fmt: skip
+            print(json.dumps(who.to_dict()) if args.json else _who_text(who.to_dict()))
+        else:
+            what = what_can(snapshot, args.principal, service=args.service,
+                            resource_pattern=args.resource_pattern, limit=args.limit)  # fmt: skip
+            print(json.dumps(what.to_dict()) if args.json else _what_text(what.to_dict()))
+    except QueryError as exc:
+        _warn(f"{name}: {exc}")
+        return EXIT_ERROR
+    return 0
+
+
+def _cited(item: dict[str, Any]) -> str:
+    sid = f" ({item['sid']})" if item.get("sid") else ""
+    return f"{item['policy']} Statement[{item['statement']}]{sid}"
+
+
+def _who_text(answer: dict[str, Any]) -> str:
+    lines = [f"who can {answer['action']} on {answer['resource']}:"]
+    for item in answer["allowed"]:
+        lines.append(f"  {item['principal']}: allowed by {_cited(item['matched'][0])}"
+                     if item["matched"] else f"  {item['principal']}: allowed")  # fmt: skip
+    for item in answer["allowed_if"]:
+        needs = [
+            f"{json.dumps(n['condition'])} ({_cited(n)})" if n["condition"] else _cited(n)
+            for n in item["allowed_if"]
+        ]
+        unless = [f"{json.dumps(n['condition'])} ({_cited(n)})" for n in item["unless"]]
+        text = f"  {item['principal']}: allowed if " + " or ".join(needs)
+        lines.append(text + ("" if not unless else " and not " + " and not ".join(unless)))
+    if not answer["allowed"] and not answer["allowed_if"]:
+        lines.append("  nobody")
+    if answer["next_page_token"]:
+        lines.append("  ... more (raise --limit)")
+    return "\n".join(lines)
+
+
+def _what_text(answer: dict[str, Any]) -> str:
+    lines = [f"what {answer['principal']} can do:"]
+    for item in answer["allowed"]:
+        where = ("not " if item["not_resource"] else "") + ", ".join(item["resources"])
+        cond = f" if {json.dumps(item['condition'])}" if item["condition"] else ""
+        lines.append(f"  {item['action']} on {where}{cond} ({_cited(item)})")
+    if not answer["allowed"]:
+        lines.append("  nothing")
+    if answer["truncated"]:
+        lines.append("  ... more (raise --limit)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,353 @@
+"""Who-can and what-can: the store asked backwards (docs/queries.md, Who-can and what-can).
+
+`who_can` lists the users the forward decision allows an action on a resource (with a given
+context). It never guesses: an index built once per snapshot (`QueryIndex`) groups users by
+their shared policy set and keeps, per service, only the groups with an Allow statement that
+can match that service; every candidate is then confirmed with `Snapshot.is_authorized`, the
+forward decision itself. A store with a world (accounts, roles, resource policies) or the
+account's change-password grant skips the filter and confirms every user, since something
+other than the user's own policies may allow. A candidate the decision denies, but whose
+Allow statements for the action and resource carry conditions, is reported apart as
+"allowed if" those conditions, never as allowed.
+
+`what_can` lists one user's Allow statements as concrete actions (expanded through the service
+reference, pdp.reference; a pattern it cannot expand stays a pattern) and resource patterns,
+with their conditions, minus the actions an unconditional Deny on every resource removes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pdp.language import Policy
+from pdp.model import Decision
+from pdp.reference import default_reference
+from pdp.store.index import UserEntry
+from pdp.store.snapshot import Snapshot
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "DEFAULT_QUERY_SECONDS",
+    "MAX_LIMIT",
+    "QueryError",
+    "QueryIndex",
+    "WhatCanResult",
+    "WhoCanResult",
+    "query_index",
+    "what_can",
+    "who_can",
+]
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+DEFAULT_QUERY_SECONDS = 2.0
+_MAX_EXPANDED = 5000  # concrete actions one what-can answer lists at most
+
+
+class QueryError(ValueError):
+    """A who-can or what-can question that cannot be answered as asked (names the field)."""
+
+
+@dataclass
+class WhoCanResult:
+    action: str
+    resource: str
+    allowed: list[dict[str, Any]] = field(default_factory=list)
+    allowed_if: list[dict[str, Any]] = field(default_factory=list)
+    next_page_token: str | None = None
+    partial: bool = False  # the deadline passed: the page ends early (next_page_token resumes)
+    checked: int = 0  # candidates confirmed with the forward decision
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "resource": self.resource,
+            "allowed": self.allowed,
+            "allowed_if": self.allowed_if,
+            "next_page_token": self.next_page_token,
+            "partial": self.partial,
+            "checked": self.checked,
+        }
+
+
+@dataclass
+class WhatCanResult:
+    principal: str
+    allowed: list[dict[str, Any]] = field(default_factory=list)
+    truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"principal": self.principal, "allowed": self.allowed, "truncated": self.truncated}
+
+
+class QueryIndex:
+    """Users grouped by their shared policies, and per service the groups that may allow."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        started = time.perf_counter()
+        self.version = snapshot.version
+        index = snapshot.index
+        groups: dict[tuple[int, ...], list[UserEntry]] = {}
+        for entry in index.users():
+            groups.setdefault(tuple(id(p) for p in entry.policies), []).append(entry)
+        self._groups = [sorted(g, key=lambda e: e.user.name) for g in groups.values()]
+        self._sets = [index.policy_set(g[0]) for g in self._groups]
+        self._everyone = sorted(e.user.name for g in self._groups for e in g)
+        # something beyond a user's own policies may allow: confirm everyone
+        self.confirm_all = snapshot.world is not None
+        self._grant_iam = index.users_change_password
+        self._by_service: dict[str, list[str]] = {}
+        self.build_seconds = time.perf_counter() - started
+
+    @property
+    def users(self) -> int:
+        return len(self._everyone)
+
+    @property
+    def distinct_sets(self) -> int:
+        return len(self._groups)
+
+    def candidates(self, service: str) -> list[str]:
+        """The sorted user names whose decision for an action of `service` may be Allow."""
+        if self.confirm_all or (self._grant_iam and service == "iam"):
+            return self._everyone
+        found = self._by_service.get(service)
+        if found is None:
+            names: list[str] = []
+            for group, policy_set in zip(self._groups, self._sets, strict=True):
+                if policy_set.candidates(service)[1]:
+                    names.extend(e.user.name for e in group)
+            found = self._by_service.setdefault(service, sorted(names))
+        return found
+
+    def entry_set(self, name: str, snapshot: Snapshot) -> tuple[Policy, ...]:
+        entry = snapshot.index.resolve(name)
+        return entry.policies if entry is not None else ()
+
+
+_INDEXES: dict[int, tuple[Snapshot, QueryIndex]] = {}
+
+
+def query_index(snapshot: Snapshot) -> QueryIndex:
+    """The snapshot's query index, built on first use and kept while the snapshot is served."""
+    held = _INDEXES.get(id(snapshot))
+    if held is not None and held[0] is snapshot:
+        return held[1]
+    built = QueryIndex(snapshot)
+    if len(_INDEXES) >= 4:
+        _INDEXES.pop(next(iter(_INDEXES)))
+    _INDEXES[id(snapshot)] = (snapshot, built)
+    return built
+
+
+def _limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise QueryError(f"limit: must be a whole number from 1 to {MAX_LIMIT}")
+    return limit
+
+
+def _token(offset: int, version: str) -> str:
+    raw = json.dumps({"o": offset, "v": version}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _offset(token: str | None, version: str) -> int:
+    if not token:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        offset, of = data["o"], data["v"]
+    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        raise QueryError("page_token: not a token this server gave") from exc
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise QueryError("page_token: not a token this server gave")
+    if of != version:
+        raise QueryError(f"page_token: from store version {of!r}, serving {version!r}: ask again")
+    return offset
+
+
+def _statement_doc(policy: Policy, number: int) -> Mapping[str, Any]:
+    statements = policy.document.get("Statement", [])
+    if isinstance(statements, Mapping):
+        statements = [statements]
+    return statements[number] if 0 <= number < len(statements) else {}
+
+
+def _near(
+    policies: tuple[Policy, ...], action: str, resource: str, decision: Decision
+) -> dict[str, Any] | None:
+    """Why a denied user might be allowed in another context, or None: the Allow statements
+    whose Action and Resource match (`allowed_if`: one of their conditions must hold) and, for
+    an explicit Deny, the Deny statements that matched (`unless`: their conditions must not
+    hold). None when a Deny without conditions matched, or nothing could allow."""
+    unless: list[dict[str, Any]] = []
+    by_name = {p.name: p for p in policies}
+    for ref in decision.matched if decision.reason == "explicitDeny" else ():
+        policy = by_name.get(ref.policy)
+        doc = _statement_doc(policy, ref.statement) if policy is not None else {}
+        if not doc.get("Condition"):
+            return None  # denied whatever the context (or by a policy not the user's own)
+        unless.append({**ref.to_dict(), "condition": doc["Condition"]})
+    if decision.reason == "explicitDeny":
+        allows = _matching(policies, action, resource, conditional_only=False)
+    else:
+        allows = _matching(policies, action, resource, conditional_only=True)
+    if not allows:
+        return None
+    return {"allowed_if": allows, "unless": unless}
+
+
+def _matching(
+    policies: tuple[Policy, ...], action: str, resource: str, *, conditional_only: bool
+) -> list[dict[str, Any]]:
+    """The Allow statements whose Action and Resource match (only those with conditions or a
+    policy variable in Resource, if `conditional_only`)."""
+    lower = action.lower()
+    out: list[dict[str, Any]] = []
+    for policy in policies:
+        for statement in policy.statements:
+            if statement.deny or statement.match_action(lower) is statement.not_action:
+                continue
+            if conditional_only and not statement.conditions and not statement.resource_templates:
+                continue
+            hit = bool(statement.match_resource(resource)) or bool(statement.resource_templates)
+            if hit is statement.not_resource:
+                continue
+            doc = _statement_doc(policy, statement.ref.statement)
+            out.append(
+                {
+                    **statement.ref.to_dict(),
+                    "condition": doc.get("Condition", {}),
+                    "resource": doc.get("Resource", doc.get("NotResource")),
+                }
+            )
+    return out
+
+
+def who_can(
+    snapshot: Snapshot,
+    action: str,
+    resource: str,
+    context: Mapping[str, object] | None = None,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    page_token: str | None = None,
+    deadline_seconds: float = DEFAULT_QUERY_SECONDS,
+) -> WhoCanResult:
+    """The users the forward decision allows `action` on `resource` with `context` (each
+    confirmed by `snapshot.is_authorized`), and apart those allowed only if conditions hold."""
+    if not isinstance(action, str) or ":" not in action:
+        raise QueryError("action: required, service:Action (e.g. s3:GetObject)")
+    if not isinstance(resource, str) or not resource:
+        raise QueryError("resource: required, an ARN or *")
+    limit = _limit(limit)
+    index = query_index(snapshot)
+    names = index.candidates(action.partition(":")[0].lower())
+    offset = _offset(page_token, snapshot.version)
+    result = WhoCanResult(action, resource)
+    stop = time.monotonic() + deadline_seconds
+    position = offset
+    while position < len(names):
+        if len(result.allowed) + len(result.allowed_if) >= limit:
+            break
+        if time.monotonic() > stop:
+            result.partial = True
+            break
+        name = names[position]
+        position += 1
+        result.checked += 1
+        decision = snapshot.is_authorized(name, action, resource, context)
+        if decision.decision == "Allow":
+            result.allowed.append(
+                {"principal": name, "matched": [m.to_dict() for m in decision.matched]}
+            )
+        else:
+            near = _near(index.entry_set(name, snapshot), action, resource, decision)
+            if near is not None:
+                result.allowed_if.append({"principal": name, **near})
+    if position < len(names):
+        result.next_page_token = _token(position, snapshot.version)
+    return result
+
+
+def what_can(
+    snapshot: Snapshot,
+    principal: str,
+    *,
+    service: str | None = None,
+    resource_pattern: str | None = None,
+    limit: int = MAX_LIMIT,
+) -> WhatCanResult:
+    """One user's allowed actions (concrete where the reference knows them) and resource
+    patterns, each with its conditions, minus what an unconditional Deny on `*` removes."""
+    limit = _limit(limit)
+    entry = snapshot.index.resolve(principal) if isinstance(principal, str) else None
+    if entry is None:
+        raise QueryError(f"principal: no user {principal!r} in the store")
+    wanted = service.lower() if service else None
+    reference = default_reference()
+    policies = entry.policies
+    denied = [
+        s
+        for p in policies
+        for s in p.statements
+        if s.deny and not s.conditions and not s.not_resource and s.resources.match_all
+    ]
+    result = WhatCanResult(entry.user.name)
+    for policy in policies:
+        for statement in policy.statements:
+            if statement.deny:
+                continue
+            doc = _statement_doc(policy, statement.ref.statement)
+            resources = _as_list(doc.get("Resource", doc.get("NotResource", [])))
+            if resource_pattern and resource_pattern not in resources and "*" not in resources:
+                continue
+            for pattern in _as_list(doc.get("Action", doc.get("NotAction", []))):
+                if wanted and pattern.partition(":")[0].lower() not in (wanted, "*"):
+                    continue
+                if "NotAction" in doc:
+                    concrete = [f"NotAction {pattern}"]
+                else:
+                    concrete = _expand(reference, pattern, wanted)
+                for action in concrete:
+                    if any(d.match_action(action.lower()) is not d.not_action for d in denied):
+                        continue
+                    if len(result.allowed) >= limit:
+                        result.truncated = True
+                        return result
+                    result.allowed.append(
+                        {
+                            "action": action,
+                            "resources": resources,
+                            "not_resource": "NotResource" in doc,
+                            "condition": doc.get("Condition", {}),
+                            **statement.ref.to_dict(),
+                        }
+                    )
+    return result
+
+
+def _as_list(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _expand(reference: Any, pattern: str, service: str | None) -> list[str]:
+    if "*" not in pattern and "?" not in pattern:
+        return [pattern]
+    if service is not None:
+        head, _, tail = pattern.partition(":")
+        pattern = f"{service}:{tail or '*'}" if head in ("*", "") or not tail else pattern
+    found = reference.actions_matching(pattern, limit=_MAX_EXPANDED)
+    names = [a.full_name for a in found if service is None or a.service.lower() == service]
+    return names or [pattern]
