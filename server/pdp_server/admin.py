@@ -15,6 +15,7 @@ lock operators out of reload and status.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import socket
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from typing import Any
 from flask import Flask, Response, request
 from waitress.server import create_server
 
-from pdp.store import DEFAULT_MAX_CHECKS
+from pdp.store import DEFAULT_MAX_CHECKS, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT
 from pdp_server.errors import (
     AdminDisabled,
     BadRequest,
@@ -66,6 +67,36 @@ def _max_checks(args: Mapping[str, str]) -> int:
     if raw.isascii() and raw.isdigit() and len(raw) <= 7 and 1 <= int(raw) <= DEFAULT_MAX_CHECKS:
         return int(raw)
     raise BadRequest(f"max_checks: must be a whole number from 1 to {DEFAULT_MAX_CHECKS}")
+
+
+def _limit(args: Mapping[str, str]) -> int:
+    """The `limit` parameter of who-can and what-can, 1 to MAX_QUERY_LIMIT."""
+    raw = args.get("limit", str(DEFAULT_QUERY_LIMIT))
+    if raw.isascii() and raw.isdigit() and len(raw) <= 5 and 1 <= int(raw) <= MAX_QUERY_LIMIT:
+        return int(raw)
+    raise BadRequest(f"limit: must be a whole number from 1 to {MAX_QUERY_LIMIT}")
+
+
+def _context(raw: str | None) -> dict[str, object] | None:
+    """who-can's `context` parameter: a JSON object of condition keys (at most MAX_BODY)."""
+    if raw is None:
+        return None
+    if len(raw) > MAX_BODY:
+        raise BadRequest(f"context: longer than {MAX_BODY} characters")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise BadRequest("context: must be a JSON object of condition keys") from None
+    if not isinstance(value, dict):
+        raise BadRequest("context: must be a JSON object of condition keys")
+    return value
+
+
+def _required(args: Mapping[str, str], key: str, what: str) -> str:
+    value = args.get(key)
+    if not value:
+        raise BadRequest(f"{key}: required, {what}")
+    return value
 
 
 def create_admin_app(service: Service) -> Flask:
@@ -125,6 +156,31 @@ def create_admin_app(service: Service) -> Flask:
     def diff() -> Response:
         old, new = _version_name(request.args, "old"), _version_name(request.args, "new")
         return json_response(service.diff(old, new, _max_checks(request.args)))
+
+    @app.get("/admin/who-can")
+    def who_can() -> Response:
+        args = request.args
+        return json_response(
+            service.who_can(
+                _required(args, "action", "service:Action (e.g. s3:GetObject)"),
+                _required(args, "resource", "an ARN or *"),
+                _context(args.get("context")),
+                _limit(args),
+                args.get("page_token") or None,
+            )
+        )
+
+    @app.get("/admin/what-can/<path:principal>")
+    def what_can(principal: str) -> Response:
+        args = request.args
+        return json_response(
+            service.what_can(
+                principal,
+                args.get("service") or None,
+                args.get("resource_pattern") or None,
+                _limit(args),
+            )
+        )
 
     @app.get("/admin/status")
     def status() -> Response:

@@ -16,8 +16,9 @@ from concurrent import futures
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.json_format import MessageToDict
 
-from pdp.store import DEFAULT_MAX_CHECKS
+from pdp.store import DEFAULT_MAX_CHECKS, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT
 from pdp_client.v1 import queries_pb2 as pb
 from pdp_client.v1 import queries_pb2_grpc as pb_grpc
 from pdp_server.errors import (
@@ -68,6 +69,34 @@ class QueriesServicer(pb_grpc.QueriesServicer):
 
         return await self._answer(context, run)
 
+    async def WhoCan(  # noqa: N802
+        self, request: pb.WhoCanRequest, context: grpc.aio.ServicerContext
+    ) -> pb.QueryResponse:
+        def run() -> dict[str, Any]:
+            given = MessageToDict(request.context) if request.HasField("context") else None
+            return self.service.who_can(
+                _text(request.action, "action"),
+                _text(request.resource, "resource"),
+                given,
+                _limit(request.limit),
+                request.page_token or None,
+            )
+
+        return await self._answer(context, run)
+
+    async def WhatCan(  # noqa: N802
+        self, request: pb.WhatCanRequest, context: grpc.aio.ServicerContext
+    ) -> pb.QueryResponse:
+        def run() -> dict[str, Any]:
+            return self.service.what_can(
+                _text(request.principal, "principal"),
+                request.service or None,
+                request.resource_pattern or None,
+                _limit(request.limit),
+            )
+
+        return await self._answer(context, run)
+
     async def _answer(
         self, context: grpc.aio.ServicerContext, run: Callable[[], dict[str, Any]]
     ) -> pb.QueryResponse:
@@ -101,6 +130,12 @@ class QueriesServicer(pb_grpc.QueriesServicer):
         if isinstance(exc, BadRequest):
             self.service.metrics.bad_request()
         await grpc_abort(context, exc)
+
+
+def _limit(value: int) -> int:
+    if value > MAX_QUERY_LIMIT:
+        raise BadRequest(f"limit: at most {MAX_QUERY_LIMIT}")
+    return value or DEFAULT_QUERY_LIMIT
 
 
 def _name(value: str, field: str) -> str:

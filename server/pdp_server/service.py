@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pdp import Authorizer, Decision, Diagnostic, PolicyLoadError, printable
@@ -27,6 +27,7 @@ from pdp.audit import (
 from pdp.store import (
     DEFAULT_MAX_CHECKS,
     DiffFailed,
+    QueryError,
     Snapshot,
     StoreError,
     diff_snapshots,
@@ -35,6 +36,8 @@ from pdp.store import (
     resolve_version,
     version_names,
     version_stamp,
+    what_can,
+    who_can,
 )
 from pdp_server.config import Config
 from pdp_server.control import Control
@@ -43,6 +46,7 @@ from pdp_server.errors import (
     Busy,
     DeadlineExceeded,
     ExplainDisabled,
+    NotFound,
     NotReady,
     ReloadFailed,
     problem,
@@ -65,6 +69,7 @@ log = logging.getLogger("pdp.server")
 GATE_MAX_EVENTS = 100_000
 GATE_SECONDS = 30.0
 GATE_EXAMPLES = 5
+QUERY_SECONDS = 2.0  # who-can's deadline: a page ends early (partial) rather than wait longer
 MAX_EXPLAINED = 20  # requests of one batch that may ask for explain (each may take milliseconds)
 
 
@@ -463,6 +468,39 @@ class Service:
         finally:
             self._diff_lock.release()
         return found.to_dict()
+
+    def who_can(
+        self,
+        action: str,
+        resource: str,
+        context: Mapping[str, object] | None,
+        limit: int,
+        page_token: str | None,
+    ) -> dict[str, Any]:
+        """Who-can on the serving snapshot (docs/queries.md): one page of at most `limit`
+        users, each confirmed by the forward decision; `partial` when QUERY_SECONDS ran out
+        (the page's `next_page_token` resumes). BadRequest names the field at fault."""
+        snapshot = self._authorizer().snapshot
+        try:
+            found = who_can(snapshot, action, resource, context, limit=limit,
+                            page_token=page_token, deadline_seconds=QUERY_SECONDS)  # fmt: skip
+        except QueryError as exc:
+            raise BadRequest(str(exc)) from None
+        return {"version": snapshot.version, **found.to_dict()}
+
+    def what_can(
+        self, principal: str, service: str | None, resource_pattern: str | None, limit: int
+    ) -> dict[str, Any]:
+        """What-can for one user of the serving snapshot; NotFound when it is no user."""
+        snapshot = self._authorizer().snapshot
+        if snapshot.index.resolve(principal) is None:
+            raise NotFound(f"principal: no user {principal!r} in the store")
+        try:
+            found = what_can(snapshot, principal, service=service,
+                             resource_pattern=resource_pattern, limit=limit)  # fmt: skip
+        except QueryError as exc:
+            raise BadRequest(str(exc)) from None
+        return {"version": snapshot.version, **found.to_dict()}
 
     def reload(self, version: str | None) -> dict[str, Any]:
         """Reload here, then (with several workers) everywhere; raise ReloadFailed if refused."""
