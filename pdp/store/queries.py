@@ -319,19 +319,39 @@ def what_can(
                 for action in concrete:
                     if any(d.match_action(action.lower()) is not d.not_action for d in denied):
                         continue
+                    kept = _confirmed(snapshot, entry.user.name, action, resources, doc)
+                    if not kept:
+                        continue  # every concrete resource is denied (a narrower Deny)
                     if len(result.allowed) >= limit:
                         result.truncated = True
                         return result
                     result.allowed.append(
                         {
                             "action": action,
-                            "resources": resources,
+                            "resources": kept,
                             "not_resource": "NotResource" in doc,
                             "condition": doc.get("Condition", {}),
                             **statement.ref.to_dict(),
                         }
                     )
     return result
+
+
+def _confirmed(
+    snapshot: Snapshot, user: str, action: str, resources: list[str], doc: Mapping[str, Any]
+) -> list[str]:
+    """The resources of an unconditional Allow on a concrete action that the forward decision
+    (empty context) allows; patterns (wildcards, variables) and conditional or NotResource
+    statements are kept as written, since no single request stands for them."""
+    if doc.get("Condition") or "NotResource" in doc or "*" in action or "?" in action:
+        return resources
+    kept = []
+    for resource in resources:
+        if any(c in resource for c in "*?$"):
+            kept.append(resource)
+        elif snapshot.is_authorized(user, action, resource).decision == "Allow":
+            kept.append(resource)
+    return kept
 
 
 def _as_list(value: object) -> list[str]:
@@ -348,6 +368,8 @@ def _expand(reference: Any, pattern: str, service: str | None) -> list[str]:
     if service is not None:
         head, _, tail = pattern.partition(":")
         pattern = f"{service}:{tail or '*'}" if head in ("*", "") or not tail else pattern
-    found = reference.actions_matching(pattern, limit=_MAX_EXPANDED)
+    found = reference.actions_matching(pattern, limit=_MAX_EXPANDED + 1)
+    if len(found) > _MAX_EXPANDED:
+        return [pattern]  # too many to list (`*`): the pattern stands for them
     names = [a.full_name for a in found if service is None or a.service.lower() == service]
     return names or [pattern]
