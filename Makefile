@@ -39,6 +39,7 @@ bench: $(STAMP)  ## print engine, store, reload and serving figures (not part of
 	$(BIN)/python bench/impact.py
 	$(BIN)/python bench/diff.py
 	$(BIN)/python bench/explain.py
+	$(BIN)/python bench/queries.py
 	@command -v wrk >/dev/null && command -v h2load >/dev/null || \
 	  (apt-get update -qq && apt-get install -y -qq wrk nghttp2-client)
 	$(BIN)/python bench/bench_serving.py

@@ -103,6 +103,7 @@ class QueryIndex:
         self.confirm_all = snapshot.world is not None
         self._grant_iam = index.users_change_password
         self._by_service: dict[str, list[str]] = {}
+        self._recent: dict[tuple[str, str], list[str]] = {}
         self.build_seconds = time.perf_counter() - started
 
     @property
@@ -125,6 +126,34 @@ class QueryIndex:
                     names.extend(e.user.name for e in group)
             found = self._by_service.setdefault(service, sorted(names))
         return found
+
+    def matching(self, action: str, resource: str) -> list[str]:
+        """`candidates` narrowed to the users with an Allow statement whose Action and Resource
+        can match (conditions ignored, a policy variable in Resource counted as a match): no
+        other user can be allowed, or allowed if. Remembered for the last few questions, so
+        the pages of one answer cost one scan."""
+        service = action.partition(":")[0].lower()
+        if self.confirm_all or (self._grant_iam and service == "iam"):
+            return self._everyone
+        key = (action.lower(), resource)
+        found = self._recent.get(key)
+        if found is not None:
+            return found
+        lower = key[0]
+        names: list[str] = []
+        for group, policy_set in zip(self._groups, self._sets, strict=True):
+            for statement in policy_set.candidates(service)[1]:
+                if statement.match_action(lower) is statement.not_action:
+                    continue
+                hit = bool(statement.resource_templates) or bool(statement.match_resource(resource))
+                if hit is not statement.not_resource:
+                    names.extend(e.user.name for e in group)
+                    break
+        names.sort()
+        if len(self._recent) >= 64:
+            self._recent.pop(next(iter(self._recent)))
+        self._recent[key] = names
+        return names
 
     def entry_set(self, name: str, snapshot: Snapshot) -> tuple[Policy, ...]:
         entry = snapshot.index.resolve(name)
@@ -249,7 +278,7 @@ def who_can(
         raise QueryError("resource: required, an ARN or *")
     limit = _limit(limit)
     index = query_index(snapshot)
-    names = index.candidates(action.partition(":")[0].lower())
+    names = index.matching(action, resource)
     offset = _offset(page_token, snapshot.version)
     result = WhoCanResult(action, resource)
     stop = time.monotonic() + deadline_seconds
