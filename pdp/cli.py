@@ -1577,10 +1577,20 @@ def _who_text(answer: dict[str, Any]) -> str:
 
 def _what_text(answer: dict[str, Any]) -> str:
     lines = [f"what {answer['principal']} can do:"]
-    for item in answer["allowed"]:
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for item in answer["allowed"]:  # the actions one pattern of one statement expanded to
+        groups.setdefault((item["policy"], item["statement"], item["pattern"]), []).append(item)
+    for items in groups.values():
+        item = items[0]
         where = ("not " if item["not_resource"] else "") + ", ".join(item["resources"])
         cond = f" if {json.dumps(item['condition'])}" if item["condition"] else ""
-        lines.append(f"  {item['action']} on {where}{cond} ({_cited(item)})")
+        if len(items) > 3:
+            shown = ", ".join(i["action"] for i in items[:3])
+            what = f"{item['pattern']} ({len(items)} actions: {shown}, ...)"
+            lines.append(f"  {what} on {where}{cond} ({_cited(item)})")
+            continue
+        for one in items:
+            lines.append(f"  {one['action']} on {where}{cond} ({_cited(one)})")
     if not answer["allowed"]:
         lines.append("  nothing")
     if answer["truncated"]:

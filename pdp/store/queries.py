@@ -21,14 +21,13 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pdp.language import Policy
 from pdp.model import Decision
 from pdp.reference import default_reference
-from pdp.store.index import UserEntry
 from pdp.store.snapshot import Snapshot
 
 __all__ = [
@@ -48,6 +47,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 DEFAULT_QUERY_SECONDS = 2.0
 _MAX_EXPANDED = 5000  # concrete actions one what-can answer lists at most
+Statement = Any  # a compiled statement of pdp.language (Policy.statements)
 
 
 class QueryError(ValueError):
@@ -87,22 +87,44 @@ class WhatCanResult:
 
 
 class QueryIndex:
-    """Users grouped by their shared policies, and per service the groups that may allow."""
+    """The distinct Allow statements of the users' policies, each with the users it reaches.
+
+    Users are grouped by their shared policies (equal tuples: pdp/store/index.py shares them),
+    users within a group sorted by rank (their place in the sorted list of all users). Each
+    distinct Allow statement maps to the groups holding it; per service, the statements that
+    can match its actions (those naming it, and those matching any service) are listed once.
+    A question scans only those statements, never the users.
+    """
 
     def __init__(self, snapshot: Snapshot) -> None:
         started = time.perf_counter()
         self.version = snapshot.version
         index = snapshot.index
-        groups: dict[tuple[int, ...], list[UserEntry]] = {}
-        for entry in index.users():
-            groups.setdefault(tuple(id(p) for p in entry.policies), []).append(entry)
-        self._groups = [sorted(g, key=lambda e: e.user.name) for g in groups.values()]
-        self._sets = [index.policy_set(g[0]) for g in self._groups]
-        self._everyone = sorted(e.user.name for g in self._groups for e in g)
+        entries = sorted(index.users(), key=lambda e: e.user.name)
+        self._everyone = [e.user.name for e in entries]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        policies: dict[tuple[int, ...], tuple[Policy, ...]] = {}
+        for rank, entry in enumerate(entries):
+            key = tuple(id(p) for p in entry.policies)
+            groups.setdefault(key, []).append(rank)
+            policies.setdefault(key, entry.policies)
+        self._groups = list(groups.values())
+        reach: dict[int, tuple[Statement, list[int]]] = {}
+        for number, key in enumerate(groups):
+            for policy in policies[key]:
+                for statement in policy.statements:
+                    if statement.deny:
+                        continue
+                    held = reach.get(id(statement))
+                    if held is None:
+                        reach[id(statement)] = (statement, [number])
+                    elif held[1][-1] != number:
+                        held[1].append(number)
+        self._statements = list(reach.values())
         # something beyond a user's own policies may allow: confirm everyone
         self.confirm_all = snapshot.world is not None
         self._grant_iam = index.users_change_password
-        self._by_service: dict[str, list[str]] = {}
+        self._by_service: dict[str, list[tuple[Statement, list[int]]]] = {}
         self._recent: dict[tuple[str, str], list[str]] = {}
         self.build_seconds = time.perf_counter() - started
 
@@ -114,18 +136,24 @@ class QueryIndex:
     def distinct_sets(self) -> int:
         return len(self._groups)
 
+    @property
+    def distinct_statements(self) -> int:
+        return len(self._statements)
+
+    def _service(self, service: str) -> list[tuple[Statement, list[int]]]:
+        found = self._by_service.get(service)
+        if found is None:
+            found = [
+                (s, g) for s, g in self._statements if s.services is None or service in s.services
+            ]
+            found = self._by_service.setdefault(service, found)
+        return found
+
     def candidates(self, service: str) -> list[str]:
         """The sorted user names whose decision for an action of `service` may be Allow."""
         if self.confirm_all or (self._grant_iam and service == "iam"):
             return self._everyone
-        found = self._by_service.get(service)
-        if found is None:
-            names: list[str] = []
-            for group, policy_set in zip(self._groups, self._sets, strict=True):
-                if policy_set.candidates(service)[1]:
-                    names.extend(e.user.name for e in group)
-            found = self._by_service.setdefault(service, sorted(names))
-        return found
+        return self._names(g for _, groups in self._service(service) for g in groups)
 
     def matching(self, action: str, resource: str) -> list[str]:
         """`candidates` narrowed to the users with an Allow statement whose Action and Resource
@@ -140,20 +168,23 @@ class QueryIndex:
         if found is not None:
             return found
         lower = key[0]
-        names: list[str] = []
-        for group, policy_set in zip(self._groups, self._sets, strict=True):
-            for statement in policy_set.candidates(service)[1]:
-                if statement.match_action(lower) is statement.not_action:
-                    continue
-                hit = bool(statement.resource_templates) or bool(statement.match_resource(resource))
-                if hit is not statement.not_resource:
-                    names.extend(e.user.name for e in group)
-                    break
-        names.sort()
+        hits: list[int] = []
+        for statement, groups in self._service(service):
+            if statement.match_action(lower) is statement.not_action:
+                continue
+            hit = bool(statement.resource_templates) or bool(statement.match_resource(resource))
+            if hit is not statement.not_resource:
+                hits.extend(groups)
+        names = self._names(hits)
         if len(self._recent) >= 64:
             self._recent.pop(next(iter(self._recent)))
         self._recent[key] = names
         return names
+
+    def _names(self, groups: Iterable[int]) -> list[str]:
+        everyone, members = self._everyone, self._groups
+        ranks = sorted({rank for g in set(groups) for rank in members[g]})
+        return [everyone[rank] for rank in ranks]
 
     def entry_set(self, name: str, snapshot: Snapshot) -> tuple[Policy, ...]:
         entry = snapshot.index.resolve(name)
@@ -357,6 +388,7 @@ def what_can(
                     result.allowed.append(
                         {
                             "action": action,
+                            "pattern": pattern,  # as the statement wrote it
                             "resources": kept,
                             "not_resource": "NotResource" in doc,
                             "condition": doc.get("Condition", {}),

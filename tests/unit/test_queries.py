@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pdp.language.wildcard import glob_matcher
@@ -72,8 +72,19 @@ def _load(store: dict[str, Any]) -> Any:
     return load_directory(root, cache_size=0)
 
 
+# Pinned: an Allow on any service (Action "*": in no service's own list), and a policy variable
+# in Resource (matched per user).
+ANY_SERVICE = {"policies": [[{"Effect": "Allow", "Action": "*", "Resource": "*"}]], "users": [[0]]}
+OWN_OBJECT = {
+    "policies": [[{"Effect": "Allow", "Action": "s3:*", "Resource": RESOURCE_PATTERNS[-1]}]],
+    "users": [[0], [0], []],
+}
+
+
 @SETTINGS
 @given(_store)
+@example(ANY_SERVICE)
+@example(OWN_OBJECT)
 def test_who_can_is_exactly_the_forward_decision(store: dict[str, Any]) -> None:
     snapshot = _load(store)
     users = [e.user.name for e in snapshot.index.users()]
