@@ -46,6 +46,7 @@ __all__ = [
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 DEFAULT_QUERY_SECONDS = 2.0
+SESSION_NAME = "pdp-who-can"  # a role is asked about as a session of it
 _MAX_EXPANDED = 5000  # concrete actions one what-can answer lists at most
 Statement = Any  # a compiled statement of pdp.language (Policy.statements)
 
@@ -123,6 +124,13 @@ class QueryIndex:
         self._statements = list(reach.values())
         # something beyond a user's own policies may allow: confirm everyone
         self.confirm_all = snapshot.world is not None
+        # roles, by ARN: decided as a session of the role (no session policy, no tags)
+        self.role_sessions: dict[str, tuple[str, tuple[Policy, ...]]] = {}
+        world = snapshot.world
+        for role in world.roles.values() if world is not None else ():
+            name = f"arn:aws:sts::{role.account}:assumed-role/{role.role.name}/{SESSION_NAME}"
+            self.role_sessions[role.arn] = (name, role.identity.policies)
+        self.roles = sorted(self.role_sessions)
         self._grant_iam = index.users_change_password
         self._by_service: dict[str, list[tuple[Statement, list[int]]]] = {}
         self._recent: dict[tuple[str, str], list[str]] = {}
@@ -309,7 +317,7 @@ def who_can(
         raise QueryError("resource: required, an ARN or *")
     limit = _limit(limit)
     index = query_index(snapshot)
-    names = index.matching(action, resource)
+    names = index.matching(action, resource) + index.roles
     offset = _offset(page_token, snapshot.version)
     result = WhoCanResult(action, resource)
     stop = time.monotonic() + deadline_seconds
@@ -323,15 +331,23 @@ def who_can(
         name = names[position]
         position += 1
         result.checked += 1
-        decision = snapshot.is_authorized(name, action, resource, context)
-        if decision.decision == "Allow":
-            result.allowed.append(
-                {"principal": name, "matched": [m.to_dict() for m in decision.matched]}
-            )
+        role = index.role_sessions.get(name)
+        if role is None:
+            decision = snapshot.is_authorized(name, action, resource, context)
+            policies = index.entry_set(name, snapshot)
+            who: dict[str, Any] = {"principal": name, "type": "user"}
         else:
-            near = _near(index.entry_set(name, snapshot), action, resource, decision)
+            session, policies = role
+            decision = snapshot.is_authorized(
+                session, action, resource, context, principal_type="role_session"
+            )
+            who = {"principal": name, "type": "role", "decided_as": session}
+        if decision.decision == "Allow":
+            result.allowed.append({**who, "matched": [m.to_dict() for m in decision.matched]})
+        else:
+            near = _near(policies, action, resource, decision)
             if near is not None:
-                result.allowed_if.append({"principal": name, **near})
+                result.allowed_if.append({**who, **near})
     if position < len(names):
         result.next_page_token = _token(position, snapshot.version)
     return result

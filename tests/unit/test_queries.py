@@ -205,3 +205,32 @@ def test_bad_questions_name_the_field(shipped: Any, kwargs: dict[str, Any], fiel
 def test_what_can_of_no_user_is_refused(shipped: Any) -> None:
     with pytest.raises(QueryError, match="principal"):
         what_can(shipped, "nobody")
+
+
+ORGANIZATION = EXAMPLES.parent / "organization"
+
+
+@pytest.mark.parametrize(
+    ("action", "resource"),
+    [
+        ("s3:GetObject", "arn:aws:s3:::reports/q1.csv"),
+        ("ec2:RunInstances", "arn:aws:ec2:us-east-1:222222222222:instance/x"),
+        ("s3:PutObject", "arn:aws:s3:::reports/q1.csv"),
+    ],
+)
+def test_roles_of_a_world_store_agree_with_their_sessions(action: str, resource: str) -> None:
+    snapshot = load_store(ORGANIZATION)
+    context = {"aws:RequestedRegion": "us-east-1"}
+    answer = who_can(snapshot, action, resource, context)
+    listed = {item["principal"]: item for item in answer.allowed}
+    index = query_index(snapshot)
+    assert index.roles  # the example has a role
+    for arn, (session, _) in index.role_sessions.items():
+        decision = snapshot.is_authorized(
+            session, action, resource, context, principal_type="role_session"
+        )
+        assert (arn in listed) == (decision.decision == "Allow"), (arn, decision)
+    for entry in snapshot.index.users():
+        decision = snapshot.is_authorized(entry.user.name, action, resource, context)
+        assert (entry.user.name in listed) == (decision.decision == "Allow")
+    assert all(item["type"] in ("user", "role") for item in answer.allowed)
