@@ -1502,7 +1502,13 @@ def _queries_parsers(commands: Any) -> None:
     )
     who.add_argument("action", help="service:Action")
     who.add_argument("resource", help="an ARN (or *)")
-    who.add_argument("--context", action="append", default=[], metavar="KEY=VALUE")
+    who.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a condition key of the request (repeatable; values as JSON where they parse)",
+    )
     who.add_argument("--limit", type=int, default=MAX_QUERY_LIMIT, help="at most this many")
     who.add_argument("--json", action="store_true", help="one JSON document")
     _store_argument(who)

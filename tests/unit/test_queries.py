@@ -234,3 +234,18 @@ def test_roles_of_a_world_store_agree_with_their_sessions(action: str, resource:
         decision = snapshot.is_authorized(entry.user.name, action, resource, context)
         assert (entry.user.name in listed) == (decision.decision == "Allow")
     assert all(item["type"] in ("user", "role") for item in answer.allowed)
+
+
+def test_a_passed_deadline_ends_the_page_early_with_a_token(shipped: Any) -> None:
+    answer = who_can(shipped, "s3:GetObject", "arn:aws:s3:::example-bucket/r", deadline_seconds=-1)
+    assert answer.partial and answer.allowed == [] and answer.next_page_token
+    rest = who_can(shipped, "s3:GetObject", "arn:aws:s3:::example-bucket/r",
+                   page_token=answer.next_page_token)  # fmt: skip
+    assert [i["principal"] for i in rest.allowed] == ["alice", "bob", "carol"]
+
+
+def test_a_page_token_of_another_version_is_refused(shipped: Any) -> None:
+    from pdp.store.queries import _token
+
+    with pytest.raises(QueryError, match="page_token: from store version"):
+        who_can(shipped, "s3:GetObject", "*", page_token=_token(0, "9999"))
