@@ -1574,6 +1574,8 @@ def _who_text(answer: dict[str, Any]) -> str:
         unless = [f"{json.dumps(n['condition'])} ({_cited(n)})" for n in item["unless"]]
         text = f"  {item['principal']}: allowed if " + " or ".join(needs)
         lines.append(text + ("" if not unless else " and not " + " and not ".join(unless)))
+    for item in answer["undecided"]:
+        lines.append(f"  {item['principal']}: not decided: {'; '.join(item['errors'])}")
     if not answer["allowed"] and not answer["allowed_if"]:
         lines.append("  nobody")
     if answer["next_page_token"]:

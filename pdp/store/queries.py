@@ -25,8 +25,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pdp.language import Policy
-from pdp.model import Decision
+from pdp.errors import RequestError
+from pdp.language import Policy, RequestContext, check_request
+from pdp.model import Decision, Principal
 from pdp.reference import default_reference
 from pdp.store.snapshot import Snapshot
 
@@ -61,6 +62,7 @@ class WhoCanResult:
     resource: str
     allowed: list[dict[str, Any]] = field(default_factory=list)
     allowed_if: list[dict[str, Any]] = field(default_factory=list)
+    undecided: list[dict[str, Any]] = field(default_factory=list)  # decisions with errors
     next_page_token: str | None = None
     partial: bool = False  # the deadline passed: the page ends early (next_page_token resumes)
     checked: int = 0  # candidates confirmed with the forward decision
@@ -71,6 +73,7 @@ class WhoCanResult:
             "resource": self.resource,
             "allowed": self.allowed,
             "allowed_if": self.allowed_if,
+            "undecided": self.undecided,
             "next_page_token": self.next_page_token,
             "partial": self.partial,
             "checked": self.checked,
@@ -316,6 +319,11 @@ def who_can(
     if not isinstance(resource, str) or not resource:
         raise QueryError("resource: required, an ARN or *")
     limit = _limit(limit)
+    try:  # the question itself, once: a bad context is the asker's error, not every user's Deny
+        check_request(action, resource)
+        RequestContext(Principal.user("who-can", account=snapshot.index.account), context, None)
+    except RequestError as exc:
+        raise QueryError(str(exc)) from None
     index = query_index(snapshot)
     names = index.matching(action, resource) + index.roles
     offset = _offset(page_token, snapshot.version)
@@ -323,7 +331,7 @@ def who_can(
     stop = time.monotonic() + deadline_seconds
     position = offset
     while position < len(names):
-        if len(result.allowed) + len(result.allowed_if) >= limit:
+        if len(result.allowed) + len(result.allowed_if) + len(result.undecided) >= limit:
             break
         if time.monotonic() > stop:
             result.partial = True
@@ -344,6 +352,8 @@ def who_can(
             who = {"principal": name, "type": "role", "decided_as": session}
         if decision.decision == "Allow":
             result.allowed.append({**who, "matched": [m.to_dict() for m in decision.matched]})
+        elif decision.errors:  # not decided: never allowed, nor guessed allowed-if
+            result.undecided.append({**who, "errors": list(decision.errors)})
         else:
             near = _near(policies, action, resource, decision)
             if near is not None:

@@ -73,6 +73,7 @@ def test_who_can_pages_with_an_opaque_token(server: Server) -> None:
         ({"action": "s3:GetObject", "resource": OBJECT, "limit": "0"}, "limit"),
         ({"action": "s3:GetObject", "resource": OBJECT, "page_token": "garbage"}, "page_token"),
         ({"action": "s3:GetObject", "resource": OBJECT, "context": "[1]"}, "context"),
+        ({"action": "s3:GetObject", "resource": OBJECT, "context": '{"k": {"a": 1}}'}, "context"),
     ],
 )
 def test_who_can_bad_parameters_are_400_naming_the_field(

@@ -249,3 +249,8 @@ def test_a_page_token_of_another_version_is_refused(shipped: Any) -> None:
 
     with pytest.raises(QueryError, match="page_token: from store version"):
         who_can(shipped, "s3:GetObject", "*", page_token=_token(0, "9999"))
+
+
+def test_a_bad_context_is_the_askers_error(shipped: Any) -> None:
+    with pytest.raises(QueryError, match="aws:SourceIp"):
+        who_can(shipped, "s3:GetObject", "*", {"aws:SourceIp": {"a": 1}})
