@@ -21,6 +21,7 @@ import base64
 import binascii
 import json
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,19 +203,16 @@ class QueryIndex:
         return entry.policies if entry is not None else ()
 
 
-_INDEXES: dict[int, tuple[Snapshot, QueryIndex]] = {}
+_INDEXES: weakref.WeakKeyDictionary[Snapshot, QueryIndex] = weakref.WeakKeyDictionary()
 
 
 def query_index(snapshot: Snapshot) -> QueryIndex:
-    """The snapshot's query index, built on first use and kept while the snapshot is served."""
-    held = _INDEXES.get(id(snapshot))
-    if held is not None and held[0] is snapshot:
-        return held[1]
-    built = QueryIndex(snapshot)
-    if len(_INDEXES) >= 4:
-        _INDEXES.pop(next(iter(_INDEXES)))
-    _INDEXES[id(snapshot)] = (snapshot, built)
-    return built
+    """The snapshot's query index, built on first use and dropped with the snapshot (two
+    threads asking first may both build it: equal results, either kept)."""
+    found = _INDEXES.get(snapshot)
+    if found is None:
+        found = _INDEXES.setdefault(snapshot, QueryIndex(snapshot))
+    return found
 
 
 def _limit(limit: int) -> int:

@@ -58,6 +58,7 @@ class Snapshot:
         "_root",
         "_root_allowed",
         "world",
+        "__weakref__",  # pdp.store.queries keeps its index beside the snapshot, not past it
     )
 
     def __init__(

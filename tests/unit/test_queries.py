@@ -254,3 +254,17 @@ def test_a_page_token_of_another_version_is_refused(shipped: Any) -> None:
 def test_a_bad_context_is_the_askers_error(shipped: Any) -> None:
     with pytest.raises(QueryError, match="aws:SourceIp"):
         who_can(shipped, "s3:GetObject", "*", {"aws:SourceIp": {"a": 1}})
+
+
+def test_the_index_goes_with_its_snapshot() -> None:
+    import gc
+
+    from pdp.store.queries import _INDEXES
+
+    snapshot = load_store(EXAMPLES)
+    query_index(snapshot)
+    assert snapshot in _INDEXES
+    before = len(_INDEXES)
+    del snapshot
+    gc.collect()
+    assert len(_INDEXES) == before - 1
