@@ -10,7 +10,8 @@ other than the user's own policies may allow. A candidate the decision denies, b
 Allow statements for the action and resource carry conditions, is reported apart as
 "allowed if" those conditions, never as allowed.
 
-`what_can` lists one user's Allow statements as concrete actions (expanded through the service
+`what_can` lists one user's (or, in a store with roles, one role's: decided as a session of
+it) Allow statements as concrete actions (expanded through the service
 reference, pdp.reference; a pattern it cannot expand stays a pattern) and resource patterns,
 with their conditions, minus the actions an unconditional Deny on every resource removes.
 """
@@ -22,7 +23,7 @@ import binascii
 import json
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,8 +106,18 @@ class QueryIndex:
         started = time.perf_counter()
         self.version = snapshot.version
         index = snapshot.index
-        entries = sorted(index.users(), key=lambda e: e.user.name)
-        self._everyone = [e.user.name for e in entries]
+        world = snapshot.world
+        # A store of several accounts names its users by ARN (names repeat across accounts);
+        # one account's store by name, as its decisions and answers always have.
+        if world is not None:
+            pairs = sorted(
+                ((e.arn, e) for idx in world.indexes.values() for e in idx.users()),
+                key=lambda pair: pair[0],
+            )
+        else:
+            pairs = sorted(((e.user.name, e) for e in index.users()), key=lambda pair: pair[0])
+        entries = [e for _, e in pairs]
+        self._everyone = [name for name, _ in pairs]
         groups: dict[tuple[int, ...], list[int]] = {}
         policies: dict[tuple[int, ...], tuple[Policy, ...]] = {}
         for rank, entry in enumerate(entries):
@@ -130,7 +141,6 @@ class QueryIndex:
         self.confirm_all = snapshot.world is not None
         # roles, by ARN: decided as a session of the role (no session policy, no tags)
         self.role_sessions: dict[str, tuple[str, tuple[Policy, ...]]] = {}
-        world = snapshot.world
         for role in world.roles.values() if world is not None else ():
             name = f"arn:aws:sts::{role.account}:assumed-role/{role.role.name}/{SESSION_NAME}"
             self.role_sessions[role.arn] = (name, role.identity.policies)
@@ -199,8 +209,16 @@ class QueryIndex:
         return [everyone[rank] for rank in ranks]
 
     def entry_set(self, name: str, snapshot: Snapshot) -> tuple[Policy, ...]:
-        entry = snapshot.index.resolve(name)
-        return entry.policies if entry is not None else ()
+        found = _user(snapshot, name)
+        return found[1].policies if found is not None else ()
+
+
+def _user(snapshot: Snapshot, name: str) -> tuple[Any, Any] | None:
+    """(index, entry) of a user by name or ARN, in any account of the store."""
+    if snapshot.world is not None:
+        return snapshot.world.resolve_user(name)
+    entry = snapshot.index.resolve(name)
+    return None if entry is None else (snapshot.index, entry)
 
 
 _INDEXES: weakref.WeakKeyDictionary[Snapshot, QueryIndex] = weakref.WeakKeyDictionary()
@@ -369,22 +387,40 @@ def what_can(
     resource_pattern: str | None = None,
     limit: int = MAX_LIMIT,
 ) -> WhatCanResult:
-    """One user's allowed actions (concrete where the reference knows them) and resource
-    patterns, each with its conditions, minus what an unconditional Deny on `*` removes."""
+    """One user's (by name or ARN, any account) or role's (by ARN) allowed actions (concrete
+    where the reference knows them) and resource patterns, each with its conditions, minus
+    what an unconditional Deny on `*` removes; concrete ones confirmed by the decision."""
     limit = _limit(limit)
-    entry = snapshot.index.resolve(principal) if isinstance(principal, str) else None
-    if entry is None:
-        raise QueryError(f"principal: no user {principal!r} in the store")
+    found = _user(snapshot, principal) if isinstance(principal, str) else None
+    role = None
+    if found is None and isinstance(principal, str) and snapshot.world is not None:
+        role = snapshot.world.role_by_arn(principal)
+    if found is None and role is None:
+        raise QueryError(f"principal: no user (or role ARN) {principal!r} in the store")
     wanted = service.lower() if service else None
     reference = default_reference()
-    policies = entry.policies
+    if role is not None:
+        policies = role.identity.policies
+        name = role.arn
+        asked = f"arn:aws:sts::{role.account}:assumed-role/{role.role.name}/{SESSION_NAME}"
+
+        def decide(action: str, resource: str) -> Decision:
+            return snapshot.is_authorized(asked, action, resource, principal_type="role_session")
+    else:
+        entry = found[1]  # type: ignore[index]  # found is set: role is None
+        policies = entry.policies
+        name = entry.arn if snapshot.world is not None else entry.user.name
+
+        def decide(action: str, resource: str) -> Decision:
+            return snapshot.is_authorized(name, action, resource)
+
     denied = [
         s
         for p in policies
         for s in p.statements
         if s.deny and not s.conditions and not s.not_resource and s.resources.match_all
     ]
-    result = WhatCanResult(entry.user.name)
+    result = WhatCanResult(name)
     for policy in policies:
         for statement in policy.statements:
             if statement.deny:
@@ -403,7 +439,7 @@ def what_can(
                 for action in concrete:
                     if any(d.match_action(action.lower()) is not d.not_action for d in denied):
                         continue
-                    kept = _confirmed(snapshot, entry.user.name, action, resources, doc)
+                    kept = _confirmed(decide, action, resources, doc)
                     if not kept:
                         continue  # every concrete resource is denied (a narrower Deny)
                     if len(result.allowed) >= limit:
@@ -423,7 +459,10 @@ def what_can(
 
 
 def _confirmed(
-    snapshot: Snapshot, user: str, action: str, resources: list[str], doc: Mapping[str, Any]
+    decide: Callable[[str, str], Decision],
+    action: str,
+    resources: list[str],
+    doc: Mapping[str, Any],
 ) -> list[str]:
     """The resources of an unconditional Allow on a concrete action that the forward decision
     (empty context) allows; patterns (wildcards, variables) and conditional or NotResource
@@ -434,7 +473,7 @@ def _confirmed(
     for resource in resources:
         if any(c in resource for c in "*?$"):
             kept.append(resource)
-        elif snapshot.is_authorized(user, action, resource).decision == "Allow":
+        elif decide(action, resource).decision == "Allow":
             kept.append(resource)
     return kept
 

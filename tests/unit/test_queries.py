@@ -230,9 +230,9 @@ def test_roles_of_a_world_store_agree_with_their_sessions(action: str, resource:
             session, action, resource, context, principal_type="role_session"
         )
         assert (arn in listed) == (decision.decision == "Allow"), (arn, decision)
-    for entry in snapshot.index.users():
-        decision = snapshot.is_authorized(entry.user.name, action, resource, context)
-        assert (entry.user.name in listed) == (decision.decision == "Allow")
+    for entry in (e for idx in snapshot.world.indexes.values() for e in idx.users()):
+        decision = snapshot.is_authorized(entry.arn, action, resource, context)
+        assert (entry.arn in listed) == (decision.decision == "Allow")
     assert all(item["type"] in ("user", "role") for item in answer.allowed)
 
 
@@ -268,3 +268,28 @@ def test_the_index_goes_with_its_snapshot() -> None:
     del snapshot
     gc.collect()
     assert len(_INDEXES) == before - 1
+
+
+def test_a_multi_account_store_lists_the_users_of_every_account_by_arn(tmp_path: Path) -> None:
+    """Who-can must not leave out anyone the decision allows: in a store of several accounts
+    that is every account's users (named by ARN, as names repeat across accounts), not only
+    the top-level account's; what-can answers for a member account's user and for a role."""
+    from tests.chain_store import FILES, MEMBER
+    from tests.chain_store import write_store as write_org
+
+    snapshot = load_store(write_org(tmp_path / "org", FILES))
+    action, resource = "ec2:DescribeInstances", "*"
+    listed = {item["principal"] for item in who_can(snapshot, action, resource).allowed}
+    world = snapshot.world
+    users = [e.arn for idx in world.indexes.values() for e in idx.users()]
+    assert f"arn:aws:iam::{MEMBER}:user/alice" in users
+    for arn in users:
+        allowed = snapshot.is_authorized(arn, action, resource).decision == "Allow"
+        assert (arn in listed) == allowed, arn
+    assert f"arn:aws:iam::{MEMBER}:user/alice" in listed
+    member = what_can(snapshot, f"arn:aws:iam::{MEMBER}:user/alice", service="ec2")
+    assert member.allowed and member.principal == f"arn:aws:iam::{MEMBER}:user/alice"
+    role = what_can(snapshot, f"arn:aws:iam::{MEMBER}:role/App", service="ec2")
+    assert role.allowed and role.principal == f"arn:aws:iam::{MEMBER}:role/App"
+    with pytest.raises(QueryError, match="principal: "):
+        what_can(snapshot, f"arn:aws:iam::{MEMBER}:role/Nobody")
