@@ -581,6 +581,17 @@ def _store_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _context_argument(parser: argparse.ArgumentParser) -> None:
+    """--context KEY=VALUE of `check` and `who-can` (read by the same parser)."""
+    parser.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a request context key (repeatable); the value is JSON where it parses, else text",
+    )
+
+
 def _path_argument(parser: argparse.ArgumentParser) -> None:
     """The STORE|VERSION_DIR positional of `test` and `audit`: PDP_STORE when not given, as
     `--store` is for the other commands; required when neither is. An explicit path wins."""
@@ -735,13 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check.add_argument("--action", help="the action asked for, e.g. s3:GetObject")
     check.add_argument("--resource", help="the resource ARN, e.g. arn:aws:s3:::bucket/key")
-    check.add_argument(
-        "--context",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a request context key (repeatable); the value is JSON where it parses, else text",
-    )
+    _context_argument(check)
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
     check.add_argument(
         "--explain",
@@ -1502,13 +1507,7 @@ def _queries_parsers(commands: Any) -> None:
     )
     who.add_argument("action", help="service:Action")
     who.add_argument("resource", help="an ARN (or *)")
-    who.add_argument(
-        "--context",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a condition key of the request (repeatable; values as JSON where they parse)",
-    )
+    _context_argument(who)
     who.add_argument("--limit", type=int, default=MAX_QUERY_LIMIT, help="at most this many")
     who.add_argument("--json", action="store_true", help="one JSON document")
     _store_argument(who)
