@@ -204,8 +204,9 @@ class Service:
         )
         return answer
 
-    def impact_gate(self, serving: Snapshot, candidate: Snapshot) -> None:
-        """Before a reload (admin, watcher, another worker's) activates `candidate`: when its
+    def impact_gate(self, serving: Snapshot | None, candidate: Snapshot) -> None:
+        """Before a reload (admin, watcher, another worker's) or the first load at start
+        (`serving` None) activates `candidate`: when its
         store.json has an `impact_gate`, replay the newest GATE_MAX_EVENTS decisions of this
         server's decision log against it and refuse it (PolicyLoadError) when a change the
         gate refuses shows, when there is no log file to replay, or when the replay does not

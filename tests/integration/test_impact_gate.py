@@ -113,3 +113,27 @@ def test_a_gated_version_is_refused_without_a_log_file_to_replay(tmp_path: Path)
         assert serving(server) == "0002"
     finally:
         server.stop()
+
+
+def test_a_restart_does_not_activate_a_version_the_gate_refuses(tmp_path: Path) -> None:
+    """The baseline is the decision as logged, so a first load can be checked as a reload is:
+    a gated version that became current (refused by the watcher, or while the server was down)
+    must not start serving because the server restarted."""
+    log = tmp_path / "decisions.jsonl"
+    server = start_server(tmp_path, PDP_DECISION_LOG=str(log))
+    try:
+        assert server.decide("carol", "s3:GetObject", OBJECT)["decision"] == "Allow"
+        logged_lines(log, 1)
+        store = server.store
+    finally:
+        server.stop()
+    gated_version(store, "0003", {"refuse": ["allow_to_deny"]})
+    (store / "current.tmp").symlink_to("versions/0003")
+    os.replace(store / "current.tmp", store / "current")
+    server = start_server(tmp_path, store=store, PDP_DECISION_LOG=str(log))
+    try:
+        assert serving(server) == "0002", server.log.read_text()
+        assert server.decide("carol", "s3:GetObject", OBJECT)["decision"] == "Allow"
+        assert "impact_gate" in server.log.read_text()
+    finally:
+        server.stop()

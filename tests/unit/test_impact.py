@@ -406,14 +406,21 @@ def test_a_failing_check_before_activation_refuses_the_version(tmp_path: Path) -
     shutil.copytree(EXAMPLE, store, symlinks=True)
     seen: list[tuple[str, str]] = []
 
-    def broken(serving: Snapshot, candidate: Snapshot) -> None:
-        seen.append((serving.version, candidate.version))
-        raise RuntimeError("disk on fire")
+    def broken(serving: Snapshot | None, candidate: Snapshot) -> None:
+        seen.append((serving.version if serving else "-", candidate.version))
+        if serving is not None or candidate.version == "0002":
+            raise RuntimeError("disk on fire")
 
-    authorizer = Authorizer.from_store(store, watch=False, before_activation=broken)
-    assert authorizer.version == "0002" and seen == []  # the first load is not gated
+    # the first load is checked too: 0002 refused, the newest older version that passes serves
+    authorizer = Authorizer.from_store(store, watch=False, fallback=True, before_activation=broken)
+    assert authorizer.version == "0001" and seen == [("-", "0002"), ("-", "0001")]
+    assert authorizer.fallback_from == "0002"
+    with pytest.raises(PolicyLoadError) as pinned:  # pinned: no fallback, the refusal raised
+        Authorizer.from_store(store, version="0002", watch=False, before_activation=broken)
+    assert pinned.value.diagnostics[0].code == "activation_check_failed"
+    seen.clear()
     with pytest.raises(PolicyLoadError) as refused:
-        authorizer.reload(version="0001")
-    assert seen == [("0002", "0001")] and authorizer.version == "0002"
+        authorizer.reload(version="0002")
+    assert seen == [("0001", "0002")] and authorizer.version == "0001"
     assert refused.value.diagnostics[0].code == "activation_check_failed"
     assert "disk on fire" in refused.value.diagnostics[0].message
