@@ -424,3 +424,27 @@ def test_a_failing_check_before_activation_refuses_the_version(tmp_path: Path) -
     assert seen == [("0001", "0002")] and authorizer.version == "0001"
     assert refused.value.diagnostics[0].code == "activation_check_failed"
     assert "disk on fire" in refused.value.diagnostics[0].message
+
+
+@pytest.mark.parametrize("reader", ["forward", "tail"])
+def test_a_huge_line_is_read_bounded_and_counted_never_replayed(
+    reader: str, tmp_path: Path, current: Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line longer than MAX_LINE (a corrupt log, a file with no newline) is never held whole:
+    at most MAX_LINE + 1 bytes of it are read, and it is counted `too_long`, with its file."""
+    monkeypatch.setattr(impact_module, "MAX_LINE", 200)
+    monkeypatch.setattr(impact_module, "_BLOCK", 64)
+    good = json.dumps(
+        {"principal": "bob", "action": "a", "resource": "r", "context": {}, "x": "y" * 100}
+    ).encode()
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(good + b"\n" + b"z" * 5000 + b"\n" + good + b"\n")
+    files = [str(path)]
+    lines = list(forward_lines(files) if reader == "forward" else tail_lines(files, 10))
+    assert len(lines) == 3 and all(len(raw) <= 201 for _, _, raw in lines), [
+        len(r) for _, _, r in lines
+    ]
+    assert sorted(n for _, n, _ in lines) == ([1, 2, 3] if reader == "forward" else [-3, -2, -1])
+    report = replay(lines, current)
+    assert report.lines == 3 and report.not_replayable.get("too_long") == 1, report.to_dict()
+    assert any("longer than 200 bytes" in n for n in report.named), report.named
