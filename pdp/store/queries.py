@@ -194,8 +194,7 @@ class QueryIndex:
         for statement, groups in self._service(service):
             if statement.match_action(lower) is statement.not_action:
                 continue
-            hit = bool(statement.resource_templates) or bool(statement.match_resource(resource))
-            if hit is not statement.not_resource:
+            if _resource_can_match(statement, resource):
                 hits.extend(groups)
         names = self._names(hits)
         if len(self._recent) >= 64:
@@ -260,6 +259,16 @@ def _offset(token: str | None, version: str) -> int:
     return offset
 
 
+def _resource_can_match(statement: Statement, resource: str) -> bool:
+    """Whether the statement's Resource (or NotResource) can cover `resource` for some user: a
+    pattern with a policy variable may match or not (its value is the user's), so it never
+    rules a user out, under Resource nor under NotResource; a static NotResource match does."""
+    static = bool(statement.match_resource(resource))
+    if statement.not_resource:
+        return not static
+    return static or bool(statement.resource_templates)
+
+
 def _statement_doc(policy: Policy, number: int) -> Mapping[str, Any]:
     statements = policy.document.get("Statement", [])
     if isinstance(statements, Mapping):
@@ -304,8 +313,7 @@ def _matching(
                 continue
             if conditional_only and not statement.conditions and not statement.resource_templates:
                 continue
-            hit = bool(statement.match_resource(resource)) or bool(statement.resource_templates)
-            if hit is statement.not_resource:
+            if not _resource_can_match(statement, resource):
                 continue
             doc = _statement_doc(policy, statement.ref.statement)
             out.append(
