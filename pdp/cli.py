@@ -1576,7 +1576,9 @@ def _who_text(answer: dict[str, Any]) -> str:
         lines.append(text + ("" if not unless else " and not " + " and not ".join(unless)))
     for item in answer["undecided"]:
         lines.append(f"  {item['principal']}: not decided: {'; '.join(item['errors'])}")
-    if not answer["allowed"] and not answer["allowed_if"]:
+    for item in answer.get("roots", []):
+        lines.append(f"  {item['principal']}: allowed (the account root)")
+    if not answer["allowed"] and not answer["allowed_if"] and not answer.get("roots"):
         lines.append("  nobody")
     if answer["next_page_token"]:
         lines.append("  ... more (raise --limit)")

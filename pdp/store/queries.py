@@ -1,6 +1,7 @@
 """Who-can and what-can: the store asked backwards (docs/queries.md, Who-can and what-can).
 
-`who_can` lists the users the forward decision allows an action on a resource (with a given
+`who_can` lists the users (and roles; the enabled account roots apart, in `roots`, on the
+first page) the forward decision allows an action on a resource (with a given
 context). It never guesses: an index built once per snapshot (`QueryIndex`) groups users by
 their shared policy set and keeps, per service, only the groups with an Allow statement that
 can match that service; every candidate is then confirmed with `Snapshot.is_authorized`, the
@@ -68,6 +69,7 @@ class WhoCanResult:
     next_page_token: str | None = None
     partial: bool = False  # the deadline passed: the page ends early (next_page_token resumes)
     checked: int = 0  # candidates confirmed with the forward decision
+    roots: list[dict[str, Any]] = field(default_factory=list)  # allowed roots (first page)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class WhoCanResult:
             "next_page_token": self.next_page_token,
             "partial": self.partial,
             "checked": self.checked,
+            "roots": self.roots,
         }
 
 
@@ -145,6 +148,12 @@ class QueryIndex:
             name = f"arn:aws:sts::{role.account}:assumed-role/{role.role.name}/{SESSION_NAME}"
             self.role_sessions[role.arn] = (name, role.identity.policies)
         self.roles = sorted(self.role_sessions)
+        # each enabled account root: allowed what no user may be (`WhoCanResult.roots`)
+        if world is not None:
+            enabled = [a for a, idx in world.indexes.items() if idx.root_enabled]
+        else:
+            enabled = [index.account] if index.root_enabled else []
+        self.roots = sorted(f"arn:aws:iam::{account}:root" for account in enabled)
         self._grant_iam = index.users_change_password
         self._by_service: dict[str, list[tuple[Statement, list[int]]]] = {}
         self._recent: dict[tuple[str, str], list[str]] = {}
@@ -353,6 +362,8 @@ def who_can(
     offset = _offset(page_token, snapshot.version)
     result = WhoCanResult(action, resource)
     stop = time.monotonic() + deadline_seconds
+    if offset == 0:  # the first page: the roots, apart (no user's policies limit them)
+        result.roots = _roots(snapshot, index, action, resource, context)
     position = offset
     while position < len(names):
         if len(result.allowed) + len(result.allowed_if) + len(result.undecided) >= limit:
@@ -385,6 +396,23 @@ def who_can(
     if position < len(names):
         result.next_page_token = _token(position, snapshot.version)
     return result
+
+
+def _roots(
+    snapshot: Snapshot,
+    index: QueryIndex,
+    action: str,
+    resource: str,
+    context: Mapping[str, object] | None,
+) -> list[dict[str, Any]]:
+    """The enabled account roots the forward decision allows (principal_type "root")."""
+    out = []
+    for arn in index.roots:
+        decision = snapshot.is_authorized(arn, action, resource, context, principal_type="root")
+        if decision.decision == "Allow":
+            matched = [m.to_dict() for m in decision.matched]
+            out.append({"principal": arn, "type": "root", "matched": matched})
+    return out
 
 
 def what_can(

@@ -309,3 +309,18 @@ def test_a_not_resource_with_a_policy_variable_is_not_taken_for_a_miss() -> None
         listed = {i["principal"] for i in who_can(snapshot, "s3:GetObject", resource).allowed}
         assert listed == truth, (resource, truth)
         assert truth == ({"u0"} if resource == "arn:aws:s3:::b/k" else truth)
+
+
+def test_the_account_root_the_decision_allows_is_listed() -> None:
+    """The root is allowed what no user is: an answer without it would overstate safety."""
+    snapshot = _load(
+        {"policies": [[{"Effect": "Deny", "Action": "*", "Resource": "*"}]], "users": [[0]]}
+    )
+    root = "arn:aws:iam::123456789012:root"
+    assert snapshot.is_authorized(root, "s3:GetObject", "*", principal_type="root").decision == (
+        "Allow"
+    )
+    answer = who_can(snapshot, "s3:GetObject", "arn:aws:s3:::b/k")
+    assert answer.allowed == [], answer.allowed
+    assert answer.roots == [{"principal": root, "type": "root", "matched": []}], answer.roots
+    assert answer.to_dict()["roots"] == answer.roots
