@@ -940,7 +940,8 @@ def _diff_parser(commands: Any) -> None:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    """`pdp diff OLD NEW`: 0 no change, 1 changes, 2 an error (never reported as no change)."""
+    """`pdp diff OLD NEW`: 0 no change, 1 changes (or checks not decided), 2 an error (never
+    reported as no change)."""
     if args.max_checks < 1:
         _warn(f"pdp diff: --max-checks must be at least 1, not {args.max_checks}")
         return EXIT_DIFF_ERROR
@@ -950,7 +951,8 @@ def _diff(args: argparse.Namespace) -> int:
         _warn(f"pdp diff: {printable(str(exc))}")
         return EXIT_DIFF_ERROR
     sys.stdout.write(render_diff(found, args.format))
-    return EXIT_DIFF_CHANGED if found.changed else EXIT_DIFF_SAME
+    # what could not be decided may have changed: never exit as "no change" (fail closed)
+    return EXIT_DIFF_CHANGED if found.changed or not found.complete else EXIT_DIFF_SAME
 
 
 def _managed(args: argparse.Namespace) -> int:
