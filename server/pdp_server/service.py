@@ -199,7 +199,9 @@ class Service:
                 **gate.to_dict(),
                 "violations": found.violations,
                 "examples": found.violation_examples,
-                "refuses": bool(found.violations) or found.stopped is not None,
+                "refuses": bool(found.violations)
+                or found.stopped is not None
+                or bool(found.lines and not found.replayed),
             }
         )
         return answer
@@ -209,8 +211,9 @@ class Service:
         (`serving` None) activates `candidate`: when its
         store.json has an `impact_gate`, replay the newest GATE_MAX_EVENTS decisions of this
         server's decision log against it and refuse it (PolicyLoadError) when a change the
-        gate refuses shows, when there is no log file to replay, or when the replay does not
-        finish in GATE_SECONDS (fail closed: an unchecked gate is never a pass)."""
+        gate refuses shows, when there is no log file to replay, when lines were logged but
+        none could be replayed, or when the replay does not finish in GATE_SECONDS (fail
+        closed: an unchecked gate is never a pass)."""
         gate = candidate.source.impact_gate if candidate.source is not None else None
         if gate is None:
             return
@@ -233,6 +236,13 @@ class Service:
         )
         if found.stopped is not None:
             _refuse(candidate, f"the replay of the decision log did not finish: {found.stopped}")
+        if found.lines and not found.replayed:
+            reasons = ", ".join(f"{n} {r}" for r, n in sorted(found.not_replayable.items()))
+            _refuse(
+                candidate,
+                f"none of the {found.lines} logged lines could be replayed ({reasons}), so the"
+                " gate checked nothing",
+            )
         if found.violations:
             _refuse_changes(candidate, found)
         log.info(

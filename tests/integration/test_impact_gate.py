@@ -137,3 +137,22 @@ def test_a_restart_does_not_activate_a_version_the_gate_refuses(tmp_path: Path) 
         assert "impact_gate" in server.log.read_text()
     finally:
         server.stop()
+
+
+def test_a_log_of_nothing_replayable_refuses_a_gated_version(tmp_path: Path) -> None:
+    """Lines were logged but none could be replayed: the gate checked nothing, and an
+    unchecked gate is never a pass (the refusal says why)."""
+    log = tmp_path / "decisions.jsonl"
+    log.write_bytes(b'{"torn": \n{"principal": "carol"}\n')
+    server = start_server(tmp_path, PDP_DECISION_LOG=str(log))
+    try:
+        gated_version(server.store, "0003", {"refuse": ["allow_to_deny"]})
+        status, body = server.call("/admin/reload", {"version": "0003"}, admin=True)
+        assert status == 422, body
+        message = body["error"]["problems"][0]["message"]
+        assert "none of the 2 logged lines could be replayed" in message, message
+        assert "unparseable" in message and "not_an_event" in message, message
+        status, info = server.call("/admin/status", admin=True)
+        assert info["version"] == "0002", info
+    finally:
+        server.stop()
