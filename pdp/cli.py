@@ -1482,6 +1482,12 @@ def _impact(args: argparse.Namespace) -> int:
             f" {report.violations} logged decision(s) would change as it refuses"
         )
         failed = True
+    if gate is not None and report.lines and not report.replayed:
+        _warn(
+            f"pdp impact: version {candidate.version}'s impact_gate refuses it: none of the"
+            f" {report.lines} logged lines could be replayed, so the gate checked nothing"
+        )
+        failed = True
     if any(report.changes[kind] for kind in args.fail_on):
         failed = True
     return EXIT_FINDINGS if failed else 0

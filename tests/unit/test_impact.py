@@ -448,3 +448,23 @@ def test_a_huge_line_is_read_bounded_and_counted_never_replayed(
     report = replay(lines, current)
     assert report.lines == 3 and report.not_replayable.get("too_long") == 1, report.to_dict()
     assert any("longer than 200 bytes" in n for n in report.named), report.named
+
+
+def test_the_cli_gate_refuses_a_log_of_nothing_replayable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the server's gate: lines logged, none replayed, so the gate checked nothing (exit 3)."""
+    from pdp.cli import main
+
+    store = tmp_path / "store"
+    shutil.copytree(EXAMPLE, store, symlinks=True)
+    (store / "versions" / "0001" / "store.json").write_text(
+        json.dumps({"impact_gate": {"refuse": ["allow_to_deny"]}})
+    )
+    log = tmp_path / "decisions.jsonl"
+    log.write_bytes(b"not json\n")
+    argv = ["impact", "--store", str(store), "--candidate", "0001", "--log", str(log)]
+    assert main(argv) == 3
+    assert "none of the 1 logged lines could be replayed" in capsys.readouterr().err
+    log.write_bytes(b"")
+    assert main(argv) == 0  # nothing logged: nothing could change
