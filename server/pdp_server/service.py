@@ -502,14 +502,15 @@ class Service:
     def what_can(
         self, principal: str, service: str | None, resource_pattern: str | None, limit: int
     ) -> dict[str, Any]:
-        """What-can for one user of the serving snapshot; NotFound when it is no user."""
+        """What-can for one user (by name or ARN, any account) or role (by ARN) of the serving
+        snapshot, as the Python API answers it; NotFound when it is neither."""
         snapshot = self._authorizer().snapshot
-        if snapshot.index.resolve(principal) is None:
-            raise NotFound(f"principal: no user {principal!r} in the store")
         try:
             found = what_can(snapshot, principal, service=service,
                              resource_pattern=resource_pattern, limit=limit)  # fmt: skip
         except QueryError as exc:
+            if str(exc).startswith("principal: no user"):
+                raise NotFound(str(exc)) from None
             raise BadRequest(str(exc)) from None
         return {"version": snapshot.version, **found.to_dict()}
 
