@@ -192,6 +192,7 @@ class Service:
             self._impact_lock.release()
         answer = found.to_dict()
         answer["serving"] = serving.version
+        answer["window"] = _window(found)
         answer["gate"] = (
             None
             if gate is None
@@ -247,11 +248,12 @@ class Service:
             _refuse_changes(candidate, found)
         log.info(
             "impact gate of %s: %d logged decisions replayed, %d would change, none refused"
-            " (%d not replayable)",
+            " (%d not replayable; %s)",
             candidate.version,
             found.replayed,
             found.changed,
             found.skipped,
+            _window(found),
         )
 
     def _log_once(self, message: str, *, traceback: bool = False) -> None:
@@ -573,6 +575,15 @@ def _refuse_changes(candidate: Snapshot, found: ImpactReport) -> None:
         for e in found.violation_examples[:GATE_EXAMPLES]
     ]
     _refuse(candidate, message, more)
+
+
+def _window(found: ImpactReport) -> str:
+    """Which part of the log a gate's replay read: all of it, or the newest lines only."""
+    if found.lines >= GATE_MAX_EVENTS:
+        return f"the newest {GATE_MAX_EVENTS} lines (the limit): older lines were not replayed"
+    if found.stopped is not None:
+        return f"the newest {found.lines} lines: the replay stopped early"
+    return "every line of the log"
 
 
 def _line(number: int) -> str:

@@ -156,3 +156,17 @@ def test_a_log_of_nothing_replayable_refuses_a_gated_version(tmp_path: Path) -> 
         assert info["version"] == "0002", info
     finally:
         server.stop()
+
+
+def test_a_what_if_says_when_older_lines_were_left_unread(tmp_path: Path) -> None:
+    """The replay reads the newest GATE_MAX_EVENTS lines only: a longer log must say so, never
+    read as if every logged decision had been replayed."""
+    log = tmp_path / "decisions.jsonl"
+    log.write_bytes(b"x\n" * 100_001)
+    server = start_server(tmp_path, PDP_DECISION_LOG=str(log))
+    try:
+        status, body = server.call("/admin/impact", {"candidate": "0001"}, admin=True)
+        assert status == 200, body
+        assert body["lines"] == 100_000 and "older lines were not replayed" in body["window"]
+    finally:
+        server.stop()
