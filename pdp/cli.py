@@ -945,7 +945,8 @@ def _diff_parser(commands: Any) -> None:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    """`pdp diff OLD NEW`: 0 no change, 1 changes, 2 an error (never reported as no change)."""
+    """`pdp diff OLD NEW`: 0 no change, 1 changes (or checks not decided), 2 an error (never
+    reported as no change)."""
     if args.max_checks < 1:
         _warn(f"pdp diff: --max-checks must be at least 1, not {args.max_checks}")
         return EXIT_DIFF_ERROR
@@ -955,7 +956,8 @@ def _diff(args: argparse.Namespace) -> int:
         _warn(f"pdp diff: {printable(str(exc))}")
         return EXIT_DIFF_ERROR
     sys.stdout.write(render_diff(found, args.format))
-    return EXIT_DIFF_CHANGED if found.changed else EXIT_DIFF_SAME
+    # what could not be decided may have changed: never exit as "no change" (fail closed)
+    return EXIT_DIFF_CHANGED if found.changed or not found.complete else EXIT_DIFF_SAME
 
 
 def _managed(args: argparse.Namespace) -> int:
@@ -1485,6 +1487,12 @@ def _impact(args: argparse.Namespace) -> int:
             f" {report.violations} logged decision(s) would change as it refuses"
         )
         failed = True
+    if gate is not None and report.lines and not report.replayed:
+        _warn(
+            f"pdp impact: version {candidate.version}'s impact_gate refuses it: none of the"
+            f" {report.lines} logged lines could be replayed, so the gate checked nothing"
+        )
+        failed = True
     if any(report.changes[kind] for kind in args.fail_on):
         failed = True
     return EXIT_FINDINGS if failed else 0
@@ -1575,7 +1583,9 @@ def _who_text(answer: dict[str, Any]) -> str:
         lines.append(text + ("" if not unless else " and not " + " and not ".join(unless)))
     for item in answer["undecided"]:
         lines.append(f"  {item['principal']}: not decided: {'; '.join(item['errors'])}")
-    if not answer["allowed"] and not answer["allowed_if"]:
+    for item in answer.get("roots", []):
+        lines.append(f"  {item['principal']}: allowed (the account root)")
+    if not answer["allowed"] and not answer["allowed_if"] and not answer.get("roots"):
         lines.append("  nobody")
     if answer["next_page_token"]:
         lines.append("  ... more (raise --limit)")

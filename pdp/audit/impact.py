@@ -13,7 +13,8 @@ request whose decision reads the clock (aws:CurrentTime, aws:EpochTime) is decid
 line's logged time (`Snapshot.decide_as_of`), once per distinct second.
 
 Never silently dropped: a line that cannot be replayed is counted by why and the first few are
-named (file and line): unparseable JSON, not a decision event, a request the log cut
+named (file and line): unparseable JSON, a line over MAX_LINE bytes (read bounded), not a
+decision event, a request the log cut
 (`truncated` naming its context, principal, action, resource or session, or more fields than it
 names), a role session with inline session policies (the log keeps their count, not the
 documents), a clock-reading request whose time does not parse.
@@ -56,6 +57,7 @@ _VALID = frozenset({("Allow", "allowed"), ("Deny", "explicitDeny"), ("Deny", "im
 _REPLAYABLE_CUTS = ("errors", "matched", "request_id")  # cut fields a replay does not read
 MAX_NAMED = 20  # lines not replayable named in a report
 MAX_VIOLATIONS_SHOWN = 5
+MAX_LINE = 16 << 20  # bytes of one line read at most (a longer one is counted `too_long`)
 _BLOCK = 1 << 20
 
 
@@ -151,11 +153,24 @@ def change_kind(old: tuple[str, str], new: tuple[str, str]) -> str | None:
 
 
 def forward_lines(paths: Iterable[str]) -> Iterator[Line]:
-    """Every line of each file, in order, streamed."""
+    """Every line of each file, in order, streamed; of a line longer than MAX_LINE only its
+    first MAX_LINE + 1 bytes (no newline: the replay counts it `too_long`)."""
+    limit = MAX_LINE
     for path in paths:
         with open(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
+            number = 0
+            while raw := handle.readline(limit + 1):
+                number += 1
+                if len(raw) > limit and not raw.endswith(b"\n"):
+                    _skip_rest(handle, limit)
                 yield path, number, raw
+
+
+def _skip_rest(handle: Any, limit: int) -> None:
+    """Read on, bounded, past the end of a line too long to keep."""
+    while more := handle.readline(limit + 1):
+        if more.endswith(b"\n"):
+            return
 
 
 def tail_lines(paths: list[str], limit: int) -> Iterator[Line]:
@@ -171,6 +186,9 @@ def tail_lines(paths: list[str], limit: int) -> Iterator[Line]:
 
 
 def _backwards(path: str) -> Iterator[tuple[int, bytes]]:
+    """The lines backwards; of a line longer than MAX_LINE only its last MAX_LINE + 1 bytes
+    are kept while reading on (the replay counts it `too_long`)."""
+    limit = MAX_LINE
     with open(path, "rb") as handle:
         position = handle.seek(0, os.SEEK_END)
         rest = b""
@@ -181,10 +199,12 @@ def _backwards(path: str) -> Iterator[tuple[int, bytes]]:
             handle.seek(position)
             parts = (handle.read(size) + rest).split(b"\n")
             rest = parts[0]
+            if len(rest) > limit:
+                rest = rest[-(limit + 1) :]  # still too long: flagged when yielded
             for raw in reversed(parts[1:]):
                 if raw:
                     count += 1
-                    yield -count, raw
+                    yield -count, raw[-(limit + 1) :]
         if rest:
             yield -(count + 1), rest
 
@@ -320,6 +340,7 @@ class _Replay:
         dumps = orjson.dumps
         table = self.table
         valid = _VALID
+        limit = MAX_LINE
         counted = 0
         for path, number, raw in lines:
             counted += 1
@@ -327,6 +348,9 @@ class _Replay:
                 report.stopped = f"the time budget ran out after {counted - 1} lines"
                 counted -= 1
                 break
+            if len(raw) > limit and len(raw.rstrip(b"\r\n")) > limit:
+                self.skip(path, number, f"longer than {limit} bytes", "too_long")
+                continue
             try:
                 event = loads(raw)
                 principal = event["principal"]

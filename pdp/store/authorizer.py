@@ -43,7 +43,7 @@ def _current_name(store: str | os.PathLike[str]) -> str | None:
 _Target = tuple[str, str, tuple[int, ...]]  # (version name, real path, version_stamp)
 # Asked before a reload activates a snapshot, with (serving, candidate): raises PolicyLoadError
 # to refuse it (the server's impact gate, pdp.audit.impact); the serving one stays.
-BeforeActivation = Callable[[Snapshot, Snapshot], None]
+BeforeActivation = Callable[[Snapshot | None, Snapshot], None]
 
 
 def _target(store: str | os.PathLike[str]) -> _Target:
@@ -145,7 +145,9 @@ class Authorizer:
         `fallback_from` names what was refused until a reload succeeds. A pinned version never
         falls back, and neither does a `current` whose target cannot even be named. When
         nothing loads, the refusal of current is raised. `before_activation` is asked before
-        each reload (admin, watcher) activates a version, not for this first load."""
+        each reload (admin, watcher) activates a version, and for this first load too (with no
+        serving snapshot: None): a version it refuses falls back as a refused current does, or
+        (pinned, no fallback) is raised. A restart never activates what a reload would refuse."""
         refused, target = None, None
         if fallback and version is None:
             try:
@@ -154,12 +156,14 @@ class Authorizer:
                 pass
         try:
             snapshot = load_store(path, version, cache_size)
+            _check_first(before_activation, snapshot)
         except PolicyLoadError as exc:
             ceiling = exc.version or _current_name(path)
             if not fallback or version is not None or ceiling is None:
                 raise
             try:
                 snapshot = load_newest(path, before=ceiling, cache_size=cache_size)
+                _check_first(before_activation, snapshot)
             except PolicyLoadError:
                 raise exc from None
             refused = exc
@@ -267,16 +271,7 @@ class Authorizer:
 
     def _check_activation(self, candidate: Snapshot) -> None:
         """Ask `before_activation`; any failure of it refuses the candidate (fail closed)."""
-        assert self.before_activation is not None
-        try:
-            self.before_activation(self._snapshot, candidate)
-        except PolicyLoadError:
-            raise
-        except Exception as exc:
-            message = f"the check before activation failed: {type(exc).__name__}: {exc}"
-            raise PolicyLoadError(
-                [Diagnostic("activation_check_failed", "", message)], candidate.version
-            ) from exc
+        _ask(self.before_activation, self._snapshot, candidate)
 
     def _load(self, version: str | None) -> Snapshot:
         """Build the next snapshot, reusing what the serving one parsed and resolved."""
@@ -356,3 +351,23 @@ class Authorizer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_first(check: BeforeActivation | None, candidate: Snapshot) -> None:
+    """The check before activation of a first load (nothing serves yet: serving is None)."""
+    if check is not None:
+        _ask(check, None, candidate)
+
+
+def _ask(check: BeforeActivation | None, serving: Snapshot | None, candidate: Snapshot) -> None:
+    """Ask `check`; any failure of it refuses the candidate (fail closed)."""
+    assert check is not None
+    try:
+        check(serving, candidate)
+    except PolicyLoadError:
+        raise
+    except Exception as exc:
+        message = f"the check before activation failed: {type(exc).__name__}: {exc}"
+        raise PolicyLoadError(
+            [Diagnostic("activation_check_failed", "", message)], candidate.version
+        ) from exc

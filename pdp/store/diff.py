@@ -124,10 +124,16 @@ class VersionDiff:
     principals_evaluated: int  # those affected, decided again
     checks: int  # decisions made (two a check: one in each version)
     notes: tuple[str, ...] = field(default=())
+    undecided: int = 0  # checks the diff could not decide (a policy variable it cannot fill)
 
     @property
     def changed(self) -> bool:
         return bool(self.statements or self.permissions)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every check was decided: only then does "no change" mean no change."""
+        return self.undecided == 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -140,6 +146,7 @@ class VersionDiff:
             "principals_evaluated": self.principals_evaluated,
             "checks": self.checks,
             "notes": list(self.notes),
+            "undecided": self.undecided,
         }
 
 
@@ -768,6 +775,7 @@ def diff_snapshots(
         evaluated,
         max_checks - max(budget[0], 0),
         tuple(notes),
+        len(unfilled),
     )
 
 
@@ -818,6 +826,11 @@ def _summary(diff: VersionDiff) -> str:
         f" {principals} principal(s) with changed permissions"
         f" ({diff.principals_evaluated} of {diff.principals_compared} principals decided again,"
         f" {diff.checks} checks)"
+        + (
+            ""
+            if diff.complete
+            else f"; {diff.undecided} check(s) not decided (see notes): not a complete answer"
+        )
     )
 
 
@@ -860,7 +873,9 @@ def render_diff(diff: VersionDiff, fmt: str = "text", reference: Reference | Non
                 "|---|---|---|---|---|---|---|",
             ]
     else:
-        lines += ["", "permissions:" if grouped else "permissions: no change"]
+        none = "permissions: no change" if diff.complete else "permissions: none found,"
+        none += "" if diff.complete else f" but {diff.undecided} check(s) not decided"
+        lines += ["", "permissions:" if grouped else none]
     for principal, rows in grouped.items():
         if not md:
             lines.append(f"  {principal}")
@@ -876,7 +891,11 @@ def render_diff(diff: VersionDiff, fmt: str = "text", reference: Reference | Non
                     lines.append(f"      was: {old}")
                     lines.append(f"      now: {new}")
     if not grouped and md:
-        lines.append("No principal's permissions changed.")
+        lines.append(
+            "No principal's permissions changed."
+            if diff.complete
+            else f"No change found, but {diff.undecided} check(s) were not decided (see notes)."
+        )
     if diff.notes:
         lines += ["", "## Notes", ""] if md else ["", "notes:"]
         lines += [f"- {_cell(n)}" if md else f"  {n}" for n in diff.notes]

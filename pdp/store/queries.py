@@ -1,6 +1,7 @@
 """Who-can and what-can: the store asked backwards (docs/queries.md, Who-can and what-can).
 
-`who_can` lists the users the forward decision allows an action on a resource (with a given
+`who_can` lists the users (and roles; the enabled account roots apart, in `roots`, on the
+first page) the forward decision allows an action on a resource (with a given
 context). It never guesses: an index built once per snapshot (`QueryIndex`) groups users by
 their shared policy set and keeps, per service, only the groups with an Allow statement that
 can match that service; every candidate is then confirmed with `Snapshot.is_authorized`, the
@@ -68,6 +69,7 @@ class WhoCanResult:
     next_page_token: str | None = None
     partial: bool = False  # the deadline passed: the page ends early (next_page_token resumes)
     checked: int = 0  # candidates confirmed with the forward decision
+    roots: list[dict[str, Any]] = field(default_factory=list)  # allowed roots (first page)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class WhoCanResult:
             "next_page_token": self.next_page_token,
             "partial": self.partial,
             "checked": self.checked,
+            "roots": self.roots,
         }
 
 
@@ -145,6 +148,12 @@ class QueryIndex:
             name = f"arn:aws:sts::{role.account}:assumed-role/{role.role.name}/{SESSION_NAME}"
             self.role_sessions[role.arn] = (name, role.identity.policies)
         self.roles = sorted(self.role_sessions)
+        # each enabled account root: allowed what no user may be (`WhoCanResult.roots`)
+        if world is not None:
+            enabled = [a for a, idx in world.indexes.items() if idx.root_enabled]
+        else:
+            enabled = [index.account] if index.root_enabled else []
+        self.roots = sorted(f"arn:aws:iam::{account}:root" for account in enabled)
         self._grant_iam = index.users_change_password
         self._by_service: dict[str, list[tuple[Statement, list[int]]]] = {}
         self._recent: dict[tuple[str, str], list[str]] = {}
@@ -194,8 +203,7 @@ class QueryIndex:
         for statement, groups in self._service(service):
             if statement.match_action(lower) is statement.not_action:
                 continue
-            hit = bool(statement.resource_templates) or bool(statement.match_resource(resource))
-            if hit is not statement.not_resource:
+            if _resource_can_match(statement, resource):
                 hits.extend(groups)
         names = self._names(hits)
         if len(self._recent) >= 64:
@@ -260,6 +268,16 @@ def _offset(token: str | None, version: str) -> int:
     return offset
 
 
+def _resource_can_match(statement: Statement, resource: str) -> bool:
+    """Whether the statement's Resource (or NotResource) can cover `resource` for some user: a
+    pattern with a policy variable may match or not (its value is the user's), so it never
+    rules a user out, under Resource nor under NotResource; a static NotResource match does."""
+    static = bool(statement.match_resource(resource))
+    if statement.not_resource:
+        return not static
+    return static or bool(statement.resource_templates)
+
+
 def _statement_doc(policy: Policy, number: int) -> Mapping[str, Any]:
     statements = policy.document.get("Statement", [])
     if isinstance(statements, Mapping):
@@ -304,8 +322,7 @@ def _matching(
                 continue
             if conditional_only and not statement.conditions and not statement.resource_templates:
                 continue
-            hit = bool(statement.match_resource(resource)) or bool(statement.resource_templates)
-            if hit is statement.not_resource:
+            if not _resource_can_match(statement, resource):
                 continue
             doc = _statement_doc(policy, statement.ref.statement)
             out.append(
@@ -345,6 +362,8 @@ def who_can(
     offset = _offset(page_token, snapshot.version)
     result = WhoCanResult(action, resource)
     stop = time.monotonic() + deadline_seconds
+    if offset == 0:  # the first page: the roots, apart (no user's policies limit them)
+        result.roots = _roots(snapshot, index, action, resource, context)
     position = offset
     while position < len(names):
         if len(result.allowed) + len(result.allowed_if) + len(result.undecided) >= limit:
@@ -377,6 +396,23 @@ def who_can(
     if position < len(names):
         result.next_page_token = _token(position, snapshot.version)
     return result
+
+
+def _roots(
+    snapshot: Snapshot,
+    index: QueryIndex,
+    action: str,
+    resource: str,
+    context: Mapping[str, object] | None,
+) -> list[dict[str, Any]]:
+    """The enabled account roots the forward decision allows (principal_type "root")."""
+    out = []
+    for arn in index.roots:
+        decision = snapshot.is_authorized(arn, action, resource, context, principal_type="root")
+        if decision.decision == "Allow":
+            matched = [m.to_dict() for m in decision.matched]
+            out.append({"principal": arn, "type": "root", "matched": matched})
+    return out
 
 
 def what_can(

@@ -192,6 +192,7 @@ class Service:
             self._impact_lock.release()
         answer = found.to_dict()
         answer["serving"] = serving.version
+        answer["window"] = _window(found)
         answer["gate"] = (
             None
             if gate is None
@@ -199,17 +200,21 @@ class Service:
                 **gate.to_dict(),
                 "violations": found.violations,
                 "examples": found.violation_examples,
-                "refuses": bool(found.violations) or found.stopped is not None,
+                "refuses": bool(found.violations)
+                or found.stopped is not None
+                or bool(found.lines and not found.replayed),
             }
         )
         return answer
 
-    def impact_gate(self, serving: Snapshot, candidate: Snapshot) -> None:
-        """Before a reload (admin, watcher, another worker's) activates `candidate`: when its
+    def impact_gate(self, serving: Snapshot | None, candidate: Snapshot) -> None:
+        """Before a reload (admin, watcher, another worker's) or the first load at start
+        (`serving` None) activates `candidate`: when its
         store.json has an `impact_gate`, replay the newest GATE_MAX_EVENTS decisions of this
         server's decision log against it and refuse it (PolicyLoadError) when a change the
-        gate refuses shows, when there is no log file to replay, or when the replay does not
-        finish in GATE_SECONDS (fail closed: an unchecked gate is never a pass)."""
+        gate refuses shows, when there is no log file to replay, when lines were logged but
+        none could be replayed, or when the replay does not finish in GATE_SECONDS (fail
+        closed: an unchecked gate is never a pass)."""
         gate = candidate.source.impact_gate if candidate.source is not None else None
         if gate is None:
             return
@@ -232,15 +237,23 @@ class Service:
         )
         if found.stopped is not None:
             _refuse(candidate, f"the replay of the decision log did not finish: {found.stopped}")
+        if found.lines and not found.replayed:
+            reasons = ", ".join(f"{n} {r}" for r, n in sorted(found.not_replayable.items()))
+            _refuse(
+                candidate,
+                f"none of the {found.lines} logged lines could be replayed ({reasons}), so the"
+                " gate checked nothing",
+            )
         if found.violations:
             _refuse_changes(candidate, found)
         log.info(
             "impact gate of %s: %d logged decisions replayed, %d would change, none refused"
-            " (%d not replayable)",
+            " (%d not replayable; %s)",
             candidate.version,
             found.replayed,
             found.changed,
             found.skipped,
+            _window(found),
         )
 
     def _log_once(self, message: str, *, traceback: bool = False) -> None:
@@ -491,14 +504,15 @@ class Service:
     def what_can(
         self, principal: str, service: str | None, resource_pattern: str | None, limit: int
     ) -> dict[str, Any]:
-        """What-can for one user of the serving snapshot; NotFound when it is no user."""
+        """What-can for one user (by name or ARN, any account) or role (by ARN) of the serving
+        snapshot, as the Python API answers it; NotFound when it is neither."""
         snapshot = self._authorizer().snapshot
-        if snapshot.index.resolve(principal) is None:
-            raise NotFound(f"principal: no user {principal!r} in the store")
         try:
             found = what_can(snapshot, principal, service=service,
                              resource_pattern=resource_pattern, limit=limit)  # fmt: skip
         except QueryError as exc:
+            if str(exc).startswith("principal: no user"):
+                raise NotFound(str(exc)) from None
             raise BadRequest(str(exc)) from None
         return {"version": snapshot.version, **found.to_dict()}
 
@@ -561,6 +575,15 @@ def _refuse_changes(candidate: Snapshot, found: ImpactReport) -> None:
         for e in found.violation_examples[:GATE_EXAMPLES]
     ]
     _refuse(candidate, message, more)
+
+
+def _window(found: ImpactReport) -> str:
+    """Which part of the log a gate's replay read: all of it, or the newest lines only."""
+    if found.lines >= GATE_MAX_EVENTS:
+        return f"the newest {GATE_MAX_EVENTS} lines (the limit): older lines were not replayed"
+    if found.stopped is not None:
+        return f"the newest {found.lines} lines: the replay stopped early"
+    return "every line of the log"
 
 
 def _line(number: int) -> str:

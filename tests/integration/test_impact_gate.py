@@ -113,3 +113,60 @@ def test_a_gated_version_is_refused_without_a_log_file_to_replay(tmp_path: Path)
         assert serving(server) == "0002"
     finally:
         server.stop()
+
+
+def test_a_restart_does_not_activate_a_version_the_gate_refuses(tmp_path: Path) -> None:
+    """The baseline is the decision as logged, so a first load can be checked as a reload is:
+    a gated version that became current (refused by the watcher, or while the server was down)
+    must not start serving because the server restarted."""
+    log = tmp_path / "decisions.jsonl"
+    server = start_server(tmp_path, PDP_DECISION_LOG=str(log))
+    try:
+        assert server.decide("carol", "s3:GetObject", OBJECT)["decision"] == "Allow"
+        logged_lines(log, 1)
+        store = server.store
+    finally:
+        server.stop()
+    gated_version(store, "0003", {"refuse": ["allow_to_deny"]})
+    (store / "current.tmp").symlink_to("versions/0003")
+    os.replace(store / "current.tmp", store / "current")
+    server = start_server(tmp_path, store=store, PDP_DECISION_LOG=str(log))
+    try:
+        assert serving(server) == "0002", server.log.read_text()
+        assert server.decide("carol", "s3:GetObject", OBJECT)["decision"] == "Allow"
+        assert "impact_gate" in server.log.read_text()
+    finally:
+        server.stop()
+
+
+def test_a_log_of_nothing_replayable_refuses_a_gated_version(tmp_path: Path) -> None:
+    """Lines were logged but none could be replayed: the gate checked nothing, and an
+    unchecked gate is never a pass (the refusal says why)."""
+    log = tmp_path / "decisions.jsonl"
+    log.write_bytes(b'{"torn": \n{"principal": "carol"}\n')
+    server = start_server(tmp_path, PDP_DECISION_LOG=str(log))
+    try:
+        gated_version(server.store, "0003", {"refuse": ["allow_to_deny"]})
+        status, body = server.call("/admin/reload", {"version": "0003"}, admin=True)
+        assert status == 422, body
+        message = body["error"]["problems"][0]["message"]
+        assert "none of the 2 logged lines could be replayed" in message, message
+        assert "unparseable" in message and "not_an_event" in message, message
+        status, info = server.call("/admin/status", admin=True)
+        assert info["version"] == "0002", info
+    finally:
+        server.stop()
+
+
+def test_a_what_if_says_when_older_lines_were_left_unread(tmp_path: Path) -> None:
+    """The replay reads the newest GATE_MAX_EVENTS lines only: a longer log must say so, never
+    read as if every logged decision had been replayed."""
+    log = tmp_path / "decisions.jsonl"
+    log.write_bytes(b"x\n" * 100_001)
+    server = start_server(tmp_path, PDP_DECISION_LOG=str(log))
+    try:
+        status, body = server.call("/admin/impact", {"candidate": "0001"}, admin=True)
+        assert status == 200, body
+        assert body["lines"] == 100_000 and "older lines were not replayed" in body["window"]
+    finally:
+        server.stop()

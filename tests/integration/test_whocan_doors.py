@@ -154,3 +154,23 @@ def test_grpc_queries_refused_without_an_admin_token(tmp_path: Path) -> None:
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     finally:
         server.stop()
+
+
+def test_what_can_of_a_role_through_the_admin_door(tmp_path: Path) -> None:
+    """The Python API answers what-can for a role ARN of a multi-account store: so must the
+    door (it once refused any principal that was not a user of the main account: 404)."""
+    import shutil
+
+    store = tmp_path / "org"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "organization", store,
+                    symlinks=True)  # fmt: skip
+    server = start_server(tmp_path, store=store)
+    try:
+        role = "arn:aws:iam::222222222222:role/Deploy"
+        status, body = server.call(f"/admin/what-can/{urllib.parse.quote(role)}", admin=True)
+        assert status == 200 and body["principal"] == role and body["allowed"], body
+        status, body = server.call("/admin/what-can/arn:aws:iam::222222222222:role/None",
+                                   admin=True)  # fmt: skip
+        assert status == 404, body
+    finally:
+        server.stop()

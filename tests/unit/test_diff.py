@@ -419,3 +419,23 @@ def test_a_decision_that_fails_fails_the_diff(
     new = {**BASE, "users/bob.json": {"groups": ["readers", "writers"]}}
     with pytest.raises(DiffFailed, match="could not be decided: boom"):
         diff(tmp_path, BASE, new)
+
+
+def test_what_could_not_be_decided_is_never_reported_as_no_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """bob joins a group whose only grant names a variable the diff cannot fill: no statement
+    changed, and nothing was decided, so the diff must not say (or exit as) "no change"."""
+    old = {
+        **BASE,
+        "policies/Src.json": policy(allow("s3:GetObject", "arn:aws:s3:::x/${s3:prefix}/*")),
+        "groups/src.json": {"policies": ["Src"]},
+    }
+    new = {**old, "users/bob.json": {"groups": ["readers", "src"]}}
+    result = diff(tmp_path, old, new)
+    assert not result.statements and not result.permissions
+    assert result.undecided >= 1 and result.to_dict()["undecided"] == result.undecided
+    text = render_diff(result)
+    assert "permissions: no change" not in text and "not decided" in text, text
+    a, b = tmp_path / "store" / "versions" / "0001", tmp_path / "store" / "versions" / "0002"
+    assert main(["diff", str(a), str(b)]) == 1  # "something may have changed", never 0

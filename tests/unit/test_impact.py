@@ -406,14 +406,65 @@ def test_a_failing_check_before_activation_refuses_the_version(tmp_path: Path) -
     shutil.copytree(EXAMPLE, store, symlinks=True)
     seen: list[tuple[str, str]] = []
 
-    def broken(serving: Snapshot, candidate: Snapshot) -> None:
-        seen.append((serving.version, candidate.version))
-        raise RuntimeError("disk on fire")
+    def broken(serving: Snapshot | None, candidate: Snapshot) -> None:
+        seen.append((serving.version if serving else "-", candidate.version))
+        if serving is not None or candidate.version == "0002":
+            raise RuntimeError("disk on fire")
 
-    authorizer = Authorizer.from_store(store, watch=False, before_activation=broken)
-    assert authorizer.version == "0002" and seen == []  # the first load is not gated
+    # the first load is checked too: 0002 refused, the newest older version that passes serves
+    authorizer = Authorizer.from_store(store, watch=False, fallback=True, before_activation=broken)
+    assert authorizer.version == "0001" and seen == [("-", "0002"), ("-", "0001")]
+    assert authorizer.fallback_from == "0002"
+    with pytest.raises(PolicyLoadError) as pinned:  # pinned: no fallback, the refusal raised
+        Authorizer.from_store(store, version="0002", watch=False, before_activation=broken)
+    assert pinned.value.diagnostics[0].code == "activation_check_failed"
+    seen.clear()
     with pytest.raises(PolicyLoadError) as refused:
-        authorizer.reload(version="0001")
-    assert seen == [("0002", "0001")] and authorizer.version == "0002"
+        authorizer.reload(version="0002")
+    assert seen == [("0001", "0002")] and authorizer.version == "0001"
     assert refused.value.diagnostics[0].code == "activation_check_failed"
     assert "disk on fire" in refused.value.diagnostics[0].message
+
+
+@pytest.mark.parametrize("reader", ["forward", "tail"])
+def test_a_huge_line_is_read_bounded_and_counted_never_replayed(
+    reader: str, tmp_path: Path, current: Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line longer than MAX_LINE (a corrupt log, a file with no newline) is never held whole:
+    at most MAX_LINE + 1 bytes of it are read, and it is counted `too_long`, with its file."""
+    monkeypatch.setattr(impact_module, "MAX_LINE", 200)
+    monkeypatch.setattr(impact_module, "_BLOCK", 64)
+    good = json.dumps(
+        {"principal": "bob", "action": "a", "resource": "r", "context": {}, "x": "y" * 100}
+    ).encode()
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(good + b"\n" + b"z" * 5000 + b"\n" + good + b"\n")
+    files = [str(path)]
+    lines = list(forward_lines(files) if reader == "forward" else tail_lines(files, 10))
+    assert len(lines) == 3 and all(len(raw) <= 201 for _, _, raw in lines), [
+        len(r) for _, _, r in lines
+    ]
+    assert sorted(n for _, n, _ in lines) == ([1, 2, 3] if reader == "forward" else [-3, -2, -1])
+    report = replay(lines, current)
+    assert report.lines == 3 and report.not_replayable.get("too_long") == 1, report.to_dict()
+    assert any("longer than 200 bytes" in n for n in report.named), report.named
+
+
+def test_the_cli_gate_refuses_a_log_of_nothing_replayable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the server's gate: lines logged, none replayed, so the gate checked nothing (exit 3)."""
+    from pdp.cli import main
+
+    store = tmp_path / "store"
+    shutil.copytree(EXAMPLE, store, symlinks=True)
+    (store / "versions" / "0001" / "store.json").write_text(
+        json.dumps({"impact_gate": {"refuse": ["allow_to_deny"]}})
+    )
+    log = tmp_path / "decisions.jsonl"
+    log.write_bytes(b"not json\n")
+    argv = ["impact", "--store", str(store), "--candidate", "0001", "--log", str(log)]
+    assert main(argv) == 3
+    assert "none of the 1 logged lines could be replayed" in capsys.readouterr().err
+    log.write_bytes(b"")
+    assert main(argv) == 0  # nothing logged: nothing could change

@@ -293,3 +293,34 @@ def test_a_multi_account_store_lists_the_users_of_every_account_by_arn(tmp_path:
     assert role.allowed and role.principal == f"arn:aws:iam::{MEMBER}:role/App"
     with pytest.raises(QueryError, match="principal: "):
         what_can(snapshot, f"arn:aws:iam::{MEMBER}:role/Nobody")
+
+
+def test_a_not_resource_with_a_policy_variable_is_not_taken_for_a_miss() -> None:
+    """NotResource b/${aws:username} allows every other object: who-can must list the user
+    (the filter once took the variable for a match, and a NotResource match for a miss)."""
+    statement = {"Effect": "Allow", "Action": "s3:GetObject", "NotResource": RESOURCE_PATTERNS[-1]}
+    snapshot = _load({"policies": [[statement]], "users": [[0], []]})
+    for resource in RESOURCES:
+        truth = {
+            u
+            for u in ("u0", "u1")
+            if snapshot.is_authorized(u, "s3:GetObject", resource).decision == "Allow"
+        }
+        listed = {i["principal"] for i in who_can(snapshot, "s3:GetObject", resource).allowed}
+        assert listed == truth, (resource, truth)
+        assert truth == ({"u0"} if resource == "arn:aws:s3:::b/k" else truth)
+
+
+def test_the_account_root_the_decision_allows_is_listed() -> None:
+    """The root is allowed what no user is: an answer without it would overstate safety."""
+    snapshot = _load(
+        {"policies": [[{"Effect": "Deny", "Action": "*", "Resource": "*"}]], "users": [[0]]}
+    )
+    root = "arn:aws:iam::123456789012:root"
+    assert snapshot.is_authorized(root, "s3:GetObject", "*", principal_type="root").decision == (
+        "Allow"
+    )
+    answer = who_can(snapshot, "s3:GetObject", "arn:aws:s3:::b/k")
+    assert answer.allowed == [], answer.allowed
+    assert answer.roots == [{"principal": root, "type": "root", "matched": []}], answer.roots
+    assert answer.to_dict()["roots"] == answer.roots
