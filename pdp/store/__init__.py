@@ -45,6 +45,7 @@ from pdp.store.diff import (
     render_diff,
     statement_diff,
 )
+from pdp.store.authzen import AuthzenMapping
 from pdp.store.gate import CHANGE_KINDS, ExpectedChange, ImpactGate
 from pdp.store.importer import (
     MAX_EXPORT_BYTES,
@@ -109,6 +110,7 @@ __all__ = [
     "VERSION_ENTRIES",
     "AccessKey",
     "Account",
+    "AuthzenMapping",
     "Authorizer",
     "CheckFailed",
     "DiffFailed",
