@@ -213,11 +213,7 @@ def to_request(
     """The pdp request of one evaluation under `mapping`; Unmapped when the store's mapping
     names no action or principal type for it, BadRequest for a value no condition key holds."""
     subject, action, resource = evaluation.subject, evaluation.action, evaluation.resource
-    principal, principal_type = principal_of(mapping, subject)
-    name = mapping.action_of(action["name"])
-    if name is None:
-        raise Unmapped(f'action.name: "{action["name"]}" is not an action of the store')
-    context: dict[str, Any] = {}
+    context: dict[str, Any] = {}  # first: a value no condition key holds is a 400 in any case
     sources = (
         ("subject.properties", subject.get("properties", {}), mapping.subject_properties),
         ("resource.properties", resource.get("properties", {}), mapping.resource_properties),
@@ -233,6 +229,10 @@ def to_request(
                 raise BadRequest(f'{where}{at}["{key}"]: maps to "{target}" twice')
             context[target] = _value(value, f'{where}{at}["{key}"]')
     check_context(context, where)
+    principal, principal_type = principal_of(mapping, subject)
+    name = mapping.action_of(action["name"])
+    if name is None:
+        raise Unmapped(f'action.name: "{action["name"]}" is not an action of the store')
     return DecisionRequest(
         principal,
         name,
