@@ -23,6 +23,7 @@ from pdp.store.activation import (
 )
 from pdp.store.authoring import PublishedDirectory, init_store, publish_directory
 from pdp.store.authorizer import Authorizer, ReloadResult
+from pdp.store.authzen import AuthzenMapping
 from pdp.store.aws_managed import AWS_MANAGED_FOLDER, ManagedPolicy, builtin_managed
 from pdp.store.checks import (
     CheckFailed,
@@ -45,7 +46,6 @@ from pdp.store.diff import (
     render_diff,
     statement_diff,
 )
-from pdp.store.authzen import AuthzenMapping
 from pdp.store.gate import CHANGE_KINDS, ExpectedChange, ImpactGate
 from pdp.store.importer import (
     MAX_EXPORT_BYTES,
