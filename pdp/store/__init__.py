@@ -23,6 +23,7 @@ from pdp.store.activation import (
 )
 from pdp.store.authoring import PublishedDirectory, init_store, publish_directory
 from pdp.store.authorizer import Authorizer, ReloadResult
+from pdp.store.authzen import AuthzenMapping
 from pdp.store.aws_managed import AWS_MANAGED_FOLDER, ManagedPolicy, builtin_managed
 from pdp.store.checks import (
     CheckFailed,
@@ -109,6 +110,7 @@ __all__ = [
     "VERSION_ENTRIES",
     "AccessKey",
     "Account",
+    "AuthzenMapping",
     "Authorizer",
     "CheckFailed",
     "DiffFailed",

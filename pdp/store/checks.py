@@ -30,6 +30,7 @@ from pdp.reference import (
     check_policy,
     default_reference,
 )
+from pdp.store.authzen import authzen_problem
 from pdp.store.gate import gate_problem
 from pdp.store.organization import Organization, builtin_rcp, builtin_scp
 
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 SETTINGS_FILE = "store.json"
-SETTINGS_KEYS = ("refuse_findings", "application_services", "impact_gate")
+SETTINGS_KEYS = ("refuse_findings", "application_services", "impact_gate", "authzen")
 MAX_APPLICATION_SERVICES = 256
 _PREFIX = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")  # a service prefix, as store.json spells it
 
@@ -105,7 +106,11 @@ def settings_problem(doc: Mapping[str, Any]) -> tuple[str, str] | None:
         if aws:
             return where, f'"{prefix}" is an AWS service prefix; an application cannot claim it'
     if "impact_gate" in doc:
-        return gate_problem(doc["impact_gate"])
+        problem = gate_problem(doc["impact_gate"])
+        if problem is not None:
+            return problem
+    if "authzen" in doc:
+        return authzen_problem(doc["authzen"])
     return None
 
 

@@ -4,7 +4,8 @@ Layout (docs/store.md)::
 
     STORE/current -> versions/0002     optional; without it the greatest version name is served
     STORE/versions/0002/account.json   optional
-                        store.json     optional: refuse_findings, application_services (checks.py)
+                        store.json     optional: refuse_findings, application_services, impact_gate,
+                                   authzen (checks.py, authzen.py)
                         policies/<Name>.json   groups/<Name>.json   users/<name>.json
                         tests/*.json           optional policy tests
                         aws-managed/<path>/<Name>.json   AWS managed policies (aws_managed.py)
@@ -41,6 +42,7 @@ from pdp.names import (
     is_policy_name,
     is_user_name,
 )
+from pdp.store.authzen import AuthzenMapping, read_authzen
 from pdp.store.aws_managed import (
     AWS_MANAGED_FOLDER,
     AWS_MANAGED_PREFIX,
@@ -282,6 +284,8 @@ class StoreVersion:
     # store.json's `impact_gate` (pdp.store.gate): what a replay of the decision log must not
     # show before a server activates this version; None without one.
     impact_gate: ImpactGate | None = None
+    # store.json's `authzen` (pdp.store.authzen): how AuthZEN requests map to pdp requests.
+    authzen: AuthzenMapping | None = None
 
 
 def natural_key(name: str) -> list[Any]:
@@ -817,6 +821,7 @@ def read_version(
         resources,
         organization,
         impact_gate=read_gate(settings.get("impact_gate")),
+        authzen=read_authzen(settings.get("authzen")),
     )
     return version, []
 
@@ -983,6 +988,7 @@ def _read_accounts(name: str, root: Path) -> tuple[StoreVersion | None, list[Dia
         organization,
         subs,
         impact_gate=read_gate(settings.get("impact_gate")),
+        authzen=read_authzen(settings.get("authzen")),
     )
     return version, []
 

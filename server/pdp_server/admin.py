@@ -33,7 +33,7 @@ from pdp_server.errors import (
     ReloadFailed,
     Unauthenticated,
 )
-from pdp_server.http_sidecar import error_response, json_errors, json_response, read_json
+from pdp_server.http_json import error_response, json_errors, json_response, read_json
 from pdp_server.service import Service
 
 __all__ = ["MAX_BODY", "MAX_DAYS", "MAX_HEADERS", "create_admin_app", "create_admin_server"]

@@ -222,6 +222,20 @@ class Config:
         'honour "explain" on decision requests (it shows policy internals to the caller)',
         _switch,
     )
+    authzen_token: str | None = setting(
+        None,
+        "PDP_AUTHZEN_TOKEN",
+        "the key AuthZEN callers send as Authorization (bare or Bearer); open when unset",
+        _optional,
+        flag=False,
+        secret=True,
+    )
+    authzen_base_url: str | None = setting(
+        None,
+        "PDP_AUTHZEN_BASE_URL",
+        "the policy_decision_point URL of /.well-known/authzen-configuration (default: the Host)",
+        _optional,
+    )
 
     def advisor_path(self) -> str | None:
         if self.advisor_db:

@@ -20,24 +20,21 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
-import orjson
-from flask import Flask, Response, request
+from flask import Flask, Response
 from granian.rsgi import HTTPProtocol, ProtocolClosed, Scope
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from pdp.language import MalformedJson, repeated_key
+from pdp_server.authzen import register_authzen
+from pdp_server.authzen_search import register_search
 from pdp_server.errors import (
     BadRequest,
     BodyTimeout,
-    BodyTooLarge,
     Busy,
-    InternalError,
     NotReady,
     ServiceError,
-    error_body,
     http_error,
-    kind_for_status,
 )
+from pdp_server.http_json import error_response, json_errors, json_response, read_json, too_large
 from pdp_server.requests import parse_request
 from pdp_server.service import Service
 
@@ -53,65 +50,6 @@ __all__ = [
 log = logging.getLogger("pdp.server.http")
 
 
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status=status, mimetype="application/json")
-
-
-def error_response(exc: ServiceError, **extra: Any) -> Response:
-    """The JSON answer to `exc` (pdp_server/errors.py), with `extra` top-level fields."""
-    status, body, headers = http_error(exc, **extra)
-    return Response(body, status=status, headers=headers, mimetype="application/json")
-
-
-def _too_large(max_body: int) -> BodyTooLarge:
-    return BodyTooLarge(f"body: larger than {max_body} bytes")
-
-
-def read_json(max_body: int) -> Any:
-    """The request body as JSON, or BadRequest naming what is wrong with it (a repeated key
-    too: orjson would keep the last value silently)."""
-    if request.content_length is not None and request.content_length > max_body:
-        raise _too_large(max_body)
-    data = request.get_data(cache=False)
-    if len(data) > max_body:
-        raise _too_large(max_body)
-    try:
-        value = orjson.loads(data)
-        repeat = repeated_key(data, value)
-    except (orjson.JSONDecodeError, MalformedJson) as exc:
-        raise BadRequest(f"body: invalid JSON ({exc})") from None
-    if repeat is not None:
-        path, key = repeat
-        raise BadRequest(f'{path or "body"}: duplicate key "{key}"')
-    return value
-
-
-def json_errors(
-    app: Flask, logger: logging.Logger, on_bad_request: Callable[[], None] = lambda: None
-) -> None:
-    """Every error of `app` as JSON from the one table (pdp_server/errors.py), for the sidecar
-    and the admin listener: a ServiceError by its kind (a BadRequest counted by
-    `on_bad_request`), the framework's HTTP errors (unknown path, wrong method) keeping their
-    status, and anything else a logged 500 that never echoes its cause."""
-
-    @app.errorhandler(ServiceError)
-    def service_error(exc: ServiceError) -> Response:
-        if isinstance(exc, BadRequest):
-            on_bad_request()
-        return error_response(exc)
-
-    @app.errorhandler(HTTPException)
-    def http_exception(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        body = error_body(kind_for_status(status).code, exc.description or exc.name)
-        return json_response(body, status)
-
-    @app.errorhandler(Exception)
-    def internal(exc: Exception) -> Response:
-        logger.exception("internal error")
-        return error_response(InternalError())
-
-
 def create_app(service: Service) -> Flask:
     app = Flask("pdp")
     app.config["MAX_CONTENT_LENGTH"] = service.config.max_body
@@ -120,9 +58,9 @@ def create_app(service: Service) -> Flask:
     json_errors(app, log, service.metrics.bad_request)
 
     @app.errorhandler(RequestEntityTooLarge)
-    def too_large(exc: RequestEntityTooLarge) -> Response:
+    def body_too_large(exc: RequestEntityTooLarge) -> Response:
         service.metrics.bad_request()
-        return error_response(_too_large(max_body))
+        return error_response(too_large(max_body))
 
     @app.post("/v1/is-authorized")
     def is_authorized() -> Response:
@@ -186,6 +124,7 @@ def create_app(service: Service) -> Flask:
     def openapi_json() -> Response:
         return Response(openapi, mimetype="application/json")
 
+    register_search(app, register_authzen(app, service))
     return app
 
 

@@ -343,7 +343,13 @@ class Service:
         return authorizer
 
     def decide(self, request: DecisionRequest) -> Decision:
-        return self._decide_on(self._authorizer().snapshot, request)
+        return self.decide_on(self._authorizer().snapshot, request)
+
+    def serving(self) -> Snapshot:
+        """The snapshot deciding now (NotReady before the first load). A door that maps its
+        requests with the store's own settings (AuthZEN) reads both from this one snapshot
+        and decides with `decide_on`, so no answer mixes two versions."""
+        return self._authorizer().snapshot
 
     def batch_budget(self) -> BatchBudget:
         """The limits of one batch, for a transport to check while it reads the batch."""
@@ -363,7 +369,7 @@ class Service:
                 time.sleep(0)
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded(f"deadline exceeded after {len(out)} of {len(requests)}")
-            out.append(self._decide_on(snapshot, request))
+            out.append(self.decide_on(snapshot, request))
         return out, snapshot.version
 
     def check_explain(self, asked: int, where: str = "") -> None:
@@ -381,7 +387,7 @@ class Service:
         snapshot (pdp Snapshot.why): the explanation's JSON object. Refused unless PDP_EXPLAIN."""
         self.check_explain(1)
         snapshot = self._authorizer().snapshot
-        decision = self._decide_on(snapshot, request)
+        decision = self.decide_on(snapshot, request)
         return decision, snapshot.why(request, decision).to_dict()
 
     def batch_explained(
@@ -399,14 +405,15 @@ class Service:
                 time.sleep(0)  # as in batch
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded(f"deadline exceeded after {len(out)} of {len(requests)}")
-            decision = self._decide_on(snapshot, request)
+            decision = self.decide_on(snapshot, request)
             out.append((decision, snapshot.why(request, decision).to_dict() if wanted else None))
         return out, snapshot.version
 
-    def _decide_on(self, snapshot: Snapshot, request: DecisionRequest) -> Decision:
-        """Decide on one snapshot, then count it and log it (off the request path). Whether
-        AWS has the action is asked after deciding, and only marks the event and a metric: a
-        bounded LRU lookup, which reads a service's files once, the first time it is named."""
+    def decide_on(self, snapshot: Snapshot, request: DecisionRequest) -> Decision:
+        """Decide on one snapshot, then count it and log it (off the request path): every door's
+        decisions go through here. Whether AWS has the action is asked after deciding, and only
+        marks the event and a metric: a bounded LRU lookup, which reads a service's files once,
+        the first time it is named."""
         started = time.perf_counter()
         decision = snapshot.decide(request)
         elapsed = time.perf_counter() - started

@@ -45,7 +45,9 @@ def test_every_field_is_a_setting_with_its_own_variable_and_flag() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     flagged = {a.dest for a in parser._actions if a.dest != "help"}
-    assert flagged == set(names) - {"admin_token"}  # a secret never goes on a command line
+    secrets = {f.name for f in fields(Config) if not f.metadata["flag"]}
+    assert secrets == {"admin_token", "authzen_token"}
+    assert flagged == set(names) - secrets  # a secret never goes on a command line
 
 
 def test_defaults_then_variables_then_flags() -> None:
