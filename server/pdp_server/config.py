@@ -15,10 +15,12 @@ import contextlib
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from typing import Any
 
+from pdp_server.gateway import check_role, parse_sources
 from pdp_server.requests import MAX_BATCH, MAX_BATCH_CHARS
 
 __all__ = ["Config", "ConfigError", "add_arguments", "markdown_table"]
@@ -57,6 +59,28 @@ def _bounded(kind: type[int] | type[float], low: float, high: float | None) -> C
 
 _ON = frozenset({"1", "on", "true", "yes"})
 _OFF = frozenset({"", "0", "off", "false", "no"})
+
+
+def _account(raw: str) -> str | None:
+    """a 12-digit account id"""
+    if not raw:
+        return None
+    if not re.fullmatch(r"[0-9]{12}", raw):
+        raise ValueError(f"must be a 12-digit account id, not {raw!r}")
+    return raw
+
+
+def _sources(raw: str) -> str:
+    """claim:<name>, peer or header:<name>, comma-separated"""
+    parse_sources(raw)
+    return raw
+
+
+def _role(raw: str) -> str | None:
+    """a role ARN"""
+    if not raw:
+        return None
+    return check_role(raw)
 
 
 def _switch(raw: str) -> bool:
@@ -235,6 +259,42 @@ class Config:
         "PDP_AUTHZEN_BASE_URL",
         "the policy_decision_point URL of /.well-known/authzen-configuration (default: the Host)",
         _optional,
+    )
+
+    gateway_region: str = setting(
+        "us-east-1",
+        "PDP_GATEWAY_REGION",
+        "region of the execute-api ARNs (ext_authz, forward-auth)",
+    )
+    gateway_account: str | None = setting(
+        None,
+        "PDP_GATEWAY_ACCOUNT",
+        "account of the execute-api ARNs (default: the store's account)",
+        _account,
+    )
+    gateway_api: str | None = setting(
+        None, "PDP_GATEWAY_API", "API id of the execute-api ARNs (default: the Host)", _optional
+    )
+    gateway_stage: str = setting("$default", "PDP_GATEWAY_STAGE", "stage of the execute-api ARNs")
+    gateway_principal: str = setting(
+        "claim:sub,peer",
+        "PDP_GATEWAY_PRINCIPAL",
+        "ext_authz principal sources in order: claim:<name>, peer, header:<name>",
+        _sources,
+    )
+    gateway_role: str | None = setting(
+        None,
+        "PDP_GATEWAY_ROLE",
+        "a role ARN: gateway callers are sessions of it, claims its session tags",
+        _role,
+    )
+    gateway_deny_body: bool = setting(
+        False, "PDP_GATEWAY_DENY_BODY", "say why in the body of a gateway denial", _switch
+    )
+    forward_auth_principal_header: str = setting(
+        "X-Forwarded-User",
+        "PDP_FORWARD_AUTH_PRINCIPAL_HEADER",
+        "the header forward-auth reads the principal from (the proxy must set it)",
     )
 
     def advisor_path(self) -> str | None:

@@ -34,6 +34,7 @@ from pdp_server.errors import (
     ServiceError,
     http_error,
 )
+from pdp_server.forward_auth import register_forward_auth
 from pdp_server.http_json import error_response, json_errors, json_response, read_json, too_large
 from pdp_server.requests import parse_request
 from pdp_server.service import Service
@@ -125,6 +126,7 @@ def create_app(service: Service) -> Flask:
         return Response(openapi, mimetype="application/json")
 
     register_search(app, register_authzen(app, service))
+    register_forward_auth(app, service)
     return app
 
 

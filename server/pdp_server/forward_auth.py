@@ -1,0 +1,98 @@
+"""Forward-auth on the HTTP port: `/v1/forward-auth` for nginx `auth_request`, Caddy
+`forward_auth` and Traefik ForwardAuth (docs/serving.md, Forward-auth).
+
+The proxy asks before it forwards a request; pdp reads the original method and URI from the
+headers those proxies send (`X-Original-Method`/`X-Original-URI`, nginx as configured in the
+docs; `X-Forwarded-Method`/`X-Forwarded-Uri`, Caddy and Traefik), the principal from one header
+the proxy sets (PDP_FORWARD_AUTH_PRINCIPAL_HEADER), maps them with pdp_server.gateway and
+answers 200 (allow, with `X-Pdp-Principal` and `X-Pdp-Policy-Version`), 403 (deny, or a path
+pdp will not match), 401 (no principal), 400 (the proxy sent no original URI).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import orjson
+from flask import Flask, Response, request
+
+from pdp_server.errors import BadRequest
+from pdp_server.gateway import GatewayRules, HttpCall, Refused, to_request
+from pdp_server.service import Service
+
+__all__ = ["FORWARD_AUTH", "METHODS", "register_forward_auth"]
+
+FORWARD_AUTH = "/v1/forward-auth"
+# Traefik asks with the original request's method; nginx and Caddy with GET.
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+_MAX_HEADER = 8192
+
+
+def _header(*names: str) -> str | None:
+    for name in names:
+        value = request.headers.get(name)
+        if value is not None:
+            if len(value) > _MAX_HEADER:
+                raise BadRequest(f"{name}: longer than {_MAX_HEADER} characters")
+            return value
+    return None
+
+
+def _source_ip() -> str | None:
+    """The client address the proxy saw: the last X-Forwarded-For entry (the one the proxy
+    itself appended), if it is an IP address."""
+    forwarded = _header("X-Forwarded-For")
+    if not forwarded:
+        return None
+    last = forwarded.rsplit(",", 1)[-1].strip()
+    try:
+        return str(ipaddress.ip_address(last))
+    except ValueError:
+        return None
+
+
+def _call(principal_header: str) -> HttpCall:
+    uri = _header("X-Original-URI", "X-Forwarded-Uri")
+    if uri is None:
+        raise BadRequest("X-Original-URI or X-Forwarded-Uri: required (the original request's URI)")
+    method = _header("X-Original-Method", "X-Forwarded-Method") or request.method
+    host = _header("X-Forwarded-Host", "X-Original-Host", "Host") or ""
+    proto = (_header("X-Forwarded-Proto", "X-Original-Proto") or "").lower()
+    principal = _header(principal_header)
+    return HttpCall(
+        method=method,
+        path=uri,
+        host=host,
+        headers={principal_header.lower(): principal} if principal is not None else {},
+        source_ip=_source_ip(),
+        secure=proto == "https",
+    )
+
+
+def _denied(status: int, why: str, deny_body: bool) -> Response:
+    body = orjson.dumps({"allowed": False, "reason": why}) if deny_body else b""
+    return Response(body, status=status, mimetype="application/json" if deny_body else None)
+
+
+def register_forward_auth(app: Flask, service: Service) -> None:
+    config = service.config
+    header = config.forward_auth_principal_header
+    rules = GatewayRules.of(config, principal=f"header:{header}")
+
+    def forward_auth() -> Response:
+        call = _call(header)
+        snapshot = service.serving()
+        try:
+            decision_request = to_request(call, rules, snapshot.index.account)
+        except Refused as exc:
+            return _denied(exc.status, str(exc), config.gateway_deny_body)
+        decision = service.decide_on(snapshot, decision_request)
+        if decision.decision != "Allow":
+            why = decision.reason + ("".join(f"; {e}" for e in decision.errors))
+            return _denied(403, why, config.gateway_deny_body)
+        response = Response(b"", status=200)
+        response.headers["X-Pdp-Principal"] = decision_request.principal
+        response.headers["X-Pdp-Policy-Version"] = decision.policy_version or ""
+        return response
+
+    app.add_url_rule(FORWARD_AUTH, endpoint="forward_auth", view_func=forward_auth, methods=METHODS)

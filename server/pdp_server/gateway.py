@@ -1,0 +1,253 @@
+"""An HTTP request seen by a gateway, as an IAM request: the mapping behind forward-auth and
+Envoy ext_authz (docs/serving.md, Gateway mapping).
+
+AWS API Gateway's scheme is the default: the action is `execute-api:Invoke`, the resource
+`arn:aws:execute-api:<region>:<account>:<api>/<stage>/<METHOD>/<path>` (the path without its
+leading slash and without the query). The principal comes from the first of the configured
+sources that has one (`claim:<name>` of verified JWT claims, `peer` for the mTLS peer,
+`header:<name>`); with PDP_GATEWAY_ROLE the caller is a session of that role, its string claims
+its session tags (as AssumeRoleWithWebIdentity makes them). An `amr` claim holding "mfa" is
+`aws:MultiFactorAuthPresent`.
+
+A path is refused, never guessed at: pdp decides on the path the upstream will serve, so a
+spelling the upstream could read differently (`/public/../admin`, `%2e%2e`, an encoded slash
+or backslash, `//`, a control character, bad percent-encoding) is a Deny before any policy is
+read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from pdp import Session
+from pdp_server.errors import BadRequest
+from pdp_server.requests import MAX_STRING, DecisionRequest, check_session
+
+if TYPE_CHECKING:
+    from pdp_server.config import Config
+
+__all__ = [
+    "ACTION",
+    "MAX_CLAIMS",
+    "GatewayRules",
+    "HttpCall",
+    "Refused",
+    "check_role",
+    "clean_path",
+    "parse_sources",
+    "to_request",
+]
+
+ACTION = "execute-api:Invoke"
+MAX_CLAIMS = 64  # claims read from one token (more: refused)
+MAX_CLAIM_CHARS = 16_384  # characters of all string claims together
+MAX_HEADER = 8_192  # characters of one header value that pdp reads
+_METHOD = re.compile(r"[A-Z]{1,16}")
+_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+_ROLE_ARN = re.compile(
+    r"arn:aws:iam::([0-9]{12}):role/(?:[\x21-\x7e]*/)?([\w+=,.@-]{1,64})", re.ASCII
+)
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
+_SOURCES = ("claim", "peer", "header")
+_TAG_VALUE = 256  # AWS's limit for a session tag value
+_TAG_KEY = 128
+
+
+class Refused(Exception):
+    """The request cannot be decided as asked: `status` is what the door answers (401: no
+    principal; 403: a path pdp will not match; 400: the gateway sent too little)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    """What a gateway tells pdp about one request. `headers` have lower-case names;
+    `claims` come from a token the gateway verified (never from a header pdp would trust)."""
+
+    method: str
+    path: str  # as sent: may hold a query
+    host: str = ""
+    headers: Mapping[str, str] | None = None
+    claims: Mapping[str, Any] | None = None
+    peer: str | None = None
+    source_ip: str | None = None
+    secure: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRules:
+    """The mapping's settings (PDP_GATEWAY_*)."""
+
+    region: str = "us-east-1"
+    account: str | None = None  # None: the store's account
+    api: str | None = None  # None: the Host, without its port
+    stage: str = "$default"
+    principal: tuple[tuple[str, str], ...] = (("claim", "sub"), ("peer", ""))
+    role: str | None = None
+
+    @classmethod
+    def of(cls, config: Config, principal: str | None = None) -> GatewayRules:
+        """The rules of `config`; `principal` overrides its principal sources (forward-auth
+        takes its principal from one header, PDP_FORWARD_AUTH_PRINCIPAL_HEADER)."""
+        return cls(
+            region=config.gateway_region,
+            account=config.gateway_account,
+            api=config.gateway_api,
+            stage=config.gateway_stage,
+            principal=parse_sources(principal or config.gateway_principal),
+            role=config.gateway_role,
+        )
+
+
+def parse_sources(raw: str) -> tuple[tuple[str, str], ...]:
+    """ "claim:sub,peer,header:x-user" -> (("claim", "sub"), ("peer", ""), ("header", "x-user"))."""
+    out = []
+    for item in raw.split(","):
+        kind, _, name = item.strip().partition(":")
+        if kind not in _SOURCES or (kind != "peer") != bool(name):
+            raise ValueError(f"{item.strip()!r}: must be claim:<name>, header:<name> or peer")
+        out.append((kind, name.lower() if kind == "header" else name))
+    return tuple(out)
+
+
+def check_role(raw: str) -> str:
+    """PDP_GATEWAY_ROLE: a role ARN."""
+    if not _ROLE_ARN.fullmatch(raw):
+        raise ValueError(f"{raw!r}: must be a role ARN (arn:aws:iam::<account>:role/<name>)")
+    return raw
+
+
+def clean_path(raw: str) -> str:
+    """The path the upstream serves, decoded; Refused(403) for any spelling that a server
+    could read as another path. The query is not part of it."""
+    path = raw.partition("?")[0].partition("#")[0]
+    if not path.startswith("/"):
+        raise Refused(403, f"path: must start with / (got {raw[:80]!r})")
+    if len(path) > MAX_STRING // 2:
+        raise Refused(403, "path: too long")
+    lowered = path.lower()
+    if "%2f" in lowered or "%5c" in lowered or "\\" in path:
+        raise Refused(403, "path: an encoded slash or a backslash is refused")
+    if "%25" in lowered or ";" in path:  # read twice or as parameters by some servers
+        raise Refused(403, "path: an encoded % or a ; is refused")
+    if re.search(r"%(?![0-9a-fA-F]{2})", path):
+        raise Refused(403, "path: bad percent-encoding")
+    try:
+        decoded = unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        raise Refused(403, "path: percent-encoding that is not UTF-8") from None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded):
+        raise Refused(403, "path: control characters are refused")
+    segments = decoded.split("/")[1:]
+    for i, segment in enumerate(segments):
+        if segment in (".", ".."):
+            raise Refused(403, "path: dot segments (. and ..) are refused")
+        if segment == "" and i != len(segments) - 1:
+            raise Refused(403, "path: empty segments (//) are refused")
+    return decoded
+
+
+def _principal(call: HttpCall, rules: GatewayRules) -> str | None:
+    headers = call.headers or {}
+    for kind, name in rules.principal:
+        if kind == "claim":
+            value = (call.claims or {}).get(name)
+        elif kind == "peer":
+            value = call.peer
+        else:
+            value = headers.get(name)
+        if isinstance(value, str) and value.strip():
+            if len(value) > MAX_HEADER:
+                raise Refused(401, f"{kind} {name}: principal too long")
+            return value.strip()
+    return None
+
+
+def _mfa(claims: Mapping[str, Any]) -> bool:
+    amr = claims.get("amr")
+    if isinstance(amr, str):
+        return amr == "mfa"
+    return isinstance(amr, list) and "mfa" in amr
+
+
+def _check_claims(claims: Mapping[str, Any]) -> None:
+    if len(claims) > MAX_CLAIMS:
+        raise Refused(403, f"claims: more than {MAX_CLAIMS}")
+    size = sum(len(k) + (len(v) if isinstance(v, str) else 16) for k, v in claims.items())
+    if size > MAX_CLAIM_CHARS:
+        raise Refused(403, f"claims: more than {MAX_CLAIM_CHARS} characters")
+
+
+def _session(call: HttpCall, name: str, account: str, role: str) -> tuple[str, Session]:
+    """A role session of `role` for the caller `name` (its session name), tagged with the
+    string claims that fit AWS's session-tag limits (others are left out: a tag only grants
+    what a policy conditions on it)."""
+    if not _SESSION_NAME.fullmatch(name):
+        raise Refused(401, "principal: not a valid role session name ([\\w+=,.@-]{2,64})")
+    found = _ROLE_ARN.fullmatch(role)
+    assert found is not None  # checked when the settings were read
+    claims = call.claims or {}
+    tags = {
+        k: v
+        for k, v in claims.items()
+        if isinstance(v, str) and 0 < len(k) <= _TAG_KEY and len(v) <= _TAG_VALUE
+    }
+    tags = dict(sorted(tags.items())[:50])  # AWS: at most 50 session tags
+    raw: dict[str, Any] = {"tags": tags, "mfa_present": _mfa(claims)}
+    subject = claims.get("sub")
+    if isinstance(subject, str) and _SESSION_NAME.fullmatch(subject):
+        raw["source_identity"] = subject
+    try:
+        session = check_session(raw)
+    except BadRequest as exc:
+        raise Refused(403, str(exc)) from None
+    assert session is not None
+    arn = f"arn:aws:sts::{found.group(1)}:assumed-role/{found.group(2)}/{name}"
+    return arn, session
+
+
+def _api(call: HttpCall, rules: GatewayRules) -> str:
+    if rules.api:
+        return rules.api
+    host = call.host.rsplit(":", 1)[0] if not call.host.startswith("[") else call.host
+    if not _LABEL.fullmatch(host):
+        raise Refused(400, "host: required to name the API (or set PDP_GATEWAY_API)")
+    return host.lower()
+
+
+def to_request(call: HttpCall, rules: GatewayRules, store_account: str) -> DecisionRequest:
+    """The IAM request of `call` (Refused says why there is none)."""
+    method = call.method.upper()
+    if not _METHOD.fullmatch(method):
+        raise Refused(400, "method: required, an HTTP method")
+    path = clean_path(call.path)
+    claims = call.claims or {}
+    _check_claims(claims)
+    name = _principal(call, rules)
+    if name is None:
+        raise Refused(
+            401,
+            "no principal: " + ", ".join(k + (":" + n if n else "") for k, n in rules.principal),
+        )
+    account = rules.account or store_account
+    resource = (
+        f"arn:aws:execute-api:{rules.region}:{account}:{_api(call, rules)}/{rules.stage}/"
+        f"{method}/{path[1:]}"
+    )
+    if len(resource) > MAX_STRING:
+        raise Refused(403, "path: too long")
+    context: dict[str, Any] = {"aws:SecureTransport": call.secure}
+    if call.source_ip:
+        context["aws:SourceIp"] = call.source_ip
+    if rules.role is not None:
+        principal, session = _session(call, name, account, rules.role)
+        return DecisionRequest(principal, ACTION, resource, context, None, "role_session", session)
+    context["aws:MultiFactorAuthPresent"] = _mfa(claims)
+    return DecisionRequest(name, ACTION, resource, context)
