@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTION",
     "MAX_CLAIMS",
+    "MAX_HEADER",
     "GatewayAnswer",
     "GatewayRules",
     "HttpCall",
