@@ -288,6 +288,11 @@ class Config:
         "a role ARN: gateway callers are sessions of it, claims its session tags",
         _role,
     )
+    gateway_jwt_payload: str | None = setting(
+        None,
+        "PDP_GATEWAY_JWT_PAYLOAD",
+        "ext_authz: jwt_authn's payload_in_metadata key of the claims (default: its only one)",
+    )
     gateway_deny_body: bool = setting(
         False, "PDP_GATEWAY_DENY_BODY", "say why in the body of a gateway denial", _switch
     )

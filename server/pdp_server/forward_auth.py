@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import ipaddress
 
-import orjson
 from flask import Flask, Response, request
 
 from pdp_server.errors import BadRequest
-from pdp_server.gateway import GatewayRules, HttpCall, Refused, to_request
+from pdp_server.gateway import GatewayRules, HttpCall, answer, denial_body
 from pdp_server.service import Service
 
 __all__ = ["FORWARD_AUTH", "METHODS", "register_forward_auth"]
@@ -69,30 +68,21 @@ def _call(principal_header: str) -> HttpCall:
     )
 
 
-def _denied(status: int, why: str, deny_body: bool) -> Response:
-    body = orjson.dumps({"allowed": False, "reason": why}) if deny_body else b""
-    return Response(body, status=status, mimetype="application/json" if deny_body else None)
-
-
 def register_forward_auth(app: Flask, service: Service) -> None:
     config = service.config
     header = config.forward_auth_principal_header
     rules = GatewayRules.of(config, principal=f"header:{header}")
 
     def forward_auth() -> Response:
-        call = _call(header)
-        snapshot = service.serving()
-        try:
-            decision_request = to_request(call, rules, snapshot.index.account)
-        except Refused as exc:
-            return _denied(exc.status, str(exc), config.gateway_deny_body)
-        decision = service.decide_on(snapshot, decision_request)
-        if decision.decision != "Allow":
-            why = decision.reason + ("".join(f"; {e}" for e in decision.errors))
-            return _denied(403, why, config.gateway_deny_body)
+        found = answer(service, _call(header), rules)
+        if found.status != 200:
+            if not config.gateway_deny_body:
+                return Response(b"", status=found.status)
+            body = denial_body(found.why)
+            return Response(body, status=found.status, mimetype="application/json")
         response = Response(b"", status=200)
-        response.headers["X-Pdp-Principal"] = decision_request.principal
-        response.headers["X-Pdp-Policy-Version"] = decision.policy_version or ""
+        response.headers["X-Pdp-Principal"] = found.principal
+        response.headers["X-Pdp-Policy-Version"] = found.policy_version
         return response
 
     app.add_url_rule(FORWARD_AUTH, endpoint="forward_auth", view_func=forward_auth, methods=METHODS)

@@ -23,21 +23,28 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+import orjson
+
 from pdp import Session
 from pdp_server.errors import BadRequest
 from pdp_server.requests import MAX_STRING, DecisionRequest, check_session
 
 if TYPE_CHECKING:
     from pdp_server.config import Config
+    from pdp_server.service import Service
 
 __all__ = [
     "ACTION",
     "MAX_CLAIMS",
+    "MAX_HEADER",
+    "GatewayAnswer",
     "GatewayRules",
     "HttpCall",
     "Refused",
     "check_role",
+    "answer",
     "clean_path",
+    "denial_body",
     "parse_sources",
     "to_request",
 ]
@@ -251,3 +258,32 @@ def to_request(call: HttpCall, rules: GatewayRules, store_account: str) -> Decis
         return DecisionRequest(principal, ACTION, resource, context, None, "role_session", session)
     context["aws:MultiFactorAuthPresent"] = _mfa(claims)
     return DecisionRequest(name, ACTION, resource, context)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayAnswer:
+    """A gateway door's answer: `status` 200 (allow), 400, 401 or 403; on 200 the principal
+    the request was decided for and the store version that decided it, else why not."""
+
+    status: int
+    why: str = ""
+    principal: str = ""
+    policy_version: str = ""
+
+
+def answer(service: Service, call: HttpCall, rules: GatewayRules) -> GatewayAnswer:
+    """Map `call` and decide it on the serving snapshot (NotReady before the first load)."""
+    snapshot = service.serving()
+    try:
+        request = to_request(call, rules, snapshot.index.account)
+    except Refused as exc:
+        return GatewayAnswer(exc.status, str(exc))
+    decision = service.decide_on(snapshot, request)
+    if decision.decision != "Allow":
+        return GatewayAnswer(403, decision.reason + "".join(f"; {e}" for e in decision.errors))
+    return GatewayAnswer(200, "", request.principal, decision.policy_version or "")
+
+
+def denial_body(why: str) -> bytes:
+    """The body of a denial with PDP_GATEWAY_DENY_BODY=on."""
+    return orjson.dumps({"allowed": False, "reason": why})

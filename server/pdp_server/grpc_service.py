@@ -40,6 +40,7 @@ from pdp_server.errors import (
     grpc_abort,
 )
 from pdp_server.grpc_admission import Admission
+from pdp_server.grpc_ext_authz import EXT_AUTHZ_SERVICE_NAME, add_ext_authz
 from pdp_server.grpc_queries import QUERIES_SERVICE_NAME, add_queries
 from pdp_server.requests import (
     MAX_CONTEXT_KEYS,
@@ -294,13 +295,21 @@ async def _start(
     )
     pb_grpc.add_AuthorizerServicer_to_server(AuthorizerServicer(service, pool), server)
     add_queries(server, service, pool)
+    add_ext_authz(server, service)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, QUERIES_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (
+            SERVICE_NAME,
+            QUERIES_SERVICE_NAME,
+            EXT_AUTHZ_SERVICE_NAME,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ),
+        server,
     )
     status = health_pb2.HealthCheckResponse
-    for name in ("", SERVICE_NAME):
+    for name in ("", SERVICE_NAME, EXT_AUTHZ_SERVICE_NAME):
         await health_servicer.set(name, status.NOT_SERVING)
     port = server.add_insecure_port(address)
     if port == 0:
@@ -330,7 +339,7 @@ def create_server(
     status = health_pb2.HealthCheckResponse
 
     async def serving() -> None:
-        for name in ("", SERVICE_NAME):
+        for name in ("", SERVICE_NAME, EXT_AUTHZ_SERVICE_NAME):
             await health_servicer.set(name, status.SERVING)
 
     def mark_ready() -> None:

@@ -123,7 +123,7 @@ def test_the_source_ip_is_the_one_the_proxy_appended(server: Server) -> None:
     assert ask(server, base)[0] == 403  # no address: the IpAddress condition does not hold
 
 
-def _allowed_count(server: Server) -> float:
+def allowed_count(server: Server) -> float:
     status, text = server.call("/metrics")
     assert status == 200
     lines = [line for line in text.splitlines() if line.startswith("pdp_decisions_total{")]
@@ -131,6 +131,6 @@ def _allowed_count(server: Server) -> float:
 
 
 def test_each_answer_is_a_counted_decision(server: Server) -> None:
-    before = _allowed_count(server)
+    before = allowed_count(server)
     ask(server, nginx("/public/report"))
-    assert _allowed_count(server) == before + 1
+    assert allowed_count(server) == before + 1
