@@ -51,6 +51,7 @@ bench: $(STAMP)  ## print engine, store, reload and serving figures (not part of
 	  (apt-get update -qq && apt-get install -y -qq wrk nghttp2-client)
 	$(BIN)/python bench/bench_serving.py
 	$(BIN)/python bench/bench_serving.py --cache-size 100000
+	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/bench_memory.py
 
 loadtest: $(STAMP)  ## locust against HTTP and gRPC on a generated store: loadtests/results/
