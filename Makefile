@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help install test check lint format bench loadtest serve clean
+.PHONY: help install proxies test check lint format bench loadtest serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -18,8 +18,15 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 
 install: $(STAMP)  ## create .venv and install pdp with its test extras
 
-test: $(STAMP)  ## run the whole test suite
+test: $(STAMP) proxies  ## run the whole test suite
 	$(BIN)/python -m pytest
+
+# tests/integration/test_proxies.py runs nginx and Caddy in front of pdp; where apt-get cannot
+# install them (not root, no network), those tests skip and say why
+proxies:  ## install nginx and Caddy (Debian packages) for the forward-auth tests
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx && command -v caddy >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx caddy \
+	    >/dev/null) || echo "nginx and caddy could not be installed: the proxy tests will skip"
 
 check: $(STAMP)  ## lint and types (ruff check, ruff format --check, mypy --strict on pdp/)
 	$(BIN)/ruff check .
@@ -44,6 +51,7 @@ bench: $(STAMP)  ## print engine, store, reload and serving figures (not part of
 	  (apt-get update -qq && apt-get install -y -qq wrk nghttp2-client)
 	$(BIN)/python bench/bench_serving.py
 	$(BIN)/python bench/bench_serving.py --cache-size 100000
+	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/bench_memory.py
 
 loadtest: $(STAMP)  ## locust against HTTP and gRPC on a generated store: loadtests/results/

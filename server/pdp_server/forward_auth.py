@@ -16,18 +16,34 @@ import ipaddress
 from flask import Flask, Response, request
 
 from pdp_server.errors import BadRequest
-from pdp_server.gateway import GatewayRules, HttpCall, answer, denial_body
+from pdp_server.gateway import (
+    GatewayAnswer,
+    GatewayRules,
+    HttpCall,
+    Refused,
+    answer,
+    denial_body,
+)
 from pdp_server.service import Service
 
 __all__ = ["FORWARD_AUTH", "METHODS", "register_forward_auth"]
 
 FORWARD_AUTH = "/v1/forward-auth"
-# Traefik asks with the original request's method; nginx and Caddy with GET.
+# nginx and Caddy ask with GET; a proxy that asks with the original method may, too.
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _MAX_HEADER = 8192
 
 
+# The two header families proxies name the original request with. A proxy sets its own family
+# and passes the client's other headers on, so a request carrying both holds a client's header:
+# pdp decides neither (403) rather than pick one.
+_ORIGINAL = ("X-Original-URI", "X-Original-Method")  # nginx, as configured in the docs
+_FORWARDED = ("X-Forwarded-Uri", "X-Forwarded-Method")  # Caddy, Traefik
+
+
 def _header(*names: str) -> str | None:
+    """The first of `names` present. A header sent twice reaches WSGI joined with ", ": in a
+    URI (which never holds a space) gateway.clean_path refuses it."""
     for name in names:
         value = request.headers.get(name)
         if value is not None:
@@ -51,12 +67,17 @@ def _source_ip() -> str | None:
 
 
 def _call(principal_header: str) -> HttpCall:
-    uri = _header("X-Original-URI", "X-Forwarded-Uri")
+    original = [name for name in _ORIGINAL if name in request.headers]
+    forwarded = [name for name in _FORWARDED if name in request.headers]
+    if original and forwarded:
+        raise Refused(403, f"{original[0]} and {forwarded[0]} both sent: one is a client's")
+    family = _ORIGINAL if original else _FORWARDED
+    uri = _header(family[0])
     if uri is None:
         raise BadRequest("X-Original-URI or X-Forwarded-Uri: required (the original request's URI)")
-    method = _header("X-Original-Method", "X-Forwarded-Method") or request.method
-    host = _header("X-Forwarded-Host", "X-Original-Host", "Host") or ""
-    proto = (_header("X-Forwarded-Proto", "X-Original-Proto") or "").lower()
+    method = _header(family[1]) or request.method
+    host = _header("X-Forwarded-Host", "Host") or ""
+    proto = (_header("X-Forwarded-Proto") or "").lower()
     principal = _header(principal_header)
     return HttpCall(
         method=method,
@@ -74,7 +95,10 @@ def register_forward_auth(app: Flask, service: Service) -> None:
     rules = GatewayRules.of(config, principal=f"header:{header}")
 
     def forward_auth() -> Response:
-        found = answer(service, _call(header), rules)
+        try:
+            found = answer(service, _call(header), rules)
+        except Refused as exc:
+            found = GatewayAnswer(exc.status, str(exc))
         if found.status != 200:
             if not config.gateway_deny_body:
                 return Response(b"", status=found.status)

@@ -139,6 +139,9 @@ def clean_path(raw: str) -> str:
         raise Refused(403, f"path: must start with / (got {raw[:80]!r})")
     if len(path) > MAX_STRING // 2:
         raise Refused(403, "path: too long")
+    if not path.isascii() or any(c <= " " or c == "\x7f" for c in path):
+        # a request target is printable ASCII (RFC 9112): a space is two headers joined
+        raise Refused(403, "path: spaces, control and non-ASCII characters must be %-encoded")
     lowered = path.lower()
     if "%2f" in lowered or "%5c" in lowered or "\\" in path:
         raise Refused(403, "path: an encoded slash or a backslash is refused")

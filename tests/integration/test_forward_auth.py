@@ -3,6 +3,7 @@ answers they act on (tests/integration/test_proxies.py runs the real proxies).""
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -134,3 +135,23 @@ def test_each_answer_is_a_counted_decision(server: Server) -> None:
     before = allowed_count(server)
     ask(server, nginx("/public/report"))
     assert allowed_count(server) == before + 1
+
+
+def test_both_header_families_or_a_repeated_header_are_refused(server: Server) -> None:
+    # a proxy sets its own family and passes a client's other headers on: both present means
+    # one is the client's, and pdp believes neither
+    assert ask(server, {**nginx("/public/report"), "X-Forwarded-Uri": "/public/report"})[0] == 403
+    assert ask(server, {**caddy("/public/report"), "X-Original-Method": "GET"})[0] == 403
+    host, port = server.http.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    # X-Original-URI sent twice reaches pdp joined ("/public/secret, /x"), which the Deny on
+    # /public/secret does not match: a URI never holds a space, so the join is refused
+    try:
+        connection.putrequest("GET", "/v1/forward-auth")
+        for name, value in nginx("/public/secret").items():
+            connection.putheader(name, value)
+        connection.putheader("X-Original-URI", "/x")
+        connection.endheaders()
+        assert connection.getresponse().status == 403
+    finally:
+        connection.close()

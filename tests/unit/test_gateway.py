@@ -57,6 +57,11 @@ def test_the_api_gateway_arn(method: str, path: str, resource: str) -> None:
         "/a%ff",  # not UTF-8
         "/public/%252e%252e/admin",  # decoded twice by some servers
         "/admin;jsessionid=1",
+        "/public/secret, /x",  # a header sent twice, joined
+        "/a b",
+        "/a\tb",
+        "/caf\u00e9",  # raw non-ASCII: a WSGI header is Latin-1, not what the upstream reads
+        "/a\x7fb",
         "public/x",
         "",
         "*",
