@@ -22,6 +22,7 @@ from typing import Any
 
 from pdp_server.gateway import check_role, parse_sources
 from pdp_server.requests import MAX_BATCH, MAX_BATCH_CHARS
+from pdp_server.tls import parse_subjects
 
 __all__ = ["Config", "ConfigError", "add_arguments", "markdown_table"]
 
@@ -81,6 +82,14 @@ def _role(raw: str) -> str | None:
     if not raw:
         return None
     return check_role(raw)
+
+
+def _subjects(raw: str) -> str | None:
+    """names, comma-separated"""
+    if not raw:
+        return None
+    parse_subjects(raw)
+    return raw
 
 
 def _switch(raw: str) -> bool:
@@ -261,6 +270,27 @@ class Config:
         _optional,
     )
 
+    tls_cert: str | None = setting(
+        None,
+        "PDP_TLS_CERT",
+        "TLS on the HTTP and gRPC ports: the server's certificate chain (PEM file)",
+        _optional,
+    )
+    tls_key: str | None = setting(
+        None, "PDP_TLS_KEY", "the private key of PDP_TLS_CERT (PEM file)", _optional
+    )
+    tls_client_ca: str | None = setting(
+        None,
+        "PDP_TLS_CLIENT_CA",
+        "mTLS: clients must present a certificate this CA bundle (PEM file) signed",
+        _optional,
+    )
+    tls_client_subjects: str | None = setting(
+        None,
+        "PDP_TLS_CLIENT_SUBJECTS",
+        "mTLS: the client certificate's CN or a SAN must be one of these (gRPC port)",
+        _subjects,
+    )
     gateway_region: str = setting(
         "us-east-1",
         "PDP_GATEWAY_REGION",
@@ -342,6 +372,14 @@ class Config:
         """What `pdp serve` needs beyond each value's own range."""
         if not self.store:
             raise ConfigError("--store (or PDP_STORE): required: the store directory to serve")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("PDP_TLS_CERT and PDP_TLS_KEY: give both (TLS) or neither")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ConfigError("PDP_TLS_CLIENT_CA: needs PDP_TLS_CERT and PDP_TLS_KEY (TLS)")
+        if self.tls_client_subjects and not self.tls_client_ca:
+            raise ConfigError(
+                "PDP_TLS_CLIENT_SUBJECTS: needs PDP_TLS_CLIENT_CA (client certificates)"
+            )
 
     def save(self, path: str) -> None:
         """Write the resolved configuration for the workers. It holds the token, so it is

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
 
-from pdp_server.errors import BadRequest, BodyTimeout, Busy, grpc_abort
+from pdp_server.errors import BadRequest, BodyTimeout, Busy, Unauthenticated, grpc_abort
+from pdp_server.tls import peer_allowed
 
 __all__ = ["BUSY", "Admission"]
 
@@ -73,9 +74,14 @@ class Admission(grpc.aio.ServerInterceptor):
     """
 
     def __init__(
-        self, bad_request: Callable[[], None], limit: int | None, message_timeout: float
+        self,
+        bad_request: Callable[[], None],
+        limit: int | None,
+        message_timeout: float,
+        subjects: Sequence[str] = (),
     ) -> None:
         self._bad_request = bad_request
+        self._subjects = tuple(subjects)
         self._limit = limit
         self._timeout = message_timeout
         self._in_flight = 0  # Invariant: only the loop's thread reads or writes it
@@ -121,11 +127,20 @@ class Admission(grpc.aio.ServerInterceptor):
             response_serializer=handler.response_serializer,
         )
 
+    async def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
+        """With PDP_TLS_CLIENT_SUBJECTS, a call whose client certificate names none of them
+        answers UNAUTHENTICATED before its message is read."""
+        if self._subjects and not peer_allowed(context.auth_context(), self._subjects):
+            await grpc_abort(
+                context, Unauthenticated("client certificate: not one of PDP_TLS_CLIENT_SUBJECTS")
+            )
+
     async def _refuse(self, request: _Undecodable, context: grpc.aio.ServicerContext) -> None:
         self._bad_request()
         await grpc_abort(context, BadRequest(request.detail))
 
     async def _admit(self, context: grpc.aio.ServicerContext) -> None:
+        await self._authenticate(context)
         if self._limit is not None and self._in_flight >= self._limit:
             await grpc_abort(context, Busy(BUSY))
         self._in_flight += 1
@@ -178,6 +193,7 @@ class Admission(grpc.aio.ServerInterceptor):
 
             @functools.wraps(behaviour)
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await self._authenticate(context)
                 if isinstance(request, _Undecodable):
                     await self._refuse(request, context)
                 async for response in behaviour(request, context):
@@ -187,6 +203,7 @@ class Admission(grpc.aio.ServerInterceptor):
 
         @functools.wraps(behaviour)
         async def behave(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await self._authenticate(context)
             if isinstance(request, _Undecodable):
                 await self._refuse(request, context)
             return await behaviour(request, context)
@@ -206,8 +223,7 @@ class Admission(grpc.aio.ServerInterceptor):
 
             @functools.wraps(behaviour)
             async def stream(requests: AsyncIterator[Any], context: Any) -> Any:
-                if counted:
-                    await self._admit(context)
+                await (self._admit if counted else self._authenticate)(context)
                 try:
                     async for response in behaviour(checked(requests, context), context):
                         yield response
@@ -219,8 +235,7 @@ class Admission(grpc.aio.ServerInterceptor):
 
         @functools.wraps(behaviour)
         async def behave(requests: AsyncIterator[Any], context: Any) -> Any:
-            if counted:
-                await self._admit(context)
+            await (self._admit if counted else self._authenticate)(context)
             try:
                 return await behaviour(checked(requests, context), context)
             finally:

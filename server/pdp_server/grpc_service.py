@@ -32,6 +32,7 @@ from grpc_reflection.v1alpha import reflection
 from pdp import Decision, Session
 from pdp_client.v1 import authorizer_pb2 as pb
 from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
+from pdp_server.config import Config
 from pdp_server.errors import (
     BadRequest,
     DeadlineExceeded,
@@ -52,6 +53,7 @@ from pdp_server.requests import (
     parse_request,
 )
 from pdp_server.service import Service
+from pdp_server.tls import parse_subjects
 
 __all__ = ["SERVICE_NAME", "GrpcServer", "create_server", "decision_message", "explained_message"]
 
@@ -277,12 +279,30 @@ class GrpcServer:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _credentials(config: Config) -> grpc.ServerCredentials | None:
+    """TLS credentials from the files `pdp serve` staged (pdp_server.tls), or None: plaintext.
+    With a client CA, a client must present a certificate it signed."""
+    if not (config.tls_cert and config.tls_key):
+        return None
+    with open(config.tls_cert, "rb") as cert, open(config.tls_key, "rb") as key:
+        pair = (key.read(), cert.read())
+    ca = None
+    if config.tls_client_ca:
+        with open(config.tls_client_ca, "rb") as handle:
+            ca = handle.read()
+    return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=bool(ca))
+
+
 async def _start(
     service: Service, address: str, reuse_port: bool, pool: futures.Executor
 ) -> tuple[grpc.aio.Server, int, health_aio.HealthServicer]:
     config = service.config
+    subjects = parse_subjects(config.tls_client_subjects) if config.tls_client_subjects else ()
     admission = Admission(
-        service.metrics.bad_request, config.grpc_max_concurrent or None, config.body_timeout
+        service.metrics.bad_request,
+        config.grpc_max_concurrent or None,
+        config.body_timeout,
+        subjects,
     )
     server = grpc.aio.server(
         migration_thread_pool=pool,  # for sync handlers; every handler here is async
@@ -311,7 +331,11 @@ async def _start(
     status = health_pb2.HealthCheckResponse
     for name in ("", SERVICE_NAME, EXT_AUTHZ_SERVICE_NAME):
         await health_servicer.set(name, status.NOT_SERVING)
-    port = server.add_insecure_port(address)
+    credentials = _credentials(config)
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"gRPC cannot listen on {address}")
     await server.start()

@@ -29,11 +29,13 @@ import socket
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import IO
+from pathlib import Path
+from typing import IO, Any
 
 from pdp import printable
 from pdp_server.config import Config, ConfigError, add_arguments
 from pdp_server.control import Control
+from pdp_server.tls import TlsError, TlsFiles, TlsWatcher, stage
 
 __all__ = ["REQUIRES", "WORKER_CONFIG", "check_installed", "main", "serve"]
 
@@ -127,6 +129,7 @@ REQUIRES = (
     "flask",
     "waitress",
     "pdp_client.v1.authorizer_pb2_grpc",
+    "envoy.service.auth.v3.external_auth_pb2_grpc",
 )
 
 
@@ -193,7 +196,7 @@ def _prepare(config: Config) -> list[IO[bytes]]:
 
 def serve(config: Config) -> int:
     from granian import Granian
-    from granian.constants import HTTPModes, Interfaces
+    from granian.constants import HTTPModes, Interfaces, SSLProtocols
     from granian.http import HTTP1Settings
 
     try:
@@ -213,13 +216,27 @@ def serve(config: Config) -> int:
     # One file per `pdp serve` (two may share a run directory), removed when it stops: it
     # holds the admin token.
     handoff = os.path.join(run_dir, f"config-{os.getpid()}.json")
+    tls_dir = os.path.join(run_dir, f"tls-{os.getpid()}")  # the key's copy: removed at the end
+    watcher = None
     try:
         Control(run_dir)
+        if config.tls_cert and config.tls_key:
+            configured = (config.tls_cert, config.tls_key, config.tls_client_ca)
+            files = TlsFiles.read(*configured)
+            staged = stage(files, tls_dir)
+            watcher = TlsWatcher(configured, files, tls_dir, config.watch_interval)
+            # the workers serve the staged copies, which a rotation replaces before a restart
+            config = dataclasses.replace(
+                config, tls_cert=staged.cert, tls_key=staged.key, tls_client_ca=staged.ca
+            )
         config.save(handoff)
-    except OSError as exc:
-        print(f"pdp serve: --run-dir {printable(run_dir)}: {exc.strerror or exc}", file=sys.stderr)
-        if own_run_dir:
-            shutil.rmtree(run_dir, ignore_errors=True)
+    except (OSError, TlsError) as exc:
+        if isinstance(exc, TlsError):
+            print(f"pdp serve: {exc}", file=sys.stderr)
+        else:
+            where = printable(run_dir)
+            print(f"pdp serve: --run-dir {where}: {exc.strerror or exc}", file=sys.stderr)
+        shutil.rmtree(run_dir if own_run_dir else tls_dir, ignore_errors=True)
         for handle in locks:
             handle.close()
         return 1
@@ -233,6 +250,23 @@ def serve(config: Config) -> int:
         printable(config.admin),
         config.workers,
     )
+    tls: dict[str, Any] = {}
+    if config.tls_cert and config.tls_key:
+        tls = {
+            "ssl_cert": Path(config.tls_cert),
+            "ssl_key": Path(config.tls_key),
+            "ssl_ca": Path(config.tls_client_ca) if config.tls_client_ca else None,
+            "ssl_client_verify": bool(config.tls_client_ca),
+            "ssl_protocol_min": SSLProtocols.tls12,
+        }
+        if config.tls_client_subjects:
+            log.warning(
+                "pdp serve: PDP_TLS_CLIENT_SUBJECTS is checked on the gRPC port; the HTTP port"
+                " admits every client certificate PDP_TLS_CLIENT_CA signed (granian does not"
+                " show pdp the certificate): give HTTP callers a CA of their own"
+            )
+    if watcher is not None:
+        watcher.start()
     try:
         Granian(
             "pdp_server.worker:create_app",
@@ -252,6 +286,7 @@ def serve(config: Config) -> int:
             log_level="warning",
             workers_kill_timeout=40,  # > worst clean stop: 6 s gRPC, 5, 12 s log, 10 s sqlite
             respawn_failed_workers=True,
+            **tls,
         ).serve()
     except RuntimeError as exc:  # granian's bind, if another program took the port meanwhile
         if "Address already in use" not in str(exc):
@@ -262,11 +297,14 @@ def serve(config: Config) -> int:
         )
         return 1
     finally:
+        if watcher is not None:
+            watcher.stop()
         if own_run_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
         else:
             with contextlib.suppress(OSError):
                 os.unlink(handoff)
+            shutil.rmtree(tls_dir, ignore_errors=True)
         for handle in locks:
             handle.close()
     return 0

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -54,6 +55,7 @@ class Server:
     admin: str
     store: Path
     log: Path
+    ssl_context: ssl.SSLContext | None = None  # HTTPS to the HTTP port (PDP_TLS_CERT)
 
     def call(
         self,
@@ -67,12 +69,14 @@ class Server:
     ) -> tuple[int, Any]:
         base = self.admin if admin else self.http
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        request = urllib.request.Request(f"http://{base}{path}", data=data, method=method)
+        scheme = "https" if self.ssl_context is not None and not admin else "http"
+        request = urllib.request.Request(f"{scheme}://{base}{path}", data=data, method=method)
         request.add_header("Content-Type", "application/json")
         if admin and token:
             request.add_header("Authorization", f"Bearer {token}")
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            context = None if admin else self.ssl_context
+            with urllib.request.urlopen(request, timeout=30, context=context) as response:
                 payload = response.read()
                 status = response.status
                 kind = response.headers.get("Content-Type", "")
@@ -125,6 +129,7 @@ def start_server(
     token: str | None = TOKEN,
     wait_ready: bool = True,
     flags: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
     **env: str,
 ) -> Server:
     """`pdp serve` configured by PDP_* variables (`env` adds more), or with `flags` by its
@@ -163,7 +168,13 @@ def start_server(
             stderr=subprocess.STDOUT,
         )
     server = Server(
-        process, f"127.0.0.1:{http}", f"127.0.0.1:{grpc_port}", f"127.0.0.1:{admin}", store, log
+        process,
+        f"127.0.0.1:{http}",
+        f"127.0.0.1:{grpc_port}",
+        f"127.0.0.1:{admin}",
+        store,
+        log,
+        ssl_context,
     )
     deadline = time.monotonic() + 60
     # With several workers one may answer while another still loads: ask until 20 fresh

@@ -10,7 +10,12 @@ import grpc.aio
 
 from pdp_client._common import Client, Retry, fail_closed, request_message
 from pdp_client.errors import PdpUnavailable
-from pdp_client.grpc_client import batch_decisions, batch_message, grpc_failure
+from pdp_client.grpc_client import (
+    batch_decisions,
+    batch_message,
+    channel_credentials,
+    grpc_failure,
+)
 from pdp_client.model import Decision
 from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 
@@ -27,10 +32,19 @@ class AsyncGrpcClient(Client[Coroutine[Any, Any, Decision], Coroutine[Any, Any, 
         timeout: float = 1.0,
         retries: int = 2,
         on_unavailable: str = "deny",
+        ca: str | None = None,
+        cert: str | None = None,
+        key: str | None = None,
     ) -> None:
+        """`ca`, `cert`, `key`: PEM files for TLS, as GrpcClient's."""
         super().__init__(timeout=timeout, retries=retries, on_unavailable=on_unavailable)
         self.target = target
-        self._channel = grpc.aio.insecure_channel(target)
+        credentials = channel_credentials(ca, cert, key)
+        self._channel = (
+            grpc.aio.insecure_channel(target)
+            if credentials is None
+            else grpc.aio.secure_channel(target, credentials)
+        )
         self._stub = pb_grpc.AuthorizerStub(self._channel)
 
     async def _call(self, method: Any, message: Any) -> Any:

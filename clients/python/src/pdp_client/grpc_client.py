@@ -21,7 +21,7 @@ from pdp_client.model import Decision
 from pdp_client.v1 import authorizer_pb2 as pb
 from pdp_client.v1 import authorizer_pb2_grpc as pb_grpc
 
-__all__ = ["RETRYABLE", "GrpcClient"]
+__all__ = ["RETRYABLE", "GrpcClient", "channel_credentials"]
 
 # Codes that mean "pdp was not reached, not ready or busy": safe to retry, never a decision.
 # RESOURCE_EXHAUSTED is a worker at its PDP_GRPC_MAX_CONCURRENT calls (or a message over its
@@ -37,6 +37,27 @@ def grpc_failure(exc: grpc.RpcError, target: str) -> PdpClientError | Retry:
         return PdpRequestError(exc.details(), grpc_error_code(exc))
     error = PdpUnavailable(f"{target}: {code.name}: {exc.details()}", grpc_error_code(exc))
     return Retry(error) if code in RETRYABLE else error
+
+
+def channel_credentials(
+    ca: str | None, cert: str | None, key: str | None
+) -> grpc.ChannelCredentials | None:
+    """TLS credentials from PEM files, or None (plaintext) when none is given: `ca` verifies
+    pdp's certificate (None: the system's roots), `cert` and `key` are the client's own (mTLS)."""
+    if ca is None and cert is None and key is None:
+        return None
+    if (cert is None) != (key is None):
+        raise ValueError("cert and key: give both (a client certificate) or neither")
+
+    def read(path: str | None) -> bytes | None:
+        if path is None:
+            return None
+        with open(path, "rb") as handle:
+            return handle.read()
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(ca), private_key=read(key), certificate_chain=read(cert)
+    )
 
 
 def batch_message(requests: list[Mapping[str, Any]]) -> pb.BatchIsAuthorizedRequest:
@@ -58,10 +79,21 @@ class GrpcClient(SyncClient):
         retries: int = 2,
         on_unavailable: str = "deny",
         channel: grpc.Channel | None = None,
+        ca: str | None = None,
+        cert: str | None = None,
+        key: str | None = None,
     ) -> None:
+        """`ca`, `cert`, `key`: PEM files for TLS (docs/serving.md, TLS); none: plaintext."""
         super().__init__(timeout=timeout, retries=retries, on_unavailable=on_unavailable)
         self.target = target
-        self._channel = channel or grpc.insecure_channel(target)
+        credentials = channel_credentials(ca, cert, key)
+        if channel is None:
+            channel = (
+                grpc.insecure_channel(target)
+                if credentials is None
+                else grpc.secure_channel(target, credentials)
+            )
+        self._channel = channel
         self._stub = pb_grpc.AuthorizerStub(self._channel)
 
     def _attempt(self, method: Any, message: Any) -> Any:

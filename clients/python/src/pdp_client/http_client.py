@@ -26,10 +26,19 @@ class HttpClient(SyncClient):
         retries: int = 2,
         on_unavailable: str = "deny",
         pool_size: int = 8,
+        ca: str | None = None,
+        cert: str | None = None,
+        key: str | None = None,
     ) -> None:
+        """For an https:// `base_url`: `ca` verifies pdp's certificate (None: the system's
+        roots), `cert` and `key` are the client's own (mTLS). PEM files."""
         super().__init__(timeout=timeout, retries=retries, on_unavailable=on_unavailable)
+        if (cert is None) != (key is None):
+            raise ValueError("cert and key: give both (a client certificate) or neither")
         self.base_url = base_url.rstrip("/")
-        self._pool = urllib3.PoolManager(maxsize=pool_size, retries=False)
+        self._pool = urllib3.PoolManager(
+            maxsize=pool_size, retries=False, ca_certs=ca, cert_file=cert, key_file=key
+        )
 
     def _post(self, path: str, body: Any) -> Any:
         return retrying(
