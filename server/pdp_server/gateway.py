@@ -60,8 +60,10 @@ _ROLE_ARN = re.compile(
 )
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
 _SOURCES = ("claim", "peer", "header")
-_TAG_VALUE = 256  # AWS's limit for a session tag value
+_TAG_VALUE = 256  # AWS's limits for session tags
 _TAG_KEY = 128
+_MAX_TAGS = 50
+AWS_TAGS_CLAIM = "https://aws.amazon.com/tags"
 
 
 class Refused(Exception):
@@ -134,7 +136,9 @@ def check_role(raw: str) -> str:
 def clean_path(raw: str) -> str:
     """The path the upstream serves, decoded; Refused(403) for any spelling that a server
     could read as another path. The query is not part of it."""
-    path = raw.partition("?")[0].partition("#")[0]
+    if "#" in raw:  # a request target never holds a fragment: a server may keep it in the path
+        raise Refused(403, "path: a # is refused (a request target has no fragment)")
+    path = raw.partition("?")[0]
     if not path.startswith("/"):
         raise Refused(403, f"path: must start with / (got {raw[:80]!r})")
     if len(path) > MAX_STRING // 2:
@@ -153,7 +157,7 @@ def clean_path(raw: str) -> str:
         decoded = unquote(path, errors="strict")
     except UnicodeDecodeError:
         raise Refused(403, "path: percent-encoding that is not UTF-8") from None
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded):
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in decoded):  # C0, DEL and C1
         raise Refused(403, "path: control characters are refused")
     segments = decoded.split("/")[1:]
     for i, segment in enumerate(segments):
@@ -195,22 +199,49 @@ def _check_claims(claims: Mapping[str, Any]) -> None:
         raise Refused(403, f"claims: more than {MAX_CLAIM_CHARS} characters")
 
 
+def _tags(claims: Mapping[str, Any]) -> dict[str, str]:
+    """A session's tags from its token, as AssumeRoleWithWebIdentity takes them from AWS's claim
+    (`https://aws.amazon.com/tags`: `principal_tags`, each a list of one string), or without
+    it every scalar claim (strings; numbers and booleans as text). Past AWS's limits (50 tags,
+    keys of 128, values of 256 characters) the token is refused, never cut: a Deny may be
+    conditioned on the tag that would go missing."""
+    tags: dict[str, str] = {}
+    if AWS_TAGS_CLAIM in claims:
+        found = claims[AWS_TAGS_CLAIM]
+        principal_tags = found.get("principal_tags", {}) if isinstance(found, dict) else None
+        if not isinstance(principal_tags, dict):
+            raise Refused(403, f"claims: {AWS_TAGS_CLAIM}: principal_tags must be an object")
+        for key, value in principal_tags.items():
+            if not (isinstance(value, list) and len(value) == 1 and isinstance(value[0], str)):
+                raise Refused(403, f"claims: {AWS_TAGS_CLAIM}: {key}: a list of one string")
+            tags[key] = value[0]
+    else:
+        for key, value in claims.items():
+            if isinstance(value, bool):
+                tags[key] = "true" if value else "false"
+            elif isinstance(value, int | float):
+                integral = isinstance(value, float) and value.is_integer()
+                tags[key] = str(int(value)) if integral else str(value)
+            elif isinstance(value, str):
+                tags[key] = value
+    over = [k for k, v in tags.items() if not 0 < len(k) <= _TAG_KEY or len(v) > _TAG_VALUE]
+    if len(tags) > _MAX_TAGS or over:
+        what = f"{over[0]!r} over" if over else f"{len(tags)} tags, over"
+        raise Refused(
+            403, f"claims: {what} AWS's session tag limits (50 tags, keys 128, values 256)"
+        )
+    return tags
+
+
 def _session(call: HttpCall, name: str, account: str, role: str) -> tuple[str, Session]:
-    """A role session of `role` for the caller `name` (its session name), tagged with the
-    string claims that fit AWS's session-tag limits (others are left out: a tag only grants
-    what a policy conditions on it)."""
+    """A role session of `role` for the caller `name` (its session name), tagged from its
+    token's claims (`_tags`)."""
     if not _SESSION_NAME.fullmatch(name):
         raise Refused(401, "principal: not a valid role session name ([\\w+=,.@-]{2,64})")
     found = _ROLE_ARN.fullmatch(role)
     assert found is not None  # checked when the settings were read
     claims = call.claims or {}
-    tags = {
-        k: v
-        for k, v in claims.items()
-        if isinstance(v, str) and 0 < len(k) <= _TAG_KEY and len(v) <= _TAG_VALUE
-    }
-    tags = dict(sorted(tags.items())[:50])  # AWS: at most 50 session tags
-    raw: dict[str, Any] = {"tags": tags, "mfa_present": _mfa(claims)}
+    raw: dict[str, Any] = {"tags": _tags(claims), "mfa_present": _mfa(claims)}
     subject = claims.get("sub")
     if isinstance(subject, str) and _SESSION_NAME.fullmatch(subject):
         raw["source_identity"] = subject
@@ -224,12 +255,17 @@ def _session(call: HttpCall, name: str, account: str, role: str) -> tuple[str, S
 
 
 def _api(call: HttpCall, rules: GatewayRules) -> str:
+    """The API id: PDP_GATEWAY_API, else the Host as one spelling (lower case, without its
+    port and the DNS root's trailing dot: `Internal.Example.com.:443` is `internal.example.com`)."""
     if rules.api:
         return rules.api
-    host = call.host.rsplit(":", 1)[0] if not call.host.startswith("[") else call.host
-    if not _LABEL.fullmatch(host):
+    host, colon, port = call.host.partition(":")
+    if colon and not (port.isascii() and port.isdigit() and len(port) <= 5):
+        raise Refused(400, "host: a port is digits (or set PDP_GATEWAY_API)")
+    host = host.lower().removesuffix(".")
+    if not _LABEL.fullmatch(host) or ".." in host or host.endswith("."):
         raise Refused(400, "host: required to name the API (or set PDP_GATEWAY_API)")
-    return host.lower()
+    return host
 
 
 def to_request(call: HttpCall, rules: GatewayRules, store_account: str) -> DecisionRequest:

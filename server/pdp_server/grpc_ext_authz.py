@@ -17,9 +17,10 @@ from typing import Any
 
 import grpc
 from envoy.config.core.v3 import base_pb2
-from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
+from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2
 from envoy.type.v3 import http_status_pb2
 from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, status_pb2
 
 from pdp_server.errors import ServiceError
@@ -145,7 +146,7 @@ def _allowed(principal: str, version: str) -> external_auth_pb2.CheckResponse:
     )
 
 
-class ExtAuthzServicer(external_auth_pb2_grpc.AuthorizationServicer):
+class ExtAuthzServicer:
     """envoy.service.auth.v3.Authorization on the aio server; decides on the event loop, as
     pdp.v1.Authorizer/IsAuthorized does (one decision takes microseconds)."""
 
@@ -157,8 +158,14 @@ class ExtAuthzServicer(external_auth_pb2_grpc.AuthorizationServicer):
         self._deny_body = config.gateway_deny_body
 
     async def Check(  # noqa: N802 (gRPC's method name)
-        self, request: external_auth_pb2.CheckRequest, context: grpc.aio.ServicerContext
+        self, data: bytes, context: grpc.aio.ServicerContext
     ) -> external_auth_pb2.CheckResponse:
+        """The message arrives as bytes and is parsed here: one that does not parse (a string
+        that is not UTF-8, nesting past protobuf's limit) is a denial too, not a gRPC error."""
+        try:
+            request = external_auth_pb2.CheckRequest.FromString(data)
+        except DecodeError as exc:
+            return _denied(400, f"CheckRequest: {exc}", self._deny_body)
         try:
             found = answer(self.service, http_call(request, self._payload_key), self._rules)
         except Refused as exc:
@@ -174,4 +181,12 @@ class ExtAuthzServicer(external_auth_pb2_grpc.AuthorizationServicer):
 
 
 def add_ext_authz(server: grpc.aio.Server, service: Service) -> None:
-    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(ExtAuthzServicer(service), server)
+    """The Check method with a deserializer that cannot fail (the servicer parses)."""
+    servicer = ExtAuthzServicer(service)
+    check = grpc.unary_unary_rpc_method_handler(
+        servicer.Check,
+        request_deserializer=bytes,
+        response_serializer=external_auth_pb2.CheckResponse.SerializeToString,
+    )
+    handler = grpc.method_handlers_generic_handler(EXT_AUTHZ_SERVICE_NAME, {"Check": check})
+    server.add_generic_rpc_handlers((handler,))

@@ -286,6 +286,11 @@ class Sidecar:
                 key = "CONTENT_TYPE"
             elif name == "content-length" or name == "transfer-encoding":
                 continue  # the body is whole and de-chunked: CONTENT_LENGTH says its length
+            elif "_" in name:
+                # WSGI spells X-Forwarded-For and X_Forwarded_For the same (HTTP_X_FORWARDED_FOR):
+                # a client's X_Forwarded_For, which proxies pass on untouched, would join the one
+                # the proxy set. Dropped, as nginx and Apache drop them by default.
+                continue
             else:
                 key = "HTTP_" + name.upper().replace("-", "_")
             environ[key] = f"{environ[key]}, {value}" if key in environ else value

@@ -129,7 +129,7 @@ REQUIRES = (
     "flask",
     "waitress",
     "pdp_client.v1.authorizer_pb2_grpc",
-    "envoy.service.auth.v3.external_auth_pb2_grpc",
+    "envoy.service.auth.v3.external_auth_pb2",
 )
 
 

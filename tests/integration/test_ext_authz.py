@@ -12,7 +12,7 @@ import grpc
 import pytest
 from envoy.service.auth.v3 import external_auth_pb2 as ext
 from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_grpc
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -288,3 +288,51 @@ def test_each_check_is_a_counted_decision(server: Server) -> None:
     before = allowed_count(server)
     check(server, envoy_request("/public/menu", claims=claims("alice")))
     assert allowed_count(server) == before + 1
+
+
+def raw_check(server: Server, data: bytes) -> ext.CheckResponse:
+    with grpc.insecure_channel(server.grpc) as channel:
+        call = channel.unary_unary(
+            "/envoy.service.auth.v3.Authorization/Check",
+            request_serializer=None,  # bytes as they are
+            response_deserializer=ext.CheckResponse.FromString,
+        )
+        response: ext.CheckResponse = call(data, timeout=10)
+        return response
+
+
+def test_a_check_that_does_not_parse_is_a_denial_not_a_grpc_error(server: Server) -> None:
+    # a string field that is not UTF-8 (older Envoys sent header bytes as they came)
+    good = envoy_request("/public/AAAA", claims=claims("alice")).SerializeToString()
+    assert raw_check(server, good).status.code == code_pb2.OK
+    response = raw_check(server, good.replace(b"/public/AAAA", b"/public/\xff\xfe\xfd\xfc"))
+    assert response.status.code == code_pb2.INVALID_ARGUMENT
+    assert response.denied_response.status.code == 400
+    # claims nested past protobuf's recursion limit (built as bytes: no parser builds them)
+    deep = struct_pb2.Struct(fields={"sub": struct_pb2.Value(string_value="alice")})
+    nested = deep.SerializeToString()
+    for _ in range(120):
+        nested = field(1, field(1, b"n") + field(2, field(5, nested)))  # {"n": {...}}
+    context = ext.CheckRequest.DESCRIPTOR.fields_by_name["attributes"].message_type
+    metadata = context.fields_by_name["metadata_context"]
+    filter_metadata = metadata.message_type.fields_by_name["filter_metadata"].number
+    payload = field(1, field(1, b"jwt_payload") + field(2, field(5, nested)))
+    entry = field(1, b"envoy.filters.http.jwt_authn") + field(2, payload)
+    attributes = field(metadata.number, field(filter_metadata, entry))
+    response = raw_check(server, good + field(1, attributes))  # merged into attributes
+    assert response.status.code == code_pb2.INVALID_ARGUMENT
+    assert response.WhichOneof("http_response") == "denied_response"
+
+
+def field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)

@@ -155,3 +155,19 @@ def test_both_header_families_or_a_repeated_header_are_refused(server: Server) -
         assert connection.getresponse().status == 403
     finally:
         connection.close()
+
+
+def test_underscore_headers_never_join_the_ones_the_proxy_set(server: Server) -> None:
+    # WSGI spells X_Forwarded_For as X-Forwarded-For; proxies pass the underscore one on
+    host, port = server.http.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.putrequest("GET", "/v1/forward-auth")
+        for name, value in nginx("/orders", method="POST").items():
+            connection.putheader(name, value)
+        connection.putheader("X-Forwarded-For", "198.51.100.2")  # the proxy's: not allowed
+        connection.putheader("X_Forwarded_For", "203.0.113.7")  # the client's
+        connection.endheaders()
+        assert connection.getresponse().status == 403
+    finally:
+        connection.close()
