@@ -30,6 +30,7 @@ from pdp_server.errors import BadRequest
 from pdp_server.requests import MAX_STRING, DecisionRequest, check_session
 
 if TYPE_CHECKING:
+    from pdp.store import Snapshot
     from pdp_server.config import Config
     from pdp_server.service import Service
 
@@ -320,7 +321,18 @@ def answer(service: Service, call: HttpCall, rules: GatewayRules) -> GatewayAnsw
     decision = service.decide_on(snapshot, request)
     if decision.decision != "Allow":
         return GatewayAnswer(403, decision.reason + "".join(f"; {e}" for e in decision.errors))
-    return GatewayAnswer(200, "", request.principal, decision.policy_version or "")
+    return GatewayAnswer(200, "", _as_stored(snapshot, request), decision.policy_version or "")
+
+
+def _as_stored(snapshot: Snapshot, request: DecisionRequest) -> str:
+    """The principal as the store spells it (`ALICE` decides as the user `alice`, and the
+    upstream is told `alice`), in the form the caller used: a name, or an ARN."""
+    if request.principal_type != "user":
+        return request.principal
+    entry = snapshot.index.resolve(request.principal)
+    if entry is None:
+        return request.principal
+    return entry.arn if request.principal.startswith("arn:") else entry.user.name
 
 
 def denial_body(why: str) -> bytes:

@@ -29,7 +29,7 @@ from pdp_server.errors import (
     Unauthenticated,
     grpc_abort,
 )
-from pdp_server.requests import MAX_STRING
+from pdp_server.requests import MAX_CONTEXT_KEYS, MAX_STRING
 from pdp_server.service import Service
 
 __all__ = ["QUERIES_SERVICE_NAME", "QueriesServicer", "add_queries"]
@@ -73,6 +73,8 @@ class QueriesServicer(pb_grpc.QueriesServicer):
         self, request: pb.WhoCanRequest, context: grpc.aio.ServicerContext
     ) -> pb.QueryResponse:
         def run() -> dict[str, Any]:
+            if len(request.context.fields) > MAX_CONTEXT_KEYS:  # before converting them all
+                raise BadRequest(f"context: more than {MAX_CONTEXT_KEYS} keys")
             given = MessageToDict(request.context) if request.HasField("context") else None
             return self.service.who_can(
                 _text(request.action, "action"),

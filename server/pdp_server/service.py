@@ -53,7 +53,7 @@ from pdp_server.errors import (
     problems_of,
 )
 from pdp_server.metrics import Metrics
-from pdp_server.requests import BatchBudget, DecisionRequest
+from pdp_server.requests import BatchBudget, DecisionRequest, check_context
 
 __all__ = [
     "DeadlineExceeded",
@@ -499,7 +499,11 @@ class Service:
     ) -> dict[str, Any]:
         """Who-can on the serving snapshot (docs/queries.md): one page of at most `limit`
         users, each confirmed by the forward decision; `partial` when QUERY_SECONDS ran out
-        (the page's `next_page_token` resumes). BadRequest names the field at fault."""
+        (the page's `next_page_token` resumes). BadRequest names the field at fault. The
+        context is held to the decision API's limits (keys, key and value sizes, list lengths),
+        whichever door it came through: every user's decision reads it."""
+        if context is not None:
+            check_context(dict(context))
         snapshot = self._authorizer().snapshot
         try:
             found = who_can(snapshot, action, resource, context, limit=limit,

@@ -171,3 +171,12 @@ def test_underscore_headers_never_join_the_ones_the_proxy_set(server: Server) ->
         assert connection.getresponse().status == 403
     finally:
         connection.close()
+
+
+def test_the_upstream_is_told_the_principal_as_the_store_spells_it(server: Server) -> None:
+    # IAM user names are not distinguished by case: ALICE decides as alice
+    status, headers, _ = ask(server, nginx("/public/report", user="ALICE"))
+    assert status == 200 and headers["x-pdp-principal"] == "alice"
+    arn = f"arn:aws:iam::{ACCOUNT}:user/Alice"
+    status, headers, _ = ask(server, nginx("/public/report", user=arn))
+    assert status == 200 and headers["x-pdp-principal"] == f"arn:aws:iam::{ACCOUNT}:user/alice"

@@ -174,3 +174,20 @@ def test_what_can_of_a_role_through_the_admin_door(tmp_path: Path) -> None:
         assert status == 404, body
     finally:
         server.stop()
+
+
+def test_who_can_contexts_are_held_to_the_decision_apis_limits(
+    server: Server, stub: pb_grpc.QueriesStub
+) -> None:
+    many = {f"k{i}": "" for i in range(130)}
+    for context, field in ((many, "more than"), ({"aws:SourceIp": {"nested": 1}}, "aws:SourceIp")):
+        status, body = _who(
+            server, action="s3:GetObject", resource=OBJECT, context=json.dumps(context)
+        )
+        assert status == 400 and field in json.dumps(body), body
+        request = pb.WhoCanRequest(action="s3:GetObject", resource=OBJECT)
+        request.context.update(context)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.WhoCan(request, metadata=BEARER, timeout=30)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in (refused.value.details() or "")
