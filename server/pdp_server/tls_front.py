@@ -51,8 +51,8 @@ def peercert_names(cert: dict[str, Any] | None) -> set[str]:
 
 class TlsFront:
     """The TLS listener of one worker: handshake, name check, then a byte relay to granian's
-    unix socket `upstream`. At most `max_connections` at once (more are closed unanswered);
-    a handshake must finish within `handshake_timeout` seconds."""
+    unix socket `upstream`. At most `max_connections` at once, handshakes included (more are
+    closed unanswered); a handshake must finish within `handshake_timeout` seconds."""
 
     def __init__(
         self,
@@ -100,13 +100,7 @@ class TlsFront:
         try:
             self._server = self._loop.run_until_complete(
                 asyncio.start_server(
-                    self._handle,
-                    self._host,
-                    self._port,
-                    ssl=self._context,
-                    ssl_handshake_timeout=self._handshake_timeout,
-                    reuse_port=True,
-                    family=socket.AF_UNSPEC,
+                    self._handle, self._host, self._port, reuse_port=True, family=socket.AF_UNSPEC
                 )
             )
         except BaseException as exc:  # handed to start()
@@ -120,8 +114,9 @@ class TlsFront:
         if self._open >= self._limit:
             writer.close()
             return
-        self._open += 1
+        self._open += 1  # counted from the accept: a handshake holds a connection too
         try:
+            await writer.start_tls(self._context, ssl_handshake_timeout=self._handshake_timeout)
             names = peercert_names(writer.get_extra_info("peercert"))
             if not names_allowed(names, self._subjects):
                 writer.write(

@@ -306,3 +306,34 @@ def test_files_that_are_not_a_certificate_and_its_key_stop_serve(
     assert half.returncode != 0 and "give both" in half.stderr
     subjects = serve(tmp_path, PDP_TLS_CLIENT_SUBJECTS="gateway")
     assert subjects.returncode != 0 and "PDP_TLS_CLIENT_CA" in subjects.stderr
+
+
+def test_the_https_front_bounds_connections_and_handshakes(
+    tmp_path: Path, pki: dict[str, Pair]
+) -> None:
+    running = start_server(
+        tmp_path,
+        ssl_context=https(pki["ca"], pki["gateway"]),
+        PDP_TLS_CERT=str(pki["server"].cert),
+        PDP_TLS_KEY=str(pki["server"].key),
+        PDP_TLS_CLIENT_CA=str(pki["ca"].cert),
+        PDP_TLS_CLIENT_SUBJECTS=GATEWAY,
+        PDP_MAX_CONNECTIONS="4",
+        PDP_HEADER_TIMEOUT="1",
+    )
+    host, port = running.http.rsplit(":", 1)
+    idle = []
+    try:
+        for _ in range(4):  # connections that never start their handshake hold the slots
+            idle.append(socket.create_connection((host, int(port)), timeout=10))
+        time.sleep(0.3)
+        with socket.create_connection((host, int(port)), timeout=10) as fifth:
+            assert fifth.recv(1) == b"", "past PDP_MAX_CONNECTIONS a connection is closed"
+        for held in idle:  # each is dropped once its handshake time has passed
+            assert held.recv(1) == b""
+        status, _ = https_get(running, https(pki["ca"], pki["gateway"]), "/healthz")
+        assert status == 200  # the slots are free again
+    finally:
+        for held in idle:
+            held.close()
+        running.stop()
