@@ -288,7 +288,7 @@ class Config:
     tls_client_subjects: str | None = setting(
         None,
         "PDP_TLS_CLIENT_SUBJECTS",
-        "mTLS: the client certificate's CN or a SAN must be one of these (gRPC port)",
+        "mTLS: the client certificate's CN or a SAN must be one of these (both ports)",
         _subjects,
     )
     gateway_region: str = setting(

@@ -182,8 +182,12 @@ class Sidecar:
         body_timeout: float,
         threads: int,
         body_budget: int = 64 << 20,
+        scheme: str | None = None,
     ) -> None:
+        """`scheme`: what the app is told (`https` behind pdp's own TLS front, where granian
+        serves plain HTTP on a unix socket); None: granian's."""
         self.app = app
+        self.scheme = scheme
         self.max_body = max_body
         self.body_timeout = body_timeout
         self.threads = threads
@@ -277,7 +281,7 @@ class Sidecar:
             "SERVER_PORT": port,
             "SERVER_PROTOCOL": f"HTTP/{scope.http_version}",
             "REMOTE_ADDR": scope.client.rpartition(":")[0],
-            "wsgi.url_scheme": scope.scheme,
+            "wsgi.url_scheme": self.scheme or scope.scheme,
             "wsgi.input": io.BytesIO(body),
             "CONTENT_LENGTH": str(length),
         }

@@ -40,6 +40,8 @@ from pdp_server.tls import TlsError, TlsFiles, TlsWatcher, stage
 __all__ = ["REQUIRES", "WORKER_CONFIG", "check_installed", "main", "serve"]
 
 WORKER_CONFIG = "PDP_WORKER_CONFIG"  # set by `pdp serve` for its workers: not a setting
+# with PDP_TLS_CLIENT_SUBJECTS: granian's unix socket, behind each worker's TLS front
+HTTP_SOCKET = "PDP_WORKER_HTTP_SOCKET"
 
 log = logging.getLogger("pdp.server")
 
@@ -250,29 +252,26 @@ def serve(config: Config) -> int:
         printable(config.admin),
         config.workers,
     )
-    tls: dict[str, Any] = {}
-    if config.tls_cert and config.tls_key:
-        tls = {
+    listen: dict[str, Any] = {"address": host, "port": port}
+    if config.tls_cert and config.tls_key and config.tls_client_subjects:
+        # granian cannot show pdp the client certificate: each worker terminates TLS itself
+        # (pdp_server.tls_front) and relays to granian on a unix socket of the run directory
+        listen = {"uds": Path(run_dir) / f"http-{os.getpid()}.sock", "uds_permissions": 0o600}
+        os.environ[HTTP_SOCKET] = str(listen["uds"])
+    elif config.tls_cert and config.tls_key:
+        listen |= {
             "ssl_cert": Path(config.tls_cert),
             "ssl_key": Path(config.tls_key),
             "ssl_ca": Path(config.tls_client_ca) if config.tls_client_ca else None,
             "ssl_client_verify": bool(config.tls_client_ca),
             "ssl_protocol_min": SSLProtocols.tls12,
         }
-        if config.tls_client_subjects:
-            log.warning(
-                "pdp serve: PDP_TLS_CLIENT_SUBJECTS is checked on the gRPC port; the HTTP port"
-                " admits every client certificate PDP_TLS_CLIENT_CA signed (granian does not"
-                " show pdp the certificate): give HTTP callers a CA of their own"
-            )
     if watcher is not None:
         watcher.start()
     try:
         Granian(
             "pdp_server.worker:create_app",
             factory=True,
-            address=host,
-            port=port,
             # RSGI, not WSGI: WSGI lends a thread to every request whose headers are in, and a
             # body that never finishes kept it (server/pdp_server/http_sidecar.py Sidecar)
             interface=Interfaces.RSGI,
@@ -286,7 +285,7 @@ def serve(config: Config) -> int:
             log_level="warning",
             workers_kill_timeout=40,  # > worst clean stop: 6 s gRPC, 5, 12 s log, 10 s sqlite
             respawn_failed_workers=True,
-            **tls,
+            **listen,
         ).serve()
     except RuntimeError as exc:  # granian's bind, if another program took the port meanwhile
         if "Address already in use" not in str(exc):

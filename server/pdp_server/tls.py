@@ -29,6 +29,7 @@ __all__ = [
     "TlsError",
     "TlsFiles",
     "TlsWatcher",
+    "names_allowed",
     "parse_subjects",
     "peer_allowed",
     "stage",
@@ -143,7 +144,12 @@ def peer_allowed(auth_context: Mapping[str, Sequence[bytes]], subjects: Iterable
         for key in ("x509_common_name", "x509_subject_alternative_name")
         for value in auth_context.get(key, ())
     }
-    return any(subject in names for subject in subjects)
+    return names_allowed(names, subjects)
+
+
+def names_allowed(names: Iterable[str], subjects: Iterable[str]) -> bool:
+    """Whether one of a certificate's `names` is one of `subjects`, exactly."""
+    return not set(names).isdisjoint(subjects)
 
 
 class TlsWatcher:

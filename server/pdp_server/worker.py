@@ -73,7 +73,10 @@ def build_worker(config: Config) -> Sidecar:
     from pdp_server.grpc_service import create_server
     from pdp_server.http_sidecar import Sidecar
     from pdp_server.http_sidecar import create_app as create_http_app
+    from pdp_server.main import HTTP_SOCKET
     from pdp_server.service import Service
+    from pdp_server.tls import parse_subjects
+    from pdp_server.tls_front import TlsFront
 
     service = Service(config, Control(config.run_dir) if config.run_dir else None)
     service.start()
@@ -84,6 +87,24 @@ def build_worker(config: Config) -> Sidecar:
         # One line, no traceback; granian sees the worker exit and stops after a retry.
         message = f"pdp serve: cannot listen on {config.grpc} (gRPC): address already in use"
         raise SystemExit(message) from None
+    front = None
+    socket_path = os.environ.get(HTTP_SOCKET)
+    if socket_path and config.tls_cert and config.tls_key and config.tls_client_ca:
+        front = TlsFront(
+            config.http,
+            socket_path,
+            config.tls_cert,
+            config.tls_key,
+            config.tls_client_ca,
+            parse_subjects(config.tls_client_subjects or ""),
+            config.max_connections,
+            config.header_timeout,
+        )
+        try:
+            front.start()
+        except OSError:
+            message = f"pdp serve: cannot listen on {config.http} (HTTPS): address already in use"
+            raise SystemExit(message) from None
     stop = threading.Event()
 
     def admin_loop() -> None:
@@ -112,6 +133,8 @@ def build_worker(config: Config) -> Sidecar:
         write what the decision log and the Access Advisor still hold."""
         stop.set()
         grpc_server.stop(grace=5)  # waits at most 6 s
+        if front is not None:
+            front.stop()
         service.stop()
 
     # granian runs each worker as a multiprocessing.Process, which ends in os._exit() after
@@ -125,4 +148,5 @@ def build_worker(config: Config) -> Sidecar:
         body_timeout=config.body_timeout,
         threads=4,
         body_budget=config.body_budget,
+        scheme="https" if front is not None else None,
     )

@@ -173,22 +173,43 @@ def test_mtls_admits_only_the_listed_subjects_on_grpc(
         assert client.is_authorized("bob", "s3:GetObject", OBJECT, SOURCE).decision == "Allow"
 
 
-def test_mtls_on_http_needs_a_certificate_of_the_ca(
+def test_mtls_on_http_admits_only_the_listed_subjects(
     mtls_server: Server, pki: dict[str, Pair]
 ) -> None:
     ca, gateway = pki["ca"], pki["gateway"]
     base = f"https://{mtls_server.http}"
     with HttpClient(base, ca=str(ca.cert), cert=str(gateway.cert), key=str(gateway.key)) as http:
         assert http.is_authorized("bob", "s3:GetObject", OBJECT, SOURCE).decision == "Allow"
-    for client in (None, pki["stranger"]):
-        context = https(ca, client)
-        host, port = mtls_server.http.rsplit(":", 1)
+        batch = http.batch_is_authorized(
+            [{"principal": "bob", "action": "s3:GetObject", "resource": OBJECT, "context": SOURCE}]
+            * 50
+        )
+        assert [d.decision for d in batch] == ["Allow"] * 50
+    # signed by the CA but not listed: a 403 before any byte reaches the application
+    status, body = https_get(mtls_server, https(ca, pki["intruder"]), "/v1/is-authorized")
+    assert status == 403 and b"PDP_TLS_CLIENT_SUBJECTS" in body
+    for client in (None, pki["stranger"]):  # no certificate, or another CA's: no handshake
         with pytest.raises((ssl.SSLError, ConnectionError)):
-            with socket.create_connection((host, int(port)), timeout=5) as raw:
-                with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                    tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                    if not tls.recv(100):  # TLS 1.3: the refusal comes after the handshake
-                        raise ConnectionError("closed")
+            https_get(mtls_server, https(ca, client), "/healthz")
+    # what the application is told: https (AuthZEN's metadata names the URL callers use)
+    status, body = https_get(mtls_server, https(ca, gateway), "/.well-known/authzen-configuration")
+    assert status == 200 and b'"https://' in body
+
+
+def https_get(server: Server, context: ssl.SSLContext, path: str) -> tuple[int, bytes]:
+    host, port = server.http.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: {server.http}\r\nConnection: close\r\n\r\n".encode()
+            )
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+    if not answer:  # TLS 1.3: a refused certificate shows after the handshake
+        raise ConnectionError("closed without an answer")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
 
 
 def wait_until(predicate: Callable[[], bool], seconds: float = 60) -> bool:
@@ -285,3 +306,34 @@ def test_files_that_are_not_a_certificate_and_its_key_stop_serve(
     assert half.returncode != 0 and "give both" in half.stderr
     subjects = serve(tmp_path, PDP_TLS_CLIENT_SUBJECTS="gateway")
     assert subjects.returncode != 0 and "PDP_TLS_CLIENT_CA" in subjects.stderr
+
+
+def test_the_https_front_bounds_connections_and_handshakes(
+    tmp_path: Path, pki: dict[str, Pair]
+) -> None:
+    running = start_server(
+        tmp_path,
+        ssl_context=https(pki["ca"], pki["gateway"]),
+        PDP_TLS_CERT=str(pki["server"].cert),
+        PDP_TLS_KEY=str(pki["server"].key),
+        PDP_TLS_CLIENT_CA=str(pki["ca"].cert),
+        PDP_TLS_CLIENT_SUBJECTS=GATEWAY,
+        PDP_MAX_CONNECTIONS="4",
+        PDP_HEADER_TIMEOUT="1",
+    )
+    host, port = running.http.rsplit(":", 1)
+    idle = []
+    try:
+        for _ in range(4):  # connections that never start their handshake hold the slots
+            idle.append(socket.create_connection((host, int(port)), timeout=10))
+        time.sleep(0.3)
+        with socket.create_connection((host, int(port)), timeout=10) as fifth:
+            assert fifth.recv(1) == b"", "past PDP_MAX_CONNECTIONS a connection is closed"
+        for held in idle:  # each is dropped once its handshake time has passed
+            assert held.recv(1) == b""
+        status, _ = https_get(running, https(pki["ca"], pki["gateway"]), "/healthz")
+        assert status == 200  # the slots are free again
+    finally:
+        for held in idle:
+            held.close()
+        running.stop()

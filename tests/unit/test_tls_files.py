@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pdp_server.tls import TlsError, TlsFiles, TlsWatcher, parse_subjects, peer_allowed, stage
+from pdp_server.tls_front import peercert_names
 from tests.integration.certs import make_ca, make_cert
 
 SAN = "IP:127.0.0.1"
@@ -71,3 +72,13 @@ def test_files_that_do_not_check_name_the_setting(tmp_path: Path) -> None:
     with pytest.raises(TlsError, match="PDP_TLS_KEY .*cannot read"):
         TlsFiles.read(str(one.cert), str(tmp_path / "missing"), None)
     assert TlsFiles.read(str(one.cert), str(one.key), str(ca.cert)).ca == ca.cert.read_bytes()
+
+
+def test_the_names_of_a_peer_certificate_as_ssl_shows_it() -> None:
+    cert = {
+        "subject": ((("organizationName", "pdp tests"),), (("commonName", "gateway"),)),
+        "subjectAltName": (("DNS", "gw.example"), ("URI", "spiffe://x/gw")),
+    }
+    assert peercert_names(cert) == {"gateway", "gw.example", "spiffe://x/gw"}
+    assert peercert_names(None) == set() and peercert_names({}) == set()
+    assert "pdp tests" not in peercert_names(cert)  # the organization is not a name
