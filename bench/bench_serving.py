@@ -149,24 +149,16 @@ def decision_message() -> pb.IsAuthorizedRequest:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--cache-size", type=int, default=0, help="0: measure uncached decisions")
-    parser.add_argument("--batch", type=int, default=100)
-    args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="pdp-bench-"))
+def start_pdp(settings: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    """`pdp serve` with `settings` (PDP_* variables) on free loopback ports, once it is ready
+    (its log in `tmp`): the process, the HTTP base URL and the gRPC address."""
     http, grpc_port, admin = free_port(), free_port(), free_port()
     env = {
         **os.environ,
-        "PDP_STORE": str(ROOT / "examples" / "store"),
         "PDP_HTTP": f"127.0.0.1:{http}",
         "PDP_GRPC": f"127.0.0.1:{grpc_port}",
         "PDP_ADMIN": f"127.0.0.1:{admin}",
-        "PDP_WORKERS": str(args.workers),
-        "PDP_CACHE_SIZE": str(args.cache_size),
-        "PDP_MAX_BATCH": str(max(1000, args.batch)),
+        **settings,
     }
     with (tmp / "serve.log").open("wb") as log:
         server = subprocess.Popen(
@@ -176,13 +168,34 @@ def main() -> None:
             stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{http}"
+    deadline = time.monotonic() + 60
+    while subprocess.run(["curl", "-sf", f"{base}/readyz"], capture_output=True).returncode:
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            sys.exit(f"pdp serve did not start: {(tmp / 'serve.log').read_text()}")
+        time.sleep(0.2)
+    time.sleep(1)
+    return server, base, f"127.0.0.1:{grpc_port}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--cache-size", type=int, default=0, help="0: measure uncached decisions")
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pdp-bench-"))
+    server, base, address = start_pdp(
+        {
+            "PDP_STORE": str(ROOT / "examples" / "store"),
+            "PDP_WORKERS": str(args.workers),
+            "PDP_CACHE_SIZE": str(args.cache_size),
+            "PDP_MAX_BATCH": str(max(1000, args.batch)),
+        },
+        tmp,
+    )
     try:
-        deadline = time.monotonic() + 60
-        while subprocess.run(["curl", "-sf", f"{base}/readyz"], capture_output=True).returncode:
-            if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit(f"pdp serve did not start: {(tmp / 'serve.log').read_text()}")
-            time.sleep(0.2)
-        time.sleep(1)
         s = args.seconds
         print(
             f"pdp serving benchmark: {args.workers} worker(s), cache_size={args.cache_size}, "
@@ -192,7 +205,6 @@ def main() -> None:
         single_http = wrk(f"{base}/v1/is-authorized", s, json.dumps(REQUEST).encode(), tmp)
         batch_body = json.dumps({"requests": [REQUEST] * args.batch}).encode()
         batch_http = wrk(f"{base}/v1/batch-is-authorized", s, batch_body, tmp)
-        address = f"127.0.0.1:{grpc_port}"
         floor_grpc = h2load(
             address,
             "/grpc.health.v1.Health/Check",

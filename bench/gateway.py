@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import signal
@@ -25,18 +24,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from bench_serving import grpc_frame, need  # noqa: E402
+from bench_serving import grpc_frame, need, start_pdp  # noqa: E402
 from envoy.service.auth.v3 import external_auth_pb2 as ext  # noqa: E402
 
 from pdp_client.v1 import authorizer_pb2 as pb  # noqa: E402
-from tests.integration.servers import free_port  # noqa: E402
 from tests.integration.test_forward_auth import write_store  # noqa: E402
 
 RESOURCE = "arn:aws:execute-api:us-east-1:123456789012:orders-api/$default/GET/public/menu"
@@ -119,25 +116,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=6)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pdp-bench-gateway-"))
-    http, grpc_port, admin = free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
+    settings = {
         "PDP_STORE": str(write_store(tmp / "store")),
-        "PDP_HTTP": f"127.0.0.1:{http}",
-        "PDP_GRPC": f"127.0.0.1:{grpc_port}",
-        "PDP_ADMIN": f"127.0.0.1:{admin}",
         "PDP_WORKERS": str(args.workers),
         "PDP_CACHE_SIZE": "0",
         "PDP_GATEWAY_API": "orders-api",
     }
-    with (tmp / "serve.log").open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "pdp.cli", "serve"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base, address = f"http://127.0.0.1:{http}", f"http://127.0.0.1:{grpc_port}"
+    server, base, grpc_address = start_pdp(settings, tmp)
+    address = f"http://{grpc_address}"
     grpc_headers = {"content-type": "application/grpc", "te": "trailers"}
     decision = json.dumps(
         {
@@ -182,12 +168,6 @@ def main() -> None:
         ),
     ]
     try:
-        deadline = time.monotonic() + 60
-        while subprocess.run(["curl", "-sf", f"{base}/readyz"], capture_output=True).returncode:
-            if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit(f"pdp serve did not start: {(tmp / 'serve.log').read_text()}")
-            time.sleep(0.2)
-        time.sleep(1)
         s = args.seconds
         print(
             f"pdp gateway doors: {args.workers} worker(s), uncached, {s} s per run, h2load "

@@ -59,6 +59,7 @@ _SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
 _ROLE_ARN = re.compile(
     r"arn:aws:iam::([0-9]{12}):role/(?:[\x21-\x7e]*/)?([\w+=,.@-]{1,64})", re.ASCII
 )
+_BAD_ESCAPE = re.compile(r"%(?![0-9a-fA-F]{2})")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
 _SOURCES = ("claim", "peer", "header")
 _TAG_VALUE = 256  # AWS's limits for session tags
@@ -152,7 +153,7 @@ def clean_path(raw: str) -> str:
         raise Refused(403, "path: an encoded slash or a backslash is refused")
     if "%25" in lowered or ";" in path:  # read twice or as parameters by some servers
         raise Refused(403, "path: an encoded % or a ; is refused")
-    if re.search(r"%(?![0-9a-fA-F]{2})", path):
+    if _BAD_ESCAPE.search(path):
         raise Refused(403, "path: bad percent-encoding")
     try:
         decoded = unquote(path, errors="strict")

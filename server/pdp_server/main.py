@@ -132,6 +132,7 @@ REQUIRES = (
     "waitress",
     "pdp_client.v1.authorizer_pb2_grpc",
     "envoy.service.auth.v3.external_auth_pb2",
+    "cryptography.x509",
 )
 
 

@@ -15,20 +15,28 @@ exist); the gRPC credentials are built by grpc_service from `Staged`.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import ipaddress
 import logging
 import os
 import signal
 import ssl
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 __all__ = [
     "Staged",
     "TlsError",
     "TlsFiles",
     "TlsWatcher",
+    "certificate_names",
     "names_allowed",
     "parse_subjects",
     "peer_allowed",
@@ -107,8 +115,16 @@ class Staged:
 
 
 def stage(files: TlsFiles, directory: str) -> Staged:
-    """Write `files` to `directory` (mode 0700; files 0600, each renamed into place)."""
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    """Write `files` to `directory`, pdp's own (created 0700; an existing one must be a
+    directory of this user, never a link), each file written to a new 0600 scratch file that
+    no link can redirect, then renamed into place. TlsError when the directory is not pdp's."""
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        info = os.lstat(directory)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            raise TlsError(f"{directory}: exists and is not pdp's own directory") from None
+        os.chmod(directory, 0o700)
     staged = Staged(
         os.path.join(directory, "cert.pem"),
         os.path.join(directory, "key.pem"),
@@ -119,15 +135,19 @@ def stage(files: TlsFiles, directory: str) -> Staged:
         pairs.append((staged.ca, files.ca))
     for path, data in pairs:
         scratch = f"{path}.{os.getpid()}.tmp"
-        with open(os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)  # left by a process of the same pid that died mid-write
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        with open(os.open(scratch, flags, 0o600), "wb") as out:
             out.write(data)
-        os.replace(scratch, path)
+        os.replace(scratch, path)  # a rename replaces a link at `path`, it does not follow it
     return staged
 
 
 def parse_subjects(raw: str) -> tuple[str, ...]:
-    """PDP_TLS_CLIENT_SUBJECTS: names, comma-separated, each compared exactly (no patterns)."""
-    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    """PDP_TLS_CLIENT_SUBJECTS: names, comma-separated, each compared exactly (no patterns);
+    an IP address in its normal form (`2001:DB8::1` is `2001:db8::1`), as certificates' are."""
+    names = tuple(_normal(name.strip()) for name in raw.split(",") if name.strip())
     if not names:
         raise ValueError("must name at least one client (a certificate's CN or a SAN)")
     for name in names:
@@ -136,15 +156,48 @@ def parse_subjects(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _normal(name: str) -> str:
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        return name
+
+
+@functools.lru_cache(maxsize=1024)  # keyed by the certificate: at most ~2 MB of them
+def certificate_names(data: bytes) -> frozenset[str]:
+    """Every name a client certificate (DER, or PEM as gRPC shows it) carries, read the same
+    way for both ports: each subject CN, and each subject alternative name of type DNS, URI,
+    e-mail or IP (in its normal form). A name holding a NUL makes the certificate name
+    nothing: a C library (gRPC's among them) would read it cut short at the NUL."""
+    try:
+        if data.startswith(b"-----BEGIN"):
+            certificate = x509.load_pem_x509_certificate(data)
+        else:
+            certificate = x509.load_der_x509_certificate(data)
+        subject = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        names: list[object] = [attribute.value for attribute in subject]
+        try:
+            alternative = certificate.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName
+            ).value
+        except x509.ExtensionNotFound:
+            alternative = None
+        if alternative is not None:
+            for kind in (x509.DNSName, x509.UniformResourceIdentifier, x509.RFC822Name):
+                names += alternative.get_values_for_type(kind)
+            names += [str(ip) for ip in alternative.get_values_for_type(x509.IPAddress)]
+    except ValueError:  # not a certificate cryptography can read: it names nobody
+        return frozenset()
+    if any(not isinstance(name, str) or "\x00" in name for name in names):
+        return frozenset()
+    return frozenset(name for name in names if isinstance(name, str))
+
+
 def peer_allowed(auth_context: Mapping[str, Sequence[bytes]], subjects: Iterable[str]) -> bool:
-    """Whether a verified client certificate (gRPC's auth context) carries one of `subjects`
-    as its subject common name or as a subject alternative name (DNS, URI, e-mail, IP)."""
-    names = {
-        value.decode("utf-8", "replace")
-        for key in ("x509_common_name", "x509_subject_alternative_name")
-        for value in auth_context.get(key, ())
-    }
-    return names_allowed(names, subjects)
+    """Whether a verified client certificate (gRPC's auth context: its `x509_pem_cert`, not
+    the names gRPC extracted, which stop at a NUL) carries one of `subjects`."""
+    pem = auth_context.get("x509_pem_cert") or ()
+    return bool(pem) and names_allowed(certificate_names(bytes(pem[0])), subjects)
 
 
 def names_allowed(names: Iterable[str], subjects: Iterable[str]) -> bool:
@@ -192,13 +245,13 @@ class TlsWatcher:
                 self._refused = None
                 return False
             files.check(cert, key, ca)
-        except TlsError as exc:
+            stage(files, self._directory)
+        except (TlsError, OSError) as exc:
             if str(exc) != self._refused:  # say it once, not every interval
                 log.error("pdp serve: TLS files refused, the served ones stay: %s", exc)
                 self._refused = str(exc)
             return False
         self._refused = None
-        stage(files, self._directory)
         self._current = files
         log.info("pdp serve: TLS files changed: restarting the workers one by one")
         self._restart()

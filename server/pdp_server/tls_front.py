@@ -19,13 +19,12 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterable
-from typing import Any
 
 import orjson
 
-from pdp_server.tls import names_allowed
+from pdp_server.tls import certificate_names, names_allowed
 
-__all__ = ["TlsFront", "peercert_names"]
+__all__ = ["TlsFront"]
 
 log = logging.getLogger("pdp.server.tls")
 _CHUNK = 65536
@@ -37,16 +36,6 @@ _FORBIDDEN = orjson.dumps(
         }
     }
 )
-
-
-def peercert_names(cert: dict[str, Any] | None) -> set[str]:
-    """The names a verified certificate (ssl's `getpeercert()`) carries: its subject CN and
-    its subject alternative names."""
-    if not cert:
-        return set()
-    names = {value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"}
-    names.update(value for _, value in cert.get("subjectAltName", ()))
-    return names
 
 
 class TlsFront:
@@ -66,7 +55,8 @@ class TlsFront:
         handshake_timeout: float,
     ) -> None:
         host, _, port = address.rpartition(":")
-        self._host, self._port = host.strip("[]"), int(port)
+        # an empty host is loopback, as everywhere in pdp (never every interface)
+        self._host, self._port = host.strip("[]") or "127.0.0.1", int(port)
         self._upstream = upstream
         self._subjects = tuple(subjects)
         self._limit = max_connections
@@ -117,8 +107,9 @@ class TlsFront:
         self._open += 1  # counted from the accept: a handshake holds a connection too
         try:
             await writer.start_tls(self._context, ssl_handshake_timeout=self._handshake_timeout)
-            names = peercert_names(writer.get_extra_info("peercert"))
-            if not names_allowed(names, self._subjects):
+            tls = writer.get_extra_info("ssl_object")
+            der = tls.getpeercert(binary_form=True) if tls is not None else None
+            if not der or not names_allowed(certificate_names(der), self._subjects):
                 writer.write(
                     b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
                     b"Content-Length: %d\r\nConnection: close\r\n\r\n"

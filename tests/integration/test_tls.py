@@ -17,12 +17,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pdp_client import GrpcClient, HttpClient
 from pdp_client.aio import AsyncGrpcClient
 from pdp_client.errors import PdpUnavailable
-from tests.integration.certs import Pair, make_ca, make_cert
+from tests.integration.certs import Pair, make_ca, make_cert, make_named_cert
 from tests.integration.servers import Server, copy_store, start_server
 
 OBJECT = "arn:aws:s3:::example-bucket/report.csv"
@@ -43,6 +44,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair]:
         "gateway": make_cert(directory, ca, "gateway", "orders-gateway", f"URI:{GATEWAY}", True),
         "intruder": make_cert(directory, ca, "intruder", "intruder", "DNS:intruder", True),
         "stranger": make_cert(directory, other_ca, "stranger", "orders-gateway", "DNS:x", True),
+        # gRPC's own name list would read "billing-gateway": only the certificate is believed
+        "nul": make_named_cert(
+            directory, ca, "nul", ["x"], [x509.DNSName("billing-gateway\x00.evil.example")]
+        ),
+        "two-cns": make_named_cert(directory, ca, "two-cns", ["other", "billing-gateway"], []),
     }
 
 
@@ -163,6 +169,8 @@ def test_mtls_admits_only_the_listed_subjects_on_grpc(
     assert grpc_code(mtls_server, ca, pki["gateway"]) == grpc.StatusCode.OK  # its URI SAN
     # signed by the CA, but not listed
     assert grpc_code(mtls_server, ca, pki["intruder"]) == grpc.StatusCode.UNAUTHENTICATED
+    assert grpc_code(mtls_server, ca, pki["nul"]) == grpc.StatusCode.UNAUTHENTICATED
+    assert grpc_code(mtls_server, ca, pki["two-cns"]) == grpc.StatusCode.OK  # its second CN
     # no certificate, or one of another CA: the handshake fails
     assert grpc_code(mtls_server, ca, None) == grpc.StatusCode.UNAVAILABLE
     assert grpc_code(mtls_server, ca, pki["stranger"]) == grpc.StatusCode.UNAVAILABLE
@@ -186,8 +194,10 @@ def test_mtls_on_http_admits_only_the_listed_subjects(
         )
         assert [d.decision for d in batch] == ["Allow"] * 50
     # signed by the CA but not listed: a 403 before any byte reaches the application
-    status, body = https_get(mtls_server, https(ca, pki["intruder"]), "/v1/is-authorized")
-    assert status == 403 and b"PDP_TLS_CLIENT_SUBJECTS" in body
+    for refused in ("intruder", "nul"):
+        status, body = https_get(mtls_server, https(ca, pki[refused]), "/v1/is-authorized")
+        assert status == 403 and b"PDP_TLS_CLIENT_SUBJECTS" in body, refused
+    assert https_get(mtls_server, https(ca, pki["two-cns"]), "/healthz")[0] == 200
     for client in (None, pki["stranger"]):  # no certificate, or another CA's: no handshake
         with pytest.raises((ssl.SSLError, ConnectionError)):
             https_get(mtls_server, https(ca, client), "/healthz")

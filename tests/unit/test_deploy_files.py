@@ -169,20 +169,13 @@ def test_the_configmap_variant_is_a_store_pdp_serves(tmp_path: Path) -> None:
     assert {i["key"] for i in items} == configmap["data"].keys(), "every key has its path"
     kubelet_volume(configmap, items, tmp_path)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PDP_")}
-    command = [sys.executable, "-m", "pdp.cli", "check", "--store", str(tmp_path)]
-    allowed = subprocess.run(
-        [*command, "--principal", "alice", "--action", "s3:GetObject"]
-        + ["--resource", "arn:aws:s3:::reports/2026/q4.csv"],
-        capture_output=True,
-        text=True,
-        env=environment,
-    )
-    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
-    denied = subprocess.run(
-        [*command, "--principal", "alice", "--action", "s3:PutObject"]
-        + ["--resource", "arn:aws:s3:::reports/2026/q4.csv"],
-        capture_output=True,
-        text=True,
-        env=environment,
-    )
-    assert denied.returncode == 2, denied.stdout + denied.stderr
+
+    def check(action: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "pdp.cli", "check", "--store", str(tmp_path)]
+        command += ["--principal", "alice", "--action", action]
+        command += ["--resource", "arn:aws:s3:::reports/2026/q4.csv"]
+        return subprocess.run(command, capture_output=True, text=True, env=environment)
+
+    allowed, denied = check("s3:GetObject"), check("s3:PutObject")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr  # exit 0: Allow
+    assert denied.returncode == 2, denied.stdout + denied.stderr  # exit 2: Deny

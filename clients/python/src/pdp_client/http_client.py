@@ -35,6 +35,8 @@ class HttpClient(SyncClient):
         super().__init__(timeout=timeout, retries=retries, on_unavailable=on_unavailable)
         if (cert is None) != (key is None):
             raise ValueError("cert and key: give both (a client certificate) or neither")
+        if (ca or cert) and not base_url.startswith("https://"):
+            raise ValueError("ca, cert and key are for an https:// base_url (this one is plain)")
         self.base_url = base_url.rstrip("/")
         self._pool = urllib3.PoolManager(
             maxsize=pool_size, retries=False, ca_certs=ca, cert_file=cert, key_file=key
