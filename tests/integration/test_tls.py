@@ -234,8 +234,9 @@ def wait_until(predicate: Callable[[], bool], seconds: float = 60) -> bool:
     return False
 
 
+@pytest.mark.parametrize("front", [False, True], ids=["granian-tls", "pdp-https-front"])
 def test_rotated_files_are_served_and_broken_ones_are_not(
-    tmp_path: Path, pki: dict[str, Pair]
+    tmp_path: Path, pki: dict[str, Pair], front: bool
 ) -> None:
     # as Kubernetes mounts a secret: the configured paths go through a link it swaps
     secret = tmp_path / "secret"
@@ -247,13 +248,20 @@ def test_rotated_files_are_served_and_broken_ones_are_not(
     (secret / "..data").symlink_to(first.name)
     for name in ("tls.crt", "tls.key"):
         (secret / name).symlink_to(f"..data/{name}")
+    gateway = pki["gateway"]
+    mtls = (
+        {"PDP_TLS_CLIENT_CA": str(pki["ca"].cert), "PDP_TLS_CLIENT_SUBJECTS": GATEWAY}
+        if front
+        else {}
+    )
     running = start_server(
         tmp_path,
         store=copy_store(tmp_path / "store"),
         workers=2,
-        ssl_context=https(pki["ca"]),
+        ssl_context=https(pki["ca"], gateway if front else None),
         PDP_TLS_CERT=str(secret / "tls.crt"),
         PDP_TLS_KEY=str(secret / "tls.key"),
+        **mtls,
     )
     try:
         assert served_certificate(running.http) == "pdp.local"
@@ -270,12 +278,18 @@ def test_rotated_files_are_served_and_broken_ones_are_not(
         shutil.rmtree(first)  # as Kubernetes removes the old directory
         assert wait_until(lambda: served_certificate(running.http) == "pdp-rotated.local")
         assert wait_until(lambda: served_certificate(running.grpc, "h2") == "pdp-rotated.local")
-        with GrpcClient(running.grpc, ca=str(pki["ca"].cert), timeout=10) as client:
+        own = {"cert": str(gateway.cert), "key": str(gateway.key)} if front else {}
+        with GrpcClient(running.grpc, ca=str(pki["ca"].cert), timeout=10, **own) as client:
             assert wait_until(
                 lambda: (
                     client.is_authorized("bob", "s3:GetObject", OBJECT, SOURCE).decision == "Allow"
                 )
             )
+        if front:  # and the HTTPS front still checks names after its restart
+            status, _ = https_get(running, https(pki["ca"], gateway), "/healthz")
+            assert status == 200
+            status, _ = https_get(running, https(pki["ca"], pki["intruder"]), "/healthz")
+            assert status == 403
     finally:
         running.stop()
 
