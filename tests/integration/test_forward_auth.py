@@ -43,10 +43,14 @@ def write_store(root: Path) -> Path:
     return root
 
 
+def start_gateway_server(tmp: Path) -> Server:
+    """`pdp serve` on write_store's store, its API id fixed (the Host does not name it)."""
+    return start_server(tmp, store=write_store(tmp / "store"), PDP_GATEWAY_API="orders-api")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("forward-auth")
-    running = start_server(tmp, store=write_store(tmp / "store"), PDP_GATEWAY_API="orders-api")
+    running = start_gateway_server(tmp_path_factory.mktemp("forward-auth"))
     yield running
     running.stop()
 
