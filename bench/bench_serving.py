@@ -12,6 +12,7 @@ not report percentiles). Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -149,9 +151,11 @@ def decision_message() -> pb.IsAuthorizedRequest:
     )
 
 
-def start_pdp(settings: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+@contextlib.contextmanager
+def running_pdp(settings: dict[str, str], tmp: Path) -> Iterator[tuple[str, str]]:
     """`pdp serve` with `settings` (PDP_* variables) on free loopback ports, once it is ready
-    (its log in `tmp`): the process, the HTTP base URL and the gRPC address."""
+    (its log in `tmp`): the HTTP base URL and the gRPC address. Stopped, and `tmp` removed,
+    when the block ends."""
     http, grpc_port, admin = free_port(), free_port(), free_port()
     env = {
         **os.environ,
@@ -175,7 +179,12 @@ def start_pdp(settings: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[byt
             sys.exit(f"pdp serve did not start: {(tmp / 'serve.log').read_text()}")
         time.sleep(0.2)
     time.sleep(1)
-    return server, base, f"127.0.0.1:{grpc_port}"
+    try:
+        yield base, f"127.0.0.1:{grpc_port}"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
@@ -186,7 +195,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pdp-bench-"))
-    server, base, address = start_pdp(
+    with running_pdp(
         {
             "PDP_STORE": str(ROOT / "examples" / "store"),
             "PDP_WORKERS": str(args.workers),
@@ -194,8 +203,7 @@ def main() -> None:
             "PDP_MAX_BATCH": str(max(1000, args.batch)),
         },
         tmp,
-    )
-    try:
+    ) as (base, address):
         s = args.seconds
         print(
             f"pdp serving benchmark: {args.workers} worker(s), cache_size={args.cache_size}, "
@@ -246,10 +254,6 @@ def main() -> None:
             "decisions/s"
         )
         print("(gRPC p50/p99: one channel, sequential calls from Python; HTTP: wrk --latency)")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

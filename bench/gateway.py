@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from bench_serving import grpc_frame, need, start_pdp  # noqa: E402
+from bench_serving import grpc_frame, need, running_pdp  # noqa: E402
 from envoy.service.auth.v3 import external_auth_pb2 as ext  # noqa: E402
 
 from pdp_client.v1 import authorizer_pb2 as pb  # noqa: E402
@@ -122,52 +120,51 @@ def main() -> None:
         "PDP_CACHE_SIZE": "0",
         "PDP_GATEWAY_API": "orders-api",
     }
-    server, base, grpc_address = start_pdp(settings, tmp)
-    address = f"http://{grpc_address}"
-    grpc_headers = {"content-type": "application/grpc", "te": "trailers"}
-    decision = json.dumps(
-        {
-            "principal": "alice",
-            "action": "execute-api:Invoke",
-            "resource": RESOURCE,
-            "context": CONTEXT,
-        }
-    ).encode()
-    pairs = [
-        (
-            Door(
-                "gRPC IsAuthorized",
-                f"{address}/pdp.v1.Authorizer/IsAuthorized",
-                grpc_headers,
-                is_authorized_message(),
-                False,
+    with running_pdp(settings, tmp) as (base, grpc_address):
+        address = f"http://{grpc_address}"
+        grpc_headers = {"content-type": "application/grpc", "te": "trailers"}
+        decision = json.dumps(
+            {
+                "principal": "alice",
+                "action": "execute-api:Invoke",
+                "resource": RESOURCE,
+                "context": CONTEXT,
+            }
+        ).encode()
+        pairs = [
+            (
+                Door(
+                    "gRPC IsAuthorized",
+                    f"{address}/pdp.v1.Authorizer/IsAuthorized",
+                    grpc_headers,
+                    is_authorized_message(),
+                    False,
+                ),
+                Door(
+                    "gRPC ext_authz Check",
+                    f"{address}/envoy.service.auth.v3.Authorization/Check",
+                    grpc_headers,
+                    check_message(),
+                    False,
+                ),
             ),
-            Door(
-                "gRPC ext_authz Check",
-                f"{address}/envoy.service.auth.v3.Authorization/Check",
-                grpc_headers,
-                check_message(),
-                False,
+            (
+                Door(
+                    "HTTP POST /v1/is-authorized",
+                    f"{base}/v1/is-authorized",
+                    {"content-type": "application/json"},
+                    decision,
+                    True,
+                ),
+                Door(
+                    "HTTP GET /v1/forward-auth",
+                    f"{base}/v1/forward-auth",
+                    FORWARD_AUTH_HEADERS,
+                    None,
+                    True,
+                ),
             ),
-        ),
-        (
-            Door(
-                "HTTP POST /v1/is-authorized",
-                f"{base}/v1/is-authorized",
-                {"content-type": "application/json"},
-                decision,
-                True,
-            ),
-            Door(
-                "HTTP GET /v1/forward-auth",
-                f"{base}/v1/forward-auth",
-                FORWARD_AUTH_HEADERS,
-                None,
-                True,
-            ),
-        ),
-    ]
-    try:
+        ]
         s = args.seconds
         print(
             f"pdp gateway doors: {args.workers} worker(s), uncached, {s} s per run, h2load "
@@ -192,10 +189,6 @@ def main() -> None:
                     f"{achieved:9.0f} {p50:8.2f} {p99:8.2f}"
                 )
         print("targets: door >= 0.70x its plain call; p99 <= 2 ms at half capacity")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,12 @@ from flask import Flask, Response, request
 
 from pdp_server.errors import BadRequest
 from pdp_server.gateway import (
-    GatewayAnswer,
     GatewayRules,
     HttpCall,
     Refused,
     answer,
     denial_body,
+    refusal,
 )
 from pdp_server.service import Service
 
@@ -98,7 +98,7 @@ def register_forward_auth(app: Flask, service: Service) -> None:
         try:
             found = answer(service, _call(header), rules)
         except Refused as exc:
-            found = GatewayAnswer(exc.status, str(exc))
+            found = refusal(service, exc)
         if found.status != 200:
             if not config.gateway_deny_body:
                 return Response(b"", status=found.status)

@@ -47,6 +47,7 @@ __all__ = [
     "clean_path",
     "denial_body",
     "parse_sources",
+    "refusal",
     "to_request",
 ]
 
@@ -318,7 +319,7 @@ def answer(service: Service, call: HttpCall, rules: GatewayRules) -> GatewayAnsw
     try:
         request = to_request(call, rules, snapshot.index.account)
     except Refused as exc:
-        return GatewayAnswer(exc.status, str(exc))
+        return refusal(service, exc)
     decision = service.decide_on(snapshot, request)
     if decision.decision != "Allow":
         return GatewayAnswer(403, decision.reason + "".join(f"; {e}" for e in decision.errors))
@@ -334,6 +335,13 @@ def _as_stored(snapshot: Snapshot, request: DecisionRequest) -> str:
     if entry is None:
         return request.principal
     return entry.arn if request.principal.startswith("arn:") else entry.user.name
+
+
+def refusal(service: Service, exc: Refused) -> GatewayAnswer:
+    """The answer to a request refused before any policy was read, counted as one
+    (`pdp_gateway_refused_total`): it is a denial, but no decision to log."""
+    service.metrics.gateway_refused(exc.status)
+    return GatewayAnswer(exc.status, str(exc))
 
 
 def denial_body(why: str) -> bytes:

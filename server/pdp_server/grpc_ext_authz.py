@@ -32,6 +32,7 @@ from pdp_server.gateway import (
     Refused,
     answer,
     denial_body,
+    refusal,
 )
 from pdp_server.service import Service
 
@@ -85,6 +86,13 @@ def _headers(http: attribute_context_pb2.AttributeContext.HttpRequest) -> Mappin
         name = header.key.lower()
         out[name] = f"{out[name]},{value}" if name in out else value
     return out
+
+
+def _parse(data: bytes) -> external_auth_pb2.CheckRequest:
+    try:
+        return external_auth_pb2.CheckRequest.FromString(data)
+    except DecodeError as exc:
+        raise Refused(400, f"CheckRequest: {exc}") from None
 
 
 def http_call(request: external_auth_pb2.CheckRequest, payload_key: str | None) -> HttpCall:
@@ -163,13 +171,10 @@ class ExtAuthzServicer:
         """The message arrives as bytes and is parsed here: one that does not parse (a string
         that is not UTF-8, nesting past protobuf's limit) is a denial too, not a gRPC error."""
         try:
-            request = external_auth_pb2.CheckRequest.FromString(data)
-        except DecodeError as exc:
-            return _denied(400, f"CheckRequest: {exc}", self._deny_body)
-        try:
-            found = answer(self.service, http_call(request, self._payload_key), self._rules)
+            call = http_call(_parse(data), self._payload_key)
+            found = answer(self.service, call, self._rules)
         except Refused as exc:
-            return _denied(exc.status, str(exc), self._deny_body)
+            found = refusal(self.service, exc)
         except ServiceError as exc:  # no store loaded yet
             return _denied(503 if exc.kind == "not_ready" else 403, str(exc), self._deny_body)
         except Exception:  # fail closed: a denial, the cause logged and never echoed

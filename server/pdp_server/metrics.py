@@ -53,6 +53,7 @@ class Metrics:
         self.latency_sum = 0.0
         self.latency_count = 0
         self.bad_requests = 0
+        self.refusals: dict[int, int] = {}  # status -> count (at most 400, 401, 403)
         self.unknown_actions = 0
 
     def observe(self, decision: str, reason: str, seconds: float) -> None:
@@ -73,6 +74,12 @@ class Metrics:
         with self._lock:
             self.bad_requests += 1
 
+    def gateway_refused(self, status: int) -> None:
+        """A gateway request refused before any policy was read (no principal, a path pdp
+        will not match, too little to map): a denial that is not a decision."""
+        with self._lock:
+            self.refusals[status] = self.refusals.get(status, 0) + 1
+
     def render(self, status: Callable[[], dict[str, Any] | None]) -> str:
         """Prometheus text format 0.0.4."""
         pid = os.getpid()
@@ -86,6 +93,7 @@ class Metrics:
             buckets = list(self.bucket_counts)
             total, count, bad = self.latency_sum, self.latency_count, self.bad_requests
             unknown = self.unknown_actions
+            refused = dict(self.refusals)
         for (decision, reason), n in sorted(decisions.items()):
             labels = _labels(worker=pid, decision=decision, reason=reason)
             lines.append(f"pdp_decisions_total{labels} {n}")
@@ -110,7 +118,12 @@ class Metrics:
             " declares (decided as any other).",
             "# TYPE pdp_unknown_action_requests_total counter",
             f"pdp_unknown_action_requests_total{worker} {unknown}",
+            "# HELP pdp_gateway_refused_total Forward-auth and ext_authz requests denied before"
+            " any policy was read, by the HTTP status answered.",
+            "# TYPE pdp_gateway_refused_total counter",
         ]
+        for status_code, n in sorted(refused.items()):
+            lines.append(f"pdp_gateway_refused_total{_labels(worker=pid, status=status_code)} {n}")
         info = status()
         if info is not None:
             cache = info.get("cache") or {"hits": 0, "misses": 0}

@@ -15,9 +15,18 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_grpc
 from google.protobuf import json_format, struct_pb2
 from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
 
 from tests.integration.servers import Server, start_server
-from tests.integration.test_forward_auth import ACCOUNT, API, allowed_count, write_store
+from tests.integration.test_forward_auth import (
+    ACCOUNT,
+    API,
+    allowed_count,
+    refused_count,
+    write_store,
+)
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/Web"
 MFA_POLICY = {
@@ -277,17 +286,20 @@ def test_with_a_role_callers_are_sessions_tagged_with_their_claims(configured: S
 
 
 def test_the_service_is_in_health_and_reflection(server: Server) -> None:
+    name = ext.DESCRIPTOR.services_by_name["Authorization"].full_name
     with grpc.insecure_channel(server.grpc) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        name = ext.DESCRIPTOR.services_by_name["Authorization"].full_name
         status = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10).status
         assert status == health_pb2.HealthCheckResponse.SERVING
+        assert name in ProtoReflectionDescriptorDatabase(channel).get_services()
 
 
-def test_each_check_is_a_counted_decision(server: Server) -> None:
-    before = allowed_count(server)
+def test_each_check_is_a_counted_decision_or_refusal(server: Server) -> None:
+    before, refused = allowed_count(server), refused_count(server, 400)
     check(server, envoy_request("/public/menu", claims=claims("alice")))
     assert allowed_count(server) == before + 1
+    raw_check(server, b"\xff\xff\xff")  # no CheckRequest
+    assert refused_count(server, 400) == refused + 1
 
 
 def raw_check(server: Server, data: bytes) -> ext.CheckResponse:

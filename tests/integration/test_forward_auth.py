@@ -43,10 +43,14 @@ def write_store(root: Path) -> Path:
     return root
 
 
+def start_gateway_server(tmp: Path) -> Server:
+    """`pdp serve` on write_store's store, its API id fixed (the Host does not name it)."""
+    return start_server(tmp, store=write_store(tmp / "store"), PDP_GATEWAY_API="orders-api")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("forward-auth")
-    running = start_server(tmp, store=write_store(tmp / "store"), PDP_GATEWAY_API="orders-api")
+    running = start_gateway_server(tmp_path_factory.mktemp("forward-auth"))
     yield running
     running.stop()
 
@@ -180,3 +184,22 @@ def test_the_upstream_is_told_the_principal_as_the_store_spells_it(server: Serve
     arn = f"arn:aws:iam::{ACCOUNT}:user/Alice"
     status, headers, _ = ask(server, nginx("/public/report", user=arn))
     assert status == 200 and headers["x-pdp-principal"] == f"arn:aws:iam::{ACCOUNT}:user/alice"
+
+
+def refused_count(server: Server, status: int) -> float:
+    """pdp_gateway_refused_total for `status`, summed over the workers."""
+    _, text = server.call("/metrics")
+    prefix, label = "pdp_gateway_refused_total{", f'status="{status}"'
+    lines = [line for line in text.splitlines() if line.startswith(prefix) and label in line]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+def test_a_refusal_is_counted_but_is_no_decision(server: Server) -> None:
+    before, decided = refused_count(server, 403), allowed_count(server)
+    assert ask(server, nginx("/public/../secret"))[0] == 403
+    assert ask(server, {**nginx("/public/a"), "X-Forwarded-Uri": "/public/a"})[0] == 403
+    assert refused_count(server, 403) == before + 2
+    no_user = refused_count(server, 401)
+    assert ask(server, nginx("/public/a", user=None))[0] == 401
+    assert refused_count(server, 401) == no_user + 1
+    assert allowed_count(server) == decided

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import Server, free_port, start_server
-from tests.integration.test_forward_auth import write_store
+from tests.integration.servers import Server, free_port
+from tests.integration.test_forward_auth import start_gateway_server
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}
 
@@ -126,7 +126,18 @@ class Upstream(http.server.BaseHTTPRequestHandler):
 class Proxied:
     name: str
     url: str
-    upstream_hits: list[str]
+
+
+def _serving(
+    name: str, process: subprocess.Popen[bytes], port: int, log: Path
+) -> Iterator[Proxied]:
+    """The proxy `process` once it listens on `port`; stopped when the test module is done."""
+    try:
+        _wait_for_port(port, process, log)
+        yield Proxied(name, f"http://127.0.0.1:{port}")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -143,8 +154,7 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> No
 
 @pytest.fixture(scope="module")
 def pdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("proxied-pdp")
-    running = start_server(tmp, store=write_store(tmp / "store"), PDP_GATEWAY_API="orders-api")
+    running = start_gateway_server(tmp_path_factory.mktemp("proxied-pdp"))
     yield running
     running.stop()
 
@@ -177,12 +187,7 @@ def _nginx(tmp: Path, pdp: Server, upstream: str) -> Iterator[Proxied]:
     log.touch()
     command = [binary, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        _wait_for_port(port, process, log)
-        yield Proxied("nginx", f"http://127.0.0.1:{port}", [])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    yield from _serving("nginx", process, port, log)
 
 
 def _caddy(tmp: Path, pdp: Server, upstream: str) -> Iterator[Proxied]:
@@ -209,12 +214,7 @@ def _caddy(tmp: Path, pdp: Server, upstream: str) -> Iterator[Proxied]:
             stderr=subprocess.STDOUT,
             env=env,
         )
-    try:
-        _wait_for_port(port, process, log)
-        yield Proxied("caddy", f"http://127.0.0.1:{port}", [])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    yield from _serving("caddy", process, port, log)
 
 
 @pytest.fixture(scope="module", params=["nginx", "caddy"])

@@ -52,6 +52,16 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair]:
     }
 
 
+def mtls(pki: dict[str, Pair], subjects: str) -> dict[str, str]:
+    """The settings of a server with the test CA's client certificates and an allow-list."""
+    return {
+        "PDP_TLS_CERT": str(pki["server"].cert),
+        "PDP_TLS_KEY": str(pki["server"].key),
+        "PDP_TLS_CLIENT_CA": str(pki["ca"].cert),
+        "PDP_TLS_CLIENT_SUBJECTS": subjects,
+    }
+
+
 def https(ca: Pair, client: Pair | None = None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(ca.cert))
     if client is not None:
@@ -101,10 +111,7 @@ def mtls_server(tmp_path_factory: pytest.TempPathFactory, pki: dict[str, Pair]) 
     running = start_server(
         tmp,
         ssl_context=https(pki["ca"], pki["gateway"]),
-        PDP_TLS_CERT=str(pki["server"].cert),
-        PDP_TLS_KEY=str(pki["server"].key),
-        PDP_TLS_CLIENT_CA=str(pki["ca"].cert),
-        PDP_TLS_CLIENT_SUBJECTS=f"{GATEWAY},billing-gateway",
+        **mtls(pki, f"{GATEWAY},billing-gateway"),
     )
     yield running
     running.stop()
@@ -338,10 +345,7 @@ def test_the_https_front_bounds_connections_and_handshakes(
     running = start_server(
         tmp_path,
         ssl_context=https(pki["ca"], pki["gateway"]),
-        PDP_TLS_CERT=str(pki["server"].cert),
-        PDP_TLS_KEY=str(pki["server"].key),
-        PDP_TLS_CLIENT_CA=str(pki["ca"].cert),
-        PDP_TLS_CLIENT_SUBJECTS=GATEWAY,
+        **mtls(pki, GATEWAY),
         PDP_MAX_CONNECTIONS="4",
         PDP_HEADER_TIMEOUT="1",
     )
